@@ -1,0 +1,492 @@
+//! Signing algorithms and JSON Web Key Sets (RFC 7517, RFC 7518).
+//!
+//! A key set keeps the keys it can use and reports the ones it skipped with a reason, so one
+//! encryption key or exotic curve in an IdP's JWKS does not take the whole set down. Keys
+//! are only ever selected from a configured set: header parameters that point elsewhere
+//! (`jku`, `x5u`, `jwk`, `x5c`) are never followed (RFC 8725 §3.10).
+
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use base64ct::{Base64UrlUnpadded, Encoding};
+use serde_json::{Map, Value};
+
+/// Largest JWKS document accepted, in bytes.
+pub const MAX_JWKS_LEN: usize = 256 * 1024;
+/// Most keys in one set.
+pub const MAX_KEYS: usize = 64;
+
+/// A JWS algorithm scopegate verifies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Algorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    Rs256,
+    /// RSASSA-PKCS1-v1_5 with SHA-384.
+    Rs384,
+    /// RSASSA-PKCS1-v1_5 with SHA-512.
+    Rs512,
+    /// RSASSA-PSS with SHA-256.
+    Ps256,
+    /// RSASSA-PSS with SHA-384.
+    Ps384,
+    /// RSASSA-PSS with SHA-512.
+    Ps512,
+    /// ECDSA on P-256 with SHA-256.
+    Es256,
+    /// EdDSA on Ed25519.
+    EdDsa,
+    /// HMAC with SHA-256; only with a shared secret named in the policy.
+    Hs256,
+}
+
+impl Algorithm {
+    /// Every supported algorithm.
+    pub const ALL: [Algorithm; 9] = [
+        Self::Rs256,
+        Self::Rs384,
+        Self::Rs512,
+        Self::Ps256,
+        Self::Ps384,
+        Self::Ps512,
+        Self::Es256,
+        Self::EdDsa,
+        Self::Hs256,
+    ];
+
+    /// The algorithm named `name` in a JWS header or a policy (case-sensitive, as JOSE is).
+    ///
+    /// ```
+    /// use scopegate_core::Algorithm;
+    /// assert_eq!(Algorithm::from_name("ES256"), Some(Algorithm::Es256));
+    /// assert_eq!(Algorithm::from_name("none"), None);
+    /// assert_eq!(Algorithm::from_name("rs256"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|alg| alg.name() == name)
+    }
+
+    /// The JOSE name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Rs256 => "RS256",
+            Self::Rs384 => "RS384",
+            Self::Rs512 => "RS512",
+            Self::Ps256 => "PS256",
+            Self::Ps384 => "PS384",
+            Self::Ps512 => "PS512",
+            Self::Es256 => "ES256",
+            Self::EdDsa => "EdDSA",
+            Self::Hs256 => "HS256",
+        }
+    }
+
+    /// The only key type this algorithm may be used with.
+    pub const fn key_type(self) -> KeyType {
+        match self {
+            Self::Rs256 | Self::Rs384 | Self::Rs512 | Self::Ps256 | Self::Ps384 | Self::Ps512 => {
+                KeyType::Rsa
+            }
+            Self::Es256 => KeyType::EcP256,
+            Self::EdDsa => KeyType::Ed25519,
+            Self::Hs256 => KeyType::Symmetric,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The kind of a key, which decides which algorithms may use it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyType {
+    /// `kty: RSA`, at least 2048 bits.
+    Rsa,
+    /// `kty: EC`, `crv: P-256`.
+    EcP256,
+    /// `kty: OKP`, `crv: Ed25519`.
+    Ed25519,
+    /// A shared secret (never taken from a JWKS).
+    Symmetric,
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Rsa => "RSA",
+            Self::EcP256 => "EC P-256",
+            Self::Ed25519 => "OKP Ed25519",
+            Self::Symmetric => "symmetric",
+        })
+    }
+}
+
+/// Why a JWKS document was refused as a whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JwksError {
+    /// Larger than [`MAX_JWKS_LEN`].
+    TooLarge,
+    /// Not JSON, or nested deeper than the limit.
+    Json(String),
+    /// JSON, but not an object with a `keys` array.
+    NotAKeySet,
+    /// More than [`MAX_KEYS`] keys.
+    TooManyKeys,
+    /// No key could be used; every key's reason is listed.
+    NoUsableKey(Vec<SkippedKey>),
+}
+
+impl fmt::Display for JwksError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge => write!(f, "the JWKS is larger than {} KiB", MAX_JWKS_LEN / 1024),
+            Self::Json(message) => write!(f, "the JWKS is not valid JSON: {message}"),
+            Self::NotAKeySet => f.write_str("the JWKS is not an object with a `keys` array"),
+            Self::TooManyKeys => write!(f, "the JWKS has more than {MAX_KEYS} keys"),
+            Self::NoUsableKey(skipped) => {
+                f.write_str("the JWKS has no usable signature verification key")?;
+                for key in skipped {
+                    write!(f, "; {key}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for JwksError {}
+
+/// A key that was left out of a set, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedKey {
+    /// Position in the `keys` array.
+    pub index: usize,
+    /// Its `kid`, if it had one.
+    pub kid: Option<String>,
+    /// Why it cannot be used.
+    pub reason: String,
+}
+
+impl fmt::Display for SkippedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "keys[{}]", self.index)?;
+        if let Some(kid) = &self.kid {
+            write!(f, " (kid `{kid}`)")?;
+        }
+        write!(f, " skipped: {}", self.reason)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Material {
+    #[cfg(feature = "rsa")]
+    Rsa(jwt_compact::alg::RsaPublicKey),
+    #[cfg(feature = "ecdsa")]
+    EcP256(<jwt_compact::alg::Es256 as jwt_compact::Algorithm>::VerifyingKey),
+    #[cfg(feature = "eddsa")]
+    Ed25519(<jwt_compact::alg::Ed25519 as jwt_compact::Algorithm>::VerifyingKey),
+    /// This build has no verifier for the key's type; the key was checked for shape only.
+    NotBuilt,
+}
+
+/// One usable public key.
+#[derive(Clone, Debug)]
+pub struct Jwk {
+    kid: Option<Box<str>>,
+    alg: Option<Algorithm>,
+    key_type: KeyType,
+    pub(crate) material: Material,
+}
+
+impl Jwk {
+    /// The key id.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The key type.
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+
+    /// The algorithm the key is restricted to by its `alg` member, if any.
+    pub fn algorithm(&self) -> Option<Algorithm> {
+        self.alg
+    }
+
+    /// May this key verify a signature made with `alg`? Only when the key type is the
+    /// algorithm's and the key's own `alg`, if set, agrees (RFC 8725 §3.1).
+    pub fn fits(&self, alg: Algorithm) -> bool {
+        alg.key_type() == self.key_type && self.alg.is_none_or(|own| own == alg)
+    }
+}
+
+/// The usable keys of a JWKS document.
+///
+/// ```
+/// use scopegate_core::KeySet;
+/// let jwks = r#"{"keys":[
+///   {"kty":"OKP","crv":"Ed25519","kid":"ed","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
+///   {"kty":"EC","crv":"P-384","kid":"p384","x":"AA","y":"AA"}
+/// ]}"#;
+/// let set = KeySet::from_json(jwks).unwrap();
+/// assert_eq!(set.keys().count(), 1);
+/// assert_eq!(set.skipped()[0].kid.as_deref(), Some("p384"));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct KeySet {
+    keys: Vec<Jwk>,
+    skipped: Vec<SkippedKey>,
+}
+
+impl KeySet {
+    /// Parses a JWKS document (`{"keys": [...]}`).
+    pub fn from_json(text: &str) -> Result<Self, JwksError> {
+        if text.len() > MAX_JWKS_LEN {
+            return Err(JwksError::TooLarge);
+        }
+        if !crate::json::depth_within(text.as_bytes(), crate::json::MAX_DEPTH) {
+            return Err(JwksError::Json(String::from("nested too deeply")));
+        }
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| JwksError::Json(alloc::format!("{e}")))?;
+        Self::from_value(&value)
+    }
+
+    /// Builds a key set from an already parsed JWKS document.
+    pub fn from_value(value: &Value) -> Result<Self, JwksError> {
+        let keys = value
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or(JwksError::NotAKeySet)?;
+        if keys.len() > MAX_KEYS {
+            return Err(JwksError::TooManyKeys);
+        }
+        let mut set = KeySet::default();
+        for (index, key) in keys.iter().enumerate() {
+            let kid = key.get("kid").and_then(Value::as_str).map(ToOwned::to_owned);
+            match parse_key(key) {
+                Ok(jwk) => set.keys.push(jwk),
+                Err(reason) => set.skipped.push(SkippedKey { index, kid, reason }),
+            }
+        }
+        if set.keys.is_empty() {
+            return Err(JwksError::NoUsableKey(set.skipped));
+        }
+        Ok(set)
+    }
+
+    /// The usable keys.
+    pub fn keys(&self) -> impl Iterator<Item = &Jwk> {
+        self.keys.iter()
+    }
+
+    /// The keys that were left out, with reasons.
+    pub fn skipped(&self) -> &[SkippedKey] {
+        &self.skipped
+    }
+
+    /// Does the set hold a key with this `kid`?
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid() == Some(kid))
+    }
+}
+
+fn parse_key(key: &Value) -> Result<Jwk, String> {
+    let object = key.as_object().ok_or("not a JSON object")?;
+    let text = |name: &str| -> Result<Option<&str>, String> {
+        match object.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(alloc::format!("`{name}` is not a string")),
+        }
+    };
+    if let Some(use_) = text("use")? {
+        if use_ != "sig" {
+            return Err(alloc::format!("`use` is `{use_}`, not `sig`"));
+        }
+    }
+    if let Some(ops) = object.get("key_ops") {
+        let verifies = ops
+            .as_array()
+            .is_some_and(|ops| ops.iter().any(|op| op.as_str() == Some("verify")));
+        if !verifies {
+            return Err(String::from("`key_ops` does not include `verify`"));
+        }
+    }
+    for private in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
+        if object.contains_key(private) {
+            return Err(alloc::format!(
+                "it carries private or secret material (`{private}`); publish public keys only"
+            ));
+        }
+    }
+    let alg = match text("alg")? {
+        None => None,
+        Some(name) => Some(
+            Algorithm::from_name(name)
+                .ok_or_else(|| alloc::format!("algorithm `{name}` is not supported"))?,
+        ),
+    };
+    let key_type = match (text("kty")?, text("crv")?) {
+        (Some("RSA"), _) => {
+            let n = base64_member(object, "n")?;
+            base64_member(object, "e")?;
+            let bits = significant_bits(&n);
+            if bits < 2048 {
+                return Err(alloc::format!(
+                    "RSA modulus has {bits} bits; at least 2048 are required"
+                ));
+            }
+            KeyType::Rsa
+        }
+        (Some("EC"), Some("P-256")) => {
+            for member in ["x", "y"] {
+                if base64_member(object, member)?.len() != 32 {
+                    return Err(alloc::format!("`{member}` is not 32 bytes"));
+                }
+            }
+            KeyType::EcP256
+        }
+        (Some("OKP"), Some("Ed25519")) => {
+            if base64_member(object, "x")?.len() != 32 {
+                return Err(String::from("`x` is not 32 bytes"));
+            }
+            KeyType::Ed25519
+        }
+        (Some(kty @ ("EC" | "OKP")), crv) => {
+            return Err(alloc::format!(
+                "curve `{}` of key type `{kty}` is not supported",
+                crv.unwrap_or("(none)")
+            ))
+        }
+        (Some(kty), _) => return Err(alloc::format!("key type `{kty}` is not supported")),
+        (None, _) => return Err(String::from("`kty` is missing")),
+    };
+    if let Some(alg) = alg {
+        if alg.key_type() != key_type {
+            return Err(alloc::format!(
+                "its `alg` {alg} does not fit its key type {key_type}"
+            ));
+        }
+    }
+    Ok(Jwk {
+        kid: text("kid")?.map(Into::into),
+        alg,
+        key_type,
+        material: material(key, key_type)?,
+    })
+}
+
+fn base64_member(object: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String> {
+    let text = object
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| alloc::format!("`{name}` is missing"))?;
+    Base64UrlUnpadded::decode_vec(text).map_err(|_| alloc::format!("`{name}` is not base64url"))
+}
+
+fn significant_bits(bytes: &[u8]) -> usize {
+    match bytes.iter().position(|b| *b != 0) {
+        Some(first) => (bytes.len() - first) * 8 - bytes[first].leading_zeros() as usize,
+        None => 0,
+    }
+}
+
+#[cfg(any(feature = "rsa", feature = "ecdsa", feature = "eddsa"))]
+fn material(key: &Value, key_type: KeyType) -> Result<Material, String> {
+    use jwt_compact::jwk::JsonWebKey;
+    let jwk: JsonWebKey<'_> = serde_json::from_value(key.clone())
+        .map_err(|e| alloc::format!("not a valid JWK: {e}"))?;
+    let invalid = |e: jwt_compact::jwk::JwkError| alloc::format!("not a valid key: {e}");
+    match key_type {
+        #[cfg(feature = "rsa")]
+        KeyType::Rsa => jwt_compact::alg::RsaPublicKey::try_from(&jwk)
+            .map(Material::Rsa)
+            .map_err(invalid),
+        #[cfg(feature = "ecdsa")]
+        KeyType::EcP256 => {
+            <jwt_compact::alg::Es256 as jwt_compact::Algorithm>::VerifyingKey::try_from(&jwk)
+                .map(Material::EcP256)
+                .map_err(invalid)
+        }
+        #[cfg(feature = "eddsa")]
+        KeyType::Ed25519 => {
+            <jwt_compact::alg::Ed25519 as jwt_compact::Algorithm>::VerifyingKey::try_from(&jwk)
+                .map(Material::Ed25519)
+                .map_err(invalid)
+        }
+        _ => Ok(Material::NotBuilt),
+    }
+}
+
+#[cfg(not(any(feature = "rsa", feature = "ecdsa", feature = "eddsa")))]
+fn material(_key: &Value, _key_type: KeyType) -> Result<Material, String> {
+    Ok(Material::NotBuilt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skips_what_it_cannot_use_and_says_why() {
+        let jwks = r#"{"keys":[
+            {"kty":"RSA","kid":"small","n":"AQAB","e":"AQAB"},
+            {"kty":"EC","crv":"P-256","kid":"enc","use":"enc","x":"AA","y":"AA"},
+            {"kty":"oct","kid":"secret","k":"c2VjcmV0"},
+            {"kty":"OKP","crv":"Ed25519","kid":"priv","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","d":"AA"},
+            {"kty":"OKP","crv":"Ed25519","kid":"wrong-alg","alg":"RS256","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
+            {"kty":"OKP","crv":"Ed25519","kid":"ops","key_ops":["sign"],"x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
+            {"kty":"OKP","crv":"Ed25519","kid":"good","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
+        ]}"#;
+        let set = KeySet::from_json(jwks).unwrap();
+        assert_eq!(set.keys().map(|k| k.kid().unwrap()).collect::<Vec<_>>(), ["good"]);
+        let reasons: Vec<String> = set.skipped().iter().map(|s| alloc::format!("{s}")).collect();
+        assert!(reasons[0].contains("at least 2048"), "{}", reasons[0]);
+        assert!(reasons[1].contains("`use` is `enc`"), "{}", reasons[1]);
+        assert!(reasons[2].contains("secret material"), "{}", reasons[2]);
+        assert!(reasons[3].contains("private"), "{}", reasons[3]);
+        assert!(reasons[4].contains("does not fit"), "{}", reasons[4]);
+        assert!(reasons[5].contains("key_ops"), "{}", reasons[5]);
+    }
+
+    #[test]
+    fn refuses_broken_documents() {
+        assert_eq!(KeySet::from_json("{}").unwrap_err(), JwksError::NotAKeySet);
+        assert!(matches!(KeySet::from_json("{"), Err(JwksError::Json(_))));
+        assert!(matches!(
+            KeySet::from_json(r#"{"keys":[]}"#),
+            Err(JwksError::NoUsableKey(_))
+        ));
+        let deep = alloc::format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert!(matches!(KeySet::from_json(&deep), Err(JwksError::Json(_))));
+        let many = alloc::format!("{{\"keys\":[{}{{}}]}}", "{},".repeat(MAX_KEYS));
+        assert_eq!(KeySet::from_json(&many).unwrap_err(), JwksError::TooManyKeys);
+    }
+
+    #[test]
+    fn fits_checks_type_and_alg() {
+        let set = KeySet::from_json(
+            r#"{"keys":[{"kty":"OKP","crv":"Ed25519","alg":"EdDSA","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#,
+        )
+        .unwrap();
+        let key = set.keys().next().unwrap();
+        assert!(key.fits(Algorithm::EdDsa));
+        assert!(!key.fits(Algorithm::Es256));
+        assert!(!key.fits(Algorithm::Hs256));
+    }
+
+    #[test]
+    fn bit_counting() {
+        assert_eq!(significant_bits(&[0, 0x01, 0]), 9);
+        assert_eq!(significant_bits(&[0x80]), 8);
+        assert_eq!(significant_bits(&[]), 0);
+    }
+}

@@ -1,0 +1,69 @@
+//! # scopegate-core
+//!
+//! OAuth 2.0 scope decisions that are explicit, identical everywhere, and cheap: the one
+//! implementation behind the scopegate gateway filter (proxy-wasm) and the scopegate browser
+//! package (wasm-bindgen). `no_std` + `alloc`, no I/O, no clock: time and fetched keys are
+//! passed in.
+//!
+//! - [`scope`]: scope syntax, hierarchical coverage (`order` covers `order:item`), the
+//!   `.write` suffix, prefix scopes, progressive requests.
+//! - [`Policy`]: the JSON policy document compiled into a route matcher.
+//! - [`token`]: bearer extraction, JWS decoding, jwt-compact verification, claim checks.
+//! - [`KeySet`]: JWKS parsing.
+//! - [`Decision`]: pass, or deny with the RFC 6750 / RFC 9470 challenge and JSON body.
+//! - [`parse_challenges`]: RFC 9110 `WWW-Authenticate` parsing.
+//!
+//! ```
+//! use scopegate_core::{Decision, KeyStore, Policy, Request, UnixTime};
+//!
+//! let policy = Policy::from_json(r#"{
+//!   "version": 1,
+//!   "realm": "orders-api",
+//!   "issuers": [{"issuer": "https://idp.example", "audiences": ["orders-api"],
+//!                "algorithms": ["RS256"], "jwks_uri": "https://idp.example/jwks",
+//!                "jwks_cluster": "idp"}],
+//!   "routes": [
+//!     {"path": "/api/public/**", "public": true},
+//!     {"path": "/api/resources", "methods": ["POST"], "require": "resource:write"}
+//!   ]
+//! }"#)?;
+//!
+//! let keys = KeyStore::default();
+//! let now = UnixTime(1_767_000_000);
+//! let decision = policy.decide(&Request::new("GET", "/api/public/docs"), &keys, now);
+//! assert!(matches!(decision, Decision::Allow(_)));
+//!
+//! // `..` is resolved before matching: this is not a public route.
+//! let decision = policy.decide(&Request::new("POST", "/api/public/../resources"), &keys, now);
+//! assert_eq!(decision.status(), Some(401));
+//! # Ok::<(), scopegate_core::PolicyError>(())
+//! ```
+#![no_std]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod challenge;
+pub mod decision;
+pub mod jwks;
+mod json;
+pub mod path;
+pub mod policy;
+pub mod route;
+pub mod scope;
+pub mod token;
+
+pub use challenge::{parse_challenges, Challenge, ChallengeParseError};
+pub use decision::{Allow, AllowReason, Decision, Denial, DenyReason, ErrorCode, Request, Served};
+pub use jwks::{Algorithm, JwksError, KeySet};
+pub use policy::{KeyStore, Policy, PolicyDocument, PolicyError};
+pub use scope::{ScopeRequest, ScopeRules, ScopeSet};
+pub use token::{Principal, TokenError};
+
+/// A point in time, in whole seconds since 1970-01-01T00:00:00Z. The core never reads a
+/// clock: the gateway passes the host's time, the browser `Date.now()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnixTime(pub u64);

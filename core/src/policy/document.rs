@@ -1,0 +1,283 @@
+//! The policy document as JSON: serde types that mirror `policy.schema.json` one to one.
+//!
+//! These types only describe shape; [`crate::Policy::from_json`] compiles them into the form
+//! requests are decided on, and refuses what is well-formed JSON but cannot work.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+/// The whole policy document.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDocument {
+    /// Editor hint pointing at the JSON Schema; ignored.
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Format version; must be 1.
+    pub version: u32,
+    /// The `realm` of every challenge.
+    pub realm: String,
+    /// The protected resource identifier (RFC 9728), e.g. `https://api.example.com`. When
+    /// set, the metadata document is served and challenges carry `resource_metadata`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// Trusted token issuers.
+    pub issuers: Vec<IssuerDocument>,
+    /// How scopes are read and compared.
+    #[serde(default)]
+    pub scopes: ScopesDocument,
+    /// Role claims mapped to scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<RolesDocument>,
+    /// The routes.
+    pub routes: Vec<RouteDocument>,
+    /// What happens to a request no route matches.
+    #[serde(default)]
+    pub unmatched: Unmatched,
+    /// Claims forwarded to the upstream as request headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<ForwardDocument>,
+    /// Cross-origin settings for denials read by browsers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsDocument>,
+    /// Log decisions but let every request through.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// One trusted issuer.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerDocument {
+    /// Exact `iss` value.
+    pub issuer: String,
+    /// Accepted `aud` values; a token must name at least one.
+    pub audiences: Vec<String>,
+    /// Accepted JWS algorithms.
+    pub algorithms: Vec<String>,
+    /// Inline JWKS (`{"keys": [...]}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<Value>,
+    /// Remote JWKS URL, fetched by the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// Envoy cluster that reaches `jwks_uri`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_cluster: Option<String>,
+    /// Seconds between JWKS refreshes (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_refresh_seconds: Option<u64>,
+    /// Minimum seconds between re-fetches caused by an unknown `kid` (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_refetch_seconds: Option<u64>,
+    /// Shared secret for HS256, base64url; at least 32 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac_secret: Option<String>,
+    /// Clock leeway for `exp`, `nbf` and `iat`, in seconds (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leeway_seconds: Option<u64>,
+    /// Required `typ` header, e.g. `at+jwt` (RFC 9068).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+}
+
+/// How scopes are read from tokens and compared.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopesDocument {
+    /// Claims holding scopes, in order (default `scope`, `scp`, `permissions`).
+    #[serde(default = "default_scope_claims")]
+    pub claims: Vec<String>,
+    /// Hierarchy separator (default `:`).
+    #[serde(default = "default_separator")]
+    pub separator: String,
+    /// Write suffix (default `.write`); `null` turns write semantics off.
+    #[serde(default = "default_write_suffix")]
+    pub write_suffix: Option<String>,
+    /// Prefix scopes such as `transaction-`.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    /// Step-up: seconds since `auth_time` after which a scope needs a fresh login.
+    #[serde(default)]
+    pub max_age: BTreeMap<String, u64>,
+}
+
+impl Default for ScopesDocument {
+    fn default() -> Self {
+        Self {
+            claims: default_scope_claims(),
+            separator: default_separator(),
+            write_suffix: default_write_suffix(),
+            prefixes: Vec::new(),
+            max_age: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_scope_claims() -> Vec<String> {
+    ["scope", "scp", "permissions"]
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
+fn default_separator() -> String {
+    String::from(":")
+}
+
+#[allow(clippy::unnecessary_wraps)]
+fn default_write_suffix() -> Option<String> {
+    Some(String::from(".write"))
+}
+
+/// Role claims and the scopes each role grants.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesDocument {
+    /// Claims holding roles (default `roles`); a name starting with `/` is a JSON pointer.
+    #[serde(default = "default_role_claims")]
+    pub claims: Vec<String>,
+    /// Role name to the scopes it grants.
+    pub map: BTreeMap<String, Vec<String>>,
+}
+
+fn default_role_claims() -> Vec<String> {
+    alloc::vec![String::from("roles")]
+}
+
+/// One route.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteDocument {
+    /// Path template: `/api/orders/{id}`, `/api/public/**`.
+    pub path: String,
+    /// Methods (upper case); absent means every method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<String>>,
+    /// No token needed.
+    #[serde(default)]
+    pub public: bool,
+    /// The scopes needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require: Option<RequirementDocument>,
+}
+
+/// A route's scope requirement: `"a"`, `["a", "b"]` (all of), `{"all_of": [...]}` or
+/// `{"any_of": [["a"], ["b", "c"]]}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequirementDocument {
+    /// Every scope of the list.
+    AllOf(Vec<String>),
+    /// Every scope of at least one of the lists.
+    AnyOf(Vec<Vec<String>>),
+}
+
+impl Serialize for RequirementDocument {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Self::AllOf(list) if list.len() == 1 => serializer.serialize_str(&list[0]),
+            Self::AllOf(list) => list.serialize(serializer),
+            Self::AnyOf(lists) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("any_of", lists)?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RequirementDocument {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RequirementVisitor)
+    }
+}
+
+struct RequirementVisitor;
+
+impl<'de> Visitor<'de> for RequirementVisitor {
+    type Value = RequirementDocument;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "a scope string, an array of scopes (all required), {\"all_of\": [...]} or \
+             {\"any_of\": [[...], ...]}",
+        )
+    }
+
+    fn visit_str<E: de::Error>(self, scope: &str) -> Result<Self::Value, E> {
+        Ok(RequirementDocument::AllOf(alloc::vec![String::from(scope)]))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut scopes = Vec::new();
+        while let Some(scope) = seq.next_element::<String>()? {
+            scopes.push(scope);
+        }
+        Ok(RequirementDocument::AllOf(scopes))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let Some(key) = map.next_key::<String>()? else {
+            return Err(de::Error::custom("expected `all_of` or `any_of`"));
+        };
+        let requirement = match key.as_str() {
+            "all_of" => RequirementDocument::AllOf(map.next_value()?),
+            "any_of" => RequirementDocument::AnyOf(map.next_value()?),
+            other => return Err(de::Error::unknown_field(other, &["all_of", "any_of"])),
+        };
+        if let Some(extra) = map.next_key::<String>()? {
+            return Err(de::Error::custom(alloc::format!(
+                "unexpected `{extra}`: a requirement has exactly one of `all_of` or `any_of`"
+            )));
+        }
+        Ok(requirement)
+    }
+}
+
+/// What happens to a request no route matches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmatched {
+    /// 403 `insufficient_scope` (the default: fail closed).
+    #[default]
+    Deny,
+    /// Let it through unchecked.
+    Allow,
+}
+
+/// Claims forwarded to the upstream.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardDocument {
+    /// One request header per claim.
+    #[serde(default)]
+    pub claims: Vec<ForwardClaimDocument>,
+    /// A header that receives the effective scopes, space-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes_header: Option<String>,
+}
+
+/// One forwarded claim.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardClaimDocument {
+    /// Claim name, or a JSON pointer starting with `/`.
+    pub claim: String,
+    /// Request header name (lower case).
+    pub header: String,
+}
+
+/// Cross-origin settings.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsDocument {
+    /// Origins (`scheme://host[:port]`) whose scripts may read denials; `*` for any.
+    pub allowed_origins: Vec<String>,
+}

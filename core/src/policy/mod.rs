@@ -1,0 +1,327 @@
+//! The policy: loaded once from JSON, compiled into a form that cannot hold an invalid
+//! state, then asked for decisions.
+
+mod compile;
+pub mod document;
+mod requirement;
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+pub use document::PolicyDocument;
+pub(crate) use requirement::{Evaluation, Requirement};
+
+use crate::jwks::{Algorithm, KeySet};
+use crate::route::RouteTable;
+use crate::scope::ScopeRules;
+
+/// Why a policy document was refused. `path` names the offending JSON value the way a
+/// reader finds it (`routes[3].path`, `issuers[0].algorithms[1]`).
+///
+/// ```
+/// let err = scopegate_core::Policy::from_json(r#"{"version": 1, "realm": "api",
+///     "issuers": [], "routes": [{"path": "/a/**/b", "public": true}]}"#).unwrap_err();
+/// assert_eq!(err.path, "routes[0].path");
+/// assert!(err.to_string().starts_with("routes[0].path: "));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyError {
+    /// JSON path of the offending value (`.` for the document itself).
+    pub path: String,
+    /// What is wrong and what to do about it.
+    pub message: String,
+}
+
+impl PolicyError {
+    pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for PolicyError {}
+
+/// A claim name from the policy: a top-level claim, or a JSON pointer when it starts with
+/// `/` (`/realm_access/roles`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClaimName {
+    /// A top-level claim such as `scope` or `https://example.com/roles`.
+    Top(Box<str>),
+    /// A JSON pointer into the claims.
+    Pointer(Box<str>),
+}
+
+impl ClaimName {
+    pub(crate) fn parse(name: &str) -> Self {
+        if name.starts_with('/') {
+            Self::Pointer(name.into())
+        } else {
+            Self::Top(name.into())
+        }
+    }
+
+    /// The name as written in the policy.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Top(name) | Self::Pointer(name) => name,
+        }
+    }
+}
+
+/// Where an issuer's keys come from.
+#[derive(Clone, Debug)]
+pub enum KeySource {
+    /// Keys written into the policy.
+    Inline(KeySet),
+    /// Keys the host fetches and hands over in a [`KeyStore`].
+    Remote(RemoteJwks),
+    /// Only a shared HMAC secret.
+    SecretOnly,
+}
+
+/// A JWKS the host fetches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteJwks {
+    /// The URL.
+    pub uri: String,
+    /// The Envoy cluster that reaches it.
+    pub cluster: String,
+    /// Seconds between refreshes.
+    pub refresh_seconds: u64,
+    /// Minimum seconds between re-fetches caused by an unknown `kid`.
+    pub refetch_seconds: u64,
+}
+
+/// A trusted issuer, compiled.
+#[derive(Clone, Debug)]
+pub struct Issuer {
+    pub(crate) issuer: Box<str>,
+    pub(crate) audiences: Vec<Box<str>>,
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) keys: KeySource,
+    pub(crate) hmac_secret: Option<Vec<u8>>,
+    pub(crate) leeway: u64,
+    pub(crate) token_type: Option<Box<str>>,
+}
+
+impl Issuer {
+    /// The `iss` value.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Where its keys come from.
+    pub fn keys(&self) -> &KeySource {
+        &self.keys
+    }
+
+    /// Accepted algorithms.
+    pub fn algorithms(&self) -> &[Algorithm] {
+        &self.algorithms
+    }
+}
+
+/// Whether a route needs a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    Public,
+    Protected(Requirement),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Route {
+    pub(crate) path: Box<str>,
+    pub(crate) access: Access,
+}
+
+/// A forwarded header and the claim it carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ForwardClaim {
+    pub(crate) header: Box<str>,
+    pub(crate) claim: ClaimName,
+}
+
+/// The RFC 9728 identity of the protected resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Resource {
+    /// Absolute URL of the metadata document, for `resource_metadata`.
+    pub(crate) metadata_url: Box<str>,
+    /// Path on which the metadata document is served.
+    pub(crate) metadata_path: Box<str>,
+    /// The document itself, rendered once.
+    pub(crate) metadata_document: Box<str>,
+}
+
+/// A compiled policy. Build it with [`Policy::from_json`]; ask it with
+/// [`Policy::decide`](crate::Policy::decide) or [`Policy::precheck`](crate::Policy::precheck).
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub(crate) realm: Box<str>,
+    pub(crate) resource: Option<Resource>,
+    pub(crate) issuers: Vec<Issuer>,
+    pub(crate) scope_claims: Vec<ClaimName>,
+    pub(crate) role_claims: Vec<ClaimName>,
+    pub(crate) role_map: BTreeMap<Box<str>, Vec<Box<str>>>,
+    pub(crate) rules: ScopeRules,
+    pub(crate) max_age: Vec<(Box<str>, u64)>,
+    pub(crate) routes: Vec<Route>,
+    pub(crate) table: RouteTable,
+    pub(crate) allow_unmatched: bool,
+    pub(crate) forward: Vec<ForwardClaim>,
+    pub(crate) forward_scopes: Option<Box<str>>,
+    pub(crate) cors_origins: Vec<Box<str>>,
+    pub(crate) dry_run: bool,
+}
+
+impl Policy {
+    /// Parses and compiles a policy document.
+    ///
+    /// ```
+    /// let policy = scopegate_core::Policy::from_json(r#"{
+    ///   "version": 1,
+    ///   "realm": "orders",
+    ///   "issuers": [{"issuer": "https://idp.example", "audiences": ["orders"],
+    ///                "algorithms": ["HS256"], "hmac_secret": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}],
+    ///   "routes": [{"path": "/orders/{id}", "methods": ["GET"], "require": "order:item"}]
+    /// }"#).unwrap();
+    /// assert_eq!(policy.realm(), "orders");
+    /// ```
+    pub fn from_json(text: &str) -> Result<Self, PolicyError> {
+        let deserializer = &mut serde_json::Deserializer::from_str(text);
+        let document: PolicyDocument =
+            serde_path_to_error::deserialize(deserializer).map_err(|err| {
+                let path = alloc::format!("{}", err.path());
+                let message = alloc::format!("{}", err.inner());
+                PolicyError::new(path, strip_position(&message))
+            })?;
+        Self::compile(&document)
+    }
+
+    /// Compiles an already parsed document.
+    pub fn compile(document: &PolicyDocument) -> Result<Self, PolicyError> {
+        compile::compile(document)
+    }
+
+    /// The realm of every challenge.
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// The trusted issuers, in policy order.
+    pub fn issuers(&self) -> &[Issuer] {
+        &self.issuers
+    }
+
+    /// The scope rules (separator, write suffix, prefixes).
+    pub fn scope_rules(&self) -> &ScopeRules {
+        &self.rules
+    }
+
+    /// Is dry-run mode on (decide and log, but let everything through)?
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// Header names the host must remove from every incoming request before forwarding,
+    /// so that a client cannot forge what scopegate forwards.
+    pub fn forwarded_headers(&self) -> impl Iterator<Item = &str> {
+        self.forward
+            .iter()
+            .map(|f| &*f.header)
+            .chain(self.forward_scopes.as_deref())
+    }
+
+    /// The path template of the route at `index`, for logs and stats.
+    pub fn route_path(&self, index: usize) -> Option<&str> {
+        self.routes.get(index).map(|r| &*r.path)
+    }
+
+    /// The RFC 9728 protected resource metadata document, if `resource` is set.
+    pub fn resource_metadata(&self) -> Option<&str> {
+        self.resource.as_ref().map(|r| &*r.metadata_document)
+    }
+
+    pub(crate) fn issuer_by_name(&self, iss: &str) -> Option<(usize, &Issuer)> {
+        self.issuers
+            .iter()
+            .enumerate()
+            .find(|(_, issuer)| *issuer.issuer == *iss)
+    }
+
+    pub(crate) fn scope_claims(&self) -> impl Iterator<Item = &ClaimName> {
+        self.scope_claims.iter()
+    }
+
+    pub(crate) fn role_claims(&self) -> impl Iterator<Item = &ClaimName> {
+        self.role_claims.iter()
+    }
+
+    pub(crate) fn scopes_of_role(&self, role: &str) -> impl Iterator<Item = &str> {
+        self.role_map
+            .get(role)
+            .into_iter()
+            .flat_map(|scopes| scopes.iter().map(|s| &**s))
+    }
+
+    pub(crate) fn forward_claims(&self) -> impl Iterator<Item = (&str, &ClaimName)> {
+        self.forward.iter().map(|f| (&*f.header, &f.claim))
+    }
+}
+
+/// serde_json appends " at line 1 column 42" to messages; the JSON path says more.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => String::from(&message[..at]),
+        None => String::from(message),
+    }
+}
+
+/// Keys fetched by the host for issuers with a remote JWKS. Inline keys live in the policy.
+///
+/// ```
+/// use scopegate_core::{KeySet, KeyStore};
+/// let mut store = KeyStore::default();
+/// let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+/// store.install(0, KeySet::from_json(jwks).unwrap());
+/// assert!(store.get(0).is_some());
+/// assert!(store.get(1).is_none());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct KeyStore {
+    sets: Vec<Option<KeySet>>,
+}
+
+impl KeyStore {
+    /// Installs (or replaces) the keys of the issuer at position `issuer`.
+    pub fn install(&mut self, issuer: usize, keys: KeySet) {
+        if self.sets.len() <= issuer {
+            self.sets.resize(issuer + 1, None);
+        }
+        self.sets[issuer] = Some(keys);
+    }
+
+    /// The fetched keys of the issuer at position `issuer`.
+    pub fn get(&self, issuer: usize) -> Option<&KeySet> {
+        self.sets.get(issuer).and_then(Option::as_ref)
+    }
+
+    /// The keys to verify with for `issuer` of `policy`: inline ones, else fetched ones.
+    pub(crate) fn keys_for<'k>(&'k self, policy: &'k Policy, issuer: usize) -> Option<&'k KeySet> {
+        match policy.issuers.get(issuer).map(|i| &i.keys) {
+            Some(KeySource::Inline(keys)) => Some(keys),
+            _ => self.get(issuer),
+        }
+    }
+}
