@@ -107,12 +107,11 @@ pub fn normalize(target: &str) -> Result<Cow<'_, str>, PathError> {
         }
         i += 1;
     }
-    if !needs_rewrite {
-        needs_rewrite = path.len() > 1 && path.ends_with('/')
-            || path
-                .split('/')
-                .skip(1)
-                .any(|segment| segment.is_empty() || segment == "." || segment == "..");
+    if !needs_rewrite && path != "/" {
+        needs_rewrite = path
+            .split('/')
+            .skip(1)
+            .any(|segment| segment.is_empty() || segment == "." || segment == "..");
     }
     if !needs_rewrite {
         return Ok(Cow::Borrowed(path));

@@ -1,1 +1,169 @@
-//! Test support.
+//! Test support for scopegate: deterministic test keys, a JWS signer that can also forge
+//! (`alg: none`, key confusion, tampering), and the token specs used by the shared vectors.
+//!
+//! The keys come from fixed seeds, so `gen-vectors` reproduces the same JWKS every time;
+//! they protect nothing and must never be used outside tests and the demo.
+
+use std::path::PathBuf;
+
+use base64ct::{Base64UrlUnpadded, Encoding};
+use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Rsa, RsaPrivateKey};
+use jwt_compact::jwk::JsonWebKey;
+use jwt_compact::{Algorithm, AlgorithmSignature};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use serde_json::{json, Map, Value};
+
+/// The repository root (the parent of `tests/`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// The test issuer's signing keys.
+pub struct TestKeys {
+    /// RSA 2048, kid `rsa-1`.
+    pub rsa: RsaPrivateKey,
+    /// P-256, kid `ec-1`.
+    pub ec: p256::ecdsa::SigningKey,
+    /// Ed25519, kid `ed-1`.
+    pub ed: ed25519_dalek::SigningKey,
+}
+
+/// The shared HS256 secret of the `hmac` vector suite (base64url of 32 ASCII bytes).
+pub const HMAC_SECRET: &[u8] = b"scopegate-test-hmac-secret-32-b!";
+
+impl TestKeys {
+    /// The keys for `seed` (the vectors and the demo use seed 1; rotation tests others).
+    pub fn from_seed(seed: u64) -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let rsa = RsaPrivateKey::new(&mut rng, 2048).expect("RSA key generation");
+        let ec = p256::ecdsa::SigningKey::random(&mut rng);
+        let ed = ed25519_dalek::SigningKey::generate(&mut rng);
+        Self { rsa, ec, ed }
+    }
+
+    /// The public JWKS with kids `{prefix}rsa-1`, `{prefix}ec-1`, `{prefix}ed-1`.
+    pub fn jwks(&self, kid_prefix: &str) -> Value {
+        let rsa_public = self.rsa.to_public_key();
+        let ec_public = *self.ec.verifying_key();
+        let ed_public = self.ed.verifying_key();
+        let entries = [
+            (JsonWebKey::from(&rsa_public), "rsa-1"),
+            (JsonWebKey::from(&ec_public), "ec-1"),
+            (JsonWebKey::from(&ed_public), "ed-1"),
+        ];
+        let keys: Vec<Value> = entries
+            .into_iter()
+            .map(|(jwk, kid)| {
+                let mut value = serde_json::to_value(&jwk).expect("JWK serializes");
+                let object = value.as_object_mut().expect("JWK is an object");
+                object.insert("kid".into(), json!(format!("{kid_prefix}{kid}")));
+                object.insert("use".into(), json!("sig"));
+                value
+            })
+            .collect();
+        json!({ "keys": keys })
+    }
+
+    /// The canonical JSON of the RSA public key: what an attacker would use as an HMAC
+    /// secret in an RS256/HS256 confusion attack.
+    pub fn rsa_public_json(&self) -> String {
+        let public = self.rsa.to_public_key();
+        let jwk = JsonWebKey::from(&public);
+        serde_json::to_string(&jwk).expect("JWK serializes")
+    }
+
+    /// Signs `header.claims` with the key `signer` names; `header.alg` is not consulted, so
+    /// that mismatches can be forged.
+    pub fn sign(&self, header: &Value, claims: &Value, signer: &str) -> String {
+        let input = format!("{}.{}", b64_json(header), b64_json(claims));
+        let message = input.as_bytes();
+        let signature: Vec<u8> = match signer {
+            "RS256" => Rsa::rs256().sign(&self.rsa, message).as_bytes().into_owned(),
+            "RS384" => Rsa::rs384().sign(&self.rsa, message).as_bytes().into_owned(),
+            "RS512" => Rsa::rs512().sign(&self.rsa, message).as_bytes().into_owned(),
+            "PS256" => Rsa::ps256().sign(&self.rsa, message).as_bytes().into_owned(),
+            "ES256" => Es256.sign(&self.ec, message).as_bytes().into_owned(),
+            "EdDSA" => Ed25519.sign(&self.ed, message).as_bytes().into_owned(),
+            "HS256" => Hs256
+                .sign(&Hs256Key::new(HMAC_SECRET), message)
+                .as_bytes()
+                .into_owned(),
+            "HS256-with-rsa-public-key" => Hs256
+                .sign(&Hs256Key::new(self.rsa_public_json()), message)
+                .as_bytes()
+                .into_owned(),
+            "none" => Vec::new(),
+            other => panic!("unknown signer `{other}`"),
+        };
+        format!("{input}.{}", Base64UrlUnpadded::encode_string(&signature))
+    }
+}
+
+fn b64_json(value: &Value) -> String {
+    Base64UrlUnpadded::encode_string(value.to_string().as_bytes())
+}
+
+/// Mints the token a vector's `token` spec describes.
+///
+/// A spec is either a string (used as the token), or an object:
+/// `signer` (default: the `alg`), `alg`, `kid` (default from the signer), `header`
+/// (merged; `null` removes), `claims` (merged over `defaults`; `null` removes),
+/// `tamper: "payload"` (re-encodes the claims after signing), `repeat: N` (a token of N
+/// bytes of `a`).
+pub fn mint(keys: &TestKeys, spec: &Value, defaults: &Map<String, Value>) -> String {
+    if let Some(raw) = spec.as_str() {
+        return raw.to_owned();
+    }
+    let spec = spec.as_object().expect("token spec is a string or an object");
+    if let Some(n) = spec.get("repeat").and_then(Value::as_u64) {
+        return "a".repeat(n as usize);
+    }
+    let alg = spec.get("alg").and_then(Value::as_str).unwrap_or("RS256");
+    let signer = spec.get("signer").and_then(Value::as_str).unwrap_or(alg);
+    let default_kid = match signer {
+        "RS256" | "RS384" | "RS512" | "PS256" => Some("rsa-1"),
+        "ES256" => Some("ec-1"),
+        "EdDSA" => Some("ed-1"),
+        _ => None,
+    };
+    let mut header = Map::new();
+    header.insert("alg".into(), json!(alg));
+    header.insert("typ".into(), json!("at+jwt"));
+    if let Some(kid) = default_kid {
+        header.insert("kid".into(), json!(kid));
+    }
+    merge(&mut header, spec.get("header"));
+    let mut claims = defaults.clone();
+    merge(&mut claims, spec.get("claims"));
+    let header = Value::Object(header);
+    let claims = Value::Object(claims);
+    let token = keys.sign(&header, &claims, signer);
+    match spec.get("tamper").and_then(Value::as_str) {
+        Some("payload") => {
+            let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+            let mut forged = claims.clone();
+            forged["scope"] = json!("resource:read resource:write");
+            parts[1] = b64_json(&forged);
+            parts.join(".")
+        }
+        Some(other) => panic!("unknown tamper `{other}`"),
+        None => token,
+    }
+}
+
+fn merge(target: &mut Map<String, Value>, changes: Option<&Value>) {
+    let Some(changes) = changes.and_then(Value::as_object) else {
+        return;
+    };
+    for (name, value) in changes {
+        if value.is_null() {
+            target.remove(name);
+        } else {
+            target.insert(name.clone(), value.clone());
+        }
+    }
+}

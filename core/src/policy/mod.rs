@@ -23,7 +23,9 @@ use crate::scope::ScopeRules;
 ///
 /// ```
 /// let err = scopegate_core::Policy::from_json(r#"{"version": 1, "realm": "api",
-///     "issuers": [], "routes": [{"path": "/a/**/b", "public": true}]}"#).unwrap_err();
+///     "issuers": [{"issuer": "https://idp", "audiences": ["api"], "algorithms": ["ES256"],
+///                  "jwks_uri": "https://idp/jwks", "jwks_cluster": "idp"}],
+///     "routes": [{"path": "/a/**/b", "public": true}]}"#).unwrap_err();
 /// assert_eq!(err.path, "routes[0].path");
 /// assert!(err.to_string().starts_with("routes[0].path: "));
 /// ```

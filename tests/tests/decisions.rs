@@ -1,0 +1,119 @@
+//! Runs `tests/vectors/decisions.json` against the core: every case through
+//! `Policy::decide` (signatures verified), and every case not marked `signature_only`
+//! through `Policy::precheck` too, which must give the same answer.
+
+use std::fs;
+
+use scopegate_core::{Decision, KeySet, KeyStore, Policy, Request, UnixTime};
+use scopegate_tests::repo_root;
+use serde_json::{json, Value};
+
+fn load() -> Value {
+    let path = repo_root().join("tests/vectors/decisions.json");
+    serde_json::from_str(&fs::read_to_string(path).expect("decisions.json")).expect("JSON")
+}
+
+/// The observable parts of a decision, as the vectors write them.
+fn observe(decision: &Decision<'_>) -> Value {
+    match decision {
+        Decision::Allow(allow) => {
+            let headers: serde_json::Map<String, Value> = allow
+                .headers
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), json!(value)))
+                .collect();
+            json!({"decision": "allow", "code": decision.code(), "headers": headers})
+        }
+        Decision::Deny(denial) => {
+            let token_error = match &denial.reason {
+                scopegate_core::DenyReason::InvalidToken(e) => json!(e.code()),
+                _ => Value::Null,
+            };
+            json!({
+                "decision": "deny",
+                "code": decision.code(),
+                "status": denial.status,
+                "token_error": token_error,
+                "missing": denial.missing,
+                "max_age": denial.max_age,
+                "www_authenticate": denial.www_authenticate,
+                "body": denial.body,
+                "allowed_origin": denial.allowed_origin,
+            })
+        }
+        Decision::Serve(served) => {
+            json!({"decision": "serve", "code": decision.code(), "body": served.body})
+        }
+    }
+}
+
+/// Every field the case expects must match; fields it does not mention are not checked.
+fn check(suite: &str, case: &Value, observed: &Value, mode: &str) -> Vec<String> {
+    let name = case["name"].as_str().unwrap_or("?");
+    let mut failures = Vec::new();
+    for (field, expected) in case["expect"].as_object().expect("expect") {
+        let actual = observed.get(field).unwrap_or(&Value::Null);
+        if actual != expected {
+            failures.push(format!(
+                "[{suite}] {name} ({mode}): `{field}` expected {expected}, got {actual}"
+            ));
+        }
+    }
+    failures
+}
+
+fn request_parts(request: &Value) -> (String, String, Vec<String>, Option<String>, Option<String>) {
+    let text = |field: &str| request.get(field).and_then(Value::as_str).map(str::to_owned);
+    let authorization = request
+        .get("authorization")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    (
+        text("method").expect("method"),
+        text("path").expect("path"),
+        authorization,
+        text("origin"),
+        text("access_control_request_method"),
+    )
+}
+
+#[test]
+fn decision_vectors() {
+    let vectors = load();
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for suite in vectors["suites"].as_array().expect("suites") {
+        let suite_name = suite["name"].as_str().expect("name");
+        let policy = Policy::from_json(&suite["policy"].to_string())
+            .unwrap_or_else(|e| panic!("[{suite_name}] policy: {e}"));
+        let mut keys = KeyStore::default();
+        for (issuer, jwks) in suite["fetched_jwks"].as_object().expect("fetched_jwks") {
+            let set = KeySet::from_value(jwks).expect("fetched JWKS");
+            keys.install(issuer.parse().expect("issuer index"), set);
+        }
+        let now = UnixTime(suite["now"].as_u64().expect("now"));
+        for case in suite["cases"].as_array().expect("cases") {
+            let (method, path, authorization, origin, acrm) = request_parts(&case["request"]);
+            let auth: Vec<&str> = authorization.iter().map(String::as_str).collect();
+            let mut request = Request::new(&method, &path).with_authorization(&auth);
+            request.origin = origin.as_deref();
+            request.access_control_request_method = acrm.as_deref();
+
+            let decided = observe(&policy.decide(&request, &keys, now));
+            failures.extend(check(suite_name, case, &decided, "decide"));
+            if case.get("signature_only") != Some(&json!(true)) {
+                let prechecked = observe(&policy.precheck(&request, now));
+                if prechecked != decided {
+                    failures.push(format!(
+                        "[{suite_name}] {}: precheck {prechecked} differs from decide {decided}",
+                        case["name"]
+                    ));
+                }
+            }
+            ran += 1;
+        }
+    }
+    assert!(ran >= 80, "only {ran} decision vectors ran");
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
