@@ -36,6 +36,20 @@ pub enum PathError {
 }
 
 impl PathError {
+    /// A stable machine-readable code.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::NotAbsolute => "not_absolute",
+            Self::TooLong => "too_long",
+            Self::MalformedPercentEncoding => "malformed_percent_encoding",
+            Self::EncodedSeparator => "encoded_separator",
+            Self::Backslash => "backslash",
+            Self::Nul => "nul",
+            Self::InvalidCharacter => "invalid_character",
+            Self::EscapesRoot => "escapes_root",
+        }
+    }
+
     /// A short description, safe to put into a `WWW-Authenticate` header.
     pub const fn description(self) -> &'static str {
         match self {

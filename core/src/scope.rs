@@ -58,6 +58,18 @@ pub enum ScopeError {
     },
 }
 
+impl ScopeError {
+    /// A stable machine-readable code.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidScope { .. } => "invalid_scope",
+            Self::InvalidSeparator => "invalid_separator",
+            Self::InvalidWriteSuffix => "invalid_write_suffix",
+            Self::InvalidPrefix { .. } => "invalid_prefix",
+        }
+    }
+}
+
 impl fmt::Display for ScopeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -1,0 +1,184 @@
+//! Runs the shared vectors for scopes, paths, challenges and policy loading against the
+//! core. The JavaScript tests run the same files against the npm package.
+
+use std::fs;
+
+use scopegate_core::path::normalize;
+use scopegate_core::{parse_challenges, Policy, ScopeRules};
+use scopegate_tests::repo_root;
+use serde_json::{json, Value};
+
+fn vectors(name: &str) -> Value {
+    let path = repo_root().join("tests/vectors").join(name);
+    serde_json::from_str(&fs::read_to_string(&path).expect("vector file")).expect("JSON")
+}
+
+fn strings(value: &Value) -> Vec<&str> {
+    value
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|v| v.as_str().expect("string"))
+        .collect()
+}
+
+fn report(ran: usize, minimum: usize, failures: &[String]) {
+    assert!(ran >= minimum, "only {ran} vectors ran");
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn scope_vectors() {
+    let file = vectors("scopes.json");
+    let (mut ran, mut failures) = (0, Vec::new());
+    for suite in file["suites"].as_array().expect("suites") {
+        let rules = &suite["rules"];
+        let rules = ScopeRules::new(
+            rules["separator"].as_str().expect("separator"),
+            rules["write_suffix"].as_str(),
+            &strings(&rules["prefixes"]),
+        )
+        .expect("rules");
+        for case in suite["covers"].as_array().expect("covers") {
+            let (granted, required) = (case["granted"].as_str(), case["required"].as_str());
+            let covers = rules.covers(granted.expect("granted"), required.expect("required"));
+            if json!(covers) != case["covers"] {
+                failures.push(format!("covers {case}: got {covers}"));
+            }
+            ran += 1;
+        }
+        for case in suite["next_request"].as_array().expect("next_request") {
+            let got = match rules.next_request(&strings(&case["held"]), &strings(&case["missing"])) {
+                Ok(next) => json!({"add": next.add, "scope": next.scope}),
+                Err(err) => json!({"error": err.code()}),
+            };
+            let expected = match case.get("error") {
+                Some(error) => json!({"error": error}),
+                None => json!({"add": case["add"], "scope": case["scope"]}),
+            };
+            if got != expected {
+                failures.push(format!("next_request {case}: got {got}"));
+            }
+            ran += 1;
+        }
+    }
+    report(ran, 30, &failures);
+}
+
+#[test]
+fn path_vectors() {
+    let file = vectors("paths.json");
+    let (mut ran, mut failures) = (0, Vec::new());
+    for case in file["cases"].as_array().expect("cases") {
+        let got = match normalize(case["input"].as_str().expect("input")) {
+            Ok(path) => json!({"normalized": path}),
+            Err(err) => json!({"error": err.code()}),
+        };
+        let mut expected = case.clone();
+        expected.as_object_mut().expect("object").remove("input");
+        if got != expected {
+            failures.push(format!("{case}: got {got}"));
+        }
+        ran += 1;
+    }
+    report(ran, 25, &failures);
+}
+
+#[test]
+fn challenge_vectors() {
+    let file = vectors("challenges.json");
+    let (mut ran, mut failures) = (0, Vec::new());
+    for case in file["cases"].as_array().expect("cases") {
+        let got = match parse_challenges(case["header"].as_str().expect("header")) {
+            Ok(challenges) => {
+                let list: Vec<Value> = challenges
+                    .iter()
+                    .map(|c| {
+                        let mut v = json!({"scheme": c.scheme, "params": c.params});
+                        if let Some(token68) = &c.token68 {
+                            v["token68"] = json!(token68);
+                        }
+                        v
+                    })
+                    .collect();
+                json!({"challenges": list})
+            }
+            Err(err) => json!({"error_at": err.at}),
+        };
+        let mut expected = case.clone();
+        expected.as_object_mut().expect("object").remove("header");
+        if got != expected {
+            failures.push(format!("{case}: got {got}"));
+        }
+        ran += 1;
+    }
+    report(ran, 15, &failures);
+}
+
+/// Applies `set` (JSON pointer -> value, `null` removes, one past the end appends).
+fn patched(base: &Value, set: &Value) -> Value {
+    let mut doc = base.clone();
+    for (pointer, value) in set.as_object().expect("set") {
+        let (parent, last) = pointer.rsplit_once('/').expect("pointer");
+        let target = doc.pointer_mut(parent).expect("parent exists");
+        match target {
+            Value::Object(map) if value.is_null() => {
+                map.remove(last);
+            }
+            Value::Object(map) => {
+                map.insert(last.to_owned(), value.clone());
+            }
+            Value::Array(items) => {
+                let index: usize = last.parse().expect("index");
+                if index == items.len() {
+                    items.push(value.clone());
+                } else {
+                    items[index] = value.clone();
+                }
+            }
+            _ => panic!("cannot set {pointer}"),
+        }
+    }
+    doc
+}
+
+#[test]
+fn policy_vectors() {
+    let file = vectors("policies.json");
+    let (mut ran, mut failures) = (0, Vec::new());
+    for case in file["cases"].as_array().expect("cases") {
+        let doc = patched(&file["base"], &case["set"]);
+        let name = &case["name"];
+        match (Policy::from_json(&doc.to_string()), case.get("ok")) {
+            (Ok(_), Some(_)) => {}
+            (Ok(_), None) => failures.push(format!("{name}: loaded, expected an error")),
+            (Err(err), Some(_)) => failures.push(format!("{name}: {err}")),
+            (Err(err), None) => {
+                let contains = case["message_contains"].as_str().expect("message_contains");
+                if json!(err.path) != case["path"] || !err.message.contains(contains) {
+                    failures.push(format!(
+                        "{name}: expected `{}` containing {contains:?}, got `{err}`",
+                        case["path"]
+                    ));
+                }
+            }
+        }
+        ran += 1;
+    }
+    report(ran, 35, &failures);
+}
+
+#[test]
+fn example_policies_load() {
+    let examples = repo_root().join("examples");
+    let mut loaded = 0;
+    for entry in fs::read_dir(&examples).expect("examples/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "json") && path.to_string_lossy().contains("policy") {
+            let text = fs::read_to_string(&path).expect("read");
+            Policy::from_json(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            loaded += 1;
+        }
+    }
+    assert!(loaded >= 1, "no example policy found");
+}
