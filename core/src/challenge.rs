@@ -310,10 +310,9 @@ impl<'a> Parser<'a> {
 
     fn token68(&mut self) -> Result<&'a str, ChallengeParseError> {
         let start = self.pos;
-        while self
-            .peek()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
-        {
+        while self.peek().is_some_and(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        }) {
             self.pos += 1;
         }
         if self.pos == start {
@@ -366,8 +365,20 @@ const fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
-            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
-                | b'`' | b'|' | b'~'
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
         )
 }
 
@@ -391,7 +402,10 @@ mod tests {
             r#"Bearer realm="example", error="invalid_token", error_description="The access token expired""#,
         );
         assert_eq!(c.param("error"), Some("invalid_token"));
-        assert_eq!(c.param("ERROR_DESCRIPTION"), Some("The access token expired"));
+        assert_eq!(
+            c.param("ERROR_DESCRIPTION"),
+            Some("The access token expired")
+        );
     }
 
     #[test]
@@ -426,7 +440,10 @@ mod tests {
     #[test]
     fn bws_around_equals_and_case() {
         let c = one("bearer Realm = \"r\" ,\tScope=a");
-        assert_eq!(c.params, vec![("realm".into(), "r".into()), ("scope".into(), "a".into())]);
+        assert_eq!(
+            c.params,
+            vec![("realm".into(), "r".into()), ("scope".into(), "a".into())]
+        );
     }
 
     #[test]

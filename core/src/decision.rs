@@ -475,7 +475,9 @@ impl Policy {
                 Some("A path parameter cannot form the required scope"),
             ),
             DenyReason::NoToken => (401, None, None),
-            DenyReason::InvalidToken(e) => (401, Some(ErrorCode::InvalidToken), Some(e.description())),
+            DenyReason::InvalidToken(e) => {
+                (401, Some(ErrorCode::InvalidToken), Some(e.description()))
+            }
             DenyReason::InsufficientScope => (403, Some(ErrorCode::InsufficientScope), None),
             DenyReason::StepUpRequired => (
                 401,

@@ -270,7 +270,10 @@ impl KeySet {
         }
         let mut set = KeySet::default();
         for (index, key) in keys.iter().enumerate() {
-            let kid = key.get("kid").and_then(Value::as_str).map(ToOwned::to_owned);
+            let kid = key
+                .get("kid")
+                .and_then(Value::as_str)
+                .map(ToOwned::to_owned);
             match parse_key(key) {
                 Ok(jwk) => set.keys.push(jwk),
                 Err(reason) => set.skipped.push(SkippedKey { index, kid, reason }),
@@ -402,8 +405,8 @@ fn significant_bits(bytes: &[u8]) -> usize {
 #[cfg(any(feature = "rsa", feature = "ecdsa", feature = "eddsa"))]
 fn material(key: &Value, key_type: KeyType) -> Result<Material, String> {
     use jwt_compact::jwk::JsonWebKey;
-    let jwk: JsonWebKey<'_> = serde_json::from_value(key.clone())
-        .map_err(|e| alloc::format!("not a valid JWK: {e}"))?;
+    let jwk: JsonWebKey<'_> =
+        serde_json::from_value(key.clone()).map_err(|e| alloc::format!("not a valid JWK: {e}"))?;
     let invalid = |e: jwt_compact::jwk::JwkError| alloc::format!("not a valid key: {e}");
     match key_type {
         #[cfg(feature = "rsa")]
@@ -447,8 +450,15 @@ mod tests {
             {"kty":"OKP","crv":"Ed25519","kid":"good","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
         ]}"#;
         let set = KeySet::from_json(jwks).unwrap();
-        assert_eq!(set.keys().map(|k| k.kid().unwrap()).collect::<Vec<_>>(), ["good"]);
-        let reasons: Vec<String> = set.skipped().iter().map(|s| alloc::format!("{s}")).collect();
+        assert_eq!(
+            set.keys().map(|k| k.kid().unwrap()).collect::<Vec<_>>(),
+            ["good"]
+        );
+        let reasons: Vec<String> = set
+            .skipped()
+            .iter()
+            .map(|s| alloc::format!("{s}"))
+            .collect();
         assert!(reasons[0].contains("at least 2048"), "{}", reasons[0]);
         assert!(reasons[1].contains("`use` is `enc`"), "{}", reasons[1]);
         assert!(reasons[2].contains("secret material"), "{}", reasons[2]);
@@ -468,7 +478,10 @@ mod tests {
         let deep = alloc::format!("{}{}", "[".repeat(100), "]".repeat(100));
         assert!(matches!(KeySet::from_json(&deep), Err(JwksError::Json(_))));
         let many = alloc::format!("{{\"keys\":[{}{{}}]}}", "{},".repeat(MAX_KEYS));
-        assert_eq!(KeySet::from_json(&many).unwrap_err(), JwksError::TooManyKeys);
+        assert_eq!(
+            KeySet::from_json(&many).unwrap_err(),
+            JwksError::TooManyKeys
+        );
     }
 
     #[test]

@@ -48,8 +48,8 @@ extern crate std;
 
 pub mod challenge;
 pub mod decision;
-pub mod jwks;
 mod json;
+pub mod jwks;
 pub mod path;
 pub mod policy;
 pub mod route;

@@ -138,9 +138,10 @@ impl RouteTemplate {
                 } else if part.contains('*') {
                     return Err(TemplateError::MisplacedWildcard);
                 } else if part.contains(['{', '}']) {
-                    let name = placeholder_name(part).ok_or_else(|| TemplateError::BadPlaceholder {
-                        segment: String::from(*part),
-                    })?;
+                    let name =
+                        placeholder_name(part).ok_or_else(|| TemplateError::BadPlaceholder {
+                            segment: String::from(*part),
+                        })?;
                     let repeated = segments
                         .iter()
                         .any(|s| matches!(s, Segment::Param(n) if **n == *name));
@@ -254,8 +255,20 @@ pub fn is_method_token(method: &str) -> bool {
                 || b.is_ascii_digit()
                 || matches!(
                     b,
-                    b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^'
-                        | b'_' | b'`' | b'|' | b'~'
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
                 )
         })
 }
@@ -456,13 +469,22 @@ mod tests {
     #[test]
     fn template_errors() {
         assert_eq!(RouteTemplate::parse("api"), Err(TemplateError::NotAbsolute));
-        assert_eq!(RouteTemplate::parse("/a//b"), Err(TemplateError::EmptySegment));
-        assert_eq!(RouteTemplate::parse("/a/"), Err(TemplateError::EmptySegment));
+        assert_eq!(
+            RouteTemplate::parse("/a//b"),
+            Err(TemplateError::EmptySegment)
+        );
+        assert_eq!(
+            RouteTemplate::parse("/a/"),
+            Err(TemplateError::EmptySegment)
+        );
         assert_eq!(
             RouteTemplate::parse("/a/**/b"),
             Err(TemplateError::MisplacedWildcard)
         );
-        assert_eq!(RouteTemplate::parse("/a*"), Err(TemplateError::MisplacedWildcard));
+        assert_eq!(
+            RouteTemplate::parse("/a*"),
+            Err(TemplateError::MisplacedWildcard)
+        );
         assert!(matches!(
             RouteTemplate::parse("/a/x{id}"),
             Err(TemplateError::BadPlaceholder { .. })
@@ -565,7 +587,10 @@ mod tests {
 
     #[test]
     fn method_falls_back_to_a_less_specific_route() {
-        let t = table(&[("/api/orders", only(&["GET"])), ("/api/**", only(&["POST"]))]);
+        let t = table(&[
+            ("/api/orders", only(&["GET"])),
+            ("/api/**", only(&["POST"])),
+        ]);
         assert_eq!(t.find("POST", "/api/orders").unwrap().index, 1);
     }
 

@@ -51,6 +51,12 @@ pub enum ScopeError {
     InvalidSeparator,
     /// The write suffix is empty or not made of scope characters.
     InvalidWriteSuffix,
+    /// A bare prefix scope was asked for; only concrete ones (`transaction-123`) mean
+    /// anything, and asking for the bare one would repeat forever.
+    BarePrefix {
+        /// The prefix.
+        prefix: String,
+    },
     /// A prefix scope is not a valid scope.
     InvalidPrefix {
         /// The offending prefix.
@@ -65,6 +71,7 @@ impl ScopeError {
             Self::InvalidScope { .. } => "invalid_scope",
             Self::InvalidSeparator => "invalid_separator",
             Self::InvalidWriteSuffix => "invalid_write_suffix",
+            Self::BarePrefix { .. } => "bare_prefix",
             Self::InvalidPrefix { .. } => "invalid_prefix",
         }
     }
@@ -85,6 +92,10 @@ impl fmt::Display for ScopeError {
             Self::InvalidWriteSuffix => f.write_str(
                 "the write suffix must be one or more printable ASCII characters other than \
                  space, `\"` and `\\`",
+            ),
+            Self::BarePrefix { prefix } => write!(
+                f,
+                "`{prefix}` is a bare prefix scope: ask for a concrete one such as `{prefix}123`"
             ),
             Self::InvalidPrefix { prefix } => write!(
                 f,
@@ -280,13 +291,22 @@ impl ScopeRules {
     /// assert_eq!(next.add, ["resource:write", "inventory.write"]);
     /// assert_eq!(next.scope, "openid resource:read resource:write inventory.write");
     /// ```
-    pub fn next_request(&self, held: &[&str], missing: &[&str]) -> Result<ScopeRequest, ScopeError> {
+    pub fn next_request(
+        &self,
+        held: &[&str],
+        missing: &[&str],
+    ) -> Result<ScopeRequest, ScopeError> {
         for scope in held.iter().chain(missing) {
             if !is_valid_scope(scope) {
                 return Err(ScopeError::InvalidScope {
                     scope: String::from(*scope),
                 });
             }
+        }
+        if let Some(bare) = missing.iter().find(|m| self.is_bare_prefix(m)) {
+            return Err(ScopeError::BarePrefix {
+                prefix: String::from(*bare),
+            });
         }
         let uncovered: Vec<&str> = missing
             .iter()
@@ -483,6 +503,12 @@ mod tests {
                 scope: "not ok".into()
             }
         );
+    }
+
+    #[test]
+    fn next_request_refuses_bare_prefixes() {
+        let err = rules().next_request(&[], &["transaction-"]).unwrap_err();
+        assert_eq!(err.code(), "bare_prefix");
     }
 
     #[test]

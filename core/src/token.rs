@@ -350,11 +350,13 @@ fn signature_part_len(token: &str) -> usize {
 }
 
 fn decode_json_object(part: &str, malformed: &'static str) -> Result<Value, TokenError> {
-    let bytes = Base64UrlUnpadded::decode_vec(part).map_err(|_| TokenError::Malformed(malformed))?;
+    let bytes =
+        Base64UrlUnpadded::decode_vec(part).map_err(|_| TokenError::Malformed(malformed))?;
     if !crate::json::depth_within(&bytes, crate::json::MAX_DEPTH) {
         return Err(TokenError::TooDeep);
     }
-    let value: Value = serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed(malformed))?;
+    let value: Value =
+        serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed(malformed))?;
     if !value.is_object() {
         return Err(TokenError::Malformed(malformed));
     }
@@ -458,7 +460,9 @@ pub(crate) fn authenticate(
         .forward_claims()
         .enumerate()
         .filter_map(|(index, (_, claim))| {
-            claim_value(claims, claim).and_then(header_value).map(|v| (index, v))
+            claim_value(claims, claim)
+                .and_then(header_value)
+                .map(|v| (index, v))
         })
         .collect();
     Ok(Principal {
@@ -529,7 +533,12 @@ fn verify_signature(
 #[cfg(feature = "hmac")]
 fn verify_hs256(secret: &[u8], message: &[u8], signature: &[u8]) -> Result<bool, TokenError> {
     use jwt_compact::alg::{Hs256, Hs256Key};
-    Ok(verify_with(&Hs256, &Hs256Key::new(secret), message, signature))
+    Ok(verify_with(
+        &Hs256,
+        &Hs256Key::new(secret),
+        message,
+        signature,
+    ))
 }
 
 #[cfg(not(feature = "hmac"))]
@@ -557,6 +566,10 @@ fn verify_with<A: jwt_compact::Algorithm>(
     }
 }
 
+#[cfg_attr(
+    not(any(feature = "rsa", feature = "ecdsa", feature = "eddsa")),
+    allow(unused_variables)
+)]
 fn verify_with_key(
     material: &crate::jwks::Material,
     alg: Algorithm,
@@ -564,10 +577,9 @@ fn verify_with_key(
     signature: &[u8],
 ) -> Result<bool, TokenError> {
     use crate::jwks::Material;
-    #[allow(unused_variables)]
-    let verified = match (material, alg) {
+    match material {
         #[cfg(feature = "rsa")]
-        (Material::Rsa(key), _) => {
+        Material::Rsa(key) => {
             use jwt_compact::alg::Rsa;
             let rsa = match alg {
                 Algorithm::Rs256 => Rsa::rs256(),
@@ -578,21 +590,26 @@ fn verify_with_key(
                 Algorithm::Ps512 => Rsa::ps512(),
                 _ => return Err(TokenError::KeyMismatch { alg }),
             };
-            verify_with(&rsa, key, message, signature)
+            Ok(verify_with(&rsa, key, message, signature))
         }
         #[cfg(feature = "ecdsa")]
-        (Material::EcP256(key), Algorithm::Es256) => {
-            verify_with(&jwt_compact::alg::Es256, key, message, signature)
-        }
+        Material::EcP256(key) if alg == Algorithm::Es256 => Ok(verify_with(
+            &jwt_compact::alg::Es256,
+            key,
+            message,
+            signature,
+        )),
         #[cfg(feature = "eddsa")]
-        (Material::Ed25519(key), Algorithm::EdDsa) => {
-            verify_with(&jwt_compact::alg::Ed25519, key, message, signature)
-        }
-        (Material::NotBuilt, _) => return Err(TokenError::VerifierNotBuilt(alg)),
+        Material::Ed25519(key) if alg == Algorithm::EdDsa => Ok(verify_with(
+            &jwt_compact::alg::Ed25519,
+            key,
+            message,
+            signature,
+        )),
+        Material::NotBuilt => Err(TokenError::VerifierNotBuilt(alg)),
         #[allow(unreachable_patterns)]
-        _ => return Err(TokenError::KeyMismatch { alg }),
-    };
-    Ok(verified)
+        _ => Err(TokenError::KeyMismatch { alg }),
+    }
 }
 
 /// A NumericDate claim (RFC 7519 §2): a non-negative number of seconds, fractions dropped.
@@ -737,8 +754,14 @@ mod tests {
         assert_eq!(bearer_token(&["BEARER\tt"]), Ok(Some("t")));
         assert_eq!(bearer_token(&["Bearer"]), Err(BearerError::Empty));
         assert_eq!(bearer_token(&["Bearer   "]), Err(BearerError::Empty));
-        assert_eq!(bearer_token(&["Bearer a b"]), Err(BearerError::SeveralTokens));
-        assert_eq!(bearer_token(&["Bearer a,b"]), Err(BearerError::SeveralTokens));
+        assert_eq!(
+            bearer_token(&["Bearer a b"]),
+            Err(BearerError::SeveralTokens)
+        );
+        assert_eq!(
+            bearer_token(&["Bearer a,b"]),
+            Err(BearerError::SeveralTokens)
+        );
         assert_eq!(
             bearer_token(&["Basic x, Bearer y"]),
             Err(BearerError::SeveralTokens)
@@ -765,9 +788,16 @@ mod tests {
             alloc::format!("{}.{claims}.c2ln", b64("{}")),
             alloc::format!("{header}=.{claims}.c2ln"),
         ] {
-            assert!(matches!(decode(&bad), Err(TokenError::Malformed(_))), "{bad}");
+            assert!(
+                matches!(decode(&bad), Err(TokenError::Malformed(_))),
+                "{bad}"
+            );
         }
-        let deep = b64(&alloc::format!("{{\"a\":{}1{}}}", "[".repeat(40), "]".repeat(40)));
+        let deep = b64(&alloc::format!(
+            "{{\"a\":{}1{}}}",
+            "[".repeat(40),
+            "]".repeat(40)
+        ));
         assert_eq!(
             decode(&alloc::format!("{header}.{deep}.c2ln")).unwrap_err(),
             TokenError::TooDeep
@@ -782,12 +812,15 @@ mod tests {
             header_value(&Value::from("a\r\nX-Evil: 1")).unwrap(),
             "a%0D%0AX-Evil: 1"
         );
-        assert_eq!(header_value(&Value::from("José 100%")).unwrap(), "Jos%C3%A9 100%25");
         assert_eq!(
-            header_value(&serde_json::json!(["a", "b"])).unwrap(),
-            "a b"
+            header_value(&Value::from("José 100%")).unwrap(),
+            "Jos%C3%A9 100%25"
         );
-        assert_eq!(header_value(&serde_json::json!({"k": 1})).unwrap(), "{\"k\":1}");
+        assert_eq!(header_value(&serde_json::json!(["a", "b"])).unwrap(), "a b");
+        assert_eq!(
+            header_value(&serde_json::json!({"k": 1})).unwrap(),
+            "{\"k\":1}"
+        );
         assert_eq!(header_value(&Value::Null), None);
     }
 

@@ -82,10 +82,22 @@ impl TestKeys {
         let input = format!("{}.{}", b64_json(header), b64_json(claims));
         let message = input.as_bytes();
         let signature: Vec<u8> = match signer {
-            "RS256" => Rsa::rs256().sign(&self.rsa, message).as_bytes().into_owned(),
-            "RS384" => Rsa::rs384().sign(&self.rsa, message).as_bytes().into_owned(),
-            "RS512" => Rsa::rs512().sign(&self.rsa, message).as_bytes().into_owned(),
-            "PS256" => Rsa::ps256().sign(&self.rsa, message).as_bytes().into_owned(),
+            "RS256" => Rsa::rs256()
+                .sign(&self.rsa, message)
+                .as_bytes()
+                .into_owned(),
+            "RS384" => Rsa::rs384()
+                .sign(&self.rsa, message)
+                .as_bytes()
+                .into_owned(),
+            "RS512" => Rsa::rs512()
+                .sign(&self.rsa, message)
+                .as_bytes()
+                .into_owned(),
+            "PS256" => Rsa::ps256()
+                .sign(&self.rsa, message)
+                .as_bytes()
+                .into_owned(),
             "ES256" => Es256.sign(&self.ec, message).as_bytes().into_owned(),
             "EdDSA" => Ed25519.sign(&self.ed, message).as_bytes().into_owned(),
             "HS256" => Hs256
@@ -118,7 +130,9 @@ pub fn mint(keys: &TestKeys, spec: &Value, defaults: &Map<String, Value>) -> Str
     if let Some(raw) = spec.as_str() {
         return raw.to_owned();
     }
-    let spec = spec.as_object().expect("token spec is a string or an object");
+    let spec = spec
+        .as_object()
+        .expect("token spec is a string or an object");
     if let Some(n) = spec.get("repeat").and_then(Value::as_u64) {
         return "a".repeat(n as usize);
     }

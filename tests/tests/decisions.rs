@@ -63,11 +63,21 @@ fn check(suite: &str, case: &Value, observed: &Value, mode: &str) -> Vec<String>
 }
 
 fn request_parts(request: &Value) -> (String, String, Vec<String>, Option<String>, Option<String>) {
-    let text = |field: &str| request.get(field).and_then(Value::as_str).map(str::to_owned);
+    let text = |field: &str| {
+        request
+            .get(field)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     let authorization = request
         .get("authorization")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     (
         text("method").expect("method"),
@@ -115,5 +125,10 @@ fn decision_vectors() {
         }
     }
     assert!(ran >= 80, "only {ran} decision vectors ran");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

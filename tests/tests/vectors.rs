@@ -24,7 +24,12 @@ fn strings(value: &Value) -> Vec<&str> {
 
 fn report(ran: usize, minimum: usize, failures: &[String]) {
     assert!(ran >= minimum, "only {ran} vectors ran");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -48,7 +53,8 @@ fn scope_vectors() {
             ran += 1;
         }
         for case in suite["next_request"].as_array().expect("next_request") {
-            let got = match rules.next_request(&strings(&case["held"]), &strings(&case["missing"])) {
+            let got = match rules.next_request(&strings(&case["held"]), &strings(&case["missing"]))
+            {
                 Ok(next) => json!({"add": next.add, "scope": next.scope}),
                 Err(err) => json!({"error": err.code()}),
             };
@@ -174,7 +180,9 @@ fn example_policies_load() {
     let mut loaded = 0;
     for entry in fs::read_dir(&examples).expect("examples/") {
         let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "json") && path.to_string_lossy().contains("policy") {
+        if path.extension().is_some_and(|e| e == "json")
+            && path.to_string_lossy().contains("policy")
+        {
             let text = fs::read_to_string(&path).expect("read");
             Policy::from_json(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             loaded += 1;

@@ -41,15 +41,14 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
     if doc.version != 1 {
         return Err(PolicyError::new(
             "version",
-            format!("version {} is not supported; this scopegate reads version 1", doc.version),
+            format!(
+                "version {} is not supported; this scopegate reads version 1",
+                doc.version
+            ),
         ));
     }
     check_header_text("realm", &doc.realm)?;
-    let resource = doc
-        .resource
-        .as_deref()
-        .map(compile_resource)
-        .transpose()?;
+    let resource = doc.resource.as_deref().map(compile_resource).transpose()?;
     if doc.issuers.is_empty() {
         return Err(PolicyError::new(
             "issuers",
@@ -59,7 +58,10 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
     let mut issuers = Vec::with_capacity(doc.issuers.len());
     for (index, issuer) in doc.issuers.iter().enumerate() {
         let path = format!("issuers[{index}]");
-        if doc.issuers[..index].iter().any(|i| i.issuer == issuer.issuer) {
+        if doc.issuers[..index]
+            .iter()
+            .any(|i| i.issuer == issuer.issuer)
+        {
             return Err(PolicyError::new(
                 format!("{path}.issuer"),
                 format!("issuer `{}` is listed twice", issuer.issuer),
@@ -80,7 +82,9 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
                     let at = prefixes.iter().position(|p| p == prefix).unwrap_or(0);
                     format!("scopes.prefixes[{at}]")
                 }
-                ScopeError::InvalidScope { .. } => String::from("scopes"),
+                ScopeError::InvalidScope { .. } | ScopeError::BarePrefix { .. } => {
+                    String::from("scopes")
+                }
             };
             PolicyError::new(path, format!("{err}"))
         })?;
@@ -191,7 +195,10 @@ fn invalid_scope_message(scope: &str) -> String {
 
 /// Values that end up inside a quoted-string of `WWW-Authenticate`.
 fn check_header_text(path: &str, value: &str) -> Result<(), PolicyError> {
-    let fits = !value.is_empty() && value.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+    let fits = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
     if fits {
         Ok(())
     } else {
@@ -207,11 +214,14 @@ fn check_header_text(path: &str, value: &str) -> Result<(), PolicyError> {
 /// goes between the authority and the resource's path.
 fn compile_resource(identifier: &str) -> Result<(String, String, String), PolicyError> {
     check_header_text("resource", identifier)?;
-    let (scheme, rest) = identifier.split_once("://").ok_or_else(|| {
-        PolicyError::new("resource", "must be an absolute http or https URL")
-    })?;
+    let (scheme, rest) = identifier
+        .split_once("://")
+        .ok_or_else(|| PolicyError::new("resource", "must be an absolute http or https URL"))?;
     if scheme != "https" && scheme != "http" {
-        return Err(PolicyError::new("resource", "must be an absolute http or https URL"));
+        return Err(PolicyError::new(
+            "resource",
+            "must be an absolute http or https URL",
+        ));
     }
     if rest.contains(['?', '#', ' ']) {
         return Err(PolicyError::new(
@@ -257,7 +267,10 @@ fn metadata_document(policy: &Policy, identifier: &str) -> String {
 
 fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer, PolicyError> {
     if doc.issuer.is_empty() {
-        return Err(PolicyError::new(format!("{path}.issuer"), "must not be empty"));
+        return Err(PolicyError::new(
+            format!("{path}.issuer"),
+            "must not be empty",
+        ));
     }
     if doc.audiences.is_empty() {
         return Err(PolicyError::new(
@@ -285,7 +298,10 @@ fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer, PolicyErro
             let known: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
             PolicyError::new(
                 format!("{path}.algorithms[{index}]"),
-                format!("unknown algorithm `{name}`; use one of {}", known.join(", ")),
+                format!(
+                    "unknown algorithm `{name}`; use one of {}",
+                    known.join(", ")
+                ),
             )
         })?;
         if !algorithms.contains(&alg) {
@@ -390,7 +406,11 @@ fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer, PolicyErro
     }
     Ok(Issuer {
         issuer: doc.issuer.as_str().into(),
-        audiences: doc.audiences.iter().map(|a| Box::from(a.as_str())).collect(),
+        audiences: doc
+            .audiences
+            .iter()
+            .map(|a| Box::from(a.as_str()))
+            .collect(),
         algorithms,
         keys,
         hmac_secret,
@@ -544,7 +564,11 @@ fn compile_forward(doc: &PolicyDocument) -> Result<ForwardConfig, PolicyError> {
     let mut seen: Vec<&str> = Vec::new();
     let mut claims = Vec::with_capacity(forward.claims.len());
     for (index, entry) in forward.claims.iter().enumerate() {
-        check_header(format!("forward.claims[{index}].header"), &entry.header, &seen)?;
+        check_header(
+            format!("forward.claims[{index}].header"),
+            &entry.header,
+            &seen,
+        )?;
         seen.push(&entry.header);
         claims.push(ForwardClaim {
             header: entry.header.as_str().into(),
@@ -579,7 +603,10 @@ fn check_header(path: String, header: &str, seen: &[&str]) -> Result<(), PolicyE
         ));
     }
     if seen.contains(&header) {
-        return Err(PolicyError::new(path, format!("header `{header}` is used twice")));
+        return Err(PolicyError::new(
+            path,
+            format!("header `{header}` is used twice"),
+        ));
     }
     Ok(())
 }
@@ -588,7 +615,10 @@ fn is_origin(origin: &str) -> bool {
     let Some((scheme, host)) = origin.split_once("://") else {
         return false;
     };
-    let scheme_ok = !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_lowercase() || b == b'+' || b == b'-' || b == b'.');
+    let scheme_ok = !scheme.is_empty()
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'+' || b == b'-' || b == b'.');
     let host_ok = !host.is_empty()
         && host
             .bytes()

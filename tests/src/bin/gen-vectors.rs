@@ -25,7 +25,11 @@ fn main() {
     for line in text.lines() {
         match line.find("\"jwks\":") {
             Some(at) => {
-                let comma = if line.trim_end().ends_with(',') { "," } else { "" };
+                let comma = if line.trim_end().ends_with(',') {
+                    ","
+                } else {
+                    ""
+                };
                 lines.push(format!("{}\"jwks\": {jwks}{comma}", &line[..at]));
             }
             None => lines.push(line.to_owned()),
@@ -132,7 +136,8 @@ fn resolve_time(value: &Value, now: u64) -> Value {
     let offset: i64 = if rest.is_empty() {
         0
     } else {
-        rest.parse().unwrap_or_else(|_| panic!("bad relative time `{text}`"))
+        rest.parse()
+            .unwrap_or_else(|_| panic!("bad relative time `{text}`"))
     };
     json!(now as i64 + offset)
 }

@@ -1,0 +1,191 @@
+//! Property tests: the scope algebra, progressive requests, challenge round trips, path
+//! normalization and order-independent route matching.
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+use scopegate_core::path::normalize;
+use scopegate_core::route::{Methods, RouteTable, RouteTemplate};
+use scopegate_core::{parse_challenges, Challenge, ScopeRules};
+
+fn rules() -> ScopeRules {
+    ScopeRules::new(":", Some(".write"), &["tx-"]).expect("rules")
+}
+
+/// Scopes over a tiny alphabet so that coverage relations actually occur.
+fn scope() -> impl Strategy<Value = String> {
+    (
+        vec(
+            prop::sample::select(vec!["a", "b", "ab", "tx-", "tx-1"]),
+            1..4,
+        ),
+        any::<bool>(),
+    )
+        .prop_map(|(segments, write)| {
+            let mut s = segments.join(":");
+            if write {
+                s.push_str(".write");
+            }
+            s
+        })
+}
+
+proptest! {
+    #[test]
+    fn coverage_is_reflexive(s in scope()) {
+        let r = rules();
+        prop_assert_eq!(r.covers(&s, &s), !r.is_bare_prefix(&s));
+    }
+
+    #[test]
+    fn coverage_is_transitive(a in scope(), b in scope(), c in scope()) {
+        let r = rules();
+        if r.covers(&a, &b) && r.covers(&b, &c) {
+            prop_assert!(r.covers(&a, &c), "{a} > {b} > {c}");
+        }
+    }
+
+    #[test]
+    fn coverage_is_antisymmetric(a in scope(), b in scope()) {
+        let r = rules();
+        if r.covers(&a, &b) && r.covers(&b, &a) {
+            prop_assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn coverage_respects_the_separator(a in scope(), b in scope()) {
+        let r = rules();
+        let base = |s: &str| s.strip_suffix(".write").unwrap_or(s).to_owned();
+        if r.covers(&a, &b) {
+            let (ab, bb) = (base(&a), base(&b));
+            prop_assert!(bb == ab || bb.starts_with(&format!("{ab}:")), "{a} covers {b}");
+            prop_assert!(!b.ends_with(".write") || a.ends_with(".write"));
+        }
+    }
+
+    #[test]
+    fn progressive_request_is_minimal_and_never_loops(
+        held in vec(scope(), 0..5),
+        missing in vec(scope(), 0..5),
+    ) {
+        let r = rules();
+        let held: Vec<&str> = held.iter().map(String::as_str).collect();
+        let missing: Vec<&str> = missing.iter().map(String::as_str).collect();
+        prop_assume!(!missing.iter().any(|m| r.is_bare_prefix(m)));
+        let next = r.next_request(&held, &missing).expect("valid scopes");
+        let add: Vec<&str> = next.add.iter().map(String::as_str).collect();
+        let full: Vec<&str> = next.scope.split(' ').filter(|s| !s.is_empty()).collect();
+        for (i, a) in add.iter().enumerate() {
+            prop_assert!(!r.is_covered(held.iter().copied(), a), "{a} already held");
+            for (j, other) in add.iter().enumerate() {
+                prop_assert!(i == j || !r.covers(other, a), "{other} covers {a}");
+            }
+        }
+        for m in &missing {
+            let mut granted = held.clone();
+            granted.extend(&add);
+            prop_assert!(r.is_covered(granted.iter().copied(), m), "{m} not requested");
+            prop_assert!(r.is_covered(full.iter().copied(), m), "{m} not in the scope string");
+        }
+        for h in &held {
+            // A step-up never loses what was held (bare prefixes cover nothing but stay).
+            prop_assert!(full.contains(h) || r.is_covered(full.iter().copied(), h), "{h} dropped");
+        }
+        for (i, f) in full.iter().enumerate() {
+            for (j, other) in full.iter().enumerate() {
+                prop_assert!(i == j || (other != f && !r.covers(other, f)), "{other} covers {f}");
+            }
+        }
+        let again = r.next_request(&full, &missing).expect("valid scopes");
+        prop_assert!(again.add.is_empty(), "loops: {:?}", again.add);
+    }
+
+    #[test]
+    fn challenges_round_trip(
+        scheme in "[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]{0,10}",
+        params in vec(("[a-z_][a-z0-9_]{0,8}", "[ -~]{0,20}"), 1..5),
+    ) {
+        let mut challenge = Challenge::new(&scheme);
+        let mut seen = Vec::new();
+        for (name, value) in &params {
+            if !seen.contains(name) {
+                challenge = challenge.with_param(name, value);
+                seen.push(name.clone());
+            }
+        }
+        let header = challenge.to_header_value();
+        let parsed = parse_challenges(&header).map_err(|e| TestCaseError::fail(format!("{header}: {e}")))?;
+        prop_assert_eq!(parsed, vec![challenge]);
+    }
+
+    #[test]
+    fn several_challenges_round_trip(values in vec("[ -~]{0,12}", 1..4)) {
+        let challenges: Vec<Challenge> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Challenge::new(&format!("S{i}")).with_param("realm", v).with_param("scope", v))
+            .collect();
+        let header = challenges.iter().map(Challenge::to_header_value).collect::<Vec<_>>().join(", ");
+        prop_assert_eq!(parse_challenges(&header).expect("parses"), challenges);
+    }
+
+    #[test]
+    fn parser_never_panics(input in "\\PC{0,64}") {
+        let _ = parse_challenges(&input);
+    }
+
+    #[test]
+    fn normalization_is_idempotent(segments in vec(prop::sample::select(vec![
+        "a", "b", ".", "..", "", "%2e", "%2E%2e", "%41", "%7e", "%c3%a9", "x%20y",
+    ]), 0..8), query in prop::option::of("[a-z=&]{0,6}")) {
+        let mut path = format!("/{}", segments.join("/"));
+        if let Some(query) = query {
+            path.push('?');
+            path.push_str(&query);
+        }
+        if let Ok(once) = normalize(&path) {
+            let twice = normalize(&once).expect("normal paths stay valid");
+            prop_assert_eq!(&*twice, &*once);
+            prop_assert!(!once.contains("//") && !once.contains("/./") && !once.contains("/../"));
+            prop_assert!(once == "/" || !once.ends_with('/'));
+        }
+    }
+
+    #[test]
+    fn route_choice_does_not_depend_on_order(
+        templates in vec(vec(prop::sample::select(vec!["a", "b", "{p}"]), 0..4)
+            .prop_flat_map(|segments| (Just(segments), any::<bool>())), 1..10),
+        path in vec(prop::sample::select(vec!["a", "b", "c"]), 0..5),
+    ) {
+        let mut shapes: Vec<String> = Vec::new();
+        for (segments, catch_all) in &templates {
+            let mut named: Vec<String> = segments
+                .iter()
+                .enumerate()
+                .map(|(i, s)| if *s == "{p}" { format!("{{p{i}}}") } else { (*s).to_owned() })
+                .collect();
+            if *catch_all {
+                named.push("**".to_owned());
+            }
+            let shape = format!("/{}", named.join("/"));
+            if !shapes.contains(&shape) {
+                shapes.push(shape);
+            }
+        }
+        let build = |order: &[String]| {
+            let mut table = RouteTable::default();
+            for template in order {
+                table.insert(&RouteTemplate::parse(template).expect("template"), Methods::Any).expect("no conflict");
+            }
+            table
+        };
+        let path = format!("/{}", path.join("/"));
+        let forward = build(&shapes);
+        let mut reversed = shapes.clone();
+        reversed.reverse();
+        let backward = build(&reversed);
+        let a = forward.find("GET", &path).map(|m| shapes[m.index].clone());
+        let b = backward.find("GET", &path).map(|m| reversed[m.index].clone());
+        prop_assert_eq!(a, b);
+    }
+}
