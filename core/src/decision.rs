@@ -414,13 +414,17 @@ impl Policy {
                 let missing = missing.into_iter().map(|s| s.into_owned()).collect();
                 self.deny(request, DenyReason::InsufficientScope, route, missing, None)
             }
-            Evaluation::Satisfied(required) => {
-                let max_age = self
-                    .max_age
-                    .iter()
-                    .filter(|(scope, _)| required.iter().any(|r| self.rules.covers(scope, r)))
-                    .map(|(_, age)| *age)
-                    .min();
+            Evaluation::Satisfied(alternative) => {
+                let max_age = if self.max_age.is_empty() {
+                    None
+                } else {
+                    let required = requirement.rendered(alternative, &self.rules, found.params());
+                    self.max_age
+                        .iter()
+                        .filter(|(scope, _)| required.iter().any(|r| self.rules.covers(scope, r)))
+                        .map(|(_, age)| *age)
+                        .min()
+                };
                 if let Some(max_age) = max_age {
                     let fresh = principal
                         .auth_time

@@ -548,7 +548,9 @@ fn compile_requirement(
                     };
                     PolicyError::new(list_path.clone(), message)
                 })?;
-            alternative.push(compiled);
+            if !alternative.contains(&compiled) {
+                alternative.push(compiled);
+            }
         }
         alternatives.push(alternative);
     }

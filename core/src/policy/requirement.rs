@@ -105,8 +105,8 @@ pub(crate) struct Requirement {
 /// How a token fares against a requirement.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Evaluation<'r> {
-    /// This alternative is fully covered; its rendered scopes are given for step-up checks.
-    Satisfied(Vec<Cow<'r, str>>),
+    /// The alternative at this position is fully covered.
+    Satisfied(usize),
     /// The smallest set of scopes still missing (first alternative on a tie).
     Missing(Vec<Cow<'r, str>>),
     /// A placeholder value cannot form a scope.
@@ -114,34 +114,54 @@ pub(crate) enum Evaluation<'r> {
 }
 
 impl Requirement {
+    /// Counts before it collects, so that a satisfied requirement of literal scopes is
+    /// decided without allocating.
     pub(crate) fn evaluate<'r>(
         &'r self,
         rules: &ScopeRules,
         granted: &ScopeSet,
         params: &[&str],
     ) -> Evaluation<'r> {
-        let mut best: Option<Vec<Cow<'r, str>>> = None;
-        for alternative in &self.alternatives {
-            let mut rendered = Vec::with_capacity(alternative.len());
+        let mut best: Option<(usize, usize)> = None;
+        for (index, alternative) in self.alternatives.iter().enumerate() {
+            let mut missing = 0;
             for template in alternative {
                 match template.render(rules, params) {
-                    Some(scope) => rendered.push(scope),
+                    Some(scope) if rules.is_covered(granted.iter(), &scope) => {}
+                    Some(_) => missing += 1,
                     None => return Evaluation::BadParameter,
                 }
             }
-            let mut missing: Vec<Cow<'r, str>> = Vec::new();
-            for scope in &rendered {
-                if !rules.is_covered(granted.iter(), scope) && !missing.contains(scope) {
-                    missing.push(scope.clone());
-                }
+            if missing == 0 {
+                return Evaluation::Satisfied(index);
             }
-            if missing.is_empty() {
-                return Evaluation::Satisfied(rendered);
-            }
-            if best.as_ref().is_none_or(|b| missing.len() < b.len()) {
-                best = Some(missing);
+            if best.is_none_or(|(_, fewest)| missing < fewest) {
+                best = Some((index, missing));
             }
         }
-        Evaluation::Missing(best.unwrap_or_default())
+        let Some((index, _)) = best else {
+            return Evaluation::Missing(Vec::new());
+        };
+        let missing = self
+            .rendered(index, rules, params)
+            .into_iter()
+            .filter(|scope| !rules.is_covered(granted.iter(), scope))
+            .collect();
+        Evaluation::Missing(missing)
+    }
+
+    /// The concrete scopes of alternative `index` (placeholders already checked).
+    pub(crate) fn rendered<'r>(
+        &'r self,
+        index: usize,
+        rules: &ScopeRules,
+        params: &[&str],
+    ) -> Vec<Cow<'r, str>> {
+        self.alternatives
+            .get(index)
+            .into_iter()
+            .flatten()
+            .filter_map(|template| template.render(rules, params))
+            .collect()
     }
 }
