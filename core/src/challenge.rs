@@ -361,7 +361,7 @@ impl<'a> Parser<'a> {
 }
 
 /// RFC 9110 `tchar`.
-const fn is_tchar(b: u8) -> bool {
+pub(crate) const fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,

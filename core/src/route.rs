@@ -250,27 +250,9 @@ impl Methods {
 /// Is `method` an HTTP method token (RFC 9110 `token`) in upper case?
 pub fn is_method_token(method: &str) -> bool {
     !method.is_empty()
-        && method.bytes().all(|b| {
-            b.is_ascii_uppercase()
-                || b.is_ascii_digit()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
+        && method
+            .bytes()
+            .all(|b| crate::challenge::is_tchar(b) && !b.is_ascii_lowercase())
 }
 
 /// A route that matched, with the values of its placeholders.

@@ -189,3 +189,60 @@ proptest! {
         prop_assert_eq!(a, b);
     }
 }
+
+/// A policy with public, protected, prefix-bound and catch-all routes.
+fn fuzz_policy() -> scopegate_core::Policy {
+    scopegate_core::Policy::from_json(
+        r#"{"version": 1, "realm": "fuzz",
+            "issuers": [{"issuer": "https://idp", "audiences": ["api"], "algorithms": ["ES256", "RS256", "EdDSA"],
+                         "jwks_uri": "https://idp/jwks", "jwks_cluster": "idp"}],
+            "scopes": {"prefixes": ["tx-"]},
+            "routes": [{"path": "/public/**", "public": true},
+                       {"path": "/a/{id}", "require": "tx-{id}"},
+                       {"path": "/a/**", "methods": ["GET"], "require": ["a", "b"]},
+                       {"path": "/**", "methods": ["POST"], "require": {"any_of": [["x"], ["y"]]}}]}"#,
+    )
+    .expect("fuzz policy")
+}
+
+proptest! {
+    /// Fail closed: whatever the request, without a verifiable token nothing but public
+    /// routes and preflights pass, and nothing panics.
+    #[test]
+    fn random_requests_never_pass_protected_routes(
+        method in prop::sample::select(vec!["GET", "POST", "OPTIONS", "PUT", "get", ""]),
+        path in "(/|%2[eEfF]|%5[cC]|%00|\\.\\.?|[a-z]|public|\\?|#|\\\\|%|\u{e9}| ){0,12}",
+        authorization in vec("(Bearer|bearer|Basic| |,|[A-Za-z0-9_.-]{0,30}|eyJ[A-Za-z0-9_-]{0,40}\\.){0,6}", 0..3),
+        origin in prop::option::of(Just("https://app.example")),
+        preflight in prop::option::of(Just("POST")),
+    ) {
+        let policy = fuzz_policy();
+        let auth: Vec<&str> = authorization.iter().map(String::as_str).collect();
+        let mut request = scopegate_core::Request::new(method, &path).with_authorization(&auth);
+        request.origin = origin;
+        request.access_control_request_method = preflight;
+        let decision = policy.decide(&request, &scopegate_core::KeyStore::default(), scopegate_core::UnixTime(1_767_225_600));
+        if let scopegate_core::Decision::Allow(allow) = &decision {
+            prop_assert!(
+                matches!(allow.reason, scopegate_core::AllowReason::Public | scopegate_core::AllowReason::Preflight),
+                "{method} {path:?} {authorization:?} passed as {:?}", allow.reason
+            );
+        }
+        if let scopegate_core::Decision::Deny(denial) = &decision {
+            // Whatever went in, the challenge is a well-formed header value.
+            prop_assert!(parse_challenges(&denial.www_authenticate).is_ok(), "{}", denial.www_authenticate);
+            prop_assert!(denial.www_authenticate.bytes().all(|b| (0x20..0x7f).contains(&b)));
+        }
+    }
+
+    #[test]
+    fn token_decoding_never_panics(token in "[A-Za-z0-9_.=+/-]{0,200}") {
+        let _ = scopegate_core::token::decode(&token);
+        let _ = fuzz_policy().authenticate_unverified(&token, scopegate_core::UnixTime(0));
+    }
+
+    #[test]
+    fn policy_loading_never_panics(text in "[\\[\\]{}\",:0-9a-z/ *{}-]{0,120}") {
+        let _ = scopegate_core::Policy::from_json(&text);
+    }
+}
