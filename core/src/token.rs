@@ -486,14 +486,13 @@ pub(crate) fn authenticate(
 /// `typ` values compare as media types: case-insensitive, `application/` optional (RFC 7515
 /// §4.1.9, RFC 9068 §2.1).
 fn media_type_matches(typ: &str, required: &str) -> bool {
-    let strip = |t: &str| -> String {
-        let lower = t.to_ascii_lowercase();
-        match lower.strip_prefix("application/") {
-            Some(rest) => String::from(rest),
-            None => lower,
+    fn subtype(media_type: &str) -> &str {
+        match media_type.get(..12) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &media_type[12..],
+            _ => media_type,
         }
-    };
-    strip(typ) == strip(required)
+    }
+    subtype(typ).eq_ignore_ascii_case(subtype(required))
 }
 
 fn verify_signature(
