@@ -107,6 +107,53 @@ impl Decision<'_> {
             Self::Serve(_) => "serve_metadata",
         }
     }
+
+    /// The response a host sends instead of forwarding the request: every denial and the
+    /// served metadata document; `None` for a pass.
+    ///
+    /// ```
+    /// use scopegate_core::{KeyStore, Policy, Request, UnixTime};
+    /// let policy = Policy::from_json(r#"{"version": 1, "realm": "api",
+    ///   "issuers": [{"issuer": "https://idp", "audiences": ["api"], "algorithms": ["ES256"],
+    ///                "jwks_uri": "https://idp/jwks", "jwks_cluster": "idp"}],
+    ///   "routes": [{"path": "/health", "public": true}]}"#).unwrap();
+    /// let keys = KeyStore::default();
+    /// let decision = policy.decide(&Request::new("GET", "/admin"), &keys, UnixTime(0));
+    /// let response = decision.local_response().unwrap();
+    /// assert_eq!(response.status, 403);
+    /// assert_eq!(response.headers[0], ("www-authenticate", r#"Bearer realm="api", error="insufficient_scope""#));
+    /// assert_eq!(response.body, r#"{"error":"insufficient_scope"}"#);
+    /// assert!(policy.decide(&Request::new("GET", "/health"), &keys, UnixTime(0)).local_response().is_none());
+    /// ```
+    pub fn local_response(&self) -> Option<LocalResponse<'_>> {
+        match self {
+            Self::Allow(_) => None,
+            Self::Deny(denial) => Some(LocalResponse {
+                status: denial.status,
+                headers: denial.headers(),
+                body: &denial.body,
+            }),
+            Self::Serve(served) => Some(LocalResponse {
+                status: 200,
+                headers: alloc::vec![
+                    ("content-type", served.content_type),
+                    ("cache-control", "max-age=300"),
+                ],
+                body: served.body,
+            }),
+        }
+    }
+}
+
+/// A response answered by the host itself, without the upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalResponse<'d> {
+    /// The HTTP status.
+    pub status: u16,
+    /// Header names (lower case) and values.
+    pub headers: Vec<(&'static str, &'d str)>,
+    /// The body.
+    pub body: &'d str,
 }
 
 /// A pass.

@@ -46,18 +46,23 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "hmac")]
+pub mod cache;
 pub mod challenge;
 pub mod decision;
 mod json;
 pub mod jwks;
 pub mod path;
 pub mod policy;
+pub mod refresh;
 pub mod route;
 pub mod scope;
 pub mod token;
 
 pub use challenge::{parse_challenges, Challenge, ChallengeParseError};
-pub use decision::{Allow, AllowReason, Decision, Denial, DenyReason, ErrorCode, Request, Served};
+pub use decision::{
+    Allow, AllowReason, Decision, Denial, DenyReason, ErrorCode, LocalResponse, Request, Served,
+};
 pub use jwks::{Algorithm, JwksError, KeySet};
 pub use policy::{KeyStore, Policy, PolicyDocument, PolicyError};
 pub use scope::{ScopeRequest, ScopeRules, ScopeSet};

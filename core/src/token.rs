@@ -52,9 +52,17 @@ pub enum TokenError {
         issuer: String,
     },
     /// The issuer's keys have not been loaded yet (remote JWKS not fetched).
-    KeysUnavailable,
+    KeysUnavailable {
+        /// Position of the issuer in the policy's `issuers`.
+        issuer: usize,
+    },
     /// The header's `kid` is not in the issuer's key set.
-    UnknownKid(String),
+    UnknownKid {
+        /// The header's `kid`.
+        kid: String,
+        /// Position of the issuer in the policy's `issuers`.
+        issuer: usize,
+    },
     /// No key of the issuer may be used with this algorithm (RFC 8725 §2.1 confusion).
     KeyMismatch {
         /// The header's `alg`.
@@ -116,8 +124,8 @@ impl TokenError {
             Self::MissingIssuer | Self::UntrustedIssuer(_) => {
                 "The access token issuer is not trusted"
             }
-            Self::KeysUnavailable => "The signing keys are not available yet",
-            Self::UnknownKid(_) => "The access token signing key is unknown",
+            Self::KeysUnavailable { .. } => "The signing keys are not available yet",
+            Self::UnknownKid { .. } => "The access token signing key is unknown",
             Self::KeyMismatch { .. } => "The access token algorithm does not fit the signing key",
             Self::BadSignature | Self::VerifierNotBuilt(_) => {
                 "The access token signature is invalid"
@@ -134,6 +142,24 @@ impl TokenError {
         }
     }
 
+    /// The issuer whose remote key set is worth fetching again because of this error: the
+    /// token names a `kid` its keys do not have (the issuer may have rotated), or its keys
+    /// have not arrived yet. Hosts rate-limit these fetches with
+    /// [`KeyRefresh::request_early`](crate::refresh::KeyRefresh::request_early).
+    ///
+    /// ```
+    /// use scopegate_core::TokenError;
+    /// let err = TokenError::UnknownKid { kid: "2026-11".into(), issuer: 0 };
+    /// assert_eq!(err.refetch_issuer(), Some(0));
+    /// assert_eq!(TokenError::BadSignature.refetch_issuer(), None);
+    /// ```
+    pub fn refetch_issuer(&self) -> Option<usize> {
+        match self {
+            Self::UnknownKid { issuer, .. } | Self::KeysUnavailable { issuer } => Some(*issuer),
+            _ => None,
+        }
+    }
+
     /// A stable machine-readable code, used for stats and by the JavaScript binding.
     pub fn code(&self) -> &'static str {
         match self {
@@ -146,8 +172,8 @@ impl TokenError {
             Self::MissingIssuer => "missing_issuer",
             Self::UntrustedIssuer(_) => "untrusted_issuer",
             Self::AlgorithmNotAllowed { .. } => "algorithm_not_allowed",
-            Self::KeysUnavailable => "keys_unavailable",
-            Self::UnknownKid(_) => "unknown_kid",
+            Self::KeysUnavailable { .. } => "keys_unavailable",
+            Self::UnknownKid { .. } => "unknown_kid",
             Self::KeyMismatch { .. } => "key_mismatch",
             Self::BadSignature => "bad_signature",
             Self::VerifierNotBuilt(_) => "verifier_not_built",
@@ -177,8 +203,8 @@ impl fmt::Display for TokenError {
             Self::AlgorithmNotAllowed { alg, issuer } => {
                 write!(f, "algorithm {alg} is not allowed for issuer `{issuer}`")
             }
-            Self::KeysUnavailable => f.write_str("the issuer's keys have not been fetched yet"),
-            Self::UnknownKid(kid) => write!(f, "no key with kid `{kid}` in the issuer's key set"),
+            Self::KeysUnavailable { .. } => f.write_str("the issuer's keys have not been fetched yet"),
+            Self::UnknownKid { kid, .. } => write!(f, "no key with kid `{kid}` in the issuer's key set"),
             Self::KeyMismatch { alg } => write!(
                 f,
                 "no key of the issuer may be used with {alg} (algorithm/key type mismatch)"
@@ -438,7 +464,7 @@ pub(crate) fn authenticate(
         });
     }
     if let Signature::Verify(store) = signature {
-        verify_signature(&decoded, alg, issuer, store.keys_for(policy, issuer_index))?;
+        verify_signature(&decoded, alg, issuer, issuer_index, store.keys_for(policy, issuer_index))?;
     }
     if let Some(required) = &issuer.token_type {
         let typ = decoded.header.get("typ").and_then(Value::as_str);
@@ -499,6 +525,7 @@ fn verify_signature(
     token: &UnverifiedToken<'_>,
     alg: Algorithm,
     issuer: &Issuer,
+    issuer_index: usize,
     keys: Option<&KeySet>,
 ) -> Result<(), TokenError> {
     let message = token.signing_input.as_bytes();
@@ -513,7 +540,9 @@ fn verify_signature(
             Err(TokenError::BadSignature)
         };
     }
-    let keys = keys.ok_or(TokenError::KeysUnavailable)?;
+    let keys = keys.ok_or(TokenError::KeysUnavailable {
+        issuer: issuer_index,
+    })?;
     let kid = token.key_id();
     let mut named = keys
         .keys()
@@ -521,7 +550,10 @@ fn verify_signature(
         .peekable();
     if named.peek().is_none() {
         return Err(match kid {
-            Some(kid) => TokenError::UnknownKid(String::from(kid)),
+            Some(kid) => TokenError::UnknownKid {
+                kid: String::from(kid),
+                issuer: issuer_index,
+            },
             None => TokenError::KeyMismatch { alg },
         });
     }

@@ -174,6 +174,7 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
         forward_scopes,
         cors_origins,
         dry_run: doc.dry_run,
+        token_cache_entries: token_cache_entries(doc)?,
     };
     if let Some((identifier, metadata_url, metadata_path)) = resource {
         let metadata_document = metadata_document(&policy, &identifier);
@@ -362,10 +363,10 @@ fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer, PolicyErro
                 .map_err(|e| PolicyError::new(format!("{path}.jwks"), format!("{e}")))?,
         ),
         (None, Some(uri)) => {
-            if !(uri.starts_with("https://") || uri.starts_with("http://")) {
+            if crate::refresh::split_url(uri).is_none() {
                 return Err(PolicyError::new(
                     format!("{path}.jwks_uri"),
-                    "must be an absolute http or https URL",
+                    "must be an absolute http or https URL with a host (`https://idp.example/jwks`)",
                 ));
             }
             let cluster = doc.jwks_cluster.clone().ok_or_else(|| {
@@ -626,4 +627,19 @@ fn is_origin(origin: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
     scheme_ok && host_ok
+}
+
+/// Verified tokens kept by default: a few hundred users' tokens, a few hundred KiB.
+pub(crate) const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 1024;
+const MAX_TOKEN_CACHE_ENTRIES: usize = 1 << 20;
+
+fn token_cache_entries(doc: &PolicyDocument) -> Result<usize, PolicyError> {
+    match &doc.token_cache {
+        None => Ok(DEFAULT_TOKEN_CACHE_ENTRIES),
+        Some(cache) if cache.max_entries > MAX_TOKEN_CACHE_ENTRIES => Err(PolicyError::new(
+            "token_cache.max_entries",
+            format!("must be at most {MAX_TOKEN_CACHE_ENTRIES}"),
+        )),
+        Some(cache) => Ok(cache.max_entries),
+    }
 }

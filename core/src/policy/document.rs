@@ -49,6 +49,17 @@ pub struct PolicyDocument {
     /// Log decisions but let every request through.
     #[serde(default)]
     pub dry_run: bool,
+    /// The gateway's cache of verified tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_cache: Option<TokenCacheDocument>,
+}
+
+/// The gateway's cache of verified tokens.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCacheDocument {
+    /// How many verified tokens to keep until their `exp`; 0 turns the cache off.
+    pub max_entries: usize,
 }
 
 /// One trusted issuer.

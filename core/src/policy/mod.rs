@@ -185,6 +185,7 @@ pub struct Policy {
     pub(crate) forward_scopes: Option<Box<str>>,
     pub(crate) cors_origins: Vec<Box<str>>,
     pub(crate) dry_run: bool,
+    pub(crate) token_cache_entries: usize,
 }
 
 impl Policy {
@@ -234,6 +235,12 @@ impl Policy {
     /// Is dry-run mode on (decide and log, but let everything through)?
     pub fn dry_run(&self) -> bool {
         self.dry_run
+    }
+
+    /// How many verified tokens a gateway keeps (`token_cache.max_entries`, default 1024;
+    /// 0 means no cache).
+    pub fn token_cache_entries(&self) -> usize {
+        self.token_cache_entries
     }
 
     /// Header names the host must remove from every incoming request before forwarding,

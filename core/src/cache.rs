@@ -1,0 +1,198 @@
+//! A bounded cache of verified tokens, so that a gateway verifies each token's signature
+//! once rather than on every request.
+//!
+//! Entries are keyed by the SHA-256 digest of the token (a collision would need a second
+//! preimage, so a forged token cannot hit another token's entry), live until the token's
+//! `exp` plus leeway, and when the cache is full the entry that expires first makes room.
+//! Only the signature and the time-independent claims are cached: route, scope and
+//! `max_age` checks run on every request against the cached [`Principal`].
+//!
+//! A cached token stays accepted until its `exp` even if its key leaves the issuer's JWKS,
+//! as in Envoy's `jwt_authn` cache; keep `exp` short where that matters.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::rc::Rc;
+
+use sha2::{Digest, Sha256};
+
+use crate::token::Principal;
+use crate::UnixTime;
+
+type TokenDigest = [u8; 32];
+
+/// Verified tokens by digest, until they expire. Principals are shared ([`Rc`]) so that a
+/// hit costs a digest and a map lookup, not a copy.
+///
+/// ```
+/// use scopegate_core::cache::TokenCache;
+/// use scopegate_core::{Principal, ScopeSet, UnixTime};
+/// let principal = Principal {
+///     issuer: 0,
+///     subject: Some("alice".into()),
+///     scopes: "resource:read".split(' ').collect(),
+///     expires_at: 1_000,
+///     auth_time: None,
+///     forwarded: Vec::new(),
+/// };
+/// let mut cache = TokenCache::new(2);
+/// cache.insert("eyJ.a.b", principal.into(), UnixTime(900));
+/// assert!(cache.get("eyJ.a.b", UnixTime(1_000)).is_some());
+/// assert!(cache.get("eyJ.a.c", UnixTime(1_000)).is_none());
+/// assert!(cache.get("eyJ.a.b", UnixTime(1_001)).is_none(), "expired entries are dropped");
+/// assert!(cache.is_empty());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct TokenCache {
+    capacity: usize,
+    entries: BTreeMap<TokenDigest, Rc<Principal>>,
+    by_expiry: BTreeSet<(u64, TokenDigest)>,
+}
+
+impl TokenCache {
+    /// A cache holding at most `capacity` tokens; 0 caches nothing.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            ..Self::default()
+        }
+    }
+
+    /// The principal of `token` if it was verified and has not expired at `now`.
+    pub fn get(&mut self, token: &str, now: UnixTime) -> Option<Rc<Principal>> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let digest = digest(token);
+        let principal = self.entries.get(&digest)?;
+        if now.0 > principal.expires_at {
+            let expires_at = principal.expires_at;
+            self.entries.remove(&digest);
+            self.by_expiry.remove(&(expires_at, digest));
+            return None;
+        }
+        Some(Rc::clone(principal))
+    }
+
+    /// Remembers a verified token. Expired entries are dropped first; if the cache is still
+    /// full, the entry expiring soonest makes room, unless the new one expires sooner still.
+    pub fn insert(&mut self, token: &str, principal: Rc<Principal>, now: UnixTime) {
+        if self.capacity == 0 || now.0 > principal.expires_at {
+            return;
+        }
+        let digest = digest(token);
+        self.evict_expired(now);
+        if let Some(old) = self.entries.remove(&digest) {
+            self.by_expiry.remove(&(old.expires_at, digest));
+        }
+        if self.entries.len() >= self.capacity {
+            match self.by_expiry.first().copied() {
+                Some(soonest) if soonest.0 < principal.expires_at => {
+                    self.by_expiry.remove(&soonest);
+                    self.entries.remove(&soonest.1);
+                }
+                _ => return,
+            }
+        }
+        self.by_expiry.insert((principal.expires_at, digest));
+        self.entries.insert(digest, principal);
+    }
+
+    /// How many tokens are cached.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no token is cached.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn evict_expired(&mut self, now: UnixTime) {
+        while let Some(&(expires_at, digest)) = self.by_expiry.first() {
+            if expires_at >= now.0 {
+                break;
+            }
+            self.by_expiry.pop_first();
+            self.entries.remove(&digest);
+        }
+    }
+}
+
+fn digest(token: &str) -> TokenDigest {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+
+    fn principal(expires_at: u64) -> Rc<Principal> {
+        Rc::new(Principal {
+            issuer: 0,
+            subject: None,
+            scopes: ["a"].into_iter().collect(),
+            expires_at,
+            auth_time: None,
+            forwarded: alloc::vec::Vec::new(),
+        })
+    }
+
+    #[test]
+    fn full_cache_drops_the_entry_expiring_soonest() {
+        let mut cache = TokenCache::new(3);
+        for (token, exp) in [("t1", 500), ("t2", 100), ("t3", 300)] {
+            cache.insert(token, principal(exp), UnixTime(0));
+        }
+        cache.insert("t4", principal(400), UnixTime(0));
+        assert_eq!(cache.len(), 3);
+        assert!(cache.get("t2", UnixTime(0)).is_none());
+        for token in ["t1", "t3", "t4"] {
+            assert!(cache.get(token, UnixTime(0)).is_some(), "{token}");
+        }
+        // A token expiring before everything cached does not push anything out.
+        cache.insert("t5", principal(50), UnixTime(0));
+        assert!(cache.get("t5", UnixTime(0)).is_none());
+        assert_eq!(cache.len(), 3);
+    }
+
+    #[test]
+    fn expired_entries_make_room_first() {
+        let mut cache = TokenCache::new(2);
+        cache.insert("old", principal(10), UnixTime(0));
+        cache.insert("new", principal(1000), UnixTime(0));
+        cache.insert("newer", principal(900), UnixTime(11));
+        assert!(cache.get("new", UnixTime(11)).is_some());
+        assert!(cache.get("newer", UnixTime(11)).is_some());
+    }
+
+    #[test]
+    fn capacity_zero_and_expired_tokens_are_never_cached() {
+        let mut off = TokenCache::new(0);
+        off.insert("t", principal(100), UnixTime(0));
+        assert!(off.get("t", UnixTime(0)).is_none());
+        let mut cache = TokenCache::new(4);
+        cache.insert("t", principal(100), UnixTime(101));
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn the_cache_never_grows_past_its_capacity() {
+        let mut cache = TokenCache::new(16);
+        for i in 0..1000u64 {
+            cache.insert(&format!("token-{i}"), principal(i % 97 + 10), UnixTime(i / 100));
+            assert!(cache.len() <= 16);
+            assert_eq!(cache.len(), cache.by_expiry.len());
+        }
+    }
+
+    #[test]
+    fn reinserting_a_token_replaces_its_entry() {
+        let mut cache = TokenCache::new(2);
+        cache.insert("t", principal(100), UnixTime(0));
+        cache.insert("t", principal(200), UnixTime(0));
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.by_expiry.len(), 1);
+        assert_eq!(cache.get("t", UnixTime(150)).unwrap().expires_at, 200);
+    }
+}

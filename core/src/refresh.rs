@@ -1,0 +1,385 @@
+//! When to fetch each remote JWKS, and what to do with the answer.
+//!
+//! The host performs the HTTP calls (the gateway filter with `dispatch_http_call` over an
+//! Envoy cluster); this module decides when: at start, every `jwks_refresh_seconds`, early
+//! when a token names a `kid` the keys lack (at most once per `jwks_refetch_seconds`), and
+//! with a growing backoff after failures. A failed or unusable answer never replaces the
+//! last good keys, and until the first keys arrive tokens of that issuer are refused
+//! ([`TokenError::KeysUnavailable`](crate::TokenError::KeysUnavailable)), never let through.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::jwks::{JwksError, KeySet};
+use crate::policy::{KeySource, KeyStore, Policy};
+use crate::UnixTime;
+
+/// How long the host may take to answer a fetch before it is considered lost and may be
+/// sent again; hosts time their calls out well before this.
+pub const FETCH_LOST_AFTER_SECONDS: u64 = 60;
+
+/// The longest wait between attempts while an issuer's JWKS keeps failing.
+const MAX_BACKOFF_SECONDS: u64 = 64;
+
+/// One HTTP GET for the host to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JwksFetch<'p> {
+    /// Position of the issuer in the policy's `issuers`.
+    pub issuer: usize,
+    /// The upstream cluster that reaches the JWKS server.
+    pub cluster: &'p str,
+    /// The `:authority` (host and port) of `jwks_uri`.
+    pub authority: &'p str,
+    /// The `:path` of `jwks_uri`, query included.
+    pub path: &'p str,
+}
+
+/// Why a fetched JWKS was not installed. The previous keys, if any, stay in use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchError {
+    /// The call failed before an HTTP answer (connection refused, timeout, no cluster).
+    NoResponse,
+    /// The server answered with a status other than 200.
+    Status(u16),
+    /// The body is not a JWKS with a usable key.
+    Jwks(JwksError),
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoResponse => f.write_str(
+                "no answer from the JWKS server: check that the cluster exists and reaches it",
+            ),
+            Self::Status(status) => write!(f, "the JWKS server answered HTTP {status}"),
+            Self::Jwks(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for FetchError {}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    issuer: usize,
+    next_at: u64,
+    sent_at: Option<u64>,
+    early_at: Option<u64>,
+    failures: u32,
+}
+
+/// The fetch schedule of every issuer with a `jwks_uri`.
+///
+/// ```
+/// use scopegate_core::refresh::KeyRefresh;
+/// use scopegate_core::{KeyStore, Policy, UnixTime};
+/// let policy = Policy::from_json(r#"{"version": 1, "realm": "api",
+///   "issuers": [{"issuer": "https://idp", "audiences": ["api"], "algorithms": ["EdDSA"],
+///                "jwks_uri": "http://127.0.0.1:9000/jwks", "jwks_cluster": "idp",
+///                "jwks_refresh_seconds": 300}],
+///   "routes": []}"#).unwrap();
+/// let mut refresh = KeyRefresh::new(&policy);
+/// let mut keys = KeyStore::default();
+///
+/// // Due at once, then not again while the call is in flight.
+/// let due = refresh.due(&policy, UnixTime(1000));
+/// assert_eq!((due[0].cluster, due[0].authority, due[0].path), ("idp", "127.0.0.1:9000", "/jwks"));
+/// assert!(refresh.due(&policy, UnixTime(1001)).is_empty());
+///
+/// let jwks = br#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+/// assert_eq!(refresh.completed(&policy, 0, Ok((200, jwks)), &mut keys, UnixTime(1001)), Ok(1));
+/// assert!(keys.get(0).is_some());
+/// assert!(refresh.due(&policy, UnixTime(1300)).is_empty());
+/// assert_eq!(refresh.due(&policy, UnixTime(1301)).len(), 1);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct KeyRefresh {
+    entries: Vec<Entry>,
+}
+
+impl KeyRefresh {
+    /// A schedule with every remote JWKS of `policy` due at once.
+    pub fn new(policy: &Policy) -> Self {
+        let entries = policy
+            .issuers()
+            .iter()
+            .enumerate()
+            .filter(|(_, issuer)| matches!(issuer.keys(), KeySource::Remote(_)))
+            .map(|(issuer, _)| Entry {
+                issuer,
+                next_at: 0,
+                sent_at: None,
+                early_at: None,
+                failures: 0,
+            })
+            .collect();
+        Self { entries }
+    }
+
+    /// Whether any issuer's keys are fetched (the host needs a timer only then).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The fetches to send now; each is marked in flight until [`KeyRefresh::completed`].
+    pub fn due<'p>(&mut self, policy: &'p Policy, now: UnixTime) -> Vec<JwksFetch<'p>> {
+        let mut due = Vec::new();
+        for entry in &mut self.entries {
+            if entry.in_flight(now) || now.0 < entry.next_at {
+                continue;
+            }
+            if let Some(fetch) = fetch_for(policy, entry.issuer) {
+                entry.sent_at = Some(now.0);
+                due.push(fetch);
+            }
+        }
+        due
+    }
+
+    /// A fetch to send now because a token of `issuer` names an unknown `kid` or its keys
+    /// have not arrived, unless one is in flight or an early fetch was sent less than
+    /// `jwks_refetch_seconds` ago. This bounds what a stream of tokens with made-up `kid`s
+    /// can make the gateway do.
+    pub fn request_early<'p>(
+        &mut self,
+        policy: &'p Policy,
+        issuer: usize,
+        now: UnixTime,
+    ) -> Option<JwksFetch<'p>> {
+        let refetch = match policy.issuers().get(issuer)?.keys() {
+            KeySource::Remote(remote) => remote.refetch_seconds,
+            _ => return None,
+        };
+        let entry = self.entries.iter_mut().find(|e| e.issuer == issuer)?;
+        if entry.in_flight(now) {
+            return None;
+        }
+        if entry
+            .early_at
+            .is_some_and(|at| now.0 < at.saturating_add(refetch))
+        {
+            return None;
+        }
+        let fetch = fetch_for(policy, issuer)?;
+        entry.early_at = Some(now.0);
+        entry.sent_at = Some(now.0);
+        Some(fetch)
+    }
+
+    /// Takes the answer to a fetch of `issuer`: `Ok((status, body))`, or `Err(())` when the
+    /// call failed without an answer. Good keys are installed into `keys` and the number of
+    /// usable keys returned; on any failure the previous keys stay and the next attempt is
+    /// scheduled with a backoff (1, 2, 4 ... seconds, at most the refresh interval).
+    #[allow(clippy::result_unit_err)]
+    pub fn completed(
+        &mut self,
+        policy: &Policy,
+        issuer: usize,
+        answer: Result<(u16, &[u8]), ()>,
+        keys: &mut KeyStore,
+        now: UnixTime,
+    ) -> Result<usize, FetchError> {
+        let refresh = match policy.issuers().get(issuer).map(|i| i.keys()) {
+            Some(KeySource::Remote(remote)) => remote.refresh_seconds,
+            _ => return Err(FetchError::NoResponse),
+        };
+        let result = parse_answer(answer);
+        let Some(entry) = self.entries.iter_mut().find(|e| e.issuer == issuer) else {
+            return Err(FetchError::NoResponse);
+        };
+        entry.sent_at = None;
+        match result {
+            Ok(set) => {
+                let usable = set.keys().count();
+                keys.install(issuer, set);
+                entry.failures = 0;
+                entry.next_at = now.0.saturating_add(refresh);
+                Ok(usable)
+            }
+            Err(err) => {
+                let backoff = 1u64 << entry.failures.min(6);
+                entry.failures = entry.failures.saturating_add(1);
+                let wait = backoff.min(MAX_BACKOFF_SECONDS).min(refresh);
+                entry.next_at = now.0.saturating_add(wait);
+                Err(err)
+            }
+        }
+    }
+}
+
+impl Entry {
+    fn in_flight(&self, now: UnixTime) -> bool {
+        self.sent_at
+            .is_some_and(|at| now.0 < at.saturating_add(FETCH_LOST_AFTER_SECONDS))
+    }
+}
+
+fn parse_answer(answer: Result<(u16, &[u8]), ()>) -> Result<KeySet, FetchError> {
+    let (status, body) = answer.map_err(|()| FetchError::NoResponse)?;
+    if status != 200 {
+        return Err(FetchError::Status(status));
+    }
+    let text = core::str::from_utf8(body)
+        .map_err(|_| FetchError::Jwks(JwksError::Json("the body is not UTF-8".into())))?;
+    KeySet::from_json(text).map_err(FetchError::Jwks)
+}
+
+fn fetch_for(policy: &Policy, issuer: usize) -> Option<JwksFetch<'_>> {
+    let KeySource::Remote(remote) = policy.issuers().get(issuer)?.keys() else {
+        return None;
+    };
+    let (authority, path) = split_url(&remote.uri)?;
+    Some(JwksFetch {
+        issuer,
+        cluster: &remote.cluster,
+        authority,
+        path,
+    })
+}
+
+/// `http://host:port/path?query` into (`host:port`, `/path?query`); the policy compiler
+/// refuses URLs this cannot split.
+pub(crate) fn split_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let rest = rest.split('#').next().unwrap_or(rest);
+    let (authority, path) = match rest.find(['/', '?']) {
+        // `http://host?query` has no path to put the query after.
+        Some(at) if rest[at..].starts_with('?') => return None,
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains(['@', ' ']) {
+        return None;
+    }
+    Some((authority, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JWKS: &[u8] = br#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"a","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+
+    fn policy(extra: &str) -> Policy {
+        Policy::from_json(&alloc::format!(
+            r#"{{"version": 1, "realm": "api",
+              "issuers": [
+                {{"issuer": "https://inline", "audiences": ["api"], "algorithms": ["HS256"],
+                  "hmac_secret": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}},
+                {{"issuer": "https://idp", "audiences": ["api"], "algorithms": ["EdDSA"],
+                  "jwks_uri": "http://idp.test:8080/keys?v=1", "jwks_cluster": "idp"{extra}}}],
+              "routes": []}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_remote_issuers_are_scheduled() {
+        let policy = policy("");
+        let mut refresh = KeyRefresh::new(&policy);
+        let due = refresh.due(&policy, UnixTime(10));
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].issuer, 1);
+        assert_eq!(due[0].authority, "idp.test:8080");
+        assert_eq!(due[0].path, "/keys?v=1");
+    }
+
+    #[test]
+    fn failures_keep_the_last_good_keys_and_back_off() {
+        let policy = policy(r#", "jwks_refresh_seconds": 30"#);
+        let mut refresh = KeyRefresh::new(&policy);
+        let mut keys = KeyStore::default();
+        refresh.due(&policy, UnixTime(0));
+        assert_eq!(
+            refresh.completed(&policy, 1, Ok((200, JWKS)), &mut keys, UnixTime(0)),
+            Ok(1)
+        );
+        // The server goes down: each failure leaves the keys and waits longer.
+        let mut now = 30;
+        let mut waits = Vec::new();
+        for _ in 0..7 {
+            assert_eq!(refresh.due(&policy, UnixTime(now)).len(), 1);
+            let err = refresh.completed(&policy, 1, Err(()), &mut keys, UnixTime(now));
+            assert_eq!(err, Err(FetchError::NoResponse));
+            assert!(keys.get(1).is_some(), "last good keys are kept");
+            let next = (now..now + 100)
+                .find(|&t| {
+                    let mut probe = refresh.clone();
+                    !probe.due(&policy, UnixTime(t)).is_empty()
+                })
+                .unwrap();
+            waits.push(next - now);
+            now = next;
+        }
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+        // A 500 and a body that is not a JWKS do not replace the keys either.
+        refresh.due(&policy, UnixTime(now));
+        let err = refresh.completed(&policy, 1, Ok((500, JWKS)), &mut keys, UnixTime(now));
+        assert_eq!(err, Err(FetchError::Status(500)));
+        refresh.due(&policy, UnixTime(now + 30));
+        let err = refresh.completed(&policy, 1, Ok((200, b"<html>")), &mut keys, UnixTime(now));
+        assert!(matches!(err, Err(FetchError::Jwks(_))));
+        let empty = br#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#;
+        refresh.due(&policy, UnixTime(now + 60));
+        let err = refresh.completed(&policy, 1, Ok((200, empty)), &mut keys, UnixTime(now));
+        assert!(matches!(err, Err(FetchError::Jwks(JwksError::NoUsableKey(_)))));
+        assert_eq!(keys.get(1).unwrap().keys().count(), 1);
+    }
+
+    #[test]
+    fn early_fetches_are_rate_limited() {
+        let policy = policy(r#", "jwks_refetch_seconds": 10"#);
+        let mut refresh = KeyRefresh::new(&policy);
+        let mut keys = KeyStore::default();
+        // In flight: no second fetch.
+        assert_eq!(refresh.due(&policy, UnixTime(100)).len(), 1);
+        assert!(refresh.request_early(&policy, 1, UnixTime(100)).is_none());
+        refresh
+            .completed(&policy, 1, Ok((200, JWKS)), &mut keys, UnixTime(100))
+            .unwrap();
+        let first = refresh.request_early(&policy, 1, UnixTime(101)).unwrap();
+        assert_eq!(first.issuer, 1);
+        refresh
+            .completed(&policy, 1, Ok((200, JWKS)), &mut keys, UnixTime(101))
+            .unwrap();
+        assert!(refresh.request_early(&policy, 1, UnixTime(110)).is_none());
+        assert!(refresh.request_early(&policy, 1, UnixTime(111)).is_some());
+        // Inline issuers and unknown positions never fetch.
+        assert!(refresh.request_early(&policy, 0, UnixTime(500)).is_none());
+        assert!(refresh.request_early(&policy, 9, UnixTime(500)).is_none());
+    }
+
+    #[test]
+    fn a_lost_fetch_is_sent_again() {
+        let policy = policy("");
+        let mut refresh = KeyRefresh::new(&policy);
+        assert_eq!(refresh.due(&policy, UnixTime(0)).len(), 1);
+        assert!(refresh
+            .due(&policy, UnixTime(FETCH_LOST_AFTER_SECONDS - 1))
+            .is_empty());
+        assert_eq!(
+            refresh.due(&policy, UnixTime(FETCH_LOST_AFTER_SECONDS)).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn urls_split_into_authority_and_path() {
+        assert_eq!(
+            split_url("https://idp.example/.well-known/jwks.json"),
+            Some(("idp.example", "/.well-known/jwks.json"))
+        );
+        assert_eq!(
+            split_url("http://127.0.0.1:9000"),
+            Some(("127.0.0.1:9000", "/"))
+        );
+        assert_eq!(split_url("http://h?x=1"), None);
+        assert_eq!(split_url("http://h/p#frag"), Some(("h", "/p")));
+        assert_eq!(split_url("http:///p"), None);
+        assert_eq!(split_url("http://user@h/p"), None);
+        assert_eq!(split_url("ftp://h/p"), None);
+    }
+}
