@@ -180,7 +180,11 @@ mod tests {
     fn the_cache_never_grows_past_its_capacity() {
         let mut cache = TokenCache::new(16);
         for i in 0..1000u64 {
-            cache.insert(&format!("token-{i}"), principal(i % 97 + 10), UnixTime(i / 100));
+            cache.insert(
+                &format!("token-{i}"),
+                principal(i % 97 + 10),
+                UnixTime(i / 100),
+            );
             assert!(cache.len() <= 16);
             assert_eq!(cache.len(), cache.by_expiry.len());
         }

@@ -146,6 +146,23 @@ impl Decision<'_> {
     }
 }
 
+/// Every value of [`Decision::code`], for hosts that declare their counters up front.
+pub const DECISION_CODES: [&str; 13] = [
+    "allow_public",
+    "allow_preflight",
+    "allow_authorized",
+    "allow_unmatched",
+    "deny_bad_path",
+    "deny_bad_credentials",
+    "deny_bad_parameter",
+    "deny_no_token",
+    "deny_invalid_token",
+    "deny_insufficient_scope",
+    "deny_step_up",
+    "deny_no_route",
+    "serve_metadata",
+];
+
 /// A response answered by the host itself, without the upstream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalResponse<'d> {
@@ -360,6 +377,27 @@ impl Policy {
         now: UnixTime,
     ) -> Decision<'p> {
         self.decide_with(request, now, |token| self.authenticate(token, keys, now))
+    }
+
+    /// The response a gateway sends for `decision`, `None` to forward the request: in
+    /// `dry_run` mode denials are only logged and the request goes through, while the
+    /// metadata document is still served.
+    ///
+    /// ```
+    /// use scopegate_core::{KeyStore, Policy, Request, UnixTime};
+    /// let policy = Policy::from_json(r#"{"version": 1, "realm": "api", "dry_run": true,
+    ///   "issuers": [{"issuer": "https://idp", "audiences": ["api"], "algorithms": ["ES256"],
+    ///                "jwks_uri": "https://idp/jwks", "jwks_cluster": "idp"}],
+    ///   "routes": [{"path": "/admin", "require": "admin"}]}"#).unwrap();
+    /// let decision = policy.decide(&Request::new("GET", "/admin"), &KeyStore::default(), UnixTime(0));
+    /// assert_eq!(decision.status(), Some(401));
+    /// assert!(policy.enforce(&decision).is_none(), "dry run: let through");
+    /// ```
+    pub fn enforce<'d>(&self, decision: &'d Decision<'_>) -> Option<LocalResponse<'d>> {
+        if self.dry_run && matches!(decision, Decision::Deny(_)) {
+            return None;
+        }
+        decision.local_response()
     }
 
     /// The decision the gateway would make, without checking the token's signature: for

@@ -325,7 +325,10 @@ mod tests {
         let empty = br#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#;
         refresh.due(&policy, UnixTime(now + 60));
         let err = refresh.completed(&policy, 1, Ok((200, empty)), &mut keys, UnixTime(now));
-        assert!(matches!(err, Err(FetchError::Jwks(JwksError::NoUsableKey(_)))));
+        assert!(matches!(
+            err,
+            Err(FetchError::Jwks(JwksError::NoUsableKey(_)))
+        ));
         assert_eq!(keys.get(1).unwrap().keys().count(), 1);
     }
 
@@ -361,7 +364,9 @@ mod tests {
             .due(&policy, UnixTime(FETCH_LOST_AFTER_SECONDS - 1))
             .is_empty());
         assert_eq!(
-            refresh.due(&policy, UnixTime(FETCH_LOST_AFTER_SECONDS)).len(),
+            refresh
+                .due(&policy, UnixTime(FETCH_LOST_AFTER_SECONDS))
+                .len(),
             1
         );
     }

@@ -203,8 +203,12 @@ impl fmt::Display for TokenError {
             Self::AlgorithmNotAllowed { alg, issuer } => {
                 write!(f, "algorithm {alg} is not allowed for issuer `{issuer}`")
             }
-            Self::KeysUnavailable { .. } => f.write_str("the issuer's keys have not been fetched yet"),
-            Self::UnknownKid { kid, .. } => write!(f, "no key with kid `{kid}` in the issuer's key set"),
+            Self::KeysUnavailable { .. } => {
+                f.write_str("the issuer's keys have not been fetched yet")
+            }
+            Self::UnknownKid { kid, .. } => {
+                write!(f, "no key with kid `{kid}` in the issuer's key set")
+            }
             Self::KeyMismatch { alg } => write!(
                 f,
                 "no key of the issuer may be used with {alg} (algorithm/key type mismatch)"
@@ -464,7 +468,13 @@ pub(crate) fn authenticate(
         });
     }
     if let Signature::Verify(store) = signature {
-        verify_signature(&decoded, alg, issuer, issuer_index, store.keys_for(policy, issuer_index))?;
+        verify_signature(
+            &decoded,
+            alg,
+            issuer,
+            issuer_index,
+            store.keys_for(policy, issuer_index),
+        )?;
     }
     if let Some(required) = &issuer.token_type {
         let typ = decoded.header.get("typ").and_then(Value::as_str);

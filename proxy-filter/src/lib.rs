@@ -1,7 +1,369 @@
-//! The scopegate proxy-wasm filter.
+//! # scopegate-filter
 //!
-//! This crate is a placeholder until the gateway filter lands: it will translate proxy-wasm
-//! callbacks into [`scopegate_core`] calls and nothing more.
-#![no_std]
+//! A proxy-wasm HTTP filter that enforces a scopegate policy in Envoy, or in nginx through
+//! ngx_wasm_module. The plugin configuration is the policy document. Everything about
+//! scopes, tokens, routes and statuses is decided by `scopegate-core`; this crate only
+//! translates between proxy-wasm calls and core calls:
+//!
+//! - the root context compiles the policy once in `on_configure` (a broken policy makes it
+//!   return false, so the host refuses the configuration), fetches remote JWKS over the
+//!   policy's cluster on a timer, and owns the verified-token cache and the counters;
+//! - each HTTP context reads the request headers, asks the core for a decision, and either
+//!   forwards the request (with the forwarded-claim headers replaced) or answers it.
+//!
+//! Host calls used (all in proxy-wasm ABI 0.2.1 and implemented by ngx_wasm_module):
+//! `proxy_log`, `proxy_get_current_time_nanoseconds`, `proxy_set_tick_period_milliseconds`,
+//! `proxy_get_buffer_bytes`, `proxy_get_header_map_pairs`, `proxy_get_header_map_value`,
+//! `proxy_replace_header_map_value`, `proxy_remove_header_map_value`,
+//! `proxy_send_local_response`, `proxy_continue_stream`, `proxy_http_call`,
+//! `proxy_define_metric`, `proxy_increment_metric`.
 
-pub use scopegate_core as core_crate;
+mod stats;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use log::{error, info, warn};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
+use scopegate_core::cache::TokenCache;
+use scopegate_core::jwks::MAX_JWKS_LEN;
+use scopegate_core::refresh::{JwksFetch, KeyRefresh};
+use scopegate_core::{Decision, KeyStore, Policy, Request, TokenError, UnixTime};
+
+use stats::Stats;
+
+/// How long a JWKS fetch may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}}
+
+/// What the root context shares with its HTTP contexts. The host runs one VM per worker
+/// thread, so each worker has its own copy; nothing here crosses threads.
+struct Shared {
+    policy: Policy,
+    keys: RefCell<KeyStore>,
+    refresh: RefCell<KeyRefresh>,
+    cache: RefCell<TokenCache>,
+    stats: RefCell<Stats>,
+}
+
+impl Shared {
+    /// Sends a JWKS fetch from `context`, recording it as failed at once if the host
+    /// refuses it (unknown cluster).
+    fn dispatch(&self, context: &dyn Context, fetch: JwksFetch<'_>, now: UnixTime) -> Option<u32> {
+        let headers = vec![
+            (":method", "GET"),
+            (":path", fetch.path),
+            (":authority", fetch.authority),
+            ("accept", "application/json"),
+        ];
+        match context.dispatch_http_call(fetch.cluster, headers, None, vec![], FETCH_TIMEOUT) {
+            Ok(token) => Some(token),
+            Err(status) => {
+                warn!(
+                    "scopegate: cannot fetch the JWKS of issuer {} over cluster `{}`: {status:?}",
+                    fetch.issuer, fetch.cluster
+                );
+                self.fetched(fetch.issuer, Err(()), now);
+                None
+            }
+        }
+    }
+
+    /// Takes the answer of a JWKS fetch.
+    fn fetched(&self, issuer: usize, answer: Result<(u16, &[u8]), ()>, now: UnixTime) {
+        let mut keys = self.keys.borrow_mut();
+        let result =
+            self.refresh
+                .borrow_mut()
+                .completed(&self.policy, issuer, answer, &mut keys, now);
+        let name = self
+            .policy
+            .issuers()
+            .get(issuer)
+            .map_or("?", |i| i.issuer());
+        match result {
+            Ok(count) => {
+                info!("scopegate: installed {count} keys of `{name}`");
+                self.stats.borrow_mut().count("jwks.fetch_ok");
+            }
+            Err(err) => {
+                warn!("scopegate: keeping the previous keys of `{name}`: {err}");
+                self.stats.borrow_mut().count("jwks.fetch_failed");
+            }
+        }
+    }
+
+    /// Decides `request`, verifying through the cache. Returns the issuer whose keys are
+    /// worth re-fetching when the token failed for want of a key.
+    fn decide(&self, request: &Request<'_>, now: UnixTime) -> (Decision<'_>, Option<usize>) {
+        let mut refetch = None;
+        let decision = self.policy.decide_with(request, now, |token| {
+            if let Some(principal) = self.cache.borrow_mut().get(token, now) {
+                self.stats.borrow_mut().count("cache.hit");
+                return Ok(principal);
+            }
+            self.stats.borrow_mut().count("cache.miss");
+            let principal = self
+                .policy
+                .authenticate(token, &self.keys.borrow(), now)
+                .inspect_err(|err: &TokenError| refetch = err.refetch_issuer())?;
+            let principal = Rc::new(principal);
+            self.cache
+                .borrow_mut()
+                .insert(token, Rc::clone(&principal), now);
+            Ok(principal)
+        });
+        (decision, refetch)
+    }
+}
+
+fn now(context: &dyn Context) -> UnixTime {
+    let since_epoch = context
+        .get_current_time()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    UnixTime(since_epoch.as_secs())
+}
+
+#[derive(Default)]
+struct Root {
+    shared: Option<Rc<Shared>>,
+    /// JWKS fetches in flight from the root context: call token to issuer.
+    fetches: HashMap<u32, usize>,
+}
+
+impl Root {
+    fn fetch_due(&mut self) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let now = now(self);
+        let due = shared.refresh.borrow_mut().due(&shared.policy, now);
+        for fetch in due {
+            if let Some(token) = shared.dispatch(self, fetch, now) {
+                self.fetches.insert(token, fetch.issuer);
+            }
+        }
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
+        let (Some(issuer), Some(shared)) = (self.fetches.remove(&token), self.shared.clone())
+        else {
+            return;
+        };
+        let answer = call_answer(self, headers, body_size);
+        shared.fetched(
+            issuer,
+            answer
+                .as_ref()
+                .map(|(s, b)| (*s, b.as_slice()))
+                .map_err(|_| ()),
+            now(self),
+        );
+    }
+}
+
+/// The status and body of a finished `dispatch_http_call`; no headers means no answer.
+fn call_answer(
+    context: &dyn Context,
+    headers: usize,
+    body_size: usize,
+) -> Result<(u16, Vec<u8>), ()> {
+    if headers == 0 {
+        return Err(());
+    }
+    let status = context
+        .get_http_call_response_header(":status")
+        .and_then(|s| s.parse().ok())
+        .ok_or(())?;
+    // One byte past the limit is enough for the core to refuse the body as too large.
+    let body = context
+        .get_http_call_response_body(0, body_size.min(MAX_JWKS_LEN + 1))
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _: usize) -> bool {
+        let Some(config) = self.get_plugin_configuration() else {
+            error!(
+                "scopegate: no plugin configuration: give the policy document as `configuration`"
+            );
+            return false;
+        };
+        let Ok(text) = std::str::from_utf8(&config) else {
+            error!("scopegate: the plugin configuration is not UTF-8 text");
+            return false;
+        };
+        let policy = match Policy::from_json(text) {
+            Ok(policy) => policy,
+            Err(err) => {
+                error!("scopegate: policy rejected: {err}");
+                return false;
+            }
+        };
+        let shared = Shared {
+            keys: RefCell::default(),
+            refresh: RefCell::new(KeyRefresh::new(&policy)),
+            cache: RefCell::new(TokenCache::new(policy.token_cache_entries())),
+            stats: RefCell::new(Stats::new()),
+            policy,
+        };
+        let remote = !shared.refresh.borrow().is_empty();
+        info!(
+            "scopegate: policy loaded: {} issuers, realm `{}`{}",
+            shared.policy.issuers().len(),
+            shared.policy.realm(),
+            if shared.policy.dry_run() {
+                ", dry run"
+            } else {
+                ""
+            }
+        );
+        self.shared = Some(Rc::new(shared));
+        self.fetches.clear();
+        if remote {
+            self.set_tick_period(Duration::from_secs(1));
+            self.fetch_due();
+        }
+        true
+    }
+
+    fn on_tick(&mut self) {
+        self.fetch_due();
+    }
+
+    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
+        let shared = Rc::clone(self.shared.as_ref()?);
+        Some(Box::new(Filter {
+            shared,
+            refetching: None,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+/// One request.
+struct Filter {
+    shared: Rc<Shared>,
+    /// The call token and issuer of a JWKS re-fetch this request waits for.
+    refetching: Option<(u32, usize)>,
+}
+
+impl Filter {
+    /// Reads the request, decides, and enforces. `may_refetch` is false on the second pass
+    /// after a re-fetch, so a request waits for at most one fetch.
+    fn run(&mut self, may_refetch: bool) -> Action {
+        let headers = self.get_http_request_headers();
+        let mut request = Request::default();
+        let mut authorization = Vec::new();
+        for (name, value) in &headers {
+            match name.as_str() {
+                ":method" => request.method = value,
+                ":path" => request.path = value,
+                "authorization" => authorization.push(value.as_str()),
+                "origin" => request.origin = Some(value),
+                "access-control-request-method" => {
+                    request.access_control_request_method = Some(value)
+                }
+                _ => {}
+            }
+        }
+        request.authorization = &authorization;
+        let shared = Rc::clone(&self.shared);
+        for forwarded in shared.policy.forwarded_headers() {
+            if headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case(forwarded))
+            {
+                self.set_http_request_header(forwarded, None);
+            }
+        }
+        let now = now(self);
+        let (decision, refetch) = shared.decide(&request, now);
+        if let (true, Some(issuer)) = (may_refetch, refetch) {
+            let fetch = shared
+                .refresh
+                .borrow_mut()
+                .request_early(&shared.policy, issuer, now);
+            if let Some(fetch) = fetch {
+                if let Some(token) = shared.dispatch(self, fetch, now) {
+                    self.refetching = Some((token, issuer));
+                    return Action::Pause;
+                }
+            }
+        }
+        shared.stats.borrow_mut().record(&decision);
+        match shared.policy.enforce(&decision) {
+            Some(response) => {
+                self.send_http_response(
+                    u32::from(response.status),
+                    response.headers,
+                    Some(response.body.as_bytes()),
+                );
+                Action::Pause
+            }
+            None => {
+                if let Decision::Deny(denial) = &decision {
+                    info!(
+                        "scopegate dry run: would answer {} ({}) to {} {}: {}",
+                        denial.status,
+                        denial.reason.code(),
+                        request.method,
+                        request.path,
+                        denial.reason
+                    );
+                    shared.stats.borrow_mut().count("dry_run.let_through");
+                }
+                if let Decision::Allow(allow) = &decision {
+                    for (name, value) in &allow.headers {
+                        self.set_http_request_header(name, Some(value));
+                    }
+                }
+                Action::Continue
+            }
+        }
+    }
+}
+
+impl Context for Filter {
+    fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
+        let Some((expected, issuer)) = self.refetching.take() else {
+            return;
+        };
+        if expected != token {
+            return;
+        }
+        let answer = call_answer(self, headers, body_size);
+        let shared = Rc::clone(&self.shared);
+        shared.fetched(
+            issuer,
+            answer
+                .as_ref()
+                .map(|(s, b)| (*s, b.as_slice()))
+                .map_err(|_| ()),
+            now(self),
+        );
+        if let Action::Continue = self.run(false) {
+            self.resume_http_request();
+        }
+    }
+}
+
+impl HttpContext for Filter {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        self.run(true)
+    }
+}

@@ -4,6 +4,8 @@
 //! The keys come from fixed seeds, so `gen-vectors` reproduces the same JWKS every time;
 //! they protect nothing and must never be used outside tests and the demo.
 
+pub mod harness;
+
 use std::path::PathBuf;
 
 use base64ct::{Base64UrlUnpadded, Encoding};

