@@ -394,11 +394,7 @@ fn serve(stream: TcpStream, handler: &Handler, stopped: &AtomicBool) {
         return;
     };
     let mut reader = BufReader::new(stream);
-    loop {
-        let request = match read_request(&mut reader, stopped) {
-            Some(request) => request,
-            None => break,
-        };
+    while let Some(request) = read_request(&mut reader, stopped) {
         if stopped.load(Ordering::SeqCst) {
             break;
         }
