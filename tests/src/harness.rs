@@ -26,7 +26,7 @@ pub fn envoy_binary() -> PathBuf {
 
 /// The filter as `scripts/test` and `scripts/demo` build it.
 pub fn filter_wasm() -> PathBuf {
-    repo_root().join("target/wasm32-wasip1/release/scopegate_filter.wasm")
+    repo_root().join("target/filter/scopegate_filter.wasm")
 }
 
 /// Panics with the command that fixes it when Envoy or the filter is missing.
@@ -38,7 +38,7 @@ pub fn require_envoy_and_filter() {
     );
     assert!(
         filter_wasm().exists(),
-        "{} is missing: run `cargo build --release -p scopegate-filter --target wasm32-wasip1`",
+        "{} is missing: run ./scripts/build-filter",
         filter_wasm().display()
     );
 }
@@ -177,7 +177,6 @@ impl Envoy {
     /// Starts Envoy on `config` with one worker and waits until its admin says LIVE and its
     /// listener accepts connections.
     pub fn start(config: &Value, listen: u16) -> Result<Self, EnvoyFailed> {
-        require_envoy_and_filter();
         let dir = TempDir::new("envoy");
         let config_path = dir.path().join("envoy.json");
         fs::write(
@@ -185,12 +184,19 @@ impl Envoy {
             serde_json::to_vec_pretty(config).expect("JSON"),
         )
         .expect("write config");
+        Self::start_file(&config_path, listen, dir)
+    }
+
+    /// Starts Envoy on a config file (YAML or JSON); `dir` holds its log and lives as long
+    /// as the process.
+    pub fn start_file(config_path: &Path, listen: u16, dir: TempDir) -> Result<Self, EnvoyFailed> {
+        require_envoy_and_filter();
         let admin_path = dir.path().join("admin-address");
         let log = dir.path().join("envoy.log");
         let log_file = fs::File::create(&log).expect("log file");
         let child = Command::new(envoy_binary())
             .arg("-c")
-            .arg(&config_path)
+            .arg(config_path)
             .args(["--concurrency", "1", "--disable-hot-restart", "-l", "info"])
             .arg("--admin-address-path")
             .arg(&admin_path)
