@@ -67,7 +67,7 @@ impl Shared {
             Ok(token) => Some(token),
             Err(status) => {
                 warn!(
-                    "scopegate: cannot fetch the JWKS of issuer {} over cluster `{}`: {status:?}",
+                    "cannot fetch the JWKS of issuer {} over cluster `{}`: {status:?}",
                     fetch.issuer, fetch.cluster
                 );
                 self.fetched(fetch.issuer, Err(()), now);
@@ -90,11 +90,11 @@ impl Shared {
             .map_or("?", |i| i.issuer());
         match result {
             Ok(count) => {
-                info!("scopegate: installed {count} keys of `{name}`");
+                info!("installed {count} keys of `{name}`");
                 self.stats.borrow_mut().count("jwks.fetch_ok");
             }
             Err(err) => {
-                warn!("scopegate: keeping the previous keys of `{name}`: {err}");
+                warn!("keeping the previous keys of `{name}`: {err}");
                 self.stats.borrow_mut().count("jwks.fetch_failed");
             }
         }
@@ -195,19 +195,17 @@ fn call_answer(
 impl RootContext for Root {
     fn on_configure(&mut self, _: usize) -> bool {
         let Some(config) = self.get_plugin_configuration() else {
-            error!(
-                "scopegate: no plugin configuration: give the policy document as `configuration`"
-            );
+            error!("no plugin configuration: give the policy document as `configuration`");
             return false;
         };
         let Ok(text) = std::str::from_utf8(&config) else {
-            error!("scopegate: the plugin configuration is not UTF-8 text");
+            error!("the plugin configuration is not UTF-8 text");
             return false;
         };
         let policy = match Policy::from_json(text) {
             Ok(policy) => policy,
             Err(err) => {
-                error!("scopegate: policy rejected: {err}");
+                error!("policy rejected: {err}");
                 return false;
             }
         };
@@ -220,7 +218,7 @@ impl RootContext for Root {
         };
         let remote = !shared.refresh.borrow().is_empty();
         info!(
-            "scopegate: policy loaded: {} issuers, realm `{}`{}",
+            "policy loaded: {} issuers, realm `{}`{}",
             shared.policy.issuers().len(),
             shared.policy.realm(),
             if shared.policy.dry_run() {
@@ -318,7 +316,7 @@ impl Filter {
             None => {
                 if let Decision::Deny(denial) = &decision {
                     info!(
-                        "scopegate dry run: would answer {} ({}) to {} {}: {}",
+                        "dry run: would answer {} ({}) to {} {}: {}",
                         denial.status,
                         denial.reason.code(),
                         request.method,

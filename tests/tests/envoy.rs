@@ -588,7 +588,7 @@ fn dry_run_lets_everything_through_and_counts() {
         .envoy
         .log()
         .contains(
-            "scopegate dry run: would answer 401 (deny_no_token) to POST /api/resources"
+            "dry run: would answer 401 (deny_no_token) to POST /api/resources"
         )));
     assert_eq!(
         gw.envoy
