@@ -167,6 +167,15 @@ impl KeyRefresh {
         Some(fetch)
     }
 
+    /// Forgets a fetch of `issuer` whose answer will never come (the host cancelled it, as
+    /// when the request that waited for it went away), so the next one need not wait for
+    /// [`FETCH_LOST_AFTER_SECONDS`]. The schedule is otherwise unchanged.
+    pub fn abandon(&mut self, issuer: usize) {
+        if let Some(entry) = self.entries.iter_mut().find(|e| e.issuer == issuer) {
+            entry.sent_at = None;
+        }
+    }
+
     /// Takes the answer to a fetch of `issuer`: `Ok((status, body))`, or `Err(())` when the
     /// call failed without an answer. Good keys are installed into `keys` and the number of
     /// usable keys returned; on any failure the previous keys stay and the next attempt is
@@ -353,6 +362,22 @@ mod tests {
         // Inline issuers and unknown positions never fetch.
         assert!(refresh.request_early(&policy, 0, UnixTime(500)).is_none());
         assert!(refresh.request_early(&policy, 9, UnixTime(500)).is_none());
+    }
+
+    #[test]
+    fn an_abandoned_fetch_can_be_sent_again_at_once() {
+        let policy = policy(r#", "jwks_refetch_seconds": 10"#);
+        let mut refresh = KeyRefresh::new(&policy);
+        let mut keys = KeyStore::default();
+        refresh.due(&policy, UnixTime(0));
+        refresh
+            .completed(&policy, 1, Ok((200, JWKS)), &mut keys, UnixTime(0))
+            .unwrap();
+        assert!(refresh.request_early(&policy, 1, UnixTime(20)).is_some());
+        refresh.abandon(1);
+        // Not in flight any more, but the early-fetch rate limit still holds.
+        assert!(refresh.request_early(&policy, 1, UnixTime(21)).is_none());
+        assert_eq!(refresh.due(&policy, UnixTime(300)).len(), 1);
     }
 
     #[test]

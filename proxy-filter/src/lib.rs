@@ -360,6 +360,15 @@ impl Context for Filter {
     }
 }
 
+impl Drop for Filter {
+    fn drop(&mut self) {
+        // The request went away while waiting for a re-fetch; the host cancels the call.
+        if let Some((_, issuer)) = self.refetching.take() {
+            self.shared.refresh.borrow_mut().abandon(issuer);
+        }
+    }
+}
+
 impl HttpContext for Filter {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
         self.run(true)

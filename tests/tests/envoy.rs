@@ -625,6 +625,18 @@ fn stats_count_decisions_missing_scopes_and_cache_hits() {
     assert_eq!(stat("decision.allow_authorized"), authorized + 1);
     assert!(stat("decision.deny_no_token") >= 1);
     assert!(stat("decision.allow_public") >= 1);
+    // Scope names with the separator keep it in the counter name.
+    let reader = gw.token(json!({"alg": "ES256"}));
+    assert_eq!(gw.with_token("POST", "/api/resources", &reader).status, 403);
+    assert_eq!(
+        stat("missing_scope.resource:write"),
+        1,
+        "{}",
+        gw.envoy.stats()
+    );
+    let expired = gw.token(json!({"alg": "ES256", "claims": {"exp": now() - 3600}}));
+    assert_eq!(gw.with_token("GET", "/api/resources", &expired).status, 401);
+    assert_eq!(stat("invalid_token.expired"), 1, "{}", gw.envoy.stats());
     // Four requests with one token: verified once, then served from the cache.
     assert!(stat("cache.hit") >= 3, "{}", gw.envoy.stats());
     // Declared up front, so present at 0.
