@@ -291,3 +291,20 @@ test('the web build refuses to run before init(), then answers like the node bui
   const webPolicy = web.Policy.fromJson(policyText);
   assert.deepEqual(webPolicy.check('POST', '/api/resources', token, NOW), policy.check('POST', '/api/resources', token, NOW));
 });
+
+test('the bundler build (WebAssembly ESM integration) answers like the node build', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const token = jwt({ scope: 'openid resource:read' });
+  const script = `
+    import { init, Policy, scopesOf } from 'scopegate/bundler';
+    await init();
+    const policy = Policy.fromJson(process.env.POLICY);
+    console.log(JSON.stringify([policy.check('POST', '/api/resources', process.env.TOKEN, ${NOW}), scopesOf(process.env.TOKEN)]));
+  `;
+  // Node imports .wasm as an ES module only behind this flag, as bundlers do natively.
+  const out = execFileSync(process.execPath, ['--experimental-wasm-modules', '--no-warnings', '--input-type=module', '-e', script], {
+    env: { ...process.env, POLICY: policyText, TOKEN: token },
+    encoding: 'utf8',
+  });
+  assert.deepEqual(JSON.parse(out), [policy.check('POST', '/api/resources', token, NOW), scopesOf(token)]);
+});
