@@ -215,6 +215,11 @@ export function createApi(raw, ready = () => {}) {
     covers(granted, required) {
       return this.#rules.covers(granted, required);
     }
+
+    /** Frees the compiled policy now instead of when it is garbage-collected. */
+    free() {
+      this.#raw.free();
+    }
   }
   const constructing = Symbol('Policy');
 

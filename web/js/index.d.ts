@@ -143,8 +143,8 @@ export class Policy {
   scopesOf(jwt: string): string[];
   nextScopeRequest(held: Scopes, missing: Scopes): ScopeRequest;
   covers(granted: string, required: string): boolean;
-  /** Frees the compiled policy now rather than when it is garbage-collected. */
-  free?(): void;
+  /** Frees the compiled policy now rather than when it is garbage-collected; it cannot be used afterwards. */
+  free(): void;
 }
 
 /** Scope coverage rules (a policy's `scopes` section). */

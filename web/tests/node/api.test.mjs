@@ -308,3 +308,10 @@ test('the bundler build (WebAssembly ESM integration) answers like the node buil
   });
   assert.deepEqual(JSON.parse(out), [policy.check('POST', '/api/resources', token, NOW), scopesOf(token)]);
 });
+
+test('free() releases a policy: using it afterwards throws', () => {
+  const p = Policy.fromJson(policyText);
+  assert.equal(p.check('GET', '/health').allowed, true);
+  p.free();
+  assert.throws(() => p.check('GET', '/health'));
+});

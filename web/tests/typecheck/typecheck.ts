@@ -86,7 +86,7 @@ export async function everything(policyText: string, jwt: string): Promise<void>
   }
   const own = new ScopegateError('invalid_argument', 'example');
   const isError: Error = own;
-  policy.free?.();
+  policy.free();
   void [policies, realm, metadata, allowed, status, missing, challenge, again, next, covered, alg, claims, scopes,
     scopeParam, list, step2, step3, path, valid, granted, url, isError];
 }
