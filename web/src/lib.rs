@@ -8,6 +8,36 @@
 //!
 //! The core is built without signature verifiers (`default-features = false`): the browser
 //! package decodes and pre-checks tokens, and never verifies a signature. The gateway does.
+//!
+//! The exports' doc comments are copied into the generated JS glue, so the examples live
+//! here (success paths only: an error is a `JsValue`, which exists only on wasm32):
+//!
+//! ```
+//! use scopegate_web::{decode_token, default_scopes_of, normalize_path, parse_www_authenticate, RawPolicy, RawScopeRules};
+//! let policy = RawPolicy::from_json(r#"{"version": 1, "realm": "api",
+//!   "issuers": [{"issuer": "https://idp", "audiences": ["api"], "algorithms": ["ES256"],
+//!                "jwks_uri": "https://idp/jwks", "jwks_cluster": "idp"}],
+//!   "roles": {"map": {"admin": ["order.write"]}},
+//!   "routes": [{"path": "/orders/{id}", "methods": ["PUT"], "require": "order.write"}]}"#)
+//!     .unwrap_or_else(|_| unreachable!());
+//! // {"alg":"ES256"} . {"iss":"https://idp","aud":"api","exp":2000000000,"scope":"order"} . "sig"
+//! let jwt = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lkcCIsImF1ZCI6ImFwaSIsImV4cCI6MjAwMDAwMDAwMCwic2NvcGUiOiJvcmRlciJ9.c2ln";
+//! let answer = policy
+//!     .check("PUT", "https://api.example/orders/7", vec![format!("Bearer {jwt}")], None, None, 1.9e9)
+//!     .unwrap_or_else(|_| unreachable!());
+//! assert!(answer.contains(r#""missing":["order.write"]"#));
+//! assert_eq!(policy.scopes_of(jwt).unwrap_or_default(), ["order"]);
+//! assert_eq!(default_scopes_of(jwt).unwrap_or_default(), ["order"]);
+//! assert!(decode_token(jwt).unwrap_or_default().contains(r#""alg":"ES256""#));
+//! let rules = RawScopeRules::new(None, None, false, vec![]).unwrap_or_else(|_| unreachable!());
+//! assert!(rules.covers("order.write", "order:item"));
+//! assert_eq!(
+//!     rules.next_request(vec!["order".into()], vec!["order.write".into()]).unwrap_or_default(),
+//!     r#"{"add":["order.write"],"scope":"order.write"}"#
+//! );
+//! assert_eq!(normalize_path("/a/./b/../c").unwrap_or_default(), "/a/c");
+//! assert!(parse_www_authenticate(r#"Bearer scope="a b""#).unwrap_or_default().contains(r#"["scope","a b"]"#));
+//! ```
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 use scopegate_core::path::{normalize, request_target};
