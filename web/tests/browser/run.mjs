@@ -7,6 +7,8 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join, extname, normalize } from 'node:path';
 
 const pkg = process.argv[2];
+// Optional: a `vite build --base /vite/` of web/tests/vite, served under /vite/.
+const viteDist = process.argv[3];
 const root = process.env.SCOPEGATE_ROOT;
 const here = new URL('.', import.meta.url).pathname;
 const capabilities = JSON.parse(readFileSync(join(root, 'web/webdriver.json'), 'utf8'));
@@ -29,6 +31,10 @@ const server = createServer((req, res) => {
     apiHits++;
     const challenge = 'Bearer realm="scopegate-demo", error="insufficient_scope", scope="resource:read order"';
     return send(403, types['.json'], '{"error":"insufficient_scope","scope":"resource:read order"}', { 'www-authenticate': challenge });
+  }
+  if (viteDist && url.pathname.startsWith('/vite/')) {
+    const file = normalize(join(viteDist, url.pathname === '/vite/' ? 'index.html' : url.pathname.slice(6)));
+    if (file.startsWith(viteDist) && existsSync(file)) return send(200, types[extname(file)] ?? 'application/octet-stream', readFileSync(file));
   }
   if (url.pathname.startsWith('/pkg/')) {
     const file = normalize(join(pkg, url.pathname.slice(5)));
@@ -92,6 +98,16 @@ async function main() {
       if (outcome === null) throw new Error('the page did not finish');
       timings.push(outcome.initMs);
       first ??= outcome;
+    }
+    if (viteDist) {
+      await wd('POST', `/session/${id}/url`, { url: `http://127.0.0.1:${port}/vite/` });
+      let vite = null;
+      for (let i = 0; i < 200 && vite === null; i++) {
+        vite = await wd('POST', `/session/${id}/execute/sync`, { script: 'return window.__vite ?? null', args: [] });
+        if (vite === null) await sleep(50);
+      }
+      const ok = vite !== null && vite.status === 401 && vite.challenge === 'Bearer realm="vite"';
+      first.results.push({ name: 'the SPA built by Vite (no plugins) initialises and answers', ok, error: JSON.stringify(vite) });
     }
     let failed = 0;
     first.results.forEach((r, i) => {
