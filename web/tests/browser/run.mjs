@@ -3,7 +3,7 @@
 // takes in a fresh page. Every process it starts is stopped by its PID, whatever happens.
 import { createServer } from 'node:http';
 import { spawn } from 'node:child_process';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, unlinkSync } from 'node:fs';
 import { join, extname, normalize } from 'node:path';
 
 const pkg = process.argv[2];
@@ -46,6 +46,7 @@ const server = createServer((req, res) => {
 let driver = null;
 const stop = () => {
   if (driver && driver.exitCode === null) process.kill(driver.pid);
+  if (process.env.SCOPEGATE_PIDFILE && existsSync(process.env.SCOPEGATE_PIDFILE)) unlinkSync(process.env.SCOPEGATE_PIDFILE);
   server.close();
 };
 process.on('exit', stop);
@@ -64,6 +65,8 @@ async function main() {
   const port = await listen(server);
   const driverPort = await freePort();
   driver = spawn(chromedriver, [`--port=${driverPort}`, '--allowed-ips=127.0.0.1'], { stdio: 'ignore' });
+  // For the calling script's trap, in case this process is killed before its exit handler runs.
+  if (process.env.SCOPEGATE_PIDFILE) writeFileSync(process.env.SCOPEGATE_PIDFILE, `${driver.pid}\n`);
   const wd = async (method, path, body) => {
     const res = await fetch(`http://127.0.0.1:${driverPort}${path}`, {
       method,
