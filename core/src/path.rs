@@ -74,6 +74,47 @@ impl fmt::Display for PathError {
 #[cfg(feature = "std")]
 impl std::error::Error for PathError {}
 
+/// The request target a client sends for `url` (the origin form of RFC 9112 §3.2.1, what
+/// the gateway sees as `:path`): a target starting with `/` as it is (so `//a` is a path,
+/// not a scheme-relative URL: resolve those first); an absolute URL
+/// (`https://api.example/a?b`) without its scheme and authority, `/` when it has no path.
+/// The fragment, which is never sent, is dropped. `None` for anything else: a relative
+/// reference has no target until it is resolved against a base URL.
+///
+/// Nothing else is changed: the target is then decided exactly as the gateway would
+/// receive it, percent-escapes and dot segments included.
+///
+/// ```
+/// use scopegate_core::path::request_target;
+/// assert_eq!(request_target("https://api.example/api/orders/7?x=1#top").unwrap(), "/api/orders/7?x=1");
+/// assert_eq!(request_target("http://127.0.0.1:8080").unwrap(), "/");
+/// assert_eq!(request_target("https://api.example?q").unwrap(), "/?q");
+/// assert_eq!(request_target("/api/%2e%2e/admin").unwrap(), "/api/%2e%2e/admin");
+/// assert_eq!(request_target("api/orders"), None);
+/// ```
+pub fn request_target(url: &str) -> Option<Cow<'_, str>> {
+    let url = match url.find('#') {
+        Some(end) => &url[..end],
+        None => url,
+    };
+    if url.starts_with('/') {
+        return Some(Cow::Borrowed(url));
+    }
+    let (scheme, rest) = url.split_once("://")?;
+    let mut chars = scheme.bytes();
+    let scheme_ok = chars.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && chars.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    if !scheme_ok {
+        return None;
+    }
+    let after_authority = &rest[rest.find(['/', '?']).unwrap_or(rest.len())..];
+    if after_authority.starts_with('/') {
+        Some(Cow::Borrowed(after_authority))
+    } else {
+        Some(Cow::Owned(alloc::format!("/{after_authority}")))
+    }
+}
+
 /// Normalizes a request target (`:path`, query included) into the path routes match on.
 ///
 /// Borrows when the path is already normal, which is the common case.
@@ -208,6 +249,24 @@ pub(crate) const fn is_unreserved(b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_targets() {
+        let target = |url: &str| request_target(url).map(Cow::into_owned);
+        assert_eq!(target("/a/b?c=d").as_deref(), Some("/a/b?c=d"));
+        assert_eq!(target("/a#frag").as_deref(), Some("/a"));
+        assert_eq!(
+            target("HTTPS://h.example:8443/x/../y").as_deref(),
+            Some("/x/../y")
+        );
+        assert_eq!(target("http://u:p@h/a").as_deref(), Some("/a"));
+        assert_eq!(target("http://h#f").as_deref(), Some("/"));
+        assert_eq!(target("wss+x.y-z://h/ws").as_deref(), Some("/ws"));
+        assert_eq!(target("//api///x/").as_deref(), Some("//api///x/"));
+        for relative in ["", "a/b", "?q", "#f", "1http://h/a", "://h/a", "ht tp://h/"] {
+            assert_eq!(target(relative), None, "{relative:?}");
+        }
+    }
 
     fn ok(input: &str) -> String {
         normalize(input).unwrap().into_owned()

@@ -712,14 +712,65 @@ pub(crate) fn claim_value<'c>(claims: &'c Value, name: &ClaimName) -> Option<&'c
     }
 }
 
+/// The claims that hold scopes when no policy says otherwise (`scopes.claims`' default).
+pub const DEFAULT_SCOPE_CLAIMS: [&str; 3] = ["scope", "scp", "permissions"];
+
+/// The effective scopes of a token as the gateway computes them, without validating the
+/// token: its scope claims plus the scopes its roles map to under `policy`. Without a
+/// policy, the [`DEFAULT_SCOPE_CLAIMS`] are read and roles map to nothing.
+///
+/// Neither the signature nor `exp`, `iss` or `aud` are checked: this says what a token
+/// claims, for display and for asking for more; [`Policy::authenticate`] says whether the
+/// gateway accepts it. A scope claim with a character scopes may not contain is an error,
+/// as at the gateway.
+///
+/// ```
+/// use scopegate_core::token::scopes_of;
+/// use scopegate_core::Policy;
+/// // {"alg":"ES256"} . {"scope":"openid order","roles":["admin"]} . "sig"
+/// let jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzY29wZSI6Im9wZW5pZCBvcmRlciIsInJvbGVzIjpbImFkbWluIl19.c2ln";
+/// let scopes = scopes_of(jwt, None).unwrap();
+/// assert_eq!(scopes.iter().collect::<Vec<_>>(), ["openid", "order"]);
+///
+/// let policy = Policy::from_json(r#"{"version": 1, "realm": "api",
+///   "issuers": [{"issuer": "https://idp", "audiences": ["api"], "algorithms": ["ES256"],
+///                "jwks_uri": "https://idp/jwks", "jwks_cluster": "idp"}],
+///   "roles": {"map": {"admin": ["order.write"]}},
+///   "routes": [{"path": "/health", "public": true}]}"#).unwrap();
+/// let scopes = scopes_of(jwt, Some(&policy)).unwrap();
+/// assert_eq!(scopes.iter().collect::<Vec<_>>(), ["openid", "order", "order.write"]);
+/// ```
+pub fn scopes_of(token: &str, policy: Option<&Policy>) -> Result<ScopeSet, TokenError> {
+    let decoded = decode(token)?;
+    match policy {
+        Some(policy) => effective_scopes(policy, decoded.claims()),
+        None => {
+            let claims: Vec<ClaimName> = DEFAULT_SCOPE_CLAIMS
+                .iter()
+                .map(|name| ClaimName::parse(name))
+                .collect();
+            claimed_scopes(None, &claims, decoded.claims())
+        }
+    }
+}
+
 /// The scopes granted by a token's claims under `policy`.
 pub(crate) fn effective_scopes<'c>(
     policy: &'c Policy,
     claims: &'c Value,
 ) -> Result<ScopeSet, TokenError> {
+    claimed_scopes(Some(policy), &policy.scope_claims, claims)
+}
+
+/// The scopes in `scope_claims` of `claims`, plus the mapped roles when there is a policy.
+fn claimed_scopes<'c>(
+    policy: Option<&'c Policy>,
+    scope_claims: &[ClaimName],
+    claims: &'c Value,
+) -> Result<ScopeSet, TokenError> {
     // Collected first and sorted once: a 16 KiB claim can hold thousands of scopes.
     let mut scopes: Vec<&'c str> = Vec::new();
-    for claim in policy.scope_claims() {
+    for claim in scope_claims {
         let Some(value) = claim_value(claims, claim) else {
             continue;
         };
@@ -750,6 +801,9 @@ pub(crate) fn effective_scopes<'c>(
             _ => return Err(invalid_type()),
         }
     }
+    let Some(policy) = policy else {
+        return Ok(scopes.into_iter().collect());
+    };
     for claim in policy.role_claims() {
         let roles: Vec<&str> = match claim_value(claims, claim) {
             None => continue,
@@ -878,6 +932,35 @@ mod tests {
             "{\"k\":1}"
         );
         assert_eq!(header_value(&Value::Null), None);
+    }
+
+    #[test]
+    fn scopes_without_a_policy() {
+        let b64 = |s: &str| Base64UrlUnpadded::encode_string(s.as_bytes());
+        let jwt =
+            |claims: &str| alloc::format!("{}.{}.c2ln", b64(r#"{"alg":"RS256"}"#), b64(claims));
+        let scopes = |claims: &str| {
+            scopes_of(&jwt(claims), None)
+                .map(|set| set.iter().map(String::from).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            scopes(r#"{"scope":"b a","scp":["c"],"permissions":["a","d"],"roles":["admin"]}"#)
+                .unwrap(),
+            ["a", "b", "c", "d"]
+        );
+        assert_eq!(scopes(r#"{"sub":"x"}"#).unwrap(), Vec::<String>::new());
+        assert!(matches!(
+            scopes(r#"{"scope":"a \"b\""}"#),
+            Err(TokenError::InvalidScopeClaim { .. })
+        ));
+        assert!(matches!(
+            scopes(r#"{"scp":7}"#),
+            Err(TokenError::InvalidClaim { .. })
+        ));
+        assert!(matches!(
+            scopes_of("not-a-jwt", None),
+            Err(TokenError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -1,7 +1,306 @@
-//! The scopegate browser package.
+//! wasm-bindgen bindings of [`scopegate_core`] for the npm package `scopegate`.
 //!
-//! This crate is a placeholder until the browser package lands: it will convert between
-//! JavaScript values and [`scopegate_core`] calls and nothing more.
-#![no_std]
+//! Nothing but translation: JS values into core calls, and core answers back into JS
+//! values. Structured answers cross the boundary as JSON text, which the hand-written layer
+//! in `web/js/` parses; errors cross as a JSON text `{"code", "message", ...}` that the layer
+//! turns into `ScopegateError` objects with a stable `code`. That layer is the public API;
+//! these `raw` exports are not.
+//!
+//! The core is built without signature verifiers (`default-features = false`): the browser
+//! package decodes and pre-checks tokens, and never verifies a signature. The gateway does.
+//!
+//! The exports' doc comments are copied into the generated JS glue, so the examples live
+//! here (success paths only: an error is a `JsValue`, which exists only on wasm32):
+//!
+//! ```
+//! use scopegate_web::{decode_token, default_scopes_of, normalize_path, parse_www_authenticate, RawPolicy, RawScopeRules};
+//! let policy = RawPolicy::from_json(r#"{"version": 1, "realm": "api",
+//!   "issuers": [{"issuer": "https://idp", "audiences": ["api"], "algorithms": ["ES256"],
+//!                "jwks_uri": "https://idp/jwks", "jwks_cluster": "idp"}],
+//!   "roles": {"map": {"admin": ["order.write"]}},
+//!   "routes": [{"path": "/orders/{id}", "methods": ["PUT"], "require": "order.write"}]}"#)
+//!     .unwrap_or_else(|_| unreachable!());
+//! // {"alg":"ES256"} . {"iss":"https://idp","aud":"api","exp":2000000000,"scope":"order"} . "sig"
+//! let jwt = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lkcCIsImF1ZCI6ImFwaSIsImV4cCI6MjAwMDAwMDAwMCwic2NvcGUiOiJvcmRlciJ9.c2ln";
+//! let answer = policy
+//!     .check("PUT", "https://api.example/orders/7", vec![format!("Bearer {jwt}")], None, None, 1.9e9)
+//!     .unwrap_or_else(|_| unreachable!());
+//! assert!(answer.contains(r#""missing":["order.write"]"#));
+//! assert_eq!(policy.scopes_of(jwt).unwrap_or_default(), ["order"]);
+//! assert_eq!(default_scopes_of(jwt).unwrap_or_default(), ["order"]);
+//! assert!(decode_token(jwt).unwrap_or_default().contains(r#""alg":"ES256""#));
+//! let rules = RawScopeRules::new(None, None, false, vec![]).unwrap_or_else(|_| unreachable!());
+//! assert!(rules.covers("order.write", "order:item"));
+//! assert_eq!(
+//!     rules.next_request(vec!["order".into()], vec!["order.write".into()]).unwrap_or_default(),
+//!     r#"{"add":["order.write"],"scope":"order.write"}"#
+//! );
+//! assert_eq!(normalize_path("/a/./b/../c").unwrap_or_default(), "/a/c");
+//! assert!(parse_www_authenticate(r#"Bearer scope="a b""#).unwrap_or_default().contains(r#"["scope","a b"]"#));
+//! ```
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
-pub use scopegate_core as core_crate;
+use scopegate_core::path::{normalize, request_target};
+use scopegate_core::scope::is_valid_scope;
+use scopegate_core::token::{self, scopes_of};
+use scopegate_core::{
+    parse_challenges, Decision, DenyReason, Policy, Request, ScopeRequest, ScopeRules, UnixTime,
+};
+use serde::Serialize;
+use serde_json::{json, Value};
+use wasm_bindgen::prelude::*;
+
+/// An error for the JS layer: `{"code": ..., "message": ..., ...details}` as a JS string.
+fn error(code: &str, message: impl core::fmt::Display, details: Value) -> JsValue {
+    let mut body = json!({"code": code, "message": message.to_string()});
+    if let (Some(body), Value::Object(details)) = (body.as_object_mut(), details) {
+        body.extend(details);
+    }
+    JsValue::from_str(&body.to_string())
+}
+
+fn to_json(value: &impl Serialize) -> Result<String, JsValue> {
+    serde_json::to_string(value).map_err(|e| error("internal", e, Value::Null))
+}
+
+fn strs(values: &[String]) -> Vec<&str> {
+    values.iter().map(String::as_str).collect()
+}
+
+fn scope_request(
+    result: Result<ScopeRequest, scopegate_core::scope::ScopeError>,
+) -> Result<String, JsValue> {
+    match result {
+        Ok(next) => to_json(&json!({"add": next.add, "scope": next.scope})),
+        Err(err) => Err(error("invalid_scope", &err, json!({"reason": err.code()}))),
+    }
+}
+
+fn token_error(err: &scopegate_core::TokenError) -> JsValue {
+    error("invalid_token", err, json!({"reason": err.code()}))
+}
+
+/// The JSON answer of `policy.check` for a decision: `{allowed, status, code, error,
+/// missing, challenge, maxAge, body, tokenError, route, allowedOrigin, headers}`.
+///
+/// `allowed` is true for a pass and for the served metadata document; `status` is `null`
+/// for a pass; `error` is the challenge's `error`, `unauthorized` when the request had no
+/// token (the gateway's JSON body says the same). The Rust vector runner
+/// (`tests/tests/checks.rs`) applies it to `Policy::decide`, the JS tests call `check`.
+///
+/// ```
+/// use scopegate_core::{KeyStore, Policy, Request, UnixTime};
+/// let policy = Policy::from_json(r#"{"version": 1, "realm": "api",
+///   "issuers": [{"issuer": "https://idp", "audiences": ["api"], "algorithms": ["ES256"],
+///                "jwks_uri": "https://idp/jwks", "jwks_cluster": "idp"}],
+///   "routes": [{"path": "/orders", "methods": ["POST"], "require": "order.write"}]}"#).unwrap();
+/// let decision = policy.decide(&Request::new("POST", "/orders"), &KeyStore::default(), UnixTime(0));
+/// let answer = scopegate_web::answer(&policy, &decision);
+/// assert_eq!(answer["allowed"], false);
+/// assert_eq!(answer["status"], 401);
+/// assert_eq!(answer["error"], "unauthorized");
+/// assert_eq!(answer["challenge"], r#"Bearer realm="api""#);
+/// assert_eq!(answer["route"], "/orders");
+/// ```
+pub fn answer(policy: &Policy, decision: &Decision<'_>) -> Value {
+    let route = |index: Option<usize>| index.and_then(|i| policy.route_path(i));
+    let code = decision.code();
+    match decision {
+        Decision::Allow(allow) => {
+            let headers: serde_json::Map<String, Value> = allow
+                .headers
+                .iter()
+                .map(|(name, value)| (String::from(*name), json!(value)))
+                .collect();
+            json!({
+                "allowed": true, "status": null, "code": code, "error": null,
+                "missing": [], "challenge": null, "maxAge": null, "body": null,
+                "tokenError": null, "route": route(allow.route), "allowedOrigin": null,
+                "headers": headers,
+            })
+        }
+        Decision::Serve(served) => json!({
+            "allowed": true, "status": 200, "code": code, "error": null,
+            "missing": [], "challenge": null, "maxAge": null, "body": served.body,
+            "tokenError": null, "route": null, "allowedOrigin": null, "headers": {},
+        }),
+        Decision::Deny(denial) => json!({
+            "allowed": false,
+            "status": denial.status,
+            "code": code,
+            "error": denial.error.map_or("unauthorized", |e| e.as_str()),
+            "missing": denial.missing,
+            "challenge": denial.www_authenticate,
+            "maxAge": denial.max_age,
+            "body": denial.body,
+            "tokenError": match &denial.reason {
+                DenyReason::InvalidToken(err) => Some(err.code()),
+                _ => None,
+            },
+            "route": route(denial.route),
+            "allowedOrigin": denial.allowed_origin,
+            "headers": {},
+        }),
+    }
+}
+
+/// A compiled policy document.
+#[wasm_bindgen]
+pub struct RawPolicy {
+    inner: Policy,
+}
+
+#[wasm_bindgen]
+impl RawPolicy {
+    /// Compiles a policy document; errors carry the JSON path (`routes[3].path`).
+    #[wasm_bindgen(js_name = fromJson)]
+    pub fn from_json(text: &str) -> Result<RawPolicy, JsValue> {
+        Policy::from_json(text)
+            .map(|inner| RawPolicy { inner })
+            .map_err(|err| error("invalid_policy", &err, json!({"path": err.path})))
+    }
+
+    /// The gateway's decision for a request, its signature taken as valid. `url` is a
+    /// request target or an absolute URL; `now` is in seconds since the epoch. Answers
+    /// `{allowed, status, code, error, missing, challenge, maxAge, body, tokenError, route}`.
+    pub fn check(
+        &self,
+        method: &str,
+        url: &str,
+        authorization: Vec<String>,
+        origin: Option<String>,
+        preflight: Option<String>,
+        now: f64,
+    ) -> Result<String, JsValue> {
+        let Some(target) = request_target(url) else {
+            return Err(error(
+                "invalid_argument",
+                format_args!("`{url}` is neither a path starting with / nor an absolute URL"),
+                Value::Null,
+            ));
+        };
+        if !(now.is_finite() && now >= 0.0) {
+            return Err(error(
+                "invalid_argument",
+                "`now` must be a non-negative number of seconds since 1970",
+                Value::Null,
+            ));
+        }
+        let authorization = strs(&authorization);
+        let mut request = Request::new(method, &target).with_authorization(&authorization);
+        request.origin = origin.as_deref();
+        request.access_control_request_method = preflight.as_deref();
+        let decision = self.inner.precheck(&request, UnixTime(now as u64));
+        to_json(&answer(&self.inner, &decision))
+    }
+
+    /// The token's effective scopes under this policy (claims and mapped roles).
+    #[wasm_bindgen(js_name = scopesOf)]
+    pub fn scopes_of(&self, jwt: &str) -> Result<Vec<String>, JsValue> {
+        scopes_of(jwt, Some(&self.inner))
+            .map(|set| set.iter().map(String::from).collect())
+            .map_err(|err| token_error(&err))
+    }
+
+    /// The policy's scope rules.
+    #[wasm_bindgen(js_name = scopeRules)]
+    pub fn scope_rules(&self) -> RawScopeRules {
+        RawScopeRules {
+            inner: self.inner.scope_rules().clone(),
+        }
+    }
+
+    /// The realm of its challenges.
+    pub fn realm(&self) -> String {
+        self.inner.realm().into()
+    }
+
+    /// The RFC 9728 metadata document, if the policy names a `resource`.
+    #[wasm_bindgen(js_name = resourceMetadata)]
+    pub fn resource_metadata(&self) -> Option<String> {
+        self.inner.resource_metadata().map(String::from)
+    }
+}
+
+/// Scope coverage rules: separator, write suffix, prefix scopes.
+#[wasm_bindgen]
+pub struct RawScopeRules {
+    inner: ScopeRules,
+}
+
+#[wasm_bindgen]
+impl RawScopeRules {
+    /// Rules from a policy's `scopes` settings; `None` arguments take the defaults.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        separator: Option<String>,
+        write_suffix: Option<String>,
+        no_write_suffix: bool,
+        prefixes: Vec<String>,
+    ) -> Result<RawScopeRules, JsValue> {
+        let suffix = if no_write_suffix {
+            None
+        } else {
+            Some(write_suffix.as_deref().unwrap_or(".write"))
+        };
+        ScopeRules::new(
+            separator.as_deref().unwrap_or(":"),
+            suffix,
+            &strs(&prefixes),
+        )
+        .map(|inner| RawScopeRules { inner })
+        .map_err(|err| error("invalid_scope", &err, json!({"reason": err.code()})))
+    }
+
+    /// Does `granted` cover `required`?
+    pub fn covers(&self, granted: &str, required: &str) -> bool {
+        self.inner.covers(granted, required)
+    }
+
+    /// The next progressive request: `{add, scope}`.
+    #[wasm_bindgen(js_name = nextRequest)]
+    pub fn next_request(&self, held: Vec<String>, missing: Vec<String>) -> Result<String, JsValue> {
+        scope_request(self.inner.next_request(&strs(&held), &strs(&missing)))
+    }
+}
+
+/// `{header, claims}` of a JWS, without checking anything but its shape.
+#[wasm_bindgen(js_name = decodeToken)]
+pub fn decode_token(jwt: &str) -> Result<String, JsValue> {
+    let decoded = token::decode(jwt).map_err(|err| token_error(&err))?;
+    to_json(&json!({"header": decoded.header(), "claims": decoded.claims()}))
+}
+
+/// The scopes of a token's default scope claims (`scope`, `scp`, `permissions`).
+#[wasm_bindgen(js_name = scopesOf)]
+pub fn default_scopes_of(jwt: &str) -> Result<Vec<String>, JsValue> {
+    scopes_of(jwt, None)
+        .map(|set| set.iter().map(String::from).collect())
+        .map_err(|err| token_error(&err))
+}
+
+/// Every challenge of a `WWW-Authenticate` value: `[{scheme, token68, params: [[n, v]]}]`.
+#[wasm_bindgen(js_name = parseChallenges)]
+pub fn parse_www_authenticate(value: &str) -> Result<String, JsValue> {
+    let challenges = parse_challenges(value)
+        .map_err(|err| error("invalid_challenge", &err, json!({"at": err.at})))?;
+    let list: Vec<Value> = challenges
+        .iter()
+        .map(|c| json!({"scheme": c.scheme, "token68": c.token68, "params": c.params}))
+        .collect();
+    to_json(&list)
+}
+
+/// The path routes match on for a request target.
+#[wasm_bindgen(js_name = normalizePath)]
+pub fn normalize_path(target: &str) -> Result<String, JsValue> {
+    normalize(target)
+        .map(|path| path.into_owned())
+        .map_err(|err| error("invalid_path", err, json!({"reason": err.code()})))
+}
+
+/// Is `scope` a valid scope token (RFC 6749 §3.3)?
+#[wasm_bindgen(js_name = isValidScope)]
+pub fn valid_scope(scope: &str) -> bool {
+    is_valid_scope(scope)
+}

@@ -132,7 +132,7 @@ impl Default for ScopesDocument {
 }
 
 fn default_scope_claims() -> Vec<String> {
-    ["scope", "scp", "permissions"]
+    crate::token::DEFAULT_SCOPE_CLAIMS
         .into_iter()
         .map(String::from)
         .collect()

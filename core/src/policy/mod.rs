@@ -269,10 +269,6 @@ impl Policy {
             .find(|(_, issuer)| *issuer.issuer == *iss)
     }
 
-    pub(crate) fn scope_claims(&self) -> impl Iterator<Item = &ClaimName> {
-        self.scope_claims.iter()
-    }
-
     pub(crate) fn role_claims(&self) -> impl Iterator<Item = &ClaimName> {
         self.role_claims.iter()
     }

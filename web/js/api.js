@@ -1,0 +1,457 @@
+// The public API of the npm package `scopegate`, over the raw wasm-bindgen exports of the
+// `scopegate-web` crate. Every decision about scopes, tokens, routes and status codes is
+// made by the Rust core; this layer converts JS values, turns the core's errors into
+// `ScopegateError` objects, and adds what belongs to the platform: Web Crypto for PKCE,
+// `URL` for the authorization request, and `fetch`.
+//
+// No signature is ever verified here: tokens are decoded and pre-checked as the gateway
+// would decide them if their signature is valid. The gateway verifies signatures.
+
+/** An error with a stable, machine-readable `code`. */
+export class ScopegateError extends Error {
+  constructor(code, message, details = {}) {
+    super(message);
+    this.name = 'ScopegateError';
+    this.code = code;
+    Object.assign(this, details);
+  }
+}
+
+/**
+ * The request needs scopes the token does not hold: found by the local pre-check (nothing
+ * was sent) or answered by the server with 403 `insufficient_scope`.
+ */
+export class InsufficientScopeError extends ScopegateError {
+  constructor(message, details) {
+    super('insufficient_scope', message, details);
+    this.name = 'InsufficientScopeError';
+  }
+}
+
+/** A token came back from the authorization server without every scope that was asked for. */
+export class ScopesNotGrantedError extends ScopegateError {
+  constructor(message, details) {
+    super('scopes_not_granted', message, details);
+    this.name = 'ScopesNotGrantedError';
+  }
+}
+
+function invalidArgument(message) {
+  return new ScopegateError('invalid_argument', message);
+}
+
+/** Runs a raw call, turning the core's JSON error text into a ScopegateError. */
+function call(fn) {
+  try {
+    return fn();
+  } catch (err) {
+    if (typeof err === 'string' && err.startsWith('{')) {
+      const { code, message, ...details } = JSON.parse(err);
+      return raise(new ScopegateError(code, message, details));
+    }
+    throw err;
+  }
+}
+
+function raise(err) {
+  throw err;
+}
+
+function requireString(value, name) {
+  if (typeof value !== 'string') {
+    throw invalidArgument(`${name} must be a string, got ${value === null ? 'null' : typeof value}`);
+  }
+  return value;
+}
+
+/** A list of scopes from an array of strings or a space-separated string. */
+function scopeList(value, name) {
+  if (typeof value === 'string') return value.split(' ').filter((s) => s !== '');
+  if (Array.isArray(value) && value.every((s) => typeof s === 'string')) return [...value];
+  throw invalidArgument(`${name} must be an array of scopes or a space-separated string`);
+}
+
+/** Seconds since 1970 from a Date, a number of seconds, or the clock. */
+function seconds(now) {
+  if (now === undefined || now === null) return Math.floor(Date.now() / 1000);
+  if (now instanceof Date) {
+    const ms = now.getTime();
+    if (Number.isFinite(ms) && ms >= 0) return Math.floor(ms / 1000);
+  } else if (typeof now === 'number' && Number.isFinite(now) && now >= 0) {
+    return Math.floor(now);
+  }
+  throw invalidArgument('now must be a Date or a non-negative number of seconds since 1970');
+}
+
+function base64url(bytes) {
+  let binary = '';
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+function webCrypto() {
+  const crypto = globalThis.crypto;
+  if (!crypto || !crypto.subtle || !crypto.getRandomValues) {
+    throw new ScopegateError(
+      'crypto_unavailable',
+      'Web Crypto is not available (it needs a secure context: https or localhost)',
+    );
+  }
+  return crypto;
+}
+
+/**
+ * Builds the public API over one build's raw exports. `ready` throws when that build
+ * cannot be used yet (the web build before `init()`).
+ */
+export function createApi(raw, ready = () => {}) {
+  class ScopeRules {
+    #raw;
+
+    constructor(options = {}) {
+      if (options === null || typeof options !== 'object') {
+        throw invalidArgument('ScopeRules takes {separator, writeSuffix, prefixes}');
+      }
+      if (options instanceof raw.RawScopeRules) {
+        this.#raw = options;
+        return;
+      }
+      ready();
+      const { separator, writeSuffix, prefixes = [] } = options;
+      if (separator !== undefined) requireString(separator, 'separator');
+      if (writeSuffix !== undefined && writeSuffix !== null) requireString(writeSuffix, 'writeSuffix');
+      this.#raw = call(
+        () =>
+          new raw.RawScopeRules(separator, writeSuffix ?? undefined, writeSuffix === null, scopeList(prefixes, 'prefixes')),
+      );
+    }
+
+    /** Does the granted scope satisfy a requirement for `required`? */
+    covers(granted, required) {
+      return this.#raw.covers(requireString(granted, 'granted'), requireString(required, 'required'));
+    }
+
+    /** The next progressive request: `{add, scope}`. */
+    nextRequest(held, missing) {
+      const text = call(() => this.#raw.nextRequest(scopeList(held, 'held'), scopeList(missing, 'missing')));
+      return JSON.parse(text);
+    }
+  }
+
+  class Policy {
+    #raw;
+    #rules;
+
+    constructor(token, rawPolicy) {
+      if (token !== constructing) throw invalidArgument('use Policy.fromJson(text) to load a policy');
+      this.#raw = rawPolicy;
+      this.#rules = new ScopeRules(rawPolicy.scopeRules());
+    }
+
+    /** Loads and compiles a policy document (JSON text, or the parsed object). */
+    static fromJson(text) {
+      ready();
+      const json = typeof text === 'string' ? text : text !== null && typeof text === 'object' ? JSON.stringify(text) : null;
+      if (json === null) throw invalidArgument('Policy.fromJson takes the policy document as JSON text or an object');
+      return new Policy(constructing, call(() => raw.RawPolicy.fromJson(json)));
+    }
+
+    /** The realm of the gateway's challenges. */
+    get realm() {
+      return this.#raw.realm();
+    }
+
+    /** The RFC 9728 protected resource metadata, when the policy names a `resource`. */
+    get resourceMetadata() {
+      const text = this.#raw.resourceMetadata();
+      return text === undefined || text === null ? null : JSON.parse(text);
+    }
+
+    /** The policy's scope rules (separator, write suffix, prefix scopes). */
+    get scopeRules() {
+      return this.#rules;
+    }
+
+    /** The gateway's answer for `method url` carrying `jwt`, assuming a valid signature. */
+    check(method, url, jwt, now) {
+      if (jwt !== undefined && jwt !== null) requireString(jwt, 'jwt');
+      const authorization = jwt ? [`Bearer ${jwt}`] : [];
+      return this.checkRequest({ method, url, authorization }, now);
+    }
+
+    /** The gateway's answer for a request with every header it looks at. */
+    checkRequest(request, now) {
+      if (request === null || typeof request !== 'object') throw invalidArgument('checkRequest takes a request object');
+      const { method, url, authorization = [], origin, accessControlRequestMethod } = request;
+      requireString(method, 'method');
+      requireString(url, 'url');
+      const values = typeof authorization === 'string' ? [authorization] : authorization;
+      if (!Array.isArray(values) || !values.every((v) => typeof v === 'string')) {
+        throw invalidArgument('authorization must be a header value or an array of them');
+      }
+      if (origin !== undefined && origin !== null) requireString(origin, 'origin');
+      if (accessControlRequestMethod !== undefined && accessControlRequestMethod !== null) {
+        requireString(accessControlRequestMethod, 'accessControlRequestMethod');
+      }
+      const at = seconds(now);
+      const text = call(() =>
+        this.#raw.check(method, url, values, origin ?? undefined, accessControlRequestMethod ?? undefined, at),
+      );
+      return JSON.parse(text);
+    }
+
+    /** The token's effective scopes under this policy: scope claims plus mapped roles. */
+    scopesOf(jwt) {
+      requireString(jwt, 'jwt');
+      return call(() => this.#raw.scopesOf(jwt));
+    }
+
+    /** The next progressive request under this policy's scope rules. */
+    nextScopeRequest(held, missing) {
+      return this.#rules.nextRequest(held, missing);
+    }
+
+    /** Does the granted scope satisfy a requirement for `required` under this policy? */
+    covers(granted, required) {
+      return this.#rules.covers(granted, required);
+    }
+
+    /** Frees the compiled policy now instead of when it is garbage-collected. */
+    free() {
+      this.#raw.free();
+    }
+  }
+  const constructing = Symbol('Policy');
+
+  function rulesOf(rules) {
+    if (rules === undefined || rules === null) return new ScopeRules();
+    if (rules instanceof Policy) return rules.scopeRules;
+    if (rules instanceof ScopeRules) return rules;
+    return new ScopeRules(rules);
+  }
+
+  function decodeToken(jwt) {
+    ready();
+    requireString(jwt, 'jwt');
+    return JSON.parse(call(() => raw.decodeToken(jwt)));
+  }
+
+  function scopesOf(jwt, policy) {
+    ready();
+    if (policy !== undefined && policy !== null) {
+      if (!(policy instanceof Policy)) throw invalidArgument('policy must be a Policy from Policy.fromJson');
+      return policy.scopesOf(jwt);
+    }
+    requireString(jwt, 'jwt');
+    return call(() => raw.scopesOf(jwt));
+  }
+
+  function parseChallenges(value) {
+    ready();
+    requireString(value, 'wwwAuthenticate');
+    const list = JSON.parse(call(() => raw.parseChallenges(value)));
+    return list.map(({ scheme, token68, params }) => {
+      const byName = {};
+      for (const [name, val] of params) if (!(name in byName)) byName[name] = val;
+      return { scheme, token68: token68 ?? null, params: byName, paramList: params };
+    });
+  }
+
+  function nextScopeRequest(held, missing, rules) {
+    ready();
+    return rulesOf(rules).nextRequest(held, missing);
+  }
+
+  function normalizePath(target) {
+    ready();
+    return call(() => raw.normalizePath(requireString(target, 'target')));
+  }
+
+  function isValidScope(scope) {
+    ready();
+    return typeof scope === 'string' && raw.isValidScope(scope);
+  }
+
+  function assertScopesGranted(requested, jwt, policy) {
+    const held = scopesOf(jwt, policy);
+    const next = nextScopeRequest(held, scopeList(requested, 'requested'), policy);
+    if (next.add.length > 0) {
+      throw new ScopesNotGrantedError(
+        `the token was issued without ${next.add.join(' ')}: the user or the authorization server declined them`,
+        { notGranted: next.add, granted: held },
+      );
+    }
+    return held;
+  }
+
+  async function createPkce() {
+    const crypto = webCrypto();
+    const codeVerifier = base64url(crypto.getRandomValues(new Uint8Array(32)));
+    const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(codeVerifier));
+    return { codeVerifier, codeChallenge: base64url(new Uint8Array(digest)), codeChallengeMethod: 'S256' };
+  }
+
+  const RESERVED = new Set([
+    'response_type', 'client_id', 'redirect_uri', 'scope', 'state', 'code_challenge',
+    'code_challenge_method', 'resource',
+  ]);
+
+  function absoluteUrl(value, name) {
+    requireString(value, name);
+    let url;
+    try {
+      url = new URL(value);
+    } catch {
+      throw invalidArgument(`${name} must be an absolute URL, got ${JSON.stringify(value)}`);
+    }
+    return url;
+  }
+
+  function authorizationUrl(options) {
+    ready();
+    if (options === null || typeof options !== 'object') throw invalidArgument('authorizationUrl takes an options object');
+    const {
+      authorizationEndpoint, clientId, redirectUri, scopes, state, codeChallenge,
+      codeChallengeMethod = 'S256', resource, responseType = 'code', extraParams = {},
+    } = options;
+    const url = absoluteUrl(authorizationEndpoint, 'authorizationEndpoint');
+    if (requireString(clientId, 'clientId') === '') throw invalidArgument('clientId must not be empty');
+    absoluteUrl(redirectUri, 'redirectUri');
+    const list = scopeList(scopes, 'scopes');
+    const invalid = list.find((s) => !raw.isValidScope(s));
+    if (invalid !== undefined) throw invalidArgument(`${JSON.stringify(invalid)} is not a valid scope (RFC 6749 section 3.3)`);
+    if (!/^[A-Za-z0-9_-]{43}$/.test(requireString(codeChallenge, 'codeChallenge'))) {
+      throw invalidArgument('codeChallenge must be an S256 challenge from createPkce()');
+    }
+    if (codeChallengeMethod !== 'S256') throw invalidArgument('only the S256 code challenge method is supported');
+    const resources = resource === undefined ? [] : Array.isArray(resource) ? resource : [resource];
+    for (const r of resources) {
+      if (absoluteUrl(r, 'resource').hash !== '' || r.includes('#')) {
+        throw invalidArgument('resource must be an absolute URI without a fragment (RFC 8707)');
+      }
+    }
+    const params = url.searchParams;
+    params.set('response_type', requireString(responseType, 'responseType'));
+    params.set('client_id', clientId);
+    params.set('redirect_uri', redirectUri);
+    if (list.length > 0) params.set('scope', list.join(' '));
+    if (state !== undefined) params.set('state', requireString(state, 'state'));
+    params.set('code_challenge', codeChallenge);
+    params.set('code_challenge_method', codeChallengeMethod);
+    for (const r of resources) params.append('resource', r);
+    for (const [name, value] of Object.entries(extraParams)) {
+      if (RESERVED.has(name)) throw invalidArgument(`extraParams may not set ${name}; use its own option`);
+      params.set(name, requireString(value, `extraParams.${name}`));
+    }
+    return url.toString();
+  }
+
+  /** The scopes a 403 response says are missing, if it is an `insufficient_scope` answer. */
+  async function missingFromResponse(response) {
+    const header = response.headers.get('WWW-Authenticate');
+    if (header) {
+      try {
+        for (const challenge of parseChallenges(header)) {
+          if (challenge.scheme.toLowerCase() === 'bearer' && challenge.params.error === 'insufficient_scope') {
+            return scopeList(challenge.params.scope ?? '', 'scope');
+          }
+        }
+      } catch (err) {
+        if (!(err instanceof ScopegateError)) throw err;
+      }
+    }
+    // Without CORS exposing WWW-Authenticate the header is hidden; the JSON body says the same.
+    if ((response.headers.get('Content-Type') ?? '').includes('json')) {
+      try {
+        const body = await response.clone().json();
+        if (body && body.error === 'insufficient_scope') {
+          return scopeList(typeof body.scope === 'string' ? body.scope : '', 'scope');
+        }
+      } catch {
+        // Not JSON after all: not a scopegate answer.
+      }
+    }
+    return null;
+  }
+
+  function insufficientScope(policy, token, missing, details) {
+    let held = [];
+    if (token) {
+      try {
+        held = policy.scopesOf(token);
+      } catch (err) {
+        if (!(err instanceof ScopegateError)) throw err;
+      }
+    }
+    const scopeRequest = missing.length > 0 ? policy.nextScopeRequest(held, missing) : null;
+    const what = missing.length > 0 ? `scope ${missing.join(' ')}` : 'a route the policy does not configure';
+    const where = details.source === 'precheck' ? 'refused before sending' : 'refused by the server';
+    return new InsufficientScopeError(`${details.method} ${details.url} needs ${what} (${where})`, {
+      missing,
+      scopeRequest,
+      held,
+      ...details,
+    });
+  }
+
+  async function scopedFetch(input, init, options) {
+    ready();
+    if (options === null || typeof options !== 'object') throw invalidArgument('scopedFetch takes {policy, getToken}');
+    const { policy, getToken, now } = options;
+    const fetchImpl = options.fetch ?? globalThis.fetch;
+    if (!(policy instanceof Policy)) throw invalidArgument('options.policy must be a Policy from Policy.fromJson');
+    if (typeof getToken !== 'function') throw invalidArgument('options.getToken must be a function');
+    if (typeof fetchImpl !== 'function') throw invalidArgument('no fetch implementation');
+    const request = new Request(input, init);
+    const token = (await getToken()) ?? null;
+    if (token !== null) {
+      requireString(token, 'the token from getToken()');
+      request.headers.set('Authorization', `Bearer ${token}`);
+    }
+    const origin = request.headers.get('Origin') ?? undefined;
+    const check = policy.checkRequest(
+      { method: request.method, url: request.url, authorization: request.headers.has('Authorization') ? [request.headers.get('Authorization')] : [], origin },
+      now,
+    );
+    const base = { method: request.method, url: request.url, status: check.status, challenge: check.challenge, check };
+    if (!check.allowed) {
+      if (check.error === 'insufficient_scope') {
+        throw insufficientScope(policy, token, check.missing, { ...base, source: 'precheck' });
+      }
+      throw new ScopegateError(
+        check.error,
+        `${request.method} ${request.url} would be refused with ${check.status} ${check.error} (refused before sending)`,
+        { ...base, source: 'precheck' },
+      );
+    }
+    const response = await fetchImpl(request);
+    if (response.status === 403) {
+      const missing = await missingFromResponse(response);
+      if (missing !== null) {
+        throw insufficientScope(policy, token, missing, {
+          ...base,
+          status: 403,
+          challenge: response.headers.get('WWW-Authenticate'),
+          source: 'server',
+          response,
+        });
+      }
+    }
+    return response;
+  }
+
+  return {
+    Policy,
+    ScopeRules,
+    decodeToken,
+    scopesOf,
+    parseChallenges,
+    nextScopeRequest,
+    normalizePath,
+    isValidScope,
+    assertScopesGranted,
+    createPkce,
+    authorizationUrl,
+    scopedFetch,
+  };
+}

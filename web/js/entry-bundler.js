@@ -1,0 +1,14 @@
+// `scopegate` for bundlers (webpack 5 with asyncWebAssembly, or any bundler with
+// WebAssembly ESM integration): the module is instantiated when imported.
+import * as raw from './scopegate_web.js';
+import { createApi } from '../api.js';
+
+export { ScopegateError, InsufficientScopeError, ScopesNotGrantedError } from '../api.js';
+
+/** Nothing to wait for in this build; present so that code runs unchanged on every build. */
+export async function init() {}
+
+export const {
+  Policy, ScopeRules, decodeToken, scopesOf, parseChallenges, nextScopeRequest, normalizePath,
+  isValidScope, assertScopesGranted, createPkce, authorizationUrl, scopedFetch,
+} = createApi(raw);

@@ -1,0 +1,190 @@
+// Runs the shared vectors (tests/vectors/*.json) against the npm package, exactly as the
+// Rust runners in tests/tests/ run them against the core: both must give the same answers.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { Policy, ScopeRules, parseChallenges, normalizePath, ScopegateError } from 'scopegate';
+
+const root = process.env.SCOPEGATE_ROOT;
+assert.ok(root, 'SCOPEGATE_ROOT must name the repository (scripts/test-web sets it)');
+const vectors = (name) => JSON.parse(readFileSync(join(root, 'tests/vectors', name), 'utf8'));
+
+/** Calls `fn`; returns its error's `code` (and details) if it throws a ScopegateError. */
+function outcome(fn) {
+  try {
+    return { ok: fn() };
+  } catch (err) {
+    assert.ok(err instanceof ScopegateError, `not a ScopegateError: ${err}`);
+    assert.ok(err instanceof Error);
+    return { err };
+  }
+}
+
+test('scopes.json: coverage and progressive requests', () => {
+  let ran = 0;
+  for (const suite of vectors('scopes.json').suites) {
+    const rules = new ScopeRules({
+      separator: suite.rules.separator,
+      writeSuffix: suite.rules.write_suffix,
+      prefixes: suite.rules.prefixes,
+    });
+    for (const c of suite.covers) {
+      assert.equal(rules.covers(c.granted, c.required), c.covers, JSON.stringify(c));
+      ran++;
+    }
+    for (const c of suite.next_request) {
+      const got = outcome(() => rules.nextRequest(c.held, c.missing));
+      if (c.error !== undefined) {
+        assert.equal(got.err?.code, 'invalid_scope', JSON.stringify(c));
+        assert.equal(got.err.reason, c.error, JSON.stringify(c));
+      } else {
+        assert.deepEqual(got.ok, { add: c.add, scope: c.scope }, JSON.stringify(c));
+      }
+      ran++;
+    }
+  }
+  assert.ok(ran >= 30, `only ${ran} scope vectors ran`);
+});
+
+test('paths.json: normalization', () => {
+  const { cases } = vectors('paths.json');
+  for (const c of cases) {
+    const got = outcome(() => normalizePath(c.input));
+    if (c.error !== undefined) {
+      assert.equal(got.err?.code, 'invalid_path', JSON.stringify(c));
+      assert.equal(got.err.reason, c.error, JSON.stringify(c));
+    } else {
+      assert.equal(got.ok, c.normalized, JSON.stringify(c));
+    }
+  }
+  assert.ok(cases.length >= 25);
+});
+
+test('challenges.json: WWW-Authenticate parsing', () => {
+  const { cases } = vectors('challenges.json');
+  for (const c of cases) {
+    const got = outcome(() => parseChallenges(c.header));
+    if (c.error_at !== undefined) {
+      assert.equal(got.err?.code, 'invalid_challenge', JSON.stringify(c));
+      assert.equal(got.err.at, c.error_at, JSON.stringify(c));
+    } else {
+      const expected = c.challenges.map((ch) => ({ scheme: ch.scheme, token68: ch.token68 ?? null, paramList: ch.params }));
+      const actual = got.ok.map(({ scheme, token68, paramList }) => ({ scheme, token68, paramList }));
+      assert.deepEqual(actual, expected, JSON.stringify(c));
+    }
+  }
+  assert.ok(cases.length >= 15);
+});
+
+/** The runner's JSON-pointer patch (tests/tests/vectors.rs `patched`). */
+function patched(base, set) {
+  const doc = structuredClone(base);
+  for (const [pointer, value] of Object.entries(set)) {
+    const parts = pointer.split('/').slice(1);
+    const last = parts.pop();
+    let target = doc;
+    for (const part of parts) target = target[Array.isArray(target) ? Number(part) : part];
+    if (Array.isArray(target)) {
+      target[Number(last)] = value;
+    } else if (value === null) {
+      delete target[last];
+    } else {
+      target[last] = value;
+    }
+  }
+  return doc;
+}
+
+test('policies.json: loading, with the JSON path of every error', () => {
+  const file = vectors('policies.json');
+  for (const c of file.cases) {
+    const got = outcome(() => Policy.fromJson(JSON.stringify(patched(file.base, c.set))));
+    if (c.ok !== undefined) {
+      assert.ok(got.ok instanceof Policy, `${c.name}: ${got.err?.message}`);
+    } else {
+      assert.equal(got.err?.code, 'invalid_policy', c.name);
+      assert.equal(got.err.path, c.path, c.name);
+      assert.ok(got.err.message.includes(c.message_contains), `${c.name}: ${got.err.message}`);
+    }
+  }
+  assert.ok(file.cases.length >= 35);
+});
+
+function checkOf(policy, request, now) {
+  return policy.checkRequest(
+    {
+      method: request.method,
+      url: request.path,
+      authorization: request.authorization ?? [],
+      origin: request.origin,
+      accessControlRequestMethod: request.access_control_request_method,
+    },
+    now,
+  );
+}
+
+// decisions.json holds the gateway's answers. `signature_only` cases are skipped here: their
+// answer depends on verifying the signature, which the client never does; checks.json
+// (next test) holds what `check` answers for them instead, the gateway's answer for the same
+// claims well signed.
+test('decisions.json: every expectation, through policy.checkRequest', () => {
+  let ran = 0;
+  let skipped = 0;
+  for (const suite of vectors('decisions.json').suites) {
+    const policy = Policy.fromJson(JSON.stringify(suite.policy));
+    for (const c of suite.cases) {
+      if (c.signature_only) {
+        skipped++;
+        continue;
+      }
+      const got = checkOf(policy, c.request, suite.now);
+      const observed = {
+        decision: got.code === 'serve_metadata' ? 'serve' : got.allowed ? 'allow' : 'deny',
+        code: got.code,
+        status: got.status,
+        token_error: got.tokenError,
+        missing: got.missing,
+        max_age: got.maxAge,
+        www_authenticate: got.challenge,
+        body: got.body,
+        allowed_origin: got.allowedOrigin,
+        headers: got.headers,
+      };
+      for (const [field, expected] of Object.entries(c.expect)) {
+        assert.deepEqual(observed[field], expected, `[${suite.name}] ${c.name}: ${field}`);
+      }
+      ran++;
+    }
+  }
+  assert.ok(ran >= 75, `only ${ran} decision vectors ran`);
+  assert.ok(skipped >= 1 && skipped <= 10, `${skipped} signature_only cases`);
+});
+
+test('checks.json: policy.check gives the gateway\'s whole answer for every request', () => {
+  const decisions = vectors('decisions.json');
+  const checks = vectors('checks.json').cases;
+  let ran = 0;
+  for (const suite of decisions.suites) {
+    const policy = Policy.fromJson(suite.policy);
+    for (const c of suite.cases) {
+      const expected = checks.find((e) => e.suite === suite.name && e.name === c.name);
+      assert.ok(expected, `[${suite.name}] ${c.name} missing from checks.json`);
+      assert.deepEqual(checkOf(policy, c.request, suite.now), expected.check, `[${suite.name}] ${c.name}`);
+      // The same through check(method, url, jwt) when the request is just a bearer token.
+      const auth = c.request.authorization ?? [];
+      const bearer = auth.length === 1 && /^Bearer [^ ,]+$/.test(auth[0]) ? auth[0].slice(7) : null;
+      if (c.request.origin === undefined && (auth.length === 0 || bearer !== null)) {
+        const got = policy.check(c.request.method, c.request.path, bearer, new Date(suite.now * 1000));
+        assert.deepEqual(got, expected.check, `[${suite.name}] ${c.name} through check()`);
+      }
+      if (expected.signature_only) {
+        assert.notEqual(expected.check.code, expected.gateway_code);
+      }
+      ran++;
+    }
+  }
+  assert.equal(ran, checks.length);
+  assert.ok(ran >= 80);
+});
