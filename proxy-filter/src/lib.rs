@@ -76,6 +76,15 @@ impl Shared {
         }
     }
 
+    /// Reads the answer of a JWKS fetch of `issuer` that `context` dispatched.
+    fn answered(&self, context: &dyn Context, issuer: usize, headers: usize, body_size: usize) {
+        let answer = call_answer(context, headers, body_size);
+        let answer = answer
+            .as_ref()
+            .map(|(status, body)| (*status, body.as_slice()));
+        self.fetched(issuer, answer.map_err(|_| ()), now(context));
+    }
+
     /// Takes the answer of a JWKS fetch.
     fn fetched(&self, issuer: usize, answer: Result<(u16, &[u8]), ()>, now: UnixTime) {
         let mut keys = self.keys.borrow_mut();
@@ -160,15 +169,7 @@ impl Context for Root {
         else {
             return;
         };
-        let answer = call_answer(self, headers, body_size);
-        shared.fetched(
-            issuer,
-            answer
-                .as_ref()
-                .map(|(s, b)| (*s, b.as_slice()))
-                .map_err(|_| ()),
-            now(self),
-        );
+        shared.answered(self, issuer, headers, body_size);
     }
 }
 
@@ -344,16 +345,7 @@ impl Context for Filter {
         if expected != token {
             return;
         }
-        let answer = call_answer(self, headers, body_size);
-        let shared = Rc::clone(&self.shared);
-        shared.fetched(
-            issuer,
-            answer
-                .as_ref()
-                .map(|(s, b)| (*s, b.as_slice()))
-                .map_err(|_| ()),
-            now(self),
-        );
+        Rc::clone(&self.shared).answered(self, issuer, headers, body_size);
         if let Action::Continue = self.run(false) {
             self.resume_http_request();
         }

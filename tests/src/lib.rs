@@ -14,6 +14,7 @@ use jwt_compact::jwk::JsonWebKey;
 use jwt_compact::{Algorithm, AlgorithmSignature};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use scopegate_core::{KeySet, KeyStore, Policy, UnixTime};
 use serde_json::{json, Map, Value};
 
 /// The repository root (the parent of `tests/`).
@@ -182,4 +183,19 @@ fn merge(target: &mut Map<String, Value>, changes: Option<&Value>) {
             target.insert(name.clone(), value.clone());
         }
     }
+}
+
+/// A suite of `tests/vectors/decisions.json`: its compiled policy, the remote keys it says
+/// were fetched (`fetched_jwks`, by issuer position), and its `now`.
+pub fn decision_suite(suite: &Value) -> (Policy, KeyStore, UnixTime) {
+    let name = suite["name"].as_str().expect("suite name");
+    let policy = Policy::from_json(&suite["policy"].to_string())
+        .unwrap_or_else(|e| panic!("[{name}] policy: {e}"));
+    let mut keys = KeyStore::default();
+    for (issuer, jwks) in suite["fetched_jwks"].as_object().expect("fetched_jwks") {
+        let set = KeySet::from_value(jwks).expect("fetched JWKS");
+        keys.install(issuer.parse().expect("issuer index"), set);
+    }
+    let now = UnixTime(suite["now"].as_u64().expect("now"));
+    (policy, keys, now)
 }

@@ -13,8 +13,8 @@
 
 use std::fs;
 
-use scopegate_core::{KeySet, KeyStore, Policy, Request, UnixTime};
-use scopegate_tests::repo_root;
+use scopegate_core::Request;
+use scopegate_tests::{decision_suite, repo_root};
 use serde_json::{json, Value};
 
 fn strings(value: Option<&Value>) -> Vec<String> {
@@ -38,13 +38,7 @@ fn compute() -> (Value, Vec<String>) {
     let mut failures = Vec::new();
     for suite in vectors["suites"].as_array().expect("suites") {
         let suite_name = suite["name"].as_str().expect("name");
-        let policy = Policy::from_json(&suite["policy"].to_string()).expect("policy");
-        let mut keys = KeyStore::default();
-        for (issuer, jwks) in suite["fetched_jwks"].as_object().expect("fetched_jwks") {
-            let set = KeySet::from_value(jwks).expect("fetched JWKS");
-            keys.install(issuer.parse().expect("issuer index"), set);
-        }
-        let now = UnixTime(suite["now"].as_u64().expect("now"));
+        let (policy, keys, now) = decision_suite(suite);
         for case in suite["cases"].as_array().expect("cases") {
             let name = case["name"].as_str().expect("name");
             let request = &case["request"];

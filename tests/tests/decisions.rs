@@ -4,8 +4,8 @@
 
 use std::fs;
 
-use scopegate_core::{Decision, KeySet, KeyStore, Policy, Request, UnixTime};
-use scopegate_tests::repo_root;
+use scopegate_core::{Decision, Request};
+use scopegate_tests::{decision_suite, repo_root};
 use serde_json::{json, Value};
 
 fn load() -> Value {
@@ -95,14 +95,7 @@ fn decision_vectors() {
     let mut ran = 0;
     for suite in vectors["suites"].as_array().expect("suites") {
         let suite_name = suite["name"].as_str().expect("name");
-        let policy = Policy::from_json(&suite["policy"].to_string())
-            .unwrap_or_else(|e| panic!("[{suite_name}] policy: {e}"));
-        let mut keys = KeyStore::default();
-        for (issuer, jwks) in suite["fetched_jwks"].as_object().expect("fetched_jwks") {
-            let set = KeySet::from_value(jwks).expect("fetched JWKS");
-            keys.install(issuer.parse().expect("issuer index"), set);
-        }
-        let now = UnixTime(suite["now"].as_u64().expect("now"));
+        let (policy, keys, now) = decision_suite(suite);
         for case in suite["cases"].as_array().expect("cases") {
             let (method, path, authorization, origin, acrm) = request_parts(&case["request"]);
             let auth: Vec<&str> = authorization.iter().map(String::as_str).collect();
