@@ -11,41 +11,54 @@ use scopegate_core::Decision;
 /// from path parameters would otherwise make one counter per resource.
 const MAX_SCOPE_COUNTERS: usize = 128;
 
-/// Counter ids by name, defined on first use.
+/// Counter ids by name, defined on first use. Names that are `&'static str` codes are
+/// looked up by code, so that counting a decision does not build a string.
 pub(crate) struct Stats {
     ids: HashMap<String, Option<u32>>,
+    decisions: HashMap<&'static str, Option<u32>>,
+    token_errors: HashMap<&'static str, Option<u32>>,
     scope_counters: usize,
 }
 
 impl Stats {
     pub(crate) fn new() -> Self {
-        let mut stats = Self {
-            ids: HashMap::new(),
-            scope_counters: 0,
-        };
         // Declared up front so that every decision counter shows, at 0, from the start.
-        for code in DECISION_CODES {
-            stats.id(&format!("decision.{code}"));
+        let decisions = DECISION_CODES
+            .iter()
+            .map(|code| (*code, define(&format!("decision.{code}"))))
+            .collect();
+        Self {
+            ids: HashMap::new(),
+            decisions,
+            token_errors: HashMap::new(),
+            scope_counters: 0,
         }
-        stats
     }
 
     /// Adds one to `scopegate.<name>`.
     pub(crate) fn count(&mut self, name: &str) {
-        if let Some(id) = self.id(name) {
-            // A host without metrics support loses the count, not the request.
-            let _ = increment_metric(id, 1);
-        }
+        let id = self.id(name);
+        increment(id);
     }
 
     /// Counts a decision, its token error, and each missing scope.
     pub(crate) fn record(&mut self, decision: &Decision<'_>) {
-        self.count(&format!("decision.{}", decision.code()));
+        let code = decision.code();
+        let id = *self
+            .decisions
+            .entry(code)
+            .or_insert_with(|| define(&format!("decision.{code}")));
+        increment(id);
         let Decision::Deny(denial) = decision else {
             return;
         };
         if let scopegate_core::DenyReason::InvalidToken(err) = &denial.reason {
-            self.count(&format!("invalid_token.{}", err.code()));
+            let code = err.code();
+            let id = *self
+                .token_errors
+                .entry(code)
+                .or_insert_with(|| define(&format!("invalid_token.{code}")));
+            increment(id);
         }
         for scope in &denial.missing {
             let name = format!("missing_scope.{scope}");
@@ -64,8 +77,20 @@ impl Stats {
         if let Some(id) = self.ids.get(name) {
             return *id;
         }
-        let id = define_metric(MetricType::Counter, &format!("scopegate.{name}")).ok();
+        let id = define(name);
         self.ids.insert(name.to_owned(), id);
         id
+    }
+}
+
+/// Defines the counter `scopegate.<name>`; `None` if the host has no metrics.
+fn define(name: &str) -> Option<u32> {
+    define_metric(MetricType::Counter, &format!("scopegate.{name}")).ok()
+}
+
+fn increment(id: Option<u32>) {
+    if let Some(id) = id {
+        // A host without metrics support loses the count, not the request.
+        let _ = increment_metric(id, 1);
     }
 }
