@@ -43,22 +43,12 @@ impl Stats {
 
     /// Counts a decision, its token error, and each missing scope.
     pub(crate) fn record(&mut self, decision: &Decision<'_>) {
-        let code = decision.code();
-        let id = *self
-            .decisions
-            .entry(code)
-            .or_insert_with(|| define(&format!("decision.{code}")));
-        increment(id);
+        count_code(&mut self.decisions, "decision", decision.code());
         let Decision::Deny(denial) = decision else {
             return;
         };
         if let scopegate_core::DenyReason::InvalidToken(err) = &denial.reason {
-            let code = err.code();
-            let id = *self
-                .token_errors
-                .entry(code)
-                .or_insert_with(|| define(&format!("invalid_token.{code}")));
-            increment(id);
+            count_code(&mut self.token_errors, "invalid_token", err.code());
         }
         for scope in &denial.missing {
             let name = format!("missing_scope.{scope}");
@@ -86,6 +76,14 @@ impl Stats {
 /// Defines the counter `scopegate.<name>`; `None` if the host has no metrics.
 fn define(name: &str) -> Option<u32> {
     define_metric(MetricType::Counter, &format!("scopegate.{name}")).ok()
+}
+
+/// Adds one to `scopegate.<family>.<code>`, defining it on first use.
+fn count_code(ids: &mut HashMap<&'static str, Option<u32>>, family: &str, code: &'static str) {
+    let id = *ids
+        .entry(code)
+        .or_insert_with(|| define(&format!("{family}.{code}")));
+    increment(id);
 }
 
 fn increment(id: Option<u32>) {

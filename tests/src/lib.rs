@@ -14,7 +14,7 @@ use jwt_compact::jwk::JsonWebKey;
 use jwt_compact::{Algorithm, AlgorithmSignature};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use scopegate_core::{KeySet, KeyStore, Policy, UnixTime};
+use scopegate_core::{KeySet, KeyStore, Policy, Request, UnixTime};
 use serde_json::{json, Map, Value};
 
 /// The repository root (the parent of `tests/`).
@@ -198,4 +198,20 @@ pub fn decision_suite(suite: &Value) -> (Policy, KeyStore, UnixTime) {
     }
     let now = UnixTime(suite["now"].as_u64().expect("now"));
     (policy, keys, now)
+}
+
+/// Calls `f` with the [`Request`] a vector's `request` object describes: `method`, `path`,
+/// `authorization` (every value, in order), `origin`, `access_control_request_method`.
+pub fn with_vector_request<R>(request: &Value, f: impl FnOnce(&Request<'_>) -> R) -> R {
+    let text = |field: &str| request.get(field).and_then(Value::as_str);
+    let authorization: Vec<&str> = request
+        .get("authorization")
+        .and_then(Value::as_array)
+        .map(|values| values.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut parsed = Request::new(text("method").expect("method"), text("path").expect("path"))
+        .with_authorization(&authorization);
+    parsed.origin = text("origin");
+    parsed.access_control_request_method = text("access_control_request_method");
+    f(&parsed)
 }

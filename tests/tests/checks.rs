@@ -13,21 +13,8 @@
 
 use std::fs;
 
-use scopegate_core::Request;
-use scopegate_tests::{decision_suite, repo_root};
+use scopegate_tests::{decision_suite, repo_root, with_vector_request};
 use serde_json::{json, Value};
-
-fn strings(value: Option<&Value>) -> Vec<String> {
-    value
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// The expected file, computed from `decisions.json`.
 fn compute() -> (Value, Vec<String>) {
@@ -41,18 +28,12 @@ fn compute() -> (Value, Vec<String>) {
         let (policy, keys, now) = decision_suite(suite);
         for case in suite["cases"].as_array().expect("cases") {
             let name = case["name"].as_str().expect("name");
-            let request = &case["request"];
-            let text = |field: &str| request.get(field).and_then(Value::as_str);
-            let authorization = strings(request.get("authorization"));
-            let auth: Vec<&str> = authorization.iter().map(String::as_str).collect();
-            let mut req =
-                Request::new(text("method").expect("method"), text("path").expect("path"))
-                    .with_authorization(&auth);
-            req.origin = text("origin");
-            req.access_control_request_method = text("access_control_request_method");
-
-            let gateway = scopegate_web::answer(&policy, &policy.decide(&req, &keys, now));
-            let check = scopegate_web::answer(&policy, &policy.precheck(&req, now));
+            let (gateway, check) = with_vector_request(&case["request"], |req| {
+                (
+                    scopegate_web::answer(&policy, &policy.decide(req, &keys, now)),
+                    scopegate_web::answer(&policy, &policy.precheck(req, now)),
+                )
+            });
             let signature_only = case.get("signature_only") == Some(&json!(true));
             let mut entry = json!({"suite": suite_name, "name": name, "check": check});
             if signature_only {

@@ -4,8 +4,8 @@
 
 use std::fs;
 
-use scopegate_core::{Decision, Request};
-use scopegate_tests::{decision_suite, repo_root};
+use scopegate_core::Decision;
+use scopegate_tests::{decision_suite, repo_root, with_vector_request};
 use serde_json::{json, Value};
 
 fn load() -> Value {
@@ -62,32 +62,6 @@ fn check(suite: &str, case: &Value, observed: &Value, mode: &str) -> Vec<String>
     failures
 }
 
-fn request_parts(request: &Value) -> (String, String, Vec<String>, Option<String>, Option<String>) {
-    let text = |field: &str| {
-        request
-            .get(field)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let authorization = request
-        .get("authorization")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    (
-        text("method").expect("method"),
-        text("path").expect("path"),
-        authorization,
-        text("origin"),
-        text("access_control_request_method"),
-    )
-}
-
 #[test]
 fn decision_vectors() {
     let vectors = load();
@@ -97,22 +71,18 @@ fn decision_vectors() {
         let suite_name = suite["name"].as_str().expect("name");
         let (policy, keys, now) = decision_suite(suite);
         for case in suite["cases"].as_array().expect("cases") {
-            let (method, path, authorization, origin, acrm) = request_parts(&case["request"]);
-            let auth: Vec<&str> = authorization.iter().map(String::as_str).collect();
-            let mut request = Request::new(&method, &path).with_authorization(&auth);
-            request.origin = origin.as_deref();
-            request.access_control_request_method = acrm.as_deref();
-
-            let decided = observe(&policy.decide(&request, &keys, now));
+            let (decided, prechecked) = with_vector_request(&case["request"], |request| {
+                (
+                    observe(&policy.decide(request, &keys, now)),
+                    observe(&policy.precheck(request, now)),
+                )
+            });
             failures.extend(check(suite_name, case, &decided, "decide"));
-            if case.get("signature_only") != Some(&json!(true)) {
-                let prechecked = observe(&policy.precheck(&request, now));
-                if prechecked != decided {
-                    failures.push(format!(
-                        "[{suite_name}] {}: precheck {prechecked} differs from decide {decided}",
-                        case["name"]
-                    ));
-                }
+            if case.get("signature_only") != Some(&json!(true)) && prechecked != decided {
+                failures.push(format!(
+                    "[{suite_name}] {}: precheck {prechecked} differs from decide {decided}",
+                    case["name"]
+                ));
             }
             ran += 1;
         }
