@@ -5,6 +5,7 @@
 //! they protect nothing and must never be used outside tests and the demo.
 
 pub mod harness;
+pub mod node;
 
 use std::path::PathBuf;
 

@@ -1,28 +1,60 @@
-//! The demo behind `./scripts/demo`: Envoy with the scopegate filter in front of an
-//! example API, on 127.0.0.1, enforcing `examples/policy.json`.
+//! The demo behind `./scripts/demo`: the whole story on 127.0.0.1.
 //!
-//! It starts an echo API, fills in `examples/envoy.yaml`, starts Envoy from the project's
-//! venv, mints tokens with the example issuer's (test) keys, sends three requests to show
-//! a 200, a 401 and a 403 with its challenge, and prints the curl commands to try more.
-//! Then it keeps running until Enter (or Ctrl-C); `--check` exits after the three requests,
-//! with status 1 if any answer was not the expected one.
+//! - the demo IdP (npm `oidc-provider`, `examples/idp/idp.mjs`): JWT access tokens for the
+//!   API, a role -> allowed scopes rule;
+//! - Envoy with the scopegate filter enforcing `examples/policy.json`, its JWKS fetched from
+//!   the IdP over the `idp` cluster;
+//! - an example API behind Envoy that echoes the claims the gateway forwards;
+//! - the SPA (`examples/spa/`), which imports the locally built npm package `scopegate`.
 //!
-//! Options: `--port 8080` (Envoy), `--admin-port 9901`, `--api-port 9080`, `--check`.
+//! It fills the ports into the policy (`target/demo/policy.json`, the one file Envoy and
+//! the SPA both load) and into `examples/envoy.yaml`, starts everything, shows a 200, a 401
+//! and a 403 with a token of the policy's test issuer, and waits for Enter (or Ctrl-C)
+//! while you use the SPA. `--check` instead runs the browser story (`tests/e2e/story.mjs`,
+//! Playwright with Debian's Chromium) and exits: status 1 if an answer or a step was not
+//! the expected one. Every process it starts is killed by its PID when it ends.
+//!
+//! Options: `--port 8080` (Envoy), `--admin-port 9901`, `--api-port 9080`,
+//! `--idp-port 9000`, `--spa-port 5173`, `--check`, `--screenshots tests/output/e2e`.
 
 use std::fs;
 use std::io::BufRead;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use scopegate_tests::harness::{filter_wasm, request, Envoy, HttpServer, TempDir};
+use scopegate_tests::harness::{
+    eventually, filter_wasm, request, Envoy, HttpServer, ServerResponse, TempDir,
+};
+use scopegate_tests::node::NodeProcess;
 use scopegate_tests::{mint, repo_root, TestKeys};
 use serde_json::{json, Map, Value};
+
+/// The origins `examples/policy.json` is written for; replaced when the ports differ.
+const DEFAULT_GATEWAY: &str = "http://127.0.0.1:8080";
+const DEFAULT_IDP: &str = "http://127.0.0.1:9000";
+const DEFAULT_SPA: &str = "http://127.0.0.1:5173";
 
 struct Options {
     port: u16,
     admin_port: u16,
     api_port: u16,
+    idp_port: u16,
+    spa_port: u16,
     check: bool,
+    screenshots: PathBuf,
+}
+
+impl Options {
+    fn gateway(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+    fn idp(&self) -> String {
+        format!("http://127.0.0.1:{}", self.idp_port)
+    }
+    fn spa(&self) -> String {
+        format!("http://127.0.0.1:{}", self.spa_port)
+    }
 }
 
 fn options() -> Result<Options, String> {
@@ -30,24 +62,35 @@ fn options() -> Result<Options, String> {
         port: 8080,
         admin_port: 9901,
         api_port: 9080,
+        idp_port: 9000,
+        spa_port: 5173,
         check: false,
+        screenshots: repo_root().join("tests/output/e2e"),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut port = || -> Result<u16, String> {
-            args.next()
-                .and_then(|p| p.parse().ok())
-                .ok_or(format!("{arg} needs a port number"))
-        };
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        let port = |text: String| text.parse().map_err(|_| format!("`{text}` is not a port"));
         match arg.as_str() {
-            "--port" => options.port = port()?,
-            "--admin-port" => options.admin_port = port()?,
-            "--api-port" => options.api_port = port()?,
+            "--port" => options.port = port(value()?)?,
+            "--admin-port" => options.admin_port = port(value()?)?,
+            "--api-port" => options.api_port = port(value()?)?,
+            "--idp-port" => options.idp_port = port(value()?)?,
+            "--spa-port" => options.spa_port = port(value()?)?,
+            "--screenshots" => options.screenshots = PathBuf::from(value()?),
             "--check" => options.check = true,
             other => return Err(format!("unknown option `{other}`")),
         }
     }
     Ok(options)
+}
+
+/// `examples/policy.json` for these ports: the gateway's origin (the `resource` and the
+/// audiences), the IdP's (its issuer and `jwks_uri`) and the SPA's (CORS).
+fn demo_policy(text: &str, options: &Options) -> String {
+    text.replace(DEFAULT_GATEWAY, &options.gateway())
+        .replace(DEFAULT_IDP, &options.idp())
+        .replace(DEFAULT_SPA, &options.spa())
 }
 
 /// `examples/envoy.yaml` with its placeholders filled in.
@@ -68,45 +111,39 @@ fn envoy_yaml(options: &Options, policy: &str) -> Result<String, String> {
         .replace("${LISTEN_PORT}", &options.port.to_string())
         .replace("${ADMIN_PORT}", &options.admin_port.to_string())
         .replace("${API_PORT}", &options.api_port.to_string())
+        .replace("${IDP_PORT}", &options.idp_port.to_string())
+        .replace("${SPA_ORIGIN}", &options.spa())
         .replace("${FILTER_WASM}", &filter_wasm().display().to_string()))
 }
 
-fn run() -> Result<bool, String> {
-    let options = options()?;
-    let policy_path = repo_root().join("examples/policy.json");
-    let policy_text =
-        fs::read_to_string(&policy_path).map_err(|e| format!("{}: {e}", policy_path.display()))?;
-    let policy: Value = serde_json::from_str(&policy_text).map_err(|e| e.to_string())?;
-
-    let api = HttpServer::start_on(options.api_port, |request| {
-        scopegate_tests::harness::ServerResponse {
-            status: 200,
-            content_type: "application/json",
-            body: json!({
-                "api": "example",
-                "method": request.method,
-                "path": request.target,
-                "forwarded": request.headers.iter()
-                    .filter(|(name, _)| name.starts_with("x-scopegate-"))
-                    .collect::<Vec<_>>(),
-            })
-            .to_string(),
-        }
+/// The example API: echoes the request and the claims the gateway forwarded.
+fn example_api(port: u16) -> Result<HttpServer, String> {
+    HttpServer::start_on(port, |request| ServerResponse {
+        status: 200,
+        content_type: "application/json",
+        body: json!({
+            "api": "example",
+            "method": request.method,
+            "path": request.target,
+            "forwarded": request.headers.iter()
+                .filter(|(name, _)| name.starts_with("x-scopegate-"))
+                .collect::<Vec<_>>(),
+        })
+        .to_string(),
     })
-    .map_err(|e| format!("example API on 127.0.0.1:{}: {e}", options.api_port))?;
+    .map_err(|e| format!("example API on 127.0.0.1:{port}: {e}"))
+}
 
-    let out_dir = repo_root().join("target/demo");
-    fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
-    let config_path = out_dir.join("envoy.yaml");
-    fs::write(&config_path, envoy_yaml(&options, &policy_text)?).map_err(|e| e.to_string())?;
-    let envoy = Envoy::start_file(&config_path, options.port, TempDir::new("demo"))
-        .map_err(|failed| format!("Envoy did not start:\n{}", failed.log))?;
-
+/// An access token of the policy's test issuer (the one with inline keys) for alice.
+fn test_issuer_token(policy: &Value) -> Result<String, String> {
+    let issuer = policy["issuers"]
+        .as_array()
+        .and_then(|issuers| issuers.iter().find(|i| i.get("jwks").is_some()))
+        .ok_or("examples/policy.json has no issuer with inline keys")?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_err(|e| e.to_string())?
         .as_secs();
-    let issuer = &policy["issuers"][0];
     let mut claims = Map::new();
     claims.insert("iss".into(), issuer["issuer"].clone());
     claims.insert("aud".into(), issuer["audiences"][0].clone());
@@ -114,21 +151,106 @@ fn run() -> Result<bool, String> {
     claims.insert("iat".into(), json!(now));
     claims.insert("exp".into(), json!(now + 3600));
     claims.insert("scope".into(), json!("openid resource:read"));
-    let keys = TestKeys::from_seed(1);
-    let read_token = mint(&keys, &json!({"alg": "ES256"}), &claims);
+    Ok(mint(
+        &TestKeys::from_seed(1),
+        &json!({"alg": "ES256"}),
+        &claims,
+    ))
+}
 
-    let base = format!("http://127.0.0.1:{}", options.port);
+fn run() -> Result<bool, String> {
+    let options = options()?;
+    let root = repo_root();
+    let package = root.join("target/npm/scopegate");
+    if !package.join("web/index.js").exists() {
+        return Err(format!(
+            "the npm package is not built in {}: run ./scripts/build-web (./scripts/demo does)",
+            package.display()
+        ));
+    }
+    let policy_path = root.join("examples/policy.json");
+    let policy_text =
+        fs::read_to_string(&policy_path).map_err(|e| format!("{}: {e}", policy_path.display()))?;
+    let policy_text = demo_policy(&policy_text, &options);
+    let policy: Value = serde_json::from_str(&policy_text).map_err(|e| e.to_string())?;
+    let out_dir = root.join("target/demo");
+    fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
+    let demo_policy_path = out_dir.join("policy.json");
+    fs::write(&demo_policy_path, &policy_text).map_err(|e| e.to_string())?;
+
+    let startup = Duration::from_secs(30);
+    let port = |p: u16| p.to_string();
+    let idp = NodeProcess::start(
+        "the IdP",
+        &root.join("examples/idp/idp.mjs"),
+        &[
+            "--port".into(),
+            port(options.idp_port),
+            "--audience".into(),
+            options.gateway(),
+            "--spa".into(),
+            options.spa(),
+        ],
+        Some(" ready "),
+        startup,
+        true,
+    )?;
+    let api = example_api(options.api_port)?;
+    let config_path = out_dir.join("envoy.yaml");
+    fs::write(&config_path, envoy_yaml(&options, &policy_text)?).map_err(|e| e.to_string())?;
+    let envoy = Envoy::start_file(&config_path, options.port, TempDir::new("demo"))
+        .map_err(|failed| format!("Envoy did not start:\n{}", failed.log))?;
+    // Envoy answers 401 for the IdP's tokens until the filter has the IdP's keys.
+    if !eventually(Duration::from_secs(15), || {
+        envoy.counter("wasmcustom.scopegate.jwks.fetch_ok") >= 1
+    }) {
+        return Err(format!(
+            "the filter did not get the IdP's keys from {}/jwks:\n{}",
+            options.idp(),
+            envoy.log()
+        ));
+    }
+    let spa = NodeProcess::start(
+        "the SPA server",
+        &root.join("examples/spa/serve.mjs"),
+        &[
+            "--port".into(),
+            port(options.spa_port),
+            "--package".into(),
+            package.display().to_string(),
+            "--policy".into(),
+            demo_policy_path.display().to_string(),
+            "--issuer".into(),
+            options.idp(),
+            "--api".into(),
+            options.gateway(),
+        ],
+        Some(" ready "),
+        startup,
+        true,
+    )?;
+
+    let base = options.gateway();
     println!(
-        "scopegate demo: Envoy (pid {}) on {base} with the filter {}",
+        "\nscopegate demo: Envoy (pid {}) on {base} with the filter {}",
         envoy.pid(),
         filter_wasm().display()
     );
-    println!("  policy: examples/policy.json; Envoy config: target/demo/envoy.yaml");
+    println!("  policy: target/demo/policy.json (examples/policy.json with these ports); Envoy config: target/demo/envoy.yaml");
     println!(
-        "  example API on 127.0.0.1:{}, Envoy admin on 127.0.0.1:{}\n",
-        api.port, envoy.admin
+        "  IdP (pid {}) on {}, its keys fetched by the filter over the `idp` cluster",
+        idp.pid(),
+        options.idp()
+    );
+    println!(
+        "  SPA (pid {}) on {}/, example API on 127.0.0.1:{}, Envoy admin on 127.0.0.1:{}\n",
+        spa.pid(),
+        options.spa(),
+        api.port,
+        envoy.admin
     );
 
+    let read_token = test_issuer_token(&policy)?;
     let auth = format!("Bearer {read_token}");
     let shown = [
         (
@@ -162,27 +284,54 @@ fn run() -> Result<bool, String> {
         println!("  {}\n", response.body);
     }
 
-    println!("Try it (the token is an ES256 access token for alice, scope \"openid resource:read\", valid one hour):\n");
-    println!("  export TOKEN='{read_token}'");
-    let admin = envoy.admin;
-    println!("  curl -i {base}/api/resources -H \"Authorization: Bearer $TOKEN\"          # 200");
-    println!("  curl -i {base}/api/resources                                              # 401");
-    println!("  curl -i -X POST {base}/api/resources -H \"Authorization: Bearer $TOKEN\"  # 403");
-    println!("  curl -i --path-as-is {base}/api/public/../resources                       # 401, not public");
-    println!(
-        "  curl -s {base}/.well-known/oauth-protected-resource                       # RFC 9728"
-    );
-    println!(
-        "  curl -s 'http://127.0.0.1:{admin}/stats?filter=scopegate'                    # counters"
-    );
-
-    if !options.check {
-        println!("\nPress Enter (or Ctrl-C) to stop Envoy and the API.");
+    if options.check {
+        println!("# the browser story (tests/e2e/story.mjs, Playwright + Chromium)");
+        let mut story = NodeProcess::start(
+            "the e2e story",
+            &root.join("tests/e2e/story.mjs"),
+            &[
+                "--spa".into(),
+                options.spa(),
+                "--screenshots".into(),
+                options.screenshots.display().to_string(),
+            ],
+            None,
+            startup,
+            true,
+        )?;
+        // The story stops itself after 150 s; this is the backstop.
+        let status = story.wait(Duration::from_secs(180))?;
+        all_expected &= status.success();
+    } else {
+        println!("Open {}/ in a browser and sign in as alice (password alice), who may get resource:write,", options.spa());
+        println!("or bob (password bob), who may not. Or try the gateway with curl (the token is an ES256");
+        println!("access token of the test issuer for alice, scope \"openid resource:read\", valid one hour):\n");
+        println!("  export TOKEN='{read_token}'");
+        let admin = envoy.admin;
+        println!(
+            "  curl -i {base}/api/resources -H \"Authorization: Bearer $TOKEN\"          # 200"
+        );
+        println!(
+            "  curl -i {base}/api/resources                                              # 401"
+        );
+        println!(
+            "  curl -i -X POST {base}/api/resources -H \"Authorization: Bearer $TOKEN\"  # 403"
+        );
+        println!("  curl -i --path-as-is {base}/api/public/../resources                       # 401, not public");
+        println!(
+            "  curl -s {base}/.well-known/oauth-protected-resource                       # RFC 9728"
+        );
+        println!(
+            "  curl -s 'http://127.0.0.1:{admin}/stats?filter=scopegate'                    # counters"
+        );
+        println!("\nPress Enter (or Ctrl-C) to stop the IdP, Envoy, the API and the SPA.");
         let mut line = String::new();
         let _ = std::io::stdin().lock().read_line(&mut line);
     }
+    drop(spa);
     drop(envoy);
     drop(api);
+    drop(idp);
     Ok(all_expected)
 }
 

@@ -1,0 +1,124 @@
+//! The demo's Node.js processes (the IdP, the SPA's server, the Playwright story): started
+//! from the repository's `examples/` and `tests/e2e/`, watched for a ready line, and killed
+//! by PID on drop, also when a test fails.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A running `node` process.
+pub struct NodeProcess {
+    child: Child,
+    name: String,
+    output: Arc<Mutex<String>>,
+}
+
+impl NodeProcess {
+    /// Runs `node script args…` and waits up to `timeout` for a line of its output that
+    /// contains `ready` (`None`: do not wait). With `echo`, its lines are printed as they
+    /// come, prefixed by nothing (the scripts prefix their own).
+    pub fn start(
+        name: &str,
+        script: &Path,
+        args: &[String],
+        ready: Option<&str>,
+        timeout: Duration,
+        echo: bool,
+    ) -> Result<Self, String> {
+        if !script.exists() {
+            return Err(format!("{name}: {} is missing", script.display()));
+        }
+        let mut child = Command::new("node")
+            .arg(script)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{name}: cannot run node ({e}); run ./scripts/setup"))?;
+        let output = Arc::new(Mutex::new(String::new()));
+        if let Some(stdout) = child.stdout.take() {
+            collect(stdout, Arc::clone(&output), echo);
+        }
+        if let Some(stderr) = child.stderr.take() {
+            collect(stderr, Arc::clone(&output), echo);
+        }
+        let mut process = NodeProcess {
+            child,
+            name: name.to_owned(),
+            output,
+        };
+        let Some(ready) = ready else {
+            return Ok(process);
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            if process.output().contains(ready) {
+                return Ok(process);
+            }
+            if let Ok(Some(status)) = process.child.try_wait() {
+                return Err(format!(
+                    "{name} exited ({status}) before it was ready:\n{}",
+                    process.output()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{name} was not ready after {timeout:?}:\n{}",
+                    process.output()
+                ));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything it printed so far, stdout and stderr interleaved by line.
+    pub fn output(&self) -> String {
+        self.output.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    /// Waits up to `timeout` for it to exit; kills it (by PID, on drop) if it does not.
+    pub fn wait(&mut self, timeout: Duration) -> Result<ExitStatus, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) if Instant::now() > deadline => {
+                    return Err(format!("{} still running after {timeout:?}", self.name))
+                }
+                Ok(None) => thread::sleep(Duration::from_millis(100)),
+                Err(e) => return Err(format!("{}: {e}", self.name)),
+            }
+        }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collect(stream: impl Read + Send + 'static, into: Arc<Mutex<String>>, echo: bool) {
+    thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if echo {
+                println!("{line}");
+            }
+            if let Ok(mut output) = into.lock() {
+                output.push_str(&line);
+                output.push('\n');
+            }
+        }
+    });
+}
