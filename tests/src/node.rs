@@ -102,7 +102,20 @@ impl NodeProcess {
 }
 
 impl Drop for NodeProcess {
+    /// SIGTERM first, so that Playwright closes the browser it started and the servers their
+    /// sockets; SIGKILL when it is still there two seconds later.
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let pid = self.child.id().to_string();
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid])
+                .stderr(Stdio::null())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
