@@ -322,7 +322,7 @@ fn run() -> Result<bool, String> {
             "  curl -s {base}/.well-known/oauth-protected-resource                       # RFC 9728"
         );
         println!(
-            "  curl -s 'http://127.0.0.1:{admin}/stats?filter=scopegate'                    # counters"
+            "  curl -s 'http://127.0.0.1:{admin}/stats?filter=scopegate'                                # counters"
         );
         println!("\nPress Enter (or Ctrl-C) to stop the IdP, Envoy, the API and the SPA.");
         let mut line = String::new();
