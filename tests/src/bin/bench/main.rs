@@ -1,0 +1,482 @@
+//! The gateway benchmark behind `./scripts/bench`: Envoy 1.40 on 127.0.0.1, one worker
+//! each (`--concurrency 1`), answering `GET /api/resources` of `examples/policy.json` with a
+//! `direct_response` after the authentication filters, in five setups started side by side:
+//!
+//! 1. no authentication;
+//! 2. Envoy's `jwt_authn` + `rbac` enforcing the same policy (see `native.rs`), and 2c the
+//!    same with jwt_authn's token cache on (it is off unless configured);
+//! 3. the scopegate filter with `token_cache.max_entries: 0`;
+//! 4. the scopegate filter with its token cache (1,024 entries).
+//!
+//! Each is loaded by Debian's `wrk` with RS256, ES256 and EdDSA tokens of the example
+//! issuer (the test keys of seed 1), one that holds `resource:read` (200) and one that
+//! does not (403). A cell is a warm-up, a run with `--connections` connections (throughput
+//! and loaded latency) and a run with one connection (latency without queueing); the setups
+//! of a row are measured back to back in an order that rotates, every row once per round,
+//! and each figure is the median over the rounds. Prints markdown tables with the ratios of
+//! each setup to (2) and (1).
+//!
+//! Options: `--duration 5` (seconds per run), `--warmup 1`, `--rounds 3`,
+//! `--connections 16`.
+
+mod native;
+mod wrk;
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use scopegate_tests::harness::{
+    envoy_config, filter_wasm, free_port, request, require_envoy_and_filter, Envoy, TempDir,
+    Upstreams,
+};
+use scopegate_tests::{mint, repo_root, TestKeys};
+use serde_json::{json, Map, Value};
+
+const PATH: &str = "/api/resources";
+const OK_BODY: &str = "ok";
+
+struct Options {
+    duration: u32,
+    warmup: u32,
+    rounds: usize,
+    connections: u32,
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        duration: 5,
+        warmup: 1,
+        rounds: 3,
+        connections: 16,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut number = || -> Result<u32, String> {
+            args.next()
+                .and_then(|n| n.parse().ok())
+                .filter(|n| *n > 0)
+                .ok_or(format!("{arg} needs a positive number"))
+        };
+        match arg.as_str() {
+            "--duration" => options.duration = number()?,
+            "--warmup" => options.warmup = number()?,
+            "--rounds" => options.rounds = number()? as usize,
+            "--connections" => options.connections = number()?,
+            other => return Err(format!("unknown option `{other}`")),
+        }
+    }
+    Ok(options)
+}
+
+/// The setups, in table order.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Setup {
+    NoAuth,
+    Native,
+    NativeCached,
+    Filter,
+    FilterCached,
+}
+
+const SETUPS: [Setup; 5] = [
+    Setup::NoAuth,
+    Setup::Native,
+    Setup::NativeCached,
+    Setup::Filter,
+    Setup::FilterCached,
+];
+
+impl Setup {
+    fn label(self) -> &'static str {
+        match self {
+            Self::NoAuth => "(1) no auth",
+            Self::Native => "(2) jwt_authn + rbac",
+            Self::NativeCached => "(2c) jwt_authn + rbac, jwt cache",
+            Self::Filter => "(3) scopegate, cache off",
+            Self::FilterCached => "(4) scopegate, cache on",
+        }
+    }
+
+    /// The Envoy bootstrap of this setup, from the harness's (listener, admin, filter
+    /// configuration), with its routes and HTTP filters replaced.
+    fn config(self, listen: u16, policy: &Value) -> Value {
+        let mut policy = policy.clone();
+        let entries = if self == Self::Filter { 0 } else { 1024 };
+        policy["token_cache"] = json!({"max_entries": entries});
+        let policy_text = policy.to_string();
+        // The `api` cluster stays unused: every route answers directly.
+        let upstreams = Upstreams {
+            api: listen,
+            jwks: None,
+        };
+        let mut config = envoy_config(listen, &upstreams, &policy_text);
+        let manager = &mut config["static_resources"]["listeners"][0]["filter_chains"][0]
+            ["filters"][0]["typed_config"];
+        // As in examples/envoy.yaml, so that Envoy and scopegate agree on the path.
+        manager["normalize_path"] = json!(true);
+        manager["merge_slashes"] = json!(true);
+        manager["path_with_escaped_slashes_action"] = json!("REJECT_REQUEST");
+        let router = manager["http_filters"][1].clone();
+        let scopegate = manager["http_filters"][0].clone();
+        let direct = json!({"virtual_hosts": [{"name": "api", "domains": ["*"], "routes": [
+            {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": OK_BODY}}}
+        ]}]});
+        let (filters, routes) = match self {
+            Self::NoAuth => (vec![router], direct),
+            Self::Native | Self::NativeCached => {
+                let cache = (self == Self::NativeCached).then_some(1024);
+                let (mut filters, routes) = native::enforce(&policy, cache, OK_BODY);
+                filters.push(router);
+                (filters, routes)
+            }
+            Self::Filter | Self::FilterCached => (vec![scopegate, router], direct),
+        };
+        manager["http_filters"] = json!(filters);
+        manager["route_config"] = routes;
+        config
+    }
+}
+
+/// A row: one token, and the status every setup but (1) must answer.
+struct Row {
+    alg: &'static str,
+    allowed: bool,
+    token: String,
+}
+
+impl Row {
+    fn expected(&self, setup: Setup) -> u16 {
+        if self.allowed || setup == Setup::NoAuth {
+            200
+        } else {
+            403
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        if self.allowed {
+            "allowed (200)"
+        } else {
+            "denied (403)"
+        }
+    }
+}
+
+fn rows(policy: &Value) -> Vec<Row> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let issuer = &policy["issuers"][0];
+    let keys = TestKeys::from_seed(1);
+    let mut rows = Vec::new();
+    for alg in ["RS256", "ES256", "EdDSA"] {
+        for (allowed, scope) in [(true, "openid resource:read"), (false, "openid")] {
+            let mut claims = Map::new();
+            claims.insert("iss".into(), issuer["issuer"].clone());
+            claims.insert("aud".into(), issuer["audiences"][0].clone());
+            claims.insert("sub".into(), json!("alice"));
+            claims.insert("iat".into(), json!(now));
+            // Long enough for any run; the cache keeps a token until its `exp`.
+            claims.insert("exp".into(), json!(now + 6 * 3600));
+            claims.insert("scope".into(), json!(scope));
+            let token = mint(&keys, &json!({ "alg": alg }), &claims);
+            rows.push(Row {
+                alg,
+                allowed,
+                token,
+            });
+        }
+    }
+    rows
+}
+
+/// The medians of one cell over the rounds.
+#[derive(Default)]
+struct Cell {
+    load: Vec<wrk::Run>,
+    single: Vec<wrk::Run>,
+    anomalies: Vec<String>,
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+impl Cell {
+    fn rps(&self) -> f64 {
+        median(self.load.iter().map(|r| r.rps))
+    }
+    fn load_p50(&self) -> f64 {
+        median(self.load.iter().map(|r| r.p50))
+    }
+    fn load_p99(&self) -> f64 {
+        median(self.load.iter().map(|r| r.p99))
+    }
+    fn p50(&self) -> f64 {
+        median(self.single.iter().map(|r| r.p50))
+    }
+    fn p99(&self) -> f64 {
+        median(self.single.iter().map(|r| r.p99))
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "?".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores ({cpu})")
+}
+
+fn version(program: &str, args: &[&str]) -> String {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            text.lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .to_owned()
+        })
+        .unwrap_or_else(|e| format!("{program}: {e}"))
+}
+
+fn run() -> Result<(), String> {
+    let options = options()?;
+    require_envoy_and_filter();
+    let policy_path = repo_root().join("examples/policy.json");
+    let policy: Value = serde_json::from_str(
+        &std::fs::read_to_string(&policy_path).map_err(|e| format!("{policy_path:?}: {e}"))?,
+    )
+    .map_err(|e| e.to_string())?;
+    let rows = rows(&policy);
+    let scratch = TempDir::new("bench");
+    let hook = wrk::write_hook(scratch.path());
+    let load_before = loadavg();
+
+    let mut envoys = Vec::new();
+    for setup in SETUPS {
+        let listen = free_port();
+        let envoy = Envoy::start(&setup.config(listen, &policy), listen)
+            .map_err(|f| format!("{}: Envoy did not start:\n{}", setup.label(), f.log))?;
+        eprintln!(
+            "bench: {} on 127.0.0.1:{} (pid {})",
+            setup.label(),
+            envoy.port,
+            envoy.pid()
+        );
+        envoys.push((setup, envoy));
+    }
+    for row in &rows {
+        let authorization = format!("Bearer {}", row.token);
+        for (setup, envoy) in &envoys {
+            let response = request(
+                envoy.port,
+                "GET",
+                PATH,
+                &[("authorization", &authorization)],
+            )
+            .map_err(|e| format!("{}: {e}", setup.label()))?;
+            if response.status != row.expected(*setup) {
+                return Err(format!(
+                    "{} answered {} to the {} {} token, expected {}: {:?}\n{}",
+                    setup.label(),
+                    response.status,
+                    row.alg,
+                    row.label(),
+                    row.expected(*setup),
+                    response.body,
+                    envoy.log()
+                ));
+            }
+        }
+    }
+
+    let started = Instant::now();
+    let cells_per_round = rows.len() * envoys.len();
+    let mut cells: Vec<Vec<Cell>> = rows
+        .iter()
+        .map(|_| envoys.iter().map(|_| Cell::default()).collect())
+        .collect();
+    for round in 0..options.rounds {
+        for (r, row) in rows.iter().enumerate() {
+            let header = vec![format!("Authorization: Bearer {}", row.token)];
+            for k in 0..envoys.len() {
+                // Rotate who goes first, so that drift in the machine's load spreads evenly.
+                let s = (k + round + r) % envoys.len();
+                let (setup, envoy) = &envoys[s];
+                let url = format!("http://127.0.0.1:{}{PATH}", envoy.port);
+                let load = options.connections;
+                wrk::run(&hook, &url, &header, load, options.warmup)?;
+                let loaded = wrk::run(&hook, &url, &header, load, options.duration)?;
+                let single = wrk::run(&hook, &url, &header, 1, options.duration)?;
+                let cell = &mut cells[r][s];
+                for (name, run) in [("loaded", &loaded), ("single", &single)] {
+                    let expected_non_2xx = if row.expected(*setup) == 200 {
+                        0
+                    } else {
+                        run.requests
+                    };
+                    if run.non_2xx != expected_non_2xx || run.socket_errors != 0 {
+                        cell.anomalies.push(format!(
+                            "{name} run of round {}: {} of {} requests not 2xx, {} socket errors",
+                            round + 1,
+                            run.non_2xx,
+                            run.requests,
+                            run.socket_errors
+                        ));
+                    }
+                }
+                cell.load.push(loaded);
+                cell.single.push(single);
+                let done = round * cells_per_round + r * envoys.len() + k + 1;
+                eprintln!(
+                    "bench: [{done}/{}] {} {} {}: {:.0} req/s, p99 {:.0} µs; 1 connection: p50 {:.0} µs",
+                    cells_per_round * options.rounds,
+                    row.alg,
+                    row.label(),
+                    setup.label(),
+                    loaded.rps,
+                    loaded.p99,
+                    single.p50
+                );
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    let load_after = loadavg();
+    drop(envoys);
+
+    println!(
+        "{}",
+        report(&options, &rows, &cells, elapsed, &load_before, &load_after)
+    );
+    Ok(())
+}
+
+fn report(
+    options: &Options,
+    rows: &[Row],
+    cells: &[Vec<Cell>],
+    elapsed: Duration,
+    load_before: &str,
+    load_after: &str,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Machine: {}; load average {load_before} before, {load_after} after; {}; wrk {}.",
+        machine(),
+        version(
+            &repo_root().join(".venv/bin/envoy").display().to_string(),
+            &["--version"]
+        )
+        .split_whitespace()
+        .last()
+        .unwrap_or("envoy ?"),
+        version("wrk", &["-v"])
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("?"),
+    );
+    let _ = writeln!(
+        out,
+        "Envoy --concurrency 1 per setup; wrk -t1, {}s runs after a {}s warm-up, medians of {} \
+         rounds ({:.0} s); `GET {PATH}`, filter {}.\n",
+        options.duration,
+        options.warmup,
+        options.rounds,
+        elapsed.as_secs_f64(),
+        filter_wasm()
+            .strip_prefix(repo_root())
+            .unwrap_or(&filter_wasm())
+            .display()
+    );
+    let _ = writeln!(
+        out,
+        "| token | request | setup | req/s ({c} conn.) | × (2) | × (1) | p50 µs | p99 µs | p50 µs (1 conn.) | p99 µs (1 conn.) | p99 added to (1) |",
+        c = options.connections
+    );
+    let _ = writeln!(
+        out,
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    let mut anomalies = Vec::new();
+    for (row, row_cells) in rows.iter().zip(cells) {
+        let no_auth = &row_cells[0];
+        let native = &row_cells[1];
+        for (setup, cell) in SETUPS.iter().zip(row_cells) {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:+.0} µs |",
+                row.alg,
+                row.label(),
+                setup.label(),
+                cell.rps(),
+                cell.rps() / native.rps(),
+                cell.rps() / no_auth.rps(),
+                cell.load_p50(),
+                cell.load_p99(),
+                cell.p50(),
+                cell.p99(),
+                cell.p99() - no_auth.p99(),
+            );
+            for anomaly in &cell.anomalies {
+                anomalies.push(format!(
+                    "{} {} {}: {anomaly}",
+                    row.alg,
+                    row.label(),
+                    setup.label()
+                ));
+            }
+        }
+    }
+    if anomalies.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nEvery run answered as expected (allowed rows all 2xx, denied rows all 403) \
+             without socket errors."
+        );
+    } else {
+        let _ = writeln!(out, "\nAnomalies:");
+        for anomaly in anomalies {
+            let _ = writeln!(out, "- {anomaly}");
+        }
+    }
+    out
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bench: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
