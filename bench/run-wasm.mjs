@@ -9,7 +9,7 @@ if (!file) {
   console.error('usage: node bench/run-wasm.mjs scopegate_bench.wasm < tests/vectors/decisions.json');
   process.exit(2);
 }
-const wasi = new WASI({ version: 'preview1', args: [file], env: {}, returnOnExit: true });
+const wasi = new WASI({ version: 'preview1', args: process.argv.slice(2), env: {}, returnOnExit: true });
 const module = await WebAssembly.compile(await readFile(file));
 const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
 process.exitCode = wasi.start(instance);

@@ -7,9 +7,10 @@
 //! cost of WebAssembly (32-bit limbs, no 64×64→128 multiply, V8's code) on the core's work,
 //! without Envoy's per-request overhead. `./scripts/bench` runs it both ways.
 //!
-//! Input: the text of `tests/vectors/decisions.json` on stdin. Output: one line per
-//! measurement, `name ns_per_op`, the median of 15 timed batches after a warm-up long enough
-//! for V8 to tier up.
+//! Input: the text of `tests/vectors/decisions.json` on stdin; an argument keeps only the
+//! measurements whose name contains it (for a profiler). Output: one line per measurement,
+//! `name ns_per_op`, the median of 15 timed batches after a warm-up long enough for V8 to
+//! tier up.
 
 #[path = "../../core/benches/support/mod.rs"]
 mod support;
@@ -52,6 +53,8 @@ fn main() {
         eprintln!("usage: scopegate-bench < tests/vectors/decisions.json");
         std::process::exit(2);
     }
+    let only = std::env::args().nth(1).unwrap_or_default();
+    let wanted = |name: &str| name.contains(only.as_str());
     let warm_up = Duration::from_millis(300);
     let example = support::example(&input);
     let (policy, now) = (&example.policy, example.now);
@@ -62,10 +65,13 @@ fn main() {
             eprintln!("{alg}: {err}");
             std::process::exit(1);
         }
-        let ns = measure(warm_up, || {
-            let _ = black_box(policy.authenticate(black_box(token), &keys, now));
-        });
-        println!("authenticate/{alg} {ns:.0}");
+        let name = format!("authenticate/{alg}");
+        if wanted(&name) {
+            let ns = measure(warm_up, || {
+                let _ = black_box(policy.authenticate(black_box(token), &keys, now));
+            });
+            println!("{name} {ns:.0}");
+        }
         let mut cache = TokenCache::new(1024);
         let principal = policy.authenticate(token, &keys, now).map(Rc::new);
         if let Ok(principal) = principal {
@@ -74,15 +80,22 @@ fn main() {
         let header = format!("Bearer {token}");
         let authorization = [header.as_str()];
         let request = support::request("/api/resources", &authorization);
-        let ns = measure(warm_up, || {
-            let decision = policy.decide_with(black_box(&request), now, |token| {
-                cache.get(token, now).ok_or(TokenError::BadSignature)
+        let name = format!("decide_cached/{alg}");
+        if wanted(&name) {
+            let ns = measure(warm_up, || {
+                let decision = policy.decide_with(black_box(&request), now, |token| {
+                    cache.get(token, now).ok_or(TokenError::BadSignature)
+                });
+                black_box(decision);
             });
-            black_box(decision);
-        });
-        println!("decide_cached/{alg} {ns:.0}");
+            println!("{name} {ns:.0}");
+        }
     }
     for n in [10, 1_000] {
+        let name = format!("decision_allow/{n}");
+        if !wanted(&name) {
+            continue;
+        }
         let policy = support::routes_policy(n);
         let path = support::routes_request_path(n);
         let authorization = ["Bearer t"];
@@ -96,6 +109,6 @@ fn main() {
             });
             black_box(decision);
         });
-        println!("decision_allow/{n} {ns:.0}");
+        println!("{name} {ns:.0}");
     }
 }

@@ -17,7 +17,7 @@
 //! each setup to (2) and (1).
 //!
 //! Options: `--duration 5` (seconds per run), `--warmup 1`, `--rounds 3`,
-//! `--connections 16`.
+//! `--connections 16`, `--setups 1,2,2c,3,4` (a subset, for a quick comparison).
 
 mod native;
 mod wrk;
@@ -41,6 +41,7 @@ struct Options {
     warmup: u32,
     rounds: usize,
     connections: u32,
+    setups: Vec<Setup>,
 }
 
 fn options() -> Result<Options, String> {
@@ -49,6 +50,7 @@ fn options() -> Result<Options, String> {
         warmup: 1,
         rounds: 3,
         connections: 16,
+        setups: SETUPS.to_vec(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -63,6 +65,16 @@ fn options() -> Result<Options, String> {
             "--warmup" => options.warmup = number()?,
             "--rounds" => options.rounds = number()? as usize,
             "--connections" => options.connections = number()?,
+            "--setups" => {
+                let list = args.next().unwrap_or_default();
+                options.setups = SETUPS
+                    .into_iter()
+                    .filter(|s| list.split(',').any(|key| key == s.key()))
+                    .collect();
+                if options.setups.is_empty() {
+                    return Err(format!("--setups takes a list of 1, 2, 2c, 3, 4: `{list}`"));
+                }
+            }
             other => return Err(format!("unknown option `{other}`")),
         }
     }
@@ -88,6 +100,16 @@ const SETUPS: [Setup; 5] = [
 ];
 
 impl Setup {
+    fn key(self) -> &'static str {
+        match self {
+            Self::NoAuth => "1",
+            Self::Native => "2",
+            Self::NativeCached => "2c",
+            Self::Filter => "3",
+            Self::FilterCached => "4",
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Self::NoAuth => "(1) no auth",
@@ -280,7 +302,7 @@ fn run() -> Result<(), String> {
     let load_before = loadavg();
 
     let mut envoys = Vec::new();
-    for setup in SETUPS {
+    for &setup in &options.setups {
         let listen = free_port();
         let envoy = Envoy::start(&setup.config(listen, &policy), listen)
             .map_err(|f| format!("{}: Envoy did not start:\n{}", setup.label(), f.log))?;
@@ -427,10 +449,15 @@ fn report(
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     let mut anomalies = Vec::new();
+    let position = |wanted: Setup| options.setups.iter().position(|&s| s == wanted);
     for (row, row_cells) in rows.iter().zip(cells) {
-        let no_auth = &row_cells[0];
-        let native = &row_cells[1];
-        for (setup, cell) in SETUPS.iter().zip(row_cells) {
+        let figure = |setup: Option<usize>, f: &dyn Fn(&Cell) -> f64| {
+            setup.map_or(f64::NAN, |index| f(&row_cells[index]))
+        };
+        let no_auth_rps = figure(position(Setup::NoAuth), &Cell::rps);
+        let no_auth_p99 = figure(position(Setup::NoAuth), &Cell::p99);
+        let native_rps = figure(position(Setup::Native), &Cell::rps);
+        for (setup, cell) in options.setups.iter().zip(row_cells) {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:+.0} µs |",
@@ -438,13 +465,13 @@ fn report(
                 row.label(),
                 setup.label(),
                 cell.rps(),
-                cell.rps() / native.rps(),
-                cell.rps() / no_auth.rps(),
+                cell.rps() / native_rps,
+                cell.rps() / no_auth_rps,
                 cell.load_p50(),
                 cell.load_p99(),
                 cell.p50(),
                 cell.p99(),
-                cell.p99() - no_auth.p99(),
+                cell.p99() - no_auth_p99,
             );
             for anomaly in &cell.anomalies {
                 anomalies.push(format!(
