@@ -185,33 +185,236 @@ impl Row {
     }
 }
 
-fn rows(policy: &Value) -> Vec<Row> {
-    let now = SystemTime::now()
+fn now() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
-        .as_secs();
+        .as_secs()
+}
+
+/// A token of the policy's first issuer (test keys of seed 1) with `claims` added.
+fn token(keys: &TestKeys, policy: &Value, alg: &str, claims: &Value) -> String {
     let issuer = &policy["issuers"][0];
-    let keys = TestKeys::from_seed(1);
+    let mut all = Map::new();
+    all.insert("iss".into(), issuer["issuer"].clone());
+    all.insert("aud".into(), issuer["audiences"][0].clone());
+    all.insert("sub".into(), json!("alice"));
+    all.insert("iat".into(), json!(now()));
+    // Long enough for any run; the cache keeps a token until its `exp`.
+    all.insert("exp".into(), json!(now() + 6 * 3600));
+    for (name, value) in claims.as_object().into_iter().flatten() {
+        all.insert(name.clone(), value.clone());
+    }
+    mint(keys, &json!({ "alg": alg }), &all)
+}
+
+fn rows(policy: &Value, keys: &TestKeys) -> Vec<Row> {
     let mut rows = Vec::new();
     for alg in ["RS256", "ES256", "EdDSA"] {
         for (allowed, scope) in [(true, "openid resource:read"), (false, "openid")] {
-            let mut claims = Map::new();
-            claims.insert("iss".into(), issuer["issuer"].clone());
-            claims.insert("aud".into(), issuer["audiences"][0].clone());
-            claims.insert("sub".into(), json!("alice"));
-            claims.insert("iat".into(), json!(now));
-            // Long enough for any run; the cache keeps a token until its `exp`.
-            claims.insert("exp".into(), json!(now + 6 * 3600));
-            claims.insert("scope".into(), json!(scope));
-            let token = mint(&keys, &json!({ "alg": alg }), &claims);
             rows.push(Row {
                 alg,
                 allowed,
-                token,
+                token: token(keys, policy, alg, &json!({ "scope": scope })),
             });
         }
     }
     rows
+}
+
+/// A request on which the native setup and the filter are compared before measuring.
+struct Case {
+    what: &'static str,
+    method: &'static str,
+    path: &'static str,
+    /// The token's claims besides iss, aud, sub, iat, exp; `None` for no token.
+    claims: Option<Value>,
+    scopegate: u16,
+    native: u16,
+}
+
+/// The policy's rules that the native setup reproduces, and two that it cannot.
+fn agreement_cases() -> Vec<Case> {
+    let case = |what, method, path, claims: Option<Value>, scopegate, native| Case {
+        what,
+        method,
+        path,
+        claims,
+        scopegate,
+        native,
+    };
+    let scope = |scope: &str| Some(json!({ "scope": scope }));
+    vec![
+        case(
+            "a parent scope covers its children",
+            "GET",
+            "/api/resources",
+            scope("resource"),
+            200,
+            200,
+        ),
+        case(
+            "`.write` covers read",
+            "GET",
+            "/api/resources",
+            scope("resource.write"),
+            200,
+            200,
+        ),
+        case(
+            "`resources` is not `resource`",
+            "GET",
+            "/api/resources",
+            scope("resources"),
+            403,
+            403,
+        ),
+        case(
+            "a role mapped to a scope",
+            "POST",
+            "/api/resources",
+            Some(json!({"roles": ["resource-admin"]})),
+            200,
+            200,
+        ),
+        case(
+            "a namespaced role claim",
+            "PUT",
+            "/api/inventory/sku-1/price",
+            Some(json!({"https://scopegate.test/roles": ["inventory-manager"]})),
+            200,
+            200,
+        ),
+        case(
+            "`scp` as an array",
+            "GET",
+            "/api/resources/9",
+            Some(json!({"scp": ["resource:read"]})),
+            200,
+            200,
+        ),
+        case(
+            "`permissions`",
+            "DELETE",
+            "/api/resources/9",
+            Some(json!({"permissions": ["resource:write"]})),
+            200,
+            200,
+        ),
+        case(
+            "`inventory:price.write` is not `inventory.write`",
+            "PUT",
+            "/api/inventory/sku-1",
+            scope("inventory:price.write"),
+            403,
+            403,
+        ),
+        case(
+            "any_of, second alternative",
+            "GET",
+            "/api/orders/7/shipping",
+            scope("order:shipping"),
+            200,
+            200,
+        ),
+        case(
+            "any_of, half of the first",
+            "GET",
+            "/api/orders/7/shipping",
+            scope("order:shipping:status"),
+            403,
+            403,
+        ),
+        case(
+            "the most specific route wins",
+            "GET",
+            "/api/orders/7/items",
+            scope("order:item"),
+            200,
+            200,
+        ),
+        case(
+            "a public route without a token",
+            "GET",
+            "/api/public/docs",
+            None,
+            200,
+            200,
+        ),
+        case("no token", "GET", "/api/resources", None, 401, 401),
+        case(
+            "an unmatched route",
+            "GET",
+            "/api/else",
+            scope("resource"),
+            403,
+            403,
+        ),
+        case(
+            "a prefix scope of another id (native: any id)",
+            "GET",
+            "/api/transactions/124",
+            scope("transaction-123"),
+            403,
+            200,
+        ),
+        case(
+            "`max_age` step-up (native: none)",
+            "POST",
+            "/api/payments",
+            Some(json!({"scope": "payment.write resource:read", "auth_time": now() - 3600})),
+            401,
+            200,
+        ),
+    ]
+}
+
+/// Sends every agreement case to the native setup and to the filter; an answer other than
+/// the expected one stops the benchmark. Returns the markdown table of the answers.
+fn agreement(
+    policy: &Value,
+    keys: &TestKeys,
+    native: &Envoy,
+    filter: &Envoy,
+) -> Result<String, String> {
+    let mut table = String::from(
+        "| request | token claims | scopegate | jwt_authn + rbac |\n| --- | --- | ---: | ---: |\n",
+    );
+    for case in agreement_cases() {
+        let header = case
+            .claims
+            .as_ref()
+            .map(|claims| format!("Bearer {}", token(keys, policy, "ES256", claims)));
+        let headers: Vec<(&str, &str)> = header
+            .as_deref()
+            .map(|h| vec![("authorization", h)])
+            .unwrap_or_default();
+        let mut answers = Vec::new();
+        for (envoy, expected) in [(filter, case.scopegate), (native, case.native)] {
+            let status = request(envoy.port, case.method, case.path, &headers)
+                .map_err(|e| format!("{}: {e}", case.what))?
+                .status;
+            if status != expected {
+                return Err(format!(
+                    "{}: {} {} answered {status}, expected {expected}\n{}",
+                    case.what,
+                    case.method,
+                    case.path,
+                    envoy.log()
+                ));
+            }
+            answers.push(status);
+        }
+        let claims = case
+            .claims
+            .map_or_else(|| "no token".to_owned(), |c| format!("`{c}`"));
+        let _ = writeln!(
+            table,
+            "| {}: `{} {}` | {claims} | {} | {} |",
+            case.what, case.method, case.path, answers[0], answers[1]
+        );
+    }
+    Ok(table)
 }
 
 /// The medians of one cell over the rounds.
@@ -296,7 +499,8 @@ fn run() -> Result<(), String> {
         &std::fs::read_to_string(&policy_path).map_err(|e| format!("{policy_path:?}: {e}"))?,
     )
     .map_err(|e| e.to_string())?;
-    let rows = rows(&policy);
+    let keys = TestKeys::from_seed(1);
+    let rows = rows(&policy, &keys);
     let scratch = TempDir::new("bench");
     let hook = wrk::write_hook(scratch.path());
     let load_before = loadavg();
@@ -338,6 +542,12 @@ fn run() -> Result<(), String> {
             }
         }
     }
+
+    let find = |wanted: Setup| envoys.iter().find(|(s, _)| *s == wanted).map(|(_, e)| e);
+    let agreed = match (find(Setup::Native), find(Setup::Filter)) {
+        (Some(native), Some(filter)) => Some(agreement(&policy, &keys, native, filter)?),
+        _ => None,
+    };
 
     let started = Instant::now();
     let cells_per_round = rows.len() * envoys.len();
@@ -398,6 +608,9 @@ fn run() -> Result<(), String> {
         "{}",
         report(&options, &rows, &cells, elapsed, &load_before, &load_after)
     );
+    if let Some(table) = agreed {
+        println!("The same policy in both, checked before measuring (ES256 tokens):\n\n{table}");
+    }
     Ok(())
 }
 
