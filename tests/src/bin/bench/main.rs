@@ -2,7 +2,8 @@
 //! each (`--concurrency 1`), answering `GET /api/resources` of `examples/policy.json` with a
 //! `direct_response` after the authentication filters, in five setups started side by side:
 //!
-//! 1. no authentication;
+//! 1. no authentication, and 0 an empty proxy-wasm filter (`bench/empty-filter`), which
+//!    is what any Wasm filter costs;
 //! 2. Envoy's `jwt_authn` + `rbac` enforcing the same policy (see `native.rs`), and 2c the
 //!    same with jwt_authn's token cache on (it is off unless configured);
 //! 3. the scopegate filter with `token_cache.max_entries: 0`;
@@ -17,7 +18,7 @@
 //! each setup to (2) and (1).
 //!
 //! Options: `--duration 5` (seconds per run), `--warmup 1`, `--rounds 3`,
-//! `--connections 16`, `--setups 1,2,2c,3,4` (a subset, for a quick comparison).
+//! `--connections 16`, `--setups 1,0,2,2c,3,4` (a subset, for a quick comparison).
 
 mod native;
 mod wrk;
@@ -72,7 +73,9 @@ fn options() -> Result<Options, String> {
                     .filter(|s| list.split(',').any(|key| key == s.key()))
                     .collect();
                 if options.setups.is_empty() {
-                    return Err(format!("--setups takes a list of 1, 2, 2c, 3, 4: `{list}`"));
+                    return Err(format!(
+                        "--setups takes a list of 1, 0, 2, 2c, 3, 4: `{list}`"
+                    ));
                 }
             }
             other => return Err(format!("unknown option `{other}`")),
@@ -85,14 +88,16 @@ fn options() -> Result<Options, String> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Setup {
     NoAuth,
+    Empty,
     Native,
     NativeCached,
     Filter,
     FilterCached,
 }
 
-const SETUPS: [Setup; 5] = [
+const SETUPS: [Setup; 6] = [
     Setup::NoAuth,
+    Setup::Empty,
     Setup::Native,
     Setup::NativeCached,
     Setup::Filter,
@@ -103,6 +108,7 @@ impl Setup {
     fn key(self) -> &'static str {
         match self {
             Self::NoAuth => "1",
+            Self::Empty => "0",
             Self::Native => "2",
             Self::NativeCached => "2c",
             Self::Filter => "3",
@@ -113,6 +119,7 @@ impl Setup {
     fn label(self) -> &'static str {
         match self {
             Self::NoAuth => "(1) no auth",
+            Self::Empty => "(0) empty Wasm filter",
             Self::Native => "(2) jwt_authn + rbac",
             Self::NativeCached => "(2c) jwt_authn + rbac, jwt cache",
             Self::Filter => "(3) scopegate, cache off",
@@ -146,6 +153,12 @@ impl Setup {
         ]}]});
         let (filters, routes) = match self {
             Self::NoAuth => (vec![router], direct),
+            Self::Empty => {
+                let mut empty = scopegate;
+                empty["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] =
+                    json!(empty_filter_wasm());
+                (vec![empty, router], direct)
+            }
             Self::Native | Self::NativeCached => {
                 let cache = (self == Self::NativeCached).then_some(1024);
                 let (mut filters, routes) = native::enforce(&policy, cache, OK_BODY);
@@ -169,7 +182,7 @@ struct Row {
 
 impl Row {
     fn expected(&self, setup: Setup) -> u16 {
-        if self.allowed || setup == Setup::NoAuth {
+        if self.allowed || matches!(setup, Setup::NoAuth | Setup::Empty) {
             200
         } else {
             403
@@ -183,6 +196,11 @@ impl Row {
             "denied (403)"
         }
     }
+}
+
+/// The filter that does nothing, as `./scripts/bench` builds it.
+fn empty_filter_wasm() -> std::path::PathBuf {
+    repo_root().join("target/wasm32-wasip1/filter/scopegate_empty_filter.wasm")
 }
 
 fn now() -> u64 {
@@ -494,6 +512,13 @@ fn version(program: &str, args: &[&str]) -> String {
 fn run() -> Result<(), String> {
     let options = options()?;
     require_envoy_and_filter();
+    if options.setups.contains(&Setup::Empty) && !empty_filter_wasm().exists() {
+        return Err(format!(
+            "{} is missing: cargo build --profile filter -p scopegate-empty-filter --target \
+             wasm32-wasip1 (./scripts/bench does)",
+            empty_filter_wasm().display()
+        ));
+    }
     let policy_path = repo_root().join("examples/policy.json");
     let policy: Value = serde_json::from_str(
         &std::fs::read_to_string(&policy_path).map_err(|e| format!("{policy_path:?}: {e}"))?,
