@@ -641,11 +641,13 @@ fn allow<'p>(reason: AllowReason, route: Option<usize>) -> Decision<'p> {
 
 /// Does the query string carry an `access_token` parameter (RFC 6750 §2.3)?
 fn has_query_token(target: &str) -> bool {
-    let Some((_, query)) = target.split_once('?') else {
+    let target = target.as_bytes();
+    let Some(start) = target.iter().position(|&b| b == b'?') else {
         return false;
     };
-    let query = query.split('#').next().unwrap_or("");
+    let query = &target[start + 1..];
+    let query = query.split(|&b| b == b'#').next().unwrap_or(b"");
     query
-        .split('&')
-        .any(|pair| pair.split('=').next() == Some("access_token"))
+        .split(|&b| b == b'&')
+        .any(|pair| pair.split(|&b| b == b'=').next() == Some(b"access_token"))
 }

@@ -127,7 +127,9 @@ pub fn request_target(url: &str) -> Option<Cow<'_, str>> {
 /// assert_eq!(normalize("/api/../../etc"), Err(PathError::EscapesRoot));
 /// ```
 pub fn normalize(target: &str) -> Result<Cow<'_, str>, PathError> {
-    let path = match target.find(['?', '#']) {
+    // Byte scans throughout: this runs on every request, and char patterns cost more than
+    // the rest of the function in the filter's size-optimised build (measured).
+    let path = match target.bytes().position(|b| b == b'?' || b == b'#') {
         Some(end) => &target[..end],
         None => target,
     };
@@ -163,10 +165,10 @@ pub fn normalize(target: &str) -> Result<Cow<'_, str>, PathError> {
         i += 1;
     }
     if !needs_rewrite && path != "/" {
-        needs_rewrite = path
-            .split('/')
+        needs_rewrite = bytes
+            .split(|&b| b == b'/')
             .skip(1)
-            .any(|segment| segment.is_empty() || segment == "." || segment == "..");
+            .any(|segment| segment.is_empty() || segment == b"." || segment == b"..");
     }
     if !needs_rewrite {
         return Ok(Cow::Borrowed(path));

@@ -405,7 +405,10 @@ fn walk<'p>(
         found.param_count = params;
         return pick(&node.exact, method).or_else(|| pick(&node.catch_all, method));
     }
-    let (segment, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let (segment, tail) = match rest.bytes().position(|b| b == b'/') {
+        Some(at) => (&rest[..at], &rest[at + 1..]),
+        None => (rest, ""),
+    };
     if let Some(child) = node.literal(segment) {
         if let Some(index) = walk(child, tail, method, found, params) {
             return Some(index);

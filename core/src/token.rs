@@ -287,10 +287,13 @@ impl std::error::Error for BearerError {}
 pub fn bearer_token<'a>(authorization: &[&'a str]) -> Result<Option<&'a str>, BearerError> {
     let value = match authorization {
         [] => return Ok(None),
-        [one] => one.trim_matches([' ', '\t']),
+        [one] => trim_blanks(one),
         _ => return Err(BearerError::SeveralHeaders),
     };
-    let (scheme, rest) = value.split_once([' ', '\t']).unwrap_or((value, ""));
+    let (scheme, rest) = match value.bytes().position(is_blank) {
+        Some(at) => (&value[..at], &value[at + 1..]),
+        None => (value, ""),
+    };
     if !scheme.eq_ignore_ascii_case("Bearer") {
         // `Basic xyz, Bearer t`: a bearer token hidden behind another scheme's credentials.
         let hides_bearer = rest.split(',').skip(1).any(|element| {
@@ -305,14 +308,36 @@ pub fn bearer_token<'a>(authorization: &[&'a str]) -> Result<Option<&'a str>, Be
             Ok(None)
         };
     }
-    let token = rest.trim_matches([' ', '\t']);
+    let token = trim_blanks(rest);
     if token.is_empty() {
         return Err(BearerError::Empty);
     }
-    if token.contains([' ', '\t', ',']) {
+    if token.bytes().any(|b| is_blank(b) || b == b',') {
         return Err(BearerError::SeveralTokens);
     }
     Ok(Some(token))
+}
+
+// Bytes, not char patterns: this runs on every request over the whole token, and a
+// `[char; N]` pattern decodes UTF-8 as it goes (a third of a cached decision, measured in
+// the filter's build).
+const fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// `value` without leading and trailing spaces and tabs. Both ends are ASCII bytes, so the
+/// slice is always on character boundaries.
+fn trim_blanks(value: &str) -> &str {
+    let bytes = value.as_bytes();
+    let start = bytes
+        .iter()
+        .position(|&b| !is_blank(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| !is_blank(b))
+        .map_or(start, |last| last + 1);
+    value.get(start..end).unwrap_or("")
 }
 
 /// A decoded JWS whose signature has not been checked.

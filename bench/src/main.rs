@@ -1,0 +1,114 @@
+//! The core's hot paths timed in a plain loop, for one question criterion cannot answer:
+//! how much slower are the same crates in the filter (wasm32-wasip1, the filter's profile,
+//! run by V8) than natively?
+//!
+//! Envoy runs the filter in V8; Node.js runs this program's wasm32-wasip1 build in V8 too,
+//! through `node:wasi` (`bench/run-wasm.mjs`), so the same loop built both ways measures the
+//! cost of WebAssembly (32-bit limbs, no 64×64→128 multiply, V8's code) on the core's work,
+//! without Envoy's per-request overhead. `./scripts/bench` runs it both ways.
+//!
+//! Input: the text of `tests/vectors/decisions.json` on stdin; an argument keeps only the
+//! measurements whose name contains it (for a profiler). Output: one line per measurement,
+//! `name ns_per_op`, the median of 15 timed batches after a warm-up long enough for V8 to
+//! tier up.
+
+#[path = "../../core/benches/support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::io::Read;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use scopegate_core::cache::TokenCache;
+use scopegate_core::{Decision, KeyStore, TokenError};
+
+/// Time `f` per call: warm up for `warm_up`, size batches of about 20 ms, return the median
+/// batch's nanoseconds per call.
+fn measure(warm_up: Duration, mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed() < warm_up || calls < 10 {
+        f();
+        calls += 1;
+    }
+    let per_call = start.elapsed().as_secs_f64() / calls as f64;
+    let batch = ((0.02 / per_call) as u64).max(1);
+    let mut samples: Vec<f64> = (0..15)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..batch {
+                f();
+            }
+            t.elapsed().as_secs_f64() * 1e9 / batch as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    let mut input = String::new();
+    if std::io::stdin().read_to_string(&mut input).is_err() || input.is_empty() {
+        eprintln!("usage: scopegate-bench < tests/vectors/decisions.json");
+        std::process::exit(2);
+    }
+    let only = std::env::args().nth(1).unwrap_or_default();
+    let wanted = |name: &str| name.contains(only.as_str());
+    let warm_up = Duration::from_millis(300);
+    let example = support::example(&input);
+    let (policy, now) = (&example.policy, example.now);
+    let keys = KeyStore::default();
+    for (alg, token) in &example.tokens {
+        let token = token.as_str();
+        if let Err(err) = policy.authenticate(token, &keys, now) {
+            eprintln!("{alg}: {err}");
+            std::process::exit(1);
+        }
+        let name = format!("authenticate/{alg}");
+        if wanted(&name) {
+            let ns = measure(warm_up, || {
+                let _ = black_box(policy.authenticate(black_box(token), &keys, now));
+            });
+            println!("{name} {ns:.0}");
+        }
+        let mut cache = TokenCache::new(1024);
+        let principal = policy.authenticate(token, &keys, now).map(Rc::new);
+        if let Ok(principal) = principal {
+            cache.insert(token, principal, now);
+        }
+        let header = format!("Bearer {token}");
+        let authorization = [header.as_str()];
+        let request = support::request("/api/resources", &authorization);
+        let name = format!("decide_cached/{alg}");
+        if wanted(&name) {
+            let ns = measure(warm_up, || {
+                let decision = policy.decide_with(black_box(&request), now, |token| {
+                    cache.get(token, now).ok_or(TokenError::BadSignature)
+                });
+                black_box(decision);
+            });
+            println!("{name} {ns:.0}");
+        }
+    }
+    for n in [10, 1_000] {
+        let name = format!("decision_allow/{n}");
+        if !wanted(&name) {
+            continue;
+        }
+        let policy = support::routes_policy(n);
+        let path = support::routes_request_path(n);
+        let authorization = ["Bearer t"];
+        let request = support::request(&path, &authorization);
+        let holder = support::principal(&format!("openid {}", support::routes_scope(n)));
+        let allowed = policy.decide_with(&request, now, |_| Ok::<_, TokenError>(&holder));
+        assert!(matches!(allowed, Decision::Allow(_)));
+        let ns = measure(warm_up, || {
+            let decision = policy.decide_with(black_box(&request), now, |_| {
+                Ok::<_, TokenError>(black_box(&holder))
+            });
+            black_box(decision);
+        });
+        println!("{name} {ns:.0}");
+    }
+}

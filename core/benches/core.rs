@@ -1,0 +1,113 @@
+//! Criterion benchmarks of the core, natively: a decision on policies of 10, 100 and 1,000
+//! routes (PRODUCT.md §8: under 1 µs on 1,000), the token path per signature algorithm,
+//! and the token cache the gateway puts in front of it.
+//!
+//! `cargo bench -p scopegate-core --bench core` (`./scripts/bench` runs it). Built alone, the
+//! core's `rsa` dependency has the same features as in the filter, so these figures are
+//! the native side of the filter-vs-native comparison that `bench/` makes in V8.
+
+mod support;
+
+use std::hint::black_box;
+use std::rc::Rc;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use scopegate_core::cache::TokenCache;
+use scopegate_core::token::decode;
+use scopegate_core::{Decision, KeyStore, TokenError};
+
+fn decisions_json() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/vectors/decisions.json"
+    );
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Route match and scope check with the principal already verified (a token cache hit), on
+/// policies of growing size: allowed (forwarded headers built) and denied (challenge and
+/// JSON body built).
+fn decision(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decision");
+    for n in [10, 100, 1_000] {
+        let policy = support::routes_policy(n);
+        let path = support::routes_request_path(n);
+        let authorization = ["Bearer t"];
+        let request = support::request(&path, &authorization);
+        let holder = support::principal(&format!("openid {}", support::routes_scope(n)));
+        let stranger = support::principal("openid");
+        let now = scopegate_core::UnixTime(0);
+        assert!(matches!(
+            policy.decide_with(&request, now, |_| Ok::<_, TokenError>(&holder)),
+            Decision::Allow(_)
+        ));
+        group.bench_with_input(BenchmarkId::new("allow", n), &n, |b, _| {
+            b.iter(|| {
+                policy.decide_with(black_box(&request), now, |_| {
+                    Ok::<_, TokenError>(black_box(&holder))
+                })
+            })
+        });
+        assert_eq!(
+            policy
+                .decide_with(&request, now, |_| Ok::<_, TokenError>(&stranger))
+                .status(),
+            Some(403)
+        );
+        group.bench_with_input(BenchmarkId::new("deny_403", n), &n, |b, _| {
+            b.iter(|| {
+                policy.decide_with(black_box(&request), now, |_| {
+                    Ok::<_, TokenError>(black_box(&stranger))
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The token path of the core per algorithm: decoding alone, then `Policy::authenticate`
+/// (decode, RFC 8725 checks, signature, claims, scopes), then a whole `Policy::decide` of
+/// the example policy's `GET /api/resources` (what the filter does per request with its
+/// cache off), and the same decision through a warm `TokenCache` (cache on).
+fn token(c: &mut Criterion) {
+    let example = support::example(&decisions_json());
+    let (policy, now) = (&example.policy, example.now);
+    let keys = KeyStore::default();
+    let mut group = c.benchmark_group("token");
+    for (alg, token) in &example.tokens {
+        let token = token.as_str();
+        policy
+            .authenticate(token, &keys, now)
+            .unwrap_or_else(|e| panic!("{alg}: {e}"));
+        group.bench_function(BenchmarkId::new("decode", alg), |b| {
+            b.iter(|| decode(black_box(token)))
+        });
+        group.bench_function(BenchmarkId::new("authenticate", alg), |b| {
+            b.iter(|| policy.authenticate(black_box(token), &keys, now))
+        });
+        let header = format!("Bearer {token}");
+        let authorization = [header.as_str()];
+        let request = support::request("/api/resources", &authorization);
+        assert!(matches!(
+            policy.decide(&request, &keys, now),
+            Decision::Allow(_)
+        ));
+        group.bench_function(BenchmarkId::new("decide_uncached", alg), |b| {
+            b.iter(|| policy.decide(black_box(&request), &keys, now))
+        });
+        let mut cache = TokenCache::new(1024);
+        let principal = Rc::new(policy.authenticate(token, &keys, now).expect("valid"));
+        cache.insert(token, principal, now);
+        group.bench_function(BenchmarkId::new("decide_cached", alg), |b| {
+            b.iter(|| {
+                policy.decide_with(black_box(&request), now, |token| {
+                    cache.get(token, now).ok_or(TokenError::BadSignature)
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decision, token);
+criterion_main!(benches);
