@@ -79,7 +79,7 @@ impl TokenCache {
         }
         let fingerprint = fingerprint(token);
         let entry = self.entries.get(&fingerprint)?;
-        if *entry.token != *token {
+        if !same_token(&entry.token, token) {
             return None;
         }
         if now.0 > entry.principal.expires_at {
@@ -142,6 +142,18 @@ impl TokenCache {
 
 /// FNV-1a of the last 16 bytes: 96 bits of a base64url signature, enough to spread the
 /// issuer's tokens; equality of the whole token is checked on every hit anyway.
+/// Compares every byte whatever the first difference, so that the time a lookup takes
+/// does not tell how much of a cached token (one that shares the fingerprint) a guess got
+/// right.
+fn same_token(cached: &str, presented: &str) -> bool {
+    cached.len() == presented.len()
+        && cached
+            .bytes()
+            .zip(presented.bytes())
+            .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+            == 0
+}
+
 fn fingerprint(token: &str) -> Fingerprint {
     let bytes = token.as_bytes();
     bytes[bytes.len().saturating_sub(16)..]
@@ -245,6 +257,13 @@ mod tests {
         assert_eq!(cache.by_expiry.len(), 1);
         assert!(cache.get(genuine, UnixTime(0)).is_none());
         assert_eq!(cache.get(forged, UnixTime(0)).unwrap().expires_at, 200);
+        // A forgery of the same length that differs in one byte anywhere misses too.
+        let same_length = "eyJ.genuinf.0123456789abcdef";
+        assert_eq!(same_length.len(), genuine.len());
+        cache.insert(genuine, principal(100), UnixTime(0));
+        assert!(cache.get(same_length, UnixTime(0)).is_none());
+        assert!(same_token(genuine, genuine));
+        assert!(!same_token(genuine, &genuine[..genuine.len() - 1]));
     }
 
     #[test]
