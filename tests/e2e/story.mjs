@@ -60,6 +60,17 @@ async function signIn(page, user) {
   await ready(page);
 }
 
+/**
+ * Clicks *Ask for resource:write*: off to the IdP (no login, the session is there; consent
+ * is the role rule) and back, until the SPA has sent the POST and shows the answer.
+ */
+async function askForWriteScope(page) {
+  await row(page, 'create').locator('button').click();
+  await page.waitForURL(`${spa}/`, { timeout: STEP_TIMEOUT });
+  await ready(page);
+  await page.waitForFunction(() => document.querySelector('#answer-request')?.textContent.startsWith('POST'), null, { timeout: STEP_TIMEOUT });
+}
+
 async function story() {
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -86,11 +97,7 @@ async function story() {
   await page.waitForSelector('#answer:not([hidden])', { timeout: STEP_TIMEOUT });
   check('reading through Envoy: 200', (await text(page, '#answer-status')).startsWith('200'), await text(page, '#answer-status'));
 
-  await row(page, 'create').locator('button').click();
-  // Off to the IdP (no login: the session is there; consent is the role rule) and back.
-  await page.waitForURL(`${spa}/`, { timeout: STEP_TIMEOUT });
-  await ready(page);
-  await page.waitForFunction(() => document.querySelector('#answer-request')?.textContent.startsWith('POST'), null, { timeout: STEP_TIMEOUT });
+  await askForWriteScope(page);
   const log = await text(page, '#log');
   check('the SPA asked the IdP for resource:write only then', log.includes('asking the IdP for "resource:write" only now'), log);
   check('the IdP granted it', log.includes('the IdP granted resource:write'), log);
@@ -110,10 +117,7 @@ async function story() {
   await signIn(bobPage, 'bob');
   check('bob signs in, not alice', (await text(bobPage, '#user')).includes('(bob)'), await text(bobPage, '#user'));
   check('bob signs in and holds read scopes', (await text(bobPage, '#scopes')).includes('resource:read'));
-  await row(bobPage, 'create').locator('button').click();
-  await bobPage.waitForURL(`${spa}/`, { timeout: STEP_TIMEOUT });
-  await ready(bobPage);
-  await bobPage.waitForFunction(() => document.querySelector('#answer-request')?.textContent.startsWith('POST'), null, { timeout: STEP_TIMEOUT });
+  await askForWriteScope(bobPage);
   const bobLog = await text(bobPage, '#log');
   check('the IdP did not grant bob resource:write', bobLog.includes('the IdP did not grant resource:write'), bobLog);
   const status = await text(bobPage, '#answer-status');
