@@ -26,6 +26,40 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// Seconds since 1970, from the system clock.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// An access token for `alice` from the policy's first issuer with inline keys (the test
+/// issuer; `keys` sign it), issued now and valid for `lifetime` seconds, with `extra`
+/// claims added. `None` when the policy has no issuer with inline keys.
+pub fn alice_token(
+    keys: &TestKeys,
+    policy: &Value,
+    alg: &str,
+    lifetime: u64,
+    extra: &Value,
+) -> Option<String> {
+    let issuer = policy["issuers"]
+        .as_array()?
+        .iter()
+        .find(|issuer| issuer.get("jwks").is_some())?;
+    let now = unix_now();
+    let mut claims = Map::new();
+    claims.insert("iss".into(), issuer["issuer"].clone());
+    claims.insert("aud".into(), issuer["audiences"][0].clone());
+    claims.insert("sub".into(), json!("alice"));
+    claims.insert("iat".into(), json!(now));
+    claims.insert("exp".into(), json!(now + lifetime));
+    for (name, value) in extra.as_object().into_iter().flatten() {
+        claims.insert(name.clone(), value.clone());
+    }
+    Some(mint(keys, &json!({ "alg": alg }), &claims))
+}
+
 /// The test issuer's signing keys.
 pub struct TestKeys {
     /// RSA 2048, kid `rsa-1`.

@@ -8,25 +8,18 @@
 //! by PID.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use scopegate_tests::harness::{
     envoy_config, envoy_refuses, eventually, free_port, request, send_raw, Envoy, HttpServer,
     Response, ServerResponse, Upstreams,
 };
-use scopegate_tests::{mint, repo_root, TestKeys};
+use scopegate_tests::{mint, repo_root, unix_now as now, TestKeys};
 use serde_json::{json, Map, Value};
 
 const ISSUER: &str = "https://idp.scopegate.test";
 const AUDIENCE: &str = "http://127.0.0.1:8080";
 const REALM: &str = "scopegate-demo";
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
 
 /// What the JWKS server answers: a status and a body, switchable during a test.
 #[derive(Clone)]

@@ -21,14 +21,14 @@ use std::fs;
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use scopegate_tests::harness::{
     eventually, filter_wasm, request, Envoy, HttpServer, ServerResponse, TempDir,
 };
 use scopegate_tests::node::NodeProcess;
-use scopegate_tests::{mint, repo_root, TestKeys};
-use serde_json::{json, Map, Value};
+use scopegate_tests::{alice_token, repo_root, TestKeys};
+use serde_json::{json, Value};
 
 /// The origins `examples/policy.json` is written for; replaced when the ports differ.
 const DEFAULT_GATEWAY: &str = "http://127.0.0.1:8080";
@@ -134,30 +134,6 @@ fn example_api(port: u16) -> Result<HttpServer, String> {
     .map_err(|e| format!("example API on 127.0.0.1:{port}: {e}"))
 }
 
-/// An access token of the policy's test issuer (the one with inline keys) for alice.
-fn test_issuer_token(policy: &Value) -> Result<String, String> {
-    let issuer = policy["issuers"]
-        .as_array()
-        .and_then(|issuers| issuers.iter().find(|i| i.get("jwks").is_some()))
-        .ok_or("examples/policy.json has no issuer with inline keys")?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_secs();
-    let mut claims = Map::new();
-    claims.insert("iss".into(), issuer["issuer"].clone());
-    claims.insert("aud".into(), issuer["audiences"][0].clone());
-    claims.insert("sub".into(), json!("alice"));
-    claims.insert("iat".into(), json!(now));
-    claims.insert("exp".into(), json!(now + 3600));
-    claims.insert("scope".into(), json!("openid resource:read"));
-    Ok(mint(
-        &TestKeys::from_seed(1),
-        &json!({"alg": "ES256"}),
-        &claims,
-    ))
-}
-
 fn run() -> Result<bool, String> {
     let options = options()?;
     let root = repo_root();
@@ -250,7 +226,14 @@ fn run() -> Result<bool, String> {
         envoy.admin
     );
 
-    let read_token = test_issuer_token(&policy)?;
+    let read_token = alice_token(
+        &TestKeys::from_seed(1),
+        &policy,
+        "ES256",
+        3600,
+        &json!({"scope": "openid resource:read"}),
+    )
+    .ok_or("examples/policy.json has no issuer with inline keys")?;
     let auth = format!("Bearer {read_token}");
     let shown = [
         (

@@ -25,14 +25,14 @@ mod wrk;
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use scopegate_tests::harness::{
     envoy_config, filter_wasm, free_port, request, require_envoy_and_filter, Envoy, TempDir,
     Upstreams,
 };
-use scopegate_tests::{mint, repo_root, TestKeys};
-use serde_json::{json, Map, Value};
+use scopegate_tests::{alice_token, repo_root, unix_now, TestKeys};
+use serde_json::{json, Value};
 
 const PATH: &str = "/api/resources";
 const OK_BODY: &str = "ok";
@@ -203,27 +203,10 @@ fn empty_filter_wasm() -> std::path::PathBuf {
     repo_root().join("target/wasm32-wasip1/filter/scopegate_empty_filter.wasm")
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
-
-/// A token of the policy's first issuer (test keys of seed 1) with `claims` added.
+/// A token of the policy's test issuer (test keys of seed 1) with `claims` added, valid
+/// long enough for any run (the cache keeps a token until its `exp`).
 fn token(keys: &TestKeys, policy: &Value, alg: &str, claims: &Value) -> String {
-    let issuer = &policy["issuers"][0];
-    let mut all = Map::new();
-    all.insert("iss".into(), issuer["issuer"].clone());
-    all.insert("aud".into(), issuer["audiences"][0].clone());
-    all.insert("sub".into(), json!("alice"));
-    all.insert("iat".into(), json!(now()));
-    // Long enough for any run; the cache keeps a token until its `exp`.
-    all.insert("exp".into(), json!(now() + 6 * 3600));
-    for (name, value) in claims.as_object().into_iter().flatten() {
-        all.insert(name.clone(), value.clone());
-    }
-    mint(keys, &json!({ "alg": alg }), &all)
+    alice_token(keys, policy, alg, 6 * 3600, claims).expect("an issuer with inline keys")
 }
 
 fn rows(policy: &Value, keys: &TestKeys) -> Vec<Row> {
@@ -380,7 +363,7 @@ fn agreement_cases() -> Vec<Case> {
             "`max_age` step-up (native: none)",
             "POST",
             "/api/payments",
-            Some(json!({"scope": "payment.write resource:read", "auth_time": now() - 3600})),
+            Some(json!({"scope": "payment.write resource:read", "auth_time": unix_now() - 3600})),
             401,
             200,
         ),
