@@ -84,7 +84,9 @@ fn main() {
         if wanted(&name) {
             let ns = measure(warm_up, || {
                 let decision = policy.decide_with(black_box(&request), now, |token| {
-                    cache.get(token, now).ok_or(TokenError::BadSignature)
+                    cache
+                        .get(token, now)
+                        .ok_or(TokenError::BadSignature { issuer: None })
                 });
                 black_box(decision);
             });

@@ -101,7 +101,9 @@ fn token(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("decide_cached", alg), |b| {
             b.iter(|| {
                 policy.decide_with(black_box(&request), now, |token| {
-                    cache.get(token, now).ok_or(TokenError::BadSignature)
+                    cache
+                        .get(token, now)
+                        .ok_or(TokenError::BadSignature { issuer: None })
                 })
             })
         });

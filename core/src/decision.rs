@@ -6,7 +6,7 @@
 //! | public route, CORS preflight | pass | — |
 //! | no token on a protected route | 401 | none (`Bearer realm="…"`) |
 //! | malformed, bad signature, expired, wrong `iss`/`aud`, unknown `kid` | 401 | `invalid_token` |
-//! | two tokens, token in the query, unsafe path | 400 | `invalid_request` |
+//! | two credentials, token in the query, unsafe path, a needed header not UTF-8 | 400 | `invalid_request` |
 //! | scopes missing | 403 | `insufficient_scope` with `scope` |
 //! | authentication older than a scope's `max_age` | 401 | `insufficient_user_authentication` with `max_age` |
 //! | no route, default deny | 403 | `insufficient_scope` |
@@ -21,62 +21,9 @@ use serde::Serialize;
 use crate::challenge::Challenge;
 use crate::path::{normalize, PathError};
 use crate::policy::{Access, Evaluation, KeyStore, Policy};
+use crate::request::{Request, RequestHeader};
 use crate::token::{self, bearer_token, BearerError, Principal, Signature, TokenError};
 use crate::UnixTime;
-
-/// What the host knows about a request, borrowed from its headers.
-///
-/// ```
-/// use scopegate_core::Request;
-/// let auth = ["Bearer eyJ..."];
-/// let request = Request::new("GET", "/api/resources?page=2").with_authorization(&auth);
-/// assert_eq!(request.method, "GET");
-/// ```
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Request<'a> {
-    /// The method.
-    pub method: &'a str,
-    /// The request target as received (`:path`), query included.
-    pub path: &'a str,
-    /// Every `Authorization` header value, in order.
-    pub authorization: &'a [&'a str],
-    /// The `Origin` header.
-    pub origin: Option<&'a str>,
-    /// The `Access-Control-Request-Method` header (CORS preflight).
-    pub access_control_request_method: Option<&'a str>,
-}
-
-impl<'a> Request<'a> {
-    /// A request without credentials.
-    pub fn new(method: &'a str, path: &'a str) -> Self {
-        Self {
-            method,
-            path,
-            ..Self::default()
-        }
-    }
-
-    /// Sets the `Authorization` header values.
-    #[must_use]
-    pub fn with_authorization(mut self, values: &'a [&'a str]) -> Self {
-        self.authorization = values;
-        self
-    }
-
-    /// Sets the `Origin` header.
-    #[must_use]
-    pub fn with_origin(mut self, origin: &'a str) -> Self {
-        self.origin = Some(origin);
-        self
-    }
-
-    /// Sets the `Access-Control-Request-Method` header.
-    #[must_use]
-    pub fn with_preflight(mut self, requested_method: &'a str) -> Self {
-        self.access_control_request_method = Some(requested_method);
-        self
-    }
-}
 
 /// The outcome for one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,11 +94,12 @@ impl Decision<'_> {
 }
 
 /// Every value of [`Decision::code`], for hosts that declare their counters up front.
-pub const DECISION_CODES: [&str; 13] = [
+pub const DECISION_CODES: [&str; 14] = [
     "allow_public",
     "allow_preflight",
     "allow_authorized",
     "allow_unmatched",
+    "deny_bad_header",
     "deny_bad_path",
     "deny_bad_credentials",
     "deny_bad_parameter",
@@ -239,6 +187,8 @@ impl ErrorCode {
 /// Why a request is denied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DenyReason {
+    /// A header the decision needs is not UTF-8 text.
+    BadHeader(RequestHeader),
     /// The path cannot be normalized safely.
     BadPath(PathError),
     /// The credentials are presented wrongly.
@@ -261,6 +211,7 @@ impl DenyReason {
     /// A stable name for stats.
     pub fn code(&self) -> &'static str {
         match self {
+            Self::BadHeader(_) => "deny_bad_header",
             Self::BadPath(_) => "deny_bad_path",
             Self::BadCredentials(_) => "deny_bad_credentials",
             Self::BadParameter => "deny_bad_parameter",
@@ -276,6 +227,7 @@ impl DenyReason {
 impl fmt::Display for DenyReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::BadHeader(h) => write!(f, "bad header: {}", h.not_text()),
             Self::BadPath(e) => write!(f, "bad path: {e}"),
             Self::BadCredentials(e) => write!(f, "bad credentials: {e}"),
             Self::BadParameter => f.write_str("a path parameter cannot form a scope"),
@@ -441,6 +393,15 @@ impl Policy {
         P: Borrow<Principal>,
         F: FnOnce(&str) -> Result<P, TokenError>,
     {
+        if let Some(header) = request.unreadable {
+            // A target that is not UTF-8 has a non-ASCII byte, which a UTF-8 one would be
+            // refused for too.
+            let reason = match header {
+                RequestHeader::Path => DenyReason::BadPath(PathError::InvalidCharacter),
+                header => DenyReason::BadHeader(header),
+            };
+            return self.deny(request, reason, None, Vec::new(), None);
+        }
         let path = match normalize(request.path) {
             Ok(path) => path,
             Err(err) => {
@@ -555,6 +516,7 @@ impl Policy {
         max_age: Option<u64>,
     ) -> Decision<'p> {
         let (status, error, description): (u16, Option<ErrorCode>, Option<&str>) = match &reason {
+            DenyReason::BadHeader(h) => (400, Some(ErrorCode::InvalidRequest), Some(h.not_text())),
             DenyReason::BadPath(e) => (400, Some(ErrorCode::InvalidRequest), Some(e.description())),
             DenyReason::BadCredentials(e) => {
                 (400, Some(ErrorCode::InvalidRequest), Some(e.description()))

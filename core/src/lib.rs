@@ -55,16 +55,18 @@ pub mod jwks;
 pub mod path;
 pub mod policy;
 pub mod refresh;
+pub mod request;
 pub mod route;
 pub mod scope;
 pub mod token;
 
 pub use challenge::{parse_challenges, Challenge, ChallengeParseError};
 pub use decision::{
-    Allow, AllowReason, Decision, Denial, DenyReason, ErrorCode, LocalResponse, Request, Served,
+    Allow, AllowReason, Decision, Denial, DenyReason, ErrorCode, LocalResponse, Served,
 };
 pub use jwks::{Algorithm, JwksError, KeySet};
 pub use policy::{KeyStore, Policy, PolicyDocument, PolicyError};
+pub use request::{Request, RequestHeader, RequestReader};
 pub use scope::{ScopeRequest, ScopeRules, ScopeSet};
 pub use token::{Principal, TokenError};
 

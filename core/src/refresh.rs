@@ -7,6 +7,7 @@
 //! last good keys, and until the first keys arrive tokens of that issuer are refused
 //! ([`TokenError::KeysUnavailable`](crate::TokenError::KeysUnavailable)), never let through.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -41,6 +42,15 @@ pub enum FetchError {
     NoResponse,
     /// The server answered with a status other than 200.
     Status(u16),
+    /// The proxy answered in the server's place: it could not connect (Envoy's 503
+    /// `upstream connect error …` or `no healthy upstream`) or the server did not answer in
+    /// time (Envoy's 504 `upstream request timeout`).
+    Unreachable {
+        /// The proxy's status.
+        status: u16,
+        /// The first line of the proxy's own answer, printable ASCII only.
+        detail: String,
+    },
     /// The body is not a JWKS with a usable key.
     Jwks(JwksError),
 }
@@ -52,6 +62,18 @@ impl fmt::Display for FetchError {
                 "no answer from the JWKS server: check that the cluster exists and reaches it",
             ),
             Self::Status(status) => write!(f, "the JWKS server answered HTTP {status}"),
+            Self::Unreachable {
+                status: 504,
+                detail,
+            } => write!(
+                f,
+                "the JWKS server did not answer in time (the proxy answered 504 itself: {detail})"
+            ),
+            Self::Unreachable { status, detail } => write!(
+                f,
+                "the JWKS server could not be reached over the cluster (the proxy answered \
+                 {status} itself: {detail})"
+            ),
             Self::Jwks(err) => write!(f, "{err}"),
         }
     }
@@ -227,11 +249,41 @@ impl Entry {
 fn parse_answer(answer: Result<(u16, &[u8]), ()>) -> Result<KeySet, FetchError> {
     let (status, body) = answer.map_err(|()| FetchError::NoResponse)?;
     if status != 200 {
-        return Err(FetchError::Status(status));
+        return Err(proxy_answer(status, body).unwrap_or(FetchError::Status(status)));
     }
     let text = core::str::from_utf8(body)
         .map_err(|_| FetchError::Jwks(JwksError::Json("the body is not UTF-8".into())))?;
     KeySet::from_json(text).map_err(FetchError::Jwks)
+}
+
+/// The local answers Envoy's router gives when it cannot reach an upstream, by status.
+const PROXY_ANSWERS: [(u16, &str); 3] = [
+    (503, "upstream connect error"),
+    (503, "no healthy upstream"),
+    (504, "upstream request timeout"),
+];
+
+/// The answer as [`FetchError::Unreachable`] when it is the proxy's own, not the server's.
+fn proxy_answer(status: u16, body: &[u8]) -> Option<FetchError> {
+    let known = PROXY_ANSWERS
+        .iter()
+        .any(|(s, start)| *s == status && body.starts_with(start.as_bytes()));
+    if !known {
+        return None;
+    }
+    let detail = body
+        .iter()
+        .take_while(|&&b| b != b'\n')
+        .take(240)
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                char::from(b)
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    Some(FetchError::Unreachable { status, detail })
 }
 
 fn fetch_for(policy: &Policy, issuer: usize) -> Option<JwksFetch<'_>> {
@@ -283,6 +335,37 @@ mod tests {
               "routes": []}}"#
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn the_proxys_own_answers_are_told_apart_from_the_servers() {
+        let refused = b"upstream connect error or disconnect/reset before headers. reset reason: \
+remote connection failure, transport failure reason: delayed connect error: Connection refused";
+        let err = parse_answer(Ok((503, refused))).unwrap_err();
+        assert!(
+            matches!(err, FetchError::Unreachable { status: 503, .. }),
+            "{err:?}"
+        );
+        let text = alloc::format!("{err}");
+        assert!(text.contains("could not be reached"), "{text}");
+        assert!(text.contains("Connection refused"), "{text}");
+        let err = parse_answer(Ok((504, b"upstream request timeout"))).unwrap_err();
+        assert!(alloc::format!("{err}").contains("did not answer in time"));
+        // The server's own 503, and Envoy's text under another status, are the server's.
+        assert_eq!(
+            parse_answer(Ok((503, b"maintenance"))).unwrap_err(),
+            FetchError::Status(503)
+        );
+        assert_eq!(
+            parse_answer(Ok((500, b"upstream request timeout"))).unwrap_err(),
+            FetchError::Status(500)
+        );
+        // Hostile bytes in the proxy's text never reach a log line unescaped.
+        let err = parse_answer(Ok((503, b"no healthy upstream\x1b[31m\xff"))).unwrap_err();
+        let FetchError::Unreachable { detail, .. } = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(detail, "no healthy upstream?[31m?");
     }
 
     #[test]

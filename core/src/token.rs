@@ -69,7 +69,12 @@ pub enum TokenError {
         alg: Algorithm,
     },
     /// The signature does not verify.
-    BadSignature,
+    BadSignature {
+        /// Position of the issuer in the policy's `issuers` when the signature was checked
+        /// against its key set, which may have rotated a key under the same `kid`; `None`
+        /// for a shared secret.
+        issuer: Option<usize>,
+    },
     /// This build of scopegate cannot verify this algorithm.
     VerifierNotBuilt(Algorithm),
     /// `typ` is not the required token type.
@@ -127,7 +132,7 @@ impl TokenError {
             Self::KeysUnavailable { .. } => "The signing keys are not available yet",
             Self::UnknownKid { .. } => "The access token signing key is unknown",
             Self::KeyMismatch { .. } => "The access token algorithm does not fit the signing key",
-            Self::BadSignature | Self::VerifierNotBuilt(_) => {
+            Self::BadSignature { .. } | Self::VerifierNotBuilt(_) => {
                 "The access token signature is invalid"
             }
             Self::WrongType => "The token is not an access token",
@@ -151,11 +156,14 @@ impl TokenError {
     /// use scopegate_core::TokenError;
     /// let err = TokenError::UnknownKid { kid: "2026-11".into(), issuer: 0 };
     /// assert_eq!(err.refetch_issuer(), Some(0));
-    /// assert_eq!(TokenError::BadSignature.refetch_issuer(), None);
+    /// // An issuer that rotated its key but kept the `kid`.
+    /// assert_eq!(TokenError::BadSignature { issuer: Some(0) }.refetch_issuer(), Some(0));
+    /// assert_eq!(TokenError::BadSignature { issuer: None }.refetch_issuer(), None);
     /// ```
     pub fn refetch_issuer(&self) -> Option<usize> {
         match self {
             Self::UnknownKid { issuer, .. } | Self::KeysUnavailable { issuer } => Some(*issuer),
+            Self::BadSignature { issuer } => *issuer,
             _ => None,
         }
     }
@@ -175,7 +183,7 @@ impl TokenError {
             Self::KeysUnavailable { .. } => "keys_unavailable",
             Self::UnknownKid { .. } => "unknown_kid",
             Self::KeyMismatch { .. } => "key_mismatch",
-            Self::BadSignature => "bad_signature",
+            Self::BadSignature { .. } => "bad_signature",
             Self::VerifierNotBuilt(_) => "verifier_not_built",
             Self::WrongType => "wrong_type",
             Self::MissingClaim(_) => "missing_claim",
@@ -213,7 +221,7 @@ impl fmt::Display for TokenError {
                 f,
                 "no key of the issuer may be used with {alg} (algorithm/key type mismatch)"
             ),
-            Self::BadSignature => f.write_str("signature does not verify"),
+            Self::BadSignature { .. } => f.write_str("signature does not verify"),
             Self::VerifierNotBuilt(alg) => {
                 write!(f, "this build of scopegate cannot verify {alg} signatures")
             }
@@ -242,9 +250,8 @@ impl std::error::Error for TokenError {}
 /// Why the `Authorization` header cannot be read. Answered with 400 `invalid_request`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BearerError {
-    /// More than one `Authorization` header.
-    SeveralHeaders,
-    /// More than one token in the header.
+    /// More than one credential: two bearer tokens, or a bearer token beside another
+    /// scheme's credentials, whether in repeated headers or in one folded header.
     SeveralTokens,
     /// `Bearer` with nothing after it.
     Empty,
@@ -256,8 +263,7 @@ impl BearerError {
     /// A fixed description, safe for a `WWW-Authenticate` header.
     pub const fn description(self) -> &'static str {
         match self {
-            Self::SeveralHeaders => "More than one Authorization header",
-            Self::SeveralTokens => "More than one bearer token",
+            Self::SeveralTokens => "More than one credential in the Authorization header",
             Self::Empty => "The bearer token is empty",
             Self::TokenInQuery => "Send the access token in the Authorization header only",
         }
@@ -275,32 +281,56 @@ impl std::error::Error for BearerError {}
 
 /// The bearer token of a request, from all its `Authorization` header values.
 ///
-/// `Ok(None)` when there is no header or it uses another scheme.
+/// `Ok(None)` when there is no header, only empty ones, or another scheme. Repeated
+/// headers are read as their folded form (RFC 9110 §5.3: the values joined by commas,
+/// empty ones dropped), which is what Envoy hands a filter; so two headers and one folded
+/// header always get the same answer, and a comma can never be part of a bearer token
+/// (RFC 6750 `b64token`).
 ///
 /// ```
 /// use scopegate_core::token::{bearer_token, BearerError};
 /// assert_eq!(bearer_token(&["Bearer abc.def.ghi"]), Ok(Some("abc.def.ghi")));
 /// assert_eq!(bearer_token(&["Basic dXNlcg=="]), Ok(None));
-/// assert_eq!(bearer_token(&["Bearer a", "Bearer b"]), Err(BearerError::SeveralHeaders));
-/// assert_eq!(bearer_token(&["Bearer a, Bearer b"]), Err(BearerError::SeveralTokens));
+/// assert_eq!(bearer_token(&["", "Bearer abc.def.ghi"]), Ok(Some("abc.def.ghi")));
+/// assert_eq!(bearer_token(&["Bearer a", "Bearer b"]), Err(BearerError::SeveralTokens));
+/// assert_eq!(bearer_token(&["Bearer a,Bearer b"]), Err(BearerError::SeveralTokens));
 /// ```
 pub fn bearer_token<'a>(authorization: &[&'a str]) -> Result<Option<&'a str>, BearerError> {
-    let value = match authorization {
-        [] => return Ok(None),
-        [one] => trim_blanks(one),
-        _ => return Err(BearerError::SeveralHeaders),
+    let mut present = authorization
+        .iter()
+        .map(|value| trim_blanks(value))
+        .filter(|value| !value.is_empty());
+    let Some(first) = present.next() else {
+        return Ok(None);
     };
-    let (scheme, rest) = match value.bytes().position(is_blank) {
-        Some(at) => (&value[..at], &value[at + 1..]),
+    if present.next().is_none() {
+        return credential(first);
+    }
+    // Rare: several non-empty headers. Read their folded form; its token, if the first
+    // value is a bearer one, runs into the comma and the next value.
+    let folded = authorization
+        .iter()
+        .map(|value| trim_blanks(value))
+        .filter(|value| !value.is_empty())
+        .collect::<alloc::vec::Vec<_>>()
+        .join(", ");
+    match credential(&folded) {
+        Ok(None) => Ok(None),
+        Ok(Some(_)) | Err(_) => Err(BearerError::SeveralTokens),
+    }
+}
+
+/// The bearer token of one (possibly folded) `Authorization` value, trimmed.
+fn credential(value: &str) -> Result<Option<&str>, BearerError> {
+    let (scheme, rest) = match value.bytes().position(|b| is_blank(b) || b == b',') {
+        Some(at) => value.split_at(at),
         None => (value, ""),
     };
     if !scheme.eq_ignore_ascii_case("Bearer") {
         // `Basic xyz, Bearer t`: a bearer token hidden behind another scheme's credentials.
-        let hides_bearer = rest.split(',').skip(1).any(|element| {
-            let element = element.trim_start_matches([' ', '\t']);
-            element
-                .get(..7)
-                .is_some_and(|start| start.eq_ignore_ascii_case("bearer "))
+        let hides_bearer = value.split(',').skip(1).any(|element| {
+            let scheme = trim_blanks(element).split([' ', '\t']).next().unwrap_or("");
+            scheme.eq_ignore_ascii_case("bearer")
         });
         return if hides_bearer {
             Err(BearerError::SeveralTokens)
@@ -572,7 +602,7 @@ fn verify_signature(
         return if verify_hs256(secret, message, &token.signature)? {
             Ok(())
         } else {
-            Err(TokenError::BadSignature)
+            Err(TokenError::BadSignature { issuer: None })
         };
     }
     let keys = keys.ok_or(TokenError::KeysUnavailable {
@@ -601,7 +631,9 @@ fn verify_signature(
             return Ok(());
         }
     }
-    Err(TokenError::BadSignature)
+    Err(TokenError::BadSignature {
+        issuer: Some(issuer_index),
+    })
 }
 
 #[cfg(feature = "hmac")]
@@ -903,7 +935,29 @@ mod tests {
         );
         assert_eq!(bearer_token(&["Basic Bearer y"]), Ok(None));
         assert_eq!(bearer_token(&["Bearertoken"]), Ok(None));
-        assert_eq!(bearer_token(&["", ""]), Err(BearerError::SeveralHeaders));
+        assert_eq!(
+            bearer_token(&["Basic x,Bearer"]),
+            Err(BearerError::SeveralTokens)
+        );
+        assert_eq!(bearer_token(&["Bearer,x"]), Err(BearerError::SeveralTokens));
+    }
+
+    #[test]
+    fn repeated_headers_are_read_as_their_folded_form() {
+        assert_eq!(bearer_token(&["", ""]), Ok(None));
+        assert_eq!(bearer_token(&["", " ", "Bearer t"]), Ok(Some("t")));
+        assert_eq!(bearer_token(&["Bearer t", ""]), Ok(Some("t")));
+        assert_eq!(bearer_token(&["Basic x", "Basic y"]), Ok(None));
+        for (repeated, folded) in [
+            (&["Bearer a", "Bearer b"][..], "Bearer a, Bearer b"),
+            (&["Bearer a", "Bearer a"][..], "Bearer a,Bearer a"),
+            (&["Basic x", "Bearer t"][..], "Basic x, Bearer t"),
+            (&["Bearer t", "Basic x"][..], "Bearer t,Basic x"),
+            (&["Bearer", "Bearer t"][..], "Bearer, Bearer t"),
+            (&["Basic x", "Basic y"][..], "Basic x,Basic y"),
+        ] {
+            assert_eq!(bearer_token(repeated), bearer_token(&[folded]), "{folded}");
+        }
     }
 
     #[test]

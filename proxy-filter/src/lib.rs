@@ -11,6 +11,9 @@
 //! - each HTTP context reads the request headers, asks the core for a decision, and either
 //!   forwards the request (with the forwarded-claim headers replaced) or answers it.
 //!
+//! Header values are bytes: the filter never turns a header into a `String` (see
+//! [`host`]), so no byte a client sends can trap the VM.
+//!
 //! Host calls used (all in proxy-wasm ABI 0.2.1 and implemented by ngx_wasm_module):
 //! `proxy_log`, `proxy_get_current_time_nanoseconds`, `proxy_set_tick_period_milliseconds`,
 //! `proxy_get_buffer_bytes`, `proxy_get_header_map_pairs`, `proxy_get_header_map_value`,
@@ -18,12 +21,13 @@
 //! `proxy_send_local_response`, `proxy_continue_stream`, `proxy_http_call`,
 //! `proxy_define_metric`, `proxy_increment_metric`.
 
+mod host;
 mod stats;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use log::{error, info, warn};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -31,7 +35,7 @@ use proxy_wasm::types::{Action, ContextType, LogLevel};
 use scopegate_core::cache::TokenCache;
 use scopegate_core::jwks::MAX_JWKS_LEN;
 use scopegate_core::refresh::{JwksFetch, KeyRefresh};
-use scopegate_core::{Decision, KeyStore, Policy, Request, TokenError, UnixTime};
+use scopegate_core::{Decision, KeyStore, Policy, Request, RequestReader, TokenError, UnixTime};
 
 use stats::Stats;
 
@@ -77,12 +81,12 @@ impl Shared {
     }
 
     /// Reads the answer of a JWKS fetch of `issuer` that `context` dispatched.
-    fn answered(&self, context: &dyn Context, issuer: usize, headers: usize, body_size: usize) {
-        let answer = call_answer(context, headers, body_size);
+    fn answered(&self, issuer: usize, headers: usize, body_size: usize) {
+        let answer = call_answer(headers, body_size);
         let answer = answer
             .as_ref()
             .map(|(status, body)| (*status, body.as_slice()));
-        self.fetched(issuer, answer.map_err(|_| ()), now(context));
+        self.fetched(issuer, answer.map_err(|_| ()), now());
     }
 
     /// Takes the answer of a JWKS fetch.
@@ -133,12 +137,16 @@ impl Shared {
     }
 }
 
-fn now(context: &dyn Context) -> UnixTime {
-    let since_epoch = context
-        .get_current_time()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    UnixTime(since_epoch.as_secs())
+/// The host's time. If the host cannot tell it, the end of time: every token is then
+/// expired (401) rather than never expiring.
+fn now() -> UnixTime {
+    match host::now_seconds() {
+        Ok(seconds) => UnixTime(seconds),
+        Err(err) => {
+            error!("the host cannot tell the time ({err}): treating every token as expired");
+            UnixTime(u64::MAX)
+        }
+    }
 }
 
 #[derive(Default)]
@@ -153,7 +161,7 @@ impl Root {
         let Some(shared) = self.shared.clone() else {
             return;
         };
-        let now = now(self);
+        let now = now();
         let due = shared.refresh.borrow_mut().due(&shared.policy, now);
         for fetch in due {
             if let Some(token) = shared.dispatch(self, fetch, now) {
@@ -169,27 +177,24 @@ impl Context for Root {
         else {
             return;
         };
-        shared.answered(self, issuer, headers, body_size);
+        shared.answered(issuer, headers, body_size);
     }
 }
 
 /// The status and body of a finished `dispatch_http_call`; no headers means no answer.
-fn call_answer(
-    context: &dyn Context,
-    headers: usize,
-    body_size: usize,
-) -> Result<(u16, Vec<u8>), ()> {
+fn call_answer(headers: usize, body_size: usize) -> Result<(u16, Vec<u8>), ()> {
     if headers == 0 {
         return Err(());
     }
-    let status = context
-        .get_http_call_response_header(":status")
-        .and_then(|s| s.parse().ok())
+    let map = host::call_response_headers().map_err(|_| ())?;
+    let status = map
+        .pairs()
+        .into_iter()
+        .find(|(name, _)| *name == b":status")
+        .and_then(|(_, value)| std::str::from_utf8(value).ok()?.parse().ok())
         .ok_or(())?;
     // One byte past the limit is enough for the core to refuse the body as too large.
-    let body = context
-        .get_http_call_response_body(0, body_size.min(MAX_JWKS_LEN + 1))
-        .unwrap_or_default();
+    let body = host::call_response_body(body_size.min(MAX_JWKS_LEN + 1)).unwrap_or_default();
     Ok((status, body))
 }
 
@@ -265,32 +270,30 @@ impl Filter {
     /// Reads the request, decides, and enforces. `may_refetch` is false on the second pass
     /// after a re-fetch, so a request waits for at most one fetch.
     fn run(&mut self, may_refetch: bool) -> Action {
-        let headers = self.get_http_request_headers();
-        let mut request = Request::default();
-        let mut authorization = Vec::new();
-        for (name, value) in &headers {
-            match name.as_str() {
-                ":method" => request.method = value,
-                ":path" => request.path = value,
-                "authorization" => authorization.push(value.as_str()),
-                "origin" => request.origin = Some(value),
-                "access-control-request-method" => {
-                    request.access_control_request_method = Some(value)
-                }
-                _ => {}
+        let headers = match host::request_headers() {
+            Ok(headers) => headers,
+            Err(err) => {
+                // Read as a request without method or path, which the core refuses (400).
+                warn!("cannot read the request headers: {err}");
+                host::HeaderMap::default()
             }
-        }
-        request.authorization = &authorization;
+        };
+        let pairs = headers.pairs();
+        let reader = RequestReader::from_pairs(pairs.iter().copied());
+        let request = reader.request();
         let shared = Rc::clone(&self.shared);
         for forwarded in shared.policy.forwarded_headers() {
-            if headers
+            let present = pairs
                 .iter()
-                .any(|(name, _)| name.eq_ignore_ascii_case(forwarded))
-            {
-                self.set_http_request_header(forwarded, None);
+                .any(|(name, _)| name.eq_ignore_ascii_case(forwarded.as_bytes()));
+            if present {
+                if let Err(err) = host::remove_request_header(forwarded) {
+                    // The client's value would reach the upstream: refuse to forward.
+                    return self.fail_closed(&format!("cannot remove `{forwarded}`: {err}"));
+                }
             }
         }
-        let now = now(self);
+        let now = now();
         let (decision, refetch) = shared.decide(&request, now);
         if let (true, Some(issuer)) = (may_refetch, refetch) {
             let fetch = shared
@@ -307,11 +310,14 @@ impl Filter {
         shared.stats.borrow_mut().record(&decision);
         match shared.policy.enforce(&decision) {
             Some(response) => {
-                self.send_http_response(
-                    u32::from(response.status),
-                    response.headers,
-                    Some(response.body.as_bytes()),
+                let sent = host::send_local_response(
+                    response.status,
+                    &response.headers,
+                    response.body.as_bytes(),
                 );
+                if let Err(err) = sent {
+                    warn!("cannot answer {} locally: {err}", response.status);
+                }
                 Action::Pause
             }
             None => {
@@ -320,20 +326,35 @@ impl Filter {
                         "dry run: would answer {} ({}) to {} {}: {}",
                         denial.status,
                         denial.reason.code(),
-                        request.method,
-                        request.path,
+                        request.method.escape_debug(),
+                        request.path.escape_debug(),
                         denial.reason
                     );
                     shared.stats.borrow_mut().count("dry_run.let_through");
                 }
                 if let Decision::Allow(allow) = &decision {
                     for (name, value) in &allow.headers {
-                        self.set_http_request_header(name, Some(value));
+                        if let Err(err) = host::set_request_header(name, value) {
+                            return self.fail_closed(&format!("cannot set `{name}`: {err}"));
+                        }
                     }
                 }
                 Action::Continue
             }
         }
+    }
+
+    /// The host refused a header change the decision depends on: the request must not
+    /// reach the upstream as it is.
+    fn fail_closed(&self, why: &str) -> Action {
+        error!("{why}; answering 500");
+        self.shared.stats.borrow_mut().count("host_error");
+        let _ = host::send_local_response(
+            500,
+            &[("content-type", "application/json")],
+            br#"{"error":"server_error"}"#,
+        );
+        Action::Pause
     }
 }
 
@@ -345,9 +366,11 @@ impl Context for Filter {
         if expected != token {
             return;
         }
-        Rc::clone(&self.shared).answered(self, issuer, headers, body_size);
+        Rc::clone(&self.shared).answered(issuer, headers, body_size);
         if let Action::Continue = self.run(false) {
-            self.resume_http_request();
+            if let Err(err) = host::resume_request() {
+                warn!("cannot resume the request after the key re-fetch: {err}");
+            }
         }
     }
 }

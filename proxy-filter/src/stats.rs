@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
-use proxy_wasm::hostcalls::{define_metric, increment_metric};
-use proxy_wasm::types::MetricType;
 use scopegate_core::decision::DECISION_CODES;
+
+use crate::host::{define_counter, increment_counter};
 use scopegate_core::Decision;
 
 /// Distinct scope counters kept before the rest go to `missing_scope.other`: scopes built
@@ -75,7 +75,7 @@ impl Stats {
 
 /// Defines the counter `scopegate.<name>`; `None` if the host has no metrics.
 fn define(name: &str) -> Option<u32> {
-    define_metric(MetricType::Counter, &format!("scopegate.{name}")).ok()
+    define_counter(&format!("scopegate.{name}")).ok()
 }
 
 /// Adds one to `scopegate.<family>.<code>`, defining it on first use.
@@ -89,6 +89,6 @@ fn count_code(ids: &mut HashMap<&'static str, Option<u32>>, family: &str, code: 
 fn increment(id: Option<u32>) {
     if let Some(id) = id {
         // A host without metrics support loses the count, not the request.
-        let _ = increment_metric(id, 1);
+        let _ = increment_counter(id);
     }
 }

@@ -1,0 +1,247 @@
+//! What the gateway reads of a request: its method, target and the few headers a decision
+//! depends on, either as text (the browser package, the CLI, the tests) or from the raw
+//! header bytes a proxy host hands over ([`RequestReader`]).
+//!
+//! Header values are bytes on the wire: Envoy accepts any byte from 0x80 to 0xFF in a
+//! value (a Latin-1 `User-Agent: Müller`, say). A header the decision needs whose value is
+//! not UTF-8 text is recorded as [`Request::unreadable`] and answered with 400
+//! `invalid_request`; every other header is never looked at.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+/// What the host knows about a request, borrowed from its headers.
+///
+/// ```
+/// use scopegate_core::Request;
+/// let auth = ["Bearer eyJ..."];
+/// let request = Request::new("GET", "/api/resources?page=2").with_authorization(&auth);
+/// assert_eq!(request.method, "GET");
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Request<'a> {
+    /// The method.
+    pub method: &'a str,
+    /// The request target as received (`:path`), query included.
+    pub path: &'a str,
+    /// Every `Authorization` header value, in order. Repeated headers and one header whose
+    /// values a proxy folded with commas get the same answer.
+    pub authorization: &'a [&'a str],
+    /// The `Origin` header.
+    pub origin: Option<&'a str>,
+    /// The `Access-Control-Request-Method` header (CORS preflight).
+    pub access_control_request_method: Option<&'a str>,
+    /// The first header the decision needs whose value is not UTF-8 text; the request is
+    /// then answered with 400 `invalid_request` whatever its route.
+    pub unreadable: Option<RequestHeader>,
+}
+
+impl<'a> Request<'a> {
+    /// A request without credentials.
+    pub fn new(method: &'a str, path: &'a str) -> Self {
+        Self {
+            method,
+            path,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the `Authorization` header values.
+    #[must_use]
+    pub fn with_authorization(mut self, values: &'a [&'a str]) -> Self {
+        self.authorization = values;
+        self
+    }
+
+    /// Sets the `Origin` header.
+    #[must_use]
+    pub fn with_origin(mut self, origin: &'a str) -> Self {
+        self.origin = Some(origin);
+        self
+    }
+
+    /// Sets the `Access-Control-Request-Method` header.
+    #[must_use]
+    pub fn with_preflight(mut self, requested_method: &'a str) -> Self {
+        self.access_control_request_method = Some(requested_method);
+        self
+    }
+}
+
+/// A request header the gateway reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestHeader {
+    /// `:method`.
+    Method,
+    /// `:path`, the request target.
+    Path,
+    /// `Authorization`.
+    Authorization,
+    /// `Origin`.
+    Origin,
+    /// `Access-Control-Request-Method`.
+    AccessControlRequestMethod,
+}
+
+impl RequestHeader {
+    /// The header's name as HTTP/2 spells it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Method => ":method",
+            Self::Path => ":path",
+            Self::Authorization => "authorization",
+            Self::Origin => "origin",
+            Self::AccessControlRequestMethod => "access-control-request-method",
+        }
+    }
+
+    /// A fixed description of a value that is not UTF-8 text, safe for a
+    /// `WWW-Authenticate` header.
+    pub const fn not_text(self) -> &'static str {
+        match self {
+            Self::Method => "The request method is not valid UTF-8 text",
+            Self::Path => "The request path is not valid UTF-8 text",
+            Self::Authorization => "The Authorization header is not valid UTF-8 text",
+            Self::Origin => "The Origin header is not valid UTF-8 text",
+            Self::AccessControlRequestMethod => {
+                "The Access-Control-Request-Method header is not valid UTF-8 text"
+            }
+        }
+    }
+
+    fn from_name(name: &[u8]) -> Option<Self> {
+        // Hosts hand header names in lower case (HTTP/2 and proxy-wasm); the comparison
+        // ignores case anyway so that a host that does not cannot slip a header past.
+        [
+            Self::Method,
+            Self::Path,
+            Self::Authorization,
+            Self::Origin,
+            Self::AccessControlRequestMethod,
+        ]
+        .into_iter()
+        .find(|header| header.name().as_bytes().eq_ignore_ascii_case(name))
+    }
+}
+
+impl fmt::Display for RequestHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Builds a [`Request`] from the raw header pairs of a proxy host, never failing on any
+/// byte sequence.
+///
+/// ```
+/// use scopegate_core::request::{RequestHeader, RequestReader};
+/// let pairs: [(&[u8], &[u8]); 4] = [
+///     (b":method", b"GET"),
+///     (b":path", b"/api/public/docs"),
+///     (b"user-agent", b"M\xfcller"),       // Latin-1: never read, never a problem
+///     (b"authorization", b"Bearer \xff"),  // read, and not text
+/// ];
+/// let reader = RequestReader::from_pairs(pairs);
+/// let request = reader.request();
+/// assert_eq!(request.path, "/api/public/docs");
+/// assert_eq!(request.unreadable, Some(RequestHeader::Authorization));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct RequestReader<'a> {
+    method: &'a str,
+    path: &'a str,
+    authorization: Vec<&'a str>,
+    origin: Option<&'a str>,
+    access_control_request_method: Option<&'a str>,
+    unreadable: Option<RequestHeader>,
+}
+
+impl<'a> RequestReader<'a> {
+    /// Reads every pair; names are compared without regard to case.
+    pub fn from_pairs<I>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    {
+        let mut reader = Self::default();
+        for (name, value) in pairs {
+            reader.header(name, value);
+        }
+        reader
+    }
+
+    /// Takes one header; headers the decision does not need are ignored.
+    pub fn header(&mut self, name: &[u8], value: &'a [u8]) {
+        let Some(header) = RequestHeader::from_name(name) else {
+            return;
+        };
+        let Ok(value) = core::str::from_utf8(value) else {
+            self.unreadable.get_or_insert(header);
+            return;
+        };
+        match header {
+            RequestHeader::Method => self.method = value,
+            RequestHeader::Path => self.path = value,
+            RequestHeader::Authorization => self.authorization.push(value),
+            RequestHeader::Origin => self.origin = Some(value),
+            RequestHeader::AccessControlRequestMethod => {
+                self.access_control_request_method = Some(value);
+            }
+        }
+    }
+
+    /// The request as read so far.
+    pub fn request(&self) -> Request<'_> {
+        Request {
+            method: self.method,
+            path: self.path,
+            authorization: &self.authorization,
+            origin: self.origin,
+            access_control_request_method: self.access_control_request_method,
+            unreadable: self.unreadable,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_byte_in_every_header_is_read_or_refused() {
+        for byte in 0..=255u8 {
+            let value = [b'a', byte, b'z'];
+            for name in [
+                &b":method"[..],
+                b":path",
+                b"Authorization",
+                b"origin",
+                b"access-control-request-method",
+                b"user-agent",
+            ] {
+                let reader = RequestReader::from_pairs([(name, &value[..])]);
+                let request = reader.request();
+                let needed = RequestHeader::from_name(name).is_some();
+                if byte < 0x80 || !needed {
+                    assert_eq!(request.unreadable, None, "{name:?} {byte:#x}");
+                } else {
+                    assert!(request.unreadable.is_some(), "{name:?} {byte:#x}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_unreadable_header_is_reported_and_repeats_are_kept() {
+        let pairs: [(&[u8], &[u8]); 4] = [
+            (b"origin", b"\xe9"),
+            (b"authorization", b"Bearer a"),
+            (b"authorization", b"\xff"),
+            (b"authorization", b"Bearer b"),
+        ];
+        let reader = RequestReader::from_pairs(pairs);
+        let request = reader.request();
+        assert_eq!(request.unreadable, Some(RequestHeader::Origin));
+        assert_eq!(request.authorization, ["Bearer a", "Bearer b"]);
+        assert_eq!(request.origin, None);
+    }
+}
