@@ -505,6 +505,39 @@ fn key_rotation_is_picked_up_without_restart() {
 }
 
 #[test]
+fn a_key_rotated_under_the_same_kid_is_refetched_on_a_bad_signature() {
+    let gw = Gateway::start(|_| {});
+    gw.wait_for_keys();
+    // Some IdPs replace a key and keep its `kid`: the JWKS now has other keys, same kids.
+    let next = TestKeys::from_seed(2);
+    gw.jwks_state.set(200, &next.jwks(""));
+    let before = gw.envoy.counter("wasmcustom.scopegate.jwks.fetch_ok");
+    let mut defaults = Map::new();
+    defaults.insert("iss".into(), json!(ISSUER));
+    defaults.insert("aud".into(), json!(AUDIENCE));
+    defaults.insert("exp".into(), json!(now() + 600));
+    defaults.insert("scope".into(), json!("resource:read"));
+    let rotated = mint(&next, &json!({"alg": "ES256"}), &defaults);
+    // The signature fails against the old key of that kid: one re-fetch, then 200.
+    let response = gw.with_token("GET", "/api/resources", &rotated);
+    assert_eq!(response.status, 200, "{}\n{}", response.body, gw.envoy.log());
+    assert!(gw.envoy.counter("wasmcustom.scopegate.jwks.fetch_ok") > before);
+    // Forged signatures under a known kid re-fetch at most once per jwks_refetch_seconds.
+    let forged = mint(&next, &json!({"alg": "ES256", "tamper": "payload"}), &defaults);
+    let before = gw.envoy.counter("wasmcustom.scopegate.jwks.fetch_ok");
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        assert_eq!(gw.with_token("GET", "/api/resources", &forged).status, 401);
+    }
+    let seconds = started.elapsed().as_secs();
+    let after = gw.envoy.counter("wasmcustom.scopegate.jwks.fetch_ok");
+    assert!(
+        after - before <= seconds + 1,
+        "{before} -> {after} fetches for 20 forged requests in {seconds} s"
+    );
+}
+
+#[test]
 fn jwks_outage_keeps_the_last_good_keys() {
     let mut gw = Gateway::start(|policy| {
         policy["issuers"][0]["jwks_refresh_seconds"] = json!(1);
@@ -522,6 +555,13 @@ fn jwks_outage_keeps_the_last_good_keys() {
         "the refresh never noticed the outage: {}",
         gw.envoy.stats()
     );
+    // The log says the server was not reached, not that it answered 503.
+    let log = gw.envoy.log();
+    assert!(
+        log.contains("the JWKS server could not be reached over the cluster"),
+        "{log}"
+    );
+    assert!(!log.contains("the JWKS server answered HTTP 503"), "{log}");
     // Cached keys still verify; nothing unverified passes.
     let good = gw.token(json!({"alg": "RS256"}));
     assert_eq!(gw.with_token("GET", "/api/resources", &good).status, 200);
