@@ -520,10 +520,20 @@ fn a_key_rotated_under_the_same_kid_is_refetched_on_a_bad_signature() {
     let rotated = mint(&next, &json!({"alg": "ES256"}), &defaults);
     // The signature fails against the old key of that kid: one re-fetch, then 200.
     let response = gw.with_token("GET", "/api/resources", &rotated);
-    assert_eq!(response.status, 200, "{}\n{}", response.body, gw.envoy.log());
+    assert_eq!(
+        response.status,
+        200,
+        "{}\n{}",
+        response.body,
+        gw.envoy.log()
+    );
     assert!(gw.envoy.counter("wasmcustom.scopegate.jwks.fetch_ok") > before);
     // Forged signatures under a known kid re-fetch at most once per jwks_refetch_seconds.
-    let forged = mint(&next, &json!({"alg": "ES256", "tamper": "payload"}), &defaults);
+    let forged = mint(
+        &next,
+        &json!({"alg": "ES256", "tamper": "payload"}),
+        &defaults,
+    );
     let before = gw.envoy.counter("wasmcustom.scopegate.jwks.fetch_ok");
     let started = std::time::Instant::now();
     for _ in 0..20 {
