@@ -16,7 +16,7 @@
 //!
 //! Host calls used (all in proxy-wasm ABI 0.2.1 and implemented by ngx_wasm_module):
 //! `proxy_log`, `proxy_get_current_time_nanoseconds`, `proxy_set_tick_period_milliseconds`,
-//! `proxy_get_buffer_bytes`, `proxy_get_header_map_pairs`, `proxy_get_header_map_value`,
+//! `proxy_get_buffer_bytes`, `proxy_get_header_map_pairs`,
 //! `proxy_replace_header_map_value`, `proxy_remove_header_map_value`,
 //! `proxy_send_local_response`, `proxy_continue_stream`, `proxy_http_call`,
 //! `proxy_define_metric`, `proxy_increment_metric`.
