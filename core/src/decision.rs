@@ -76,19 +76,8 @@ impl Decision<'_> {
     pub fn local_response(&self) -> Option<LocalResponse<'_>> {
         match self {
             Self::Allow(_) => None,
-            Self::Deny(denial) => Some(LocalResponse {
-                status: denial.status,
-                headers: denial.headers(),
-                body: &denial.body,
-            }),
-            Self::Serve(served) => Some(LocalResponse {
-                status: 200,
-                headers: alloc::vec![
-                    ("content-type", served.content_type),
-                    ("cache-control", "max-age=300"),
-                ],
-                body: served.body,
-            }),
+            Self::Deny(denial) => Some(denial.local_response()),
+            Self::Serve(served) => Some(served.local_response()),
         }
     }
 }
@@ -279,6 +268,15 @@ impl Denial {
         }
         headers
     }
+
+    /// The response that answers the request.
+    pub fn local_response(&self) -> LocalResponse<'_> {
+        LocalResponse {
+            status: self.status,
+            headers: self.headers(),
+            body: &self.body,
+        }
+    }
 }
 
 /// A document answered locally.
@@ -288,6 +286,20 @@ pub struct Served<'p> {
     pub content_type: &'static str,
     /// Its body.
     pub body: &'p str,
+}
+
+impl<'p> Served<'p> {
+    /// The response that serves the document.
+    pub fn local_response(&self) -> LocalResponse<'p> {
+        LocalResponse {
+            status: 200,
+            headers: alloc::vec![
+                ("content-type", self.content_type),
+                ("cache-control", "max-age=300"),
+            ],
+            body: self.body,
+        }
+    }
 }
 
 #[derive(Serialize)]

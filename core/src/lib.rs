@@ -12,6 +12,8 @@
 //! - [`KeySet`]: JWKS parsing.
 //! - [`Decision`]: pass, or deny with the RFC 6750 / RFC 9470 challenge and JSON body.
 //! - [`parse_challenges`]: RFC 9110 `WWW-Authenticate` parsing.
+//! - [`gateway`]: the gateway's request path as a sans-IO state machine (cache, keys,
+//!   re-fetches, dry run) that the proxy-wasm filter, the benchmarks and the CLI drive.
 //!
 //! ```
 //! use scopegate_core::{Decision, KeyStore, Policy, Request, UnixTime};
@@ -50,6 +52,8 @@ extern crate std;
 pub mod cache;
 pub mod challenge;
 pub mod decision;
+#[cfg(feature = "hmac")]
+pub mod gateway;
 mod json;
 pub mod jwks;
 pub mod path;

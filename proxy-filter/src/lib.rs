@@ -32,10 +32,10 @@ use std::time::Duration;
 use log::{error, info, warn};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
-use scopegate_core::cache::TokenCache;
+use scopegate_core::gateway::{Exchange, Gateway, Step};
 use scopegate_core::jwks::MAX_JWKS_LEN;
-use scopegate_core::refresh::{JwksFetch, KeyRefresh};
-use scopegate_core::{Decision, KeyStore, Policy, Request, RequestReader, TokenError, UnixTime};
+use scopegate_core::refresh::JwksFetch;
+use scopegate_core::{Policy, UnixTime};
 
 use stats::Stats;
 
@@ -50,90 +50,51 @@ proxy_wasm::main! {{
 /// What the root context shares with its HTTP contexts. The host runs one VM per worker
 /// thread, so each worker has its own copy; nothing here crosses threads.
 struct Shared {
-    policy: Policy,
-    keys: RefCell<KeyStore>,
-    refresh: RefCell<KeyRefresh>,
-    cache: RefCell<TokenCache>,
+    gateway: RefCell<Gateway>,
     stats: RefCell<Stats>,
 }
 
 impl Shared {
-    /// Sends a JWKS fetch from `context`, recording it as failed at once if the host
-    /// refuses it (unknown cluster).
-    fn dispatch(&self, context: &dyn Context, fetch: JwksFetch<'_>, now: UnixTime) -> Option<u32> {
-        let headers = vec![
-            (":method", "GET"),
-            (":path", fetch.path),
-            (":authority", fetch.authority),
-            ("accept", "application/json"),
-        ];
-        match context.dispatch_http_call(fetch.cluster, headers, None, vec![], FETCH_TIMEOUT) {
-            Ok(token) => Some(token),
-            Err(status) => {
-                warn!(
-                    "cannot fetch the JWKS of issuer {} over cluster `{}`: {status:?}",
-                    fetch.issuer, fetch.cluster
-                );
-                self.fetched(fetch.issuer, Err(()), now);
-                None
-            }
+    /// Records the gateway's counter events.
+    fn count(&self, gateway: &mut Gateway) {
+        let mut stats = self.stats.borrow_mut();
+        for count in gateway.drain_counts() {
+            stats.count(&count);
         }
     }
 
-    /// Reads the answer of a JWKS fetch of `issuer` that `context` dispatched.
-    fn answered(&self, issuer: usize, headers: usize, body_size: usize) {
-        let answer = call_answer(headers, body_size);
+    /// Takes the answer of a JWKS fetch of `issuer` (`None`: there was none).
+    fn fetched(&self, gateway: &mut Gateway, issuer: usize, answer: Option<(u16, Vec<u8>)>) {
         let answer = answer
             .as_ref()
-            .map(|(status, body)| (*status, body.as_slice()));
-        self.fetched(issuer, answer.map_err(|_| ()), now());
-    }
-
-    /// Takes the answer of a JWKS fetch.
-    fn fetched(&self, issuer: usize, answer: Result<(u16, &[u8]), ()>, now: UnixTime) {
-        let mut keys = self.keys.borrow_mut();
-        let result =
-            self.refresh
-                .borrow_mut()
-                .completed(&self.policy, issuer, answer, &mut keys, now);
-        let name = self
-            .policy
-            .issuers()
-            .get(issuer)
-            .map_or("?", |i| i.issuer());
-        match result {
-            Ok(count) => {
-                info!("installed {count} keys of `{name}`");
-                self.stats.borrow_mut().count("jwks.fetch_ok");
-            }
-            Err(err) => {
-                warn!("keeping the previous keys of `{name}`: {err}");
-                self.stats.borrow_mut().count("jwks.fetch_failed");
-            }
+            .map(|(status, body)| (*status, body.as_slice()))
+            .ok_or(());
+        let outcome = gateway.on_fetch_answer(issuer, answer, now());
+        match &outcome.result {
+            Ok(_) => info!("{outcome}"),
+            Err(_) => warn!("{outcome}"),
         }
+        self.count(gateway);
     }
+}
 
-    /// Decides `request`, verifying through the cache. Returns the issuer whose keys are
-    /// worth re-fetching when the token failed for want of a key.
-    fn decide(&self, request: &Request<'_>, now: UnixTime) -> (Decision<'_>, Option<usize>) {
-        let mut refetch = None;
-        let decision = self.policy.decide_with(request, now, |token| {
-            if let Some(principal) = self.cache.borrow_mut().get(token, now) {
-                self.stats.borrow_mut().count("cache.hit");
-                return Ok(principal);
-            }
-            self.stats.borrow_mut().count("cache.miss");
-            let principal = self
-                .policy
-                .authenticate(token, &self.keys.borrow(), now)
-                .inspect_err(|err: &TokenError| refetch = err.refetch_issuer())?;
-            let principal = Rc::new(principal);
-            self.cache
-                .borrow_mut()
-                .insert(token, Rc::clone(&principal), now);
-            Ok(principal)
-        });
-        (decision, refetch)
+/// Sends a JWKS fetch from `context`; `None` if the host refuses it (unknown cluster).
+fn dispatch(context: &dyn Context, fetch: &JwksFetch<'_>) -> Option<u32> {
+    let headers = vec![
+        (":method", "GET"),
+        (":path", fetch.path),
+        (":authority", fetch.authority),
+        ("accept", "application/json"),
+    ];
+    match context.dispatch_http_call(fetch.cluster, headers, None, vec![], FETCH_TIMEOUT) {
+        Ok(token) => Some(token),
+        Err(status) => {
+            warn!(
+                "cannot fetch the JWKS of issuer {} over cluster `{}`: {status:?}",
+                fetch.issuer, fetch.cluster
+            );
+            None
+        }
     }
 }
 
@@ -161,11 +122,20 @@ impl Root {
         let Some(shared) = self.shared.clone() else {
             return;
         };
-        let now = now();
-        let due = shared.refresh.borrow_mut().due(&shared.policy, now);
-        for fetch in due {
-            if let Some(token) = shared.dispatch(self, fetch, now) {
-                self.fetches.insert(token, fetch.issuer);
+        let Ok(mut gateway) = shared.gateway.try_borrow_mut() else {
+            return;
+        };
+        let due: Vec<(usize, Option<u32>)> = gateway
+            .on_tick(now())
+            .iter()
+            .map(|fetch| (fetch.issuer, dispatch(self, fetch)))
+            .collect();
+        for (issuer, sent) in due {
+            match sent {
+                Some(token) => {
+                    self.fetches.insert(token, issuer);
+                }
+                None => shared.fetched(&mut gateway, issuer, None),
             }
         }
     }
@@ -177,25 +147,27 @@ impl Context for Root {
         else {
             return;
         };
-        shared.answered(issuer, headers, body_size);
+        let answer = call_answer(headers, body_size);
+        if let Ok(mut gateway) = shared.gateway.try_borrow_mut() {
+            shared.fetched(&mut gateway, issuer, answer);
+        };
     }
 }
 
 /// The status and body of a finished `dispatch_http_call`; no headers means no answer.
-fn call_answer(headers: usize, body_size: usize) -> Result<(u16, Vec<u8>), ()> {
+fn call_answer(headers: usize, body_size: usize) -> Option<(u16, Vec<u8>)> {
     if headers == 0 {
-        return Err(());
+        return None;
     }
-    let map = host::call_response_headers().map_err(|_| ())?;
+    let map = host::call_response_headers().ok()?;
     let status = map
         .pairs()
         .into_iter()
         .find(|(name, _)| *name == b":status")
-        .and_then(|(_, value)| std::str::from_utf8(value).ok()?.parse().ok())
-        .ok_or(())?;
+        .and_then(|(_, value)| std::str::from_utf8(value).ok()?.parse().ok())?;
     // One byte past the limit is enough for the core to refuse the body as too large.
     let body = host::call_response_body(body_size.min(MAX_JWKS_LEN + 1)).unwrap_or_default();
-    Ok((status, body))
+    Some((status, body))
 }
 
 impl RootContext for Root {
@@ -215,25 +187,18 @@ impl RootContext for Root {
                 return false;
             }
         };
-        let shared = Shared {
-            keys: RefCell::default(),
-            refresh: RefCell::new(KeyRefresh::new(&policy)),
-            cache: RefCell::new(TokenCache::new(policy.token_cache_entries())),
-            stats: RefCell::new(Stats::new()),
-            policy,
-        };
-        let remote = !shared.refresh.borrow().is_empty();
         info!(
             "policy loaded: {} issuers, realm `{}`{}",
-            shared.policy.issuers().len(),
-            shared.policy.realm(),
-            if shared.policy.dry_run() {
-                ", dry run"
-            } else {
-                ""
-            }
+            policy.issuers().len(),
+            policy.realm(),
+            if policy.dry_run() { ", dry run" } else { "" }
         );
-        self.shared = Some(Rc::new(shared));
+        let gateway = Gateway::new(policy);
+        let remote = gateway.fetches_keys();
+        self.shared = Some(Rc::new(Shared {
+            gateway: RefCell::new(gateway),
+            stats: RefCell::new(Stats::new()),
+        }));
         self.fetches.clear();
         if remote {
             self.set_tick_period(Duration::from_secs(1));
@@ -250,7 +215,8 @@ impl RootContext for Root {
         let shared = Rc::clone(self.shared.as_ref()?);
         Some(Box::new(Filter {
             shared,
-            refetching: None,
+            exchange: Exchange::default(),
+            fetch: None,
         }))
     }
 
@@ -262,14 +228,14 @@ impl RootContext for Root {
 /// One request.
 struct Filter {
     shared: Rc<Shared>,
-    /// The call token and issuer of a JWKS re-fetch this request waits for.
-    refetching: Option<(u32, usize)>,
+    exchange: Exchange,
+    /// The call token and issuer of the key fetch this request waits for.
+    fetch: Option<(u32, usize)>,
 }
 
 impl Filter {
-    /// Reads the request, decides, and enforces. `may_refetch` is false on the second pass
-    /// after a re-fetch, so a request waits for at most one fetch.
-    fn run(&mut self, may_refetch: bool) -> Action {
+    /// Feeds the request's headers to the gateway and does what it says.
+    fn run(&mut self) -> Action {
         let headers = match host::request_headers() {
             Ok(headers) => headers,
             Err(err) => {
@@ -279,37 +245,26 @@ impl Filter {
             }
         };
         let pairs = headers.pairs();
-        let reader = RequestReader::from_pairs(pairs.iter().copied());
-        let request = reader.request();
         let shared = Rc::clone(&self.shared);
-        for forwarded in shared.policy.forwarded_headers() {
-            let present = pairs
-                .iter()
-                .any(|(name, _)| name.eq_ignore_ascii_case(forwarded.as_bytes()));
-            if present {
-                if let Err(err) = host::remove_request_header(forwarded) {
-                    // The client's value would reach the upstream: refuse to forward.
-                    return self.fail_closed(&format!("cannot remove `{forwarded}`: {err}"));
+        let Ok(mut gateway) = shared.gateway.try_borrow_mut() else {
+            return fail_closed("the gateway is busy (a host call re-entered the filter)");
+        };
+        let action = match gateway.on_request_headers(&mut self.exchange, &pairs, now()) {
+            Step::Wait(fetch) => match dispatch(self, &fetch) {
+                Some(token) => {
+                    self.fetch = Some((token, fetch.issuer));
+                    Action::Pause
                 }
-            }
-        }
-        let now = now();
-        let (decision, refetch) = shared.decide(&request, now);
-        if let (true, Some(issuer)) = (may_refetch, refetch) {
-            let fetch = shared
-                .refresh
-                .borrow_mut()
-                .request_early(&shared.policy, issuer, now);
-            if let Some(fetch) = fetch {
-                if let Some(token) = shared.dispatch(self, fetch, now) {
-                    self.refetching = Some((token, issuer));
-                    return Action::Pause;
+                None => {
+                    let issuer = fetch.issuer;
+                    shared.fetched(&mut gateway, issuer, None);
+                    drop(gateway);
+                    // Decided again without waiting: the exchange has had its one fetch.
+                    return self.run();
                 }
-            }
-        }
-        shared.stats.borrow_mut().record(&decision);
-        match shared.policy.enforce(&decision) {
-            Some(response) => {
+            },
+            Step::Respond(reply) => {
+                let response = reply.local_response();
                 let sent = host::send_local_response(
                     response.status,
                     &response.headers,
@@ -320,54 +275,70 @@ impl Filter {
                 }
                 Action::Pause
             }
-            None => {
-                if let Decision::Deny(denial) = &decision {
+            Step::Forward(forward) => {
+                if let Some(denial) = &forward.would_deny {
+                    let header = |wanted: &[u8]| {
+                        let value = pairs.iter().find(|(name, _)| *name == wanted);
+                        String::from_utf8_lossy(value.map_or(&b""[..], |(_, v)| v))
+                            .escape_debug()
+                            .to_string()
+                    };
                     info!(
                         "dry run: would answer {} ({}) to {} {}: {}",
                         denial.status,
                         denial.reason.code(),
-                        request.method.escape_debug(),
-                        request.path.escape_debug(),
+                        header(b":method"),
+                        header(b":path"),
                         denial.reason
                     );
-                    shared.stats.borrow_mut().count("dry_run.let_through");
                 }
-                if let Decision::Allow(allow) = &decision {
-                    for (name, value) in &allow.headers {
-                        if let Err(err) = host::set_request_header(name, value) {
-                            return self.fail_closed(&format!("cannot set `{name}`: {err}"));
-                        }
+                let changed = forward
+                    .remove
+                    .iter()
+                    .try_for_each(|name| host::remove_request_header(name))
+                    .and_then(|()| {
+                        forward
+                            .set
+                            .iter()
+                            .try_for_each(|(name, value)| host::set_request_header(name, value))
+                    });
+                match changed {
+                    Ok(()) => Action::Continue,
+                    Err(err) => {
+                        self.shared.stats.borrow_mut().count_host_error();
+                        fail_closed(&format!("cannot change the forwarded-claim headers: {err}"))
                     }
                 }
-                Action::Continue
             }
-        }
+        };
+        shared.count(&mut gateway);
+        action
     }
+}
 
-    /// The host refused a header change the decision depends on: the request must not
-    /// reach the upstream as it is.
-    fn fail_closed(&self, why: &str) -> Action {
-        error!("{why}; answering 500");
-        self.shared.stats.borrow_mut().count("host_error");
-        let _ = host::send_local_response(
-            500,
-            &[("content-type", "application/json")],
-            br#"{"error":"server_error"}"#,
-        );
-        Action::Pause
-    }
+/// The host refused something the decision depends on: the request must not reach the
+/// upstream as it is.
+fn fail_closed(why: &str) -> Action {
+    error!("{why}; answering 500");
+    let body = br#"{"error":"server_error"}"#;
+    let _ = host::send_local_response(500, &[("content-type", "application/json")], body);
+    Action::Pause
 }
 
 impl Context for Filter {
     fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
-        let Some((expected, issuer)) = self.refetching.take() else {
+        let Some((expected, issuer)) = self.fetch.take() else {
             return;
         };
         if expected != token {
             return;
         }
-        Rc::clone(&self.shared).answered(issuer, headers, body_size);
-        if let Action::Continue = self.run(false) {
+        let answer = call_answer(headers, body_size);
+        let shared = Rc::clone(&self.shared);
+        if let Ok(mut gateway) = shared.gateway.try_borrow_mut() {
+            shared.fetched(&mut gateway, issuer, answer);
+        }
+        if let Action::Continue = self.run() {
             if let Err(err) = host::resume_request() {
                 warn!("cannot resume the request after the key re-fetch: {err}");
             }
@@ -378,14 +349,16 @@ impl Context for Filter {
 impl Drop for Filter {
     fn drop(&mut self) {
         // The request went away while waiting for a re-fetch; the host cancels the call.
-        if let Some((_, issuer)) = self.refetching.take() {
-            self.shared.refresh.borrow_mut().abandon(issuer);
+        if self.fetch.take().is_some() {
+            if let Ok(mut gateway) = self.shared.gateway.try_borrow_mut() {
+                gateway.on_abandoned(&mut self.exchange);
+            }
         }
     }
 }
 
 impl HttpContext for Filter {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
-        self.run(true)
+        self.run()
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use scopegate_core::decision::DECISION_CODES;
 
 use crate::host::{define_counter, increment_counter};
-use scopegate_core::Decision;
+use scopegate_core::gateway::Count;
 
 /// Distinct scope counters kept before the rest go to `missing_scope.other`: scopes built
 /// from path parameters would otherwise make one counter per resource.
@@ -35,32 +35,34 @@ impl Stats {
         }
     }
 
-    /// Adds one to `scopegate.<name>`.
-    pub(crate) fn count(&mut self, name: &str) {
-        let id = self.id(name);
-        increment(id);
+    /// Records one counter event of the gateway.
+    pub(crate) fn count(&mut self, count: &Count) {
+        match count {
+            Count::Decision(code) => count_code(&mut self.decisions, "decision", code),
+            Count::InvalidToken(code) => count_code(&mut self.token_errors, "invalid_token", code),
+            Count::MissingScope(scope) => {
+                let name = format!("missing_scope.{scope}");
+                if self.ids.contains_key(&name) || self.scope_counters < MAX_SCOPE_COUNTERS {
+                    if !self.ids.contains_key(&name) {
+                        self.scope_counters += 1;
+                    }
+                    self.increment(&name);
+                } else {
+                    self.increment("missing_scope.other");
+                }
+            }
+            other => self.increment(&other.to_string()),
+        }
     }
 
-    /// Counts a decision, its token error, and each missing scope.
-    pub(crate) fn record(&mut self, decision: &Decision<'_>) {
-        count_code(&mut self.decisions, "decision", decision.code());
-        let Decision::Deny(denial) = decision else {
-            return;
-        };
-        if let scopegate_core::DenyReason::InvalidToken(err) = &denial.reason {
-            count_code(&mut self.token_errors, "invalid_token", err.code());
-        }
-        for scope in &denial.missing {
-            let name = format!("missing_scope.{scope}");
-            if self.ids.contains_key(&name) || self.scope_counters < MAX_SCOPE_COUNTERS {
-                if !self.ids.contains_key(&name) {
-                    self.scope_counters += 1;
-                }
-                self.count(&name);
-            } else {
-                self.count("missing_scope.other");
-            }
-        }
+    /// Counts a request answered 500 because the host refused a header change.
+    pub(crate) fn count_host_error(&mut self) {
+        self.increment("host_error");
+    }
+
+    fn increment(&mut self, name: &str) {
+        let id = self.id(name);
+        increment(id);
     }
 
     fn id(&mut self, name: &str) -> Option<u32> {

@@ -1,0 +1,337 @@
+//! The gateway's request path as one sans-IO state machine, in the manner of rustls's
+//! connection: the host feeds it events (a request's headers, the answer of a fetch it
+//! asked for, a timer tick, a request that went away) and it answers with what the host
+//! must do. It owns the compiled policy, the fetched keys, their refresh schedule and the
+//! cache of verified tokens; it never performs I/O and never reads a clock.
+//!
+//! | event | method | answer |
+//! | --- | --- | --- |
+//! | request headers (raw bytes) | [`Gateway::on_request_headers`] | [`Step::Forward`], [`Step::Respond`], or [`Step::Wait`] for a key fetch |
+//! | the answer of a fetch | [`Gateway::on_fetch_answer`] | what happened, for the log; then feed the waiting request's headers again |
+//! | a fetch the host could not send | [`Gateway::on_fetch_answer`] with `Err(())` | the same |
+//! | timer tick | [`Gateway::on_tick`] | the fetches now due |
+//! | a waiting request went away | [`Gateway::on_abandoned`] | — |
+//!
+//! Counters are events too: the host drains [`Gateway::drain_counts`] into its stats.
+//!
+//! ```
+//! use scopegate_core::gateway::{Exchange, Gateway, Step};
+//! use scopegate_core::{Policy, UnixTime};
+//! let policy = Policy::from_json(r#"{"version": 1, "realm": "api",
+//!   "issuers": [{"issuer": "https://idp", "audiences": ["api"], "algorithms": ["ES256"],
+//!                "jwks_uri": "http://127.0.0.1:9000/jwks", "jwks_cluster": "idp"}],
+//!   "routes": [{"path": "/health", "public": true},
+//!              {"path": "/admin", "require": "admin"}]}"#)?;
+//! let mut gateway = Gateway::new(policy);
+//! let now = UnixTime(1_767_000_000);
+//!
+//! // At start the root context fetches the issuer's keys.
+//! let due = gateway.on_tick(now);
+//! assert_eq!((due[0].cluster, due[0].path), ("idp", "/jwks"));
+//!
+//! let mut exchange = Exchange::default();
+//! let headers: [(&[u8], &[u8]); 3] =
+//!     [(b":method", b"GET"), (b":path", b"/admin"), (b"user-agent", b"M\xfcller")];
+//! let Step::Respond(reply) = gateway.on_request_headers(&mut exchange, &headers, now) else {
+//!     panic!("no token: answered locally")
+//! };
+//! assert_eq!(reply.local_response().status, 401);
+//! let counted: Vec<_> = gateway.drain_counts().map(|c| c.to_string()).collect();
+//! assert_eq!(counted, ["decision.deny_no_token"]);
+//! # Ok::<(), scopegate_core::PolicyError>(())
+//! ```
+
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::cache::TokenCache;
+use crate::decision::{Decision, Denial, LocalResponse, Served};
+use crate::policy::{KeyStore, Policy};
+use crate::refresh::{FetchError, JwksFetch, KeyRefresh};
+use crate::request::RequestReader;
+use crate::token::TokenError;
+use crate::{DenyReason, UnixTime};
+
+/// A header's name and value, as bytes from the host.
+pub type HeaderPair<'a> = (&'a [u8], &'a [u8]);
+
+/// The gateway: a compiled policy with its keys, key schedule and token cache.
+#[derive(Debug)]
+pub struct Gateway {
+    policy: Policy,
+    keys: KeyStore,
+    refresh: KeyRefresh,
+    cache: TokenCache,
+    counts: Vec<Count>,
+}
+
+/// What the gateway knows about one request across events. The host keeps one per request
+/// and passes it back with each event of that request.
+#[derive(Clone, Debug, Default)]
+pub struct Exchange {
+    /// The issuer whose keys the request waits for.
+    waiting_for: Option<usize>,
+    /// A request waits for at most one fetch.
+    waited: bool,
+}
+
+impl Exchange {
+    /// The issuer whose key fetch this request waits for, if any.
+    pub fn waiting_for(&self) -> Option<usize> {
+        self.waiting_for
+    }
+}
+
+/// What the host does next with a request.
+#[derive(Debug)]
+pub enum Step<'g> {
+    /// Send the request to the upstream after these header changes.
+    Forward(Forward<'g>),
+    /// Answer the request without the upstream.
+    Respond(Reply<'g>),
+    /// Send this fetch, then give its answer to [`Gateway::on_fetch_answer`] and feed the
+    /// request's headers again; the request waits meanwhile.
+    Wait(JwksFetch<'g>),
+}
+
+/// Header changes for a request that goes to the upstream.
+#[derive(Debug, Default)]
+pub struct Forward<'g> {
+    /// Headers to remove first: the forwarded-claim headers a client sent, which it must
+    /// not be able to forge.
+    pub remove: Vec<&'g str>,
+    /// Headers to set (verified claims, effective scopes).
+    pub set: Vec<(&'g str, String)>,
+    /// In dry-run mode, the denial the request would have had; the host logs it.
+    pub would_deny: Option<Denial>,
+}
+
+/// A local answer.
+#[derive(Debug)]
+pub enum Reply<'g> {
+    /// A 400, 401 or 403.
+    Deny(Denial),
+    /// The RFC 9728 metadata document.
+    Serve(Served<'g>),
+}
+
+impl Reply<'_> {
+    /// The status, headers and body to send.
+    pub fn local_response(&self) -> LocalResponse<'_> {
+        match self {
+            Self::Deny(denial) => denial.local_response(),
+            Self::Serve(served) => served.local_response(),
+        }
+    }
+}
+
+/// One increment of a counter. Its [`Display`](fmt::Display) is the counter's name under
+/// the host's prefix, e.g. `decision.allow_public` or `missing_scope.resource:write`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Count {
+    /// A decision, by [`Decision::code`].
+    Decision(&'static str),
+    /// Why a token was refused, by [`TokenError::code`].
+    InvalidToken(&'static str),
+    /// A scope a 403 reported missing.
+    MissingScope(String),
+    /// A token found in the cache.
+    CacheHit,
+    /// A token verified because it was not in the cache.
+    CacheMiss,
+    /// A JWKS installed.
+    JwksFetchOk,
+    /// A JWKS fetch that failed or answered something unusable.
+    JwksFetchFailed,
+    /// A denial let through in dry-run mode.
+    DryRunLetThrough,
+}
+
+impl Count {
+    /// The counter's family and the name within it.
+    pub fn parts(&self) -> (&'static str, &str) {
+        match self {
+            Self::Decision(code) => ("decision", code),
+            Self::InvalidToken(code) => ("invalid_token", code),
+            Self::MissingScope(scope) => ("missing_scope", scope),
+            Self::CacheHit => ("cache", "hit"),
+            Self::CacheMiss => ("cache", "miss"),
+            Self::JwksFetchOk => ("jwks", "fetch_ok"),
+            Self::JwksFetchFailed => ("jwks", "fetch_failed"),
+            Self::DryRunLetThrough => ("dry_run", "let_through"),
+        }
+    }
+}
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (family, name) = self.parts();
+        write!(f, "{family}.{name}")
+    }
+}
+
+/// What became of a fetch's answer, for the host's log.
+#[derive(Debug)]
+pub struct FetchOutcome<'g> {
+    /// The issuer.
+    pub issuer: &'g str,
+    /// How many keys were installed, or why the previous ones stay.
+    pub result: Result<usize, FetchError>,
+}
+
+impl fmt::Display for FetchOutcome<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.result {
+            Ok(count) => write!(f, "installed {count} keys of `{}`", self.issuer),
+            Err(err) => write!(f, "keeping the previous keys of `{}`: {err}", self.issuer),
+        }
+    }
+}
+
+impl Gateway {
+    /// A gateway for `policy`, with no fetched keys yet and an empty token cache.
+    pub fn new(policy: Policy) -> Self {
+        Self {
+            refresh: KeyRefresh::new(&policy),
+            cache: TokenCache::new(policy.token_cache_entries()),
+            keys: KeyStore::default(),
+            counts: Vec::new(),
+            policy,
+        }
+    }
+
+    /// The compiled policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The keys fetched so far.
+    pub fn keys(&self) -> &KeyStore {
+        &self.keys
+    }
+
+    /// Whether any issuer's keys are fetched, so the host needs a timer.
+    pub fn fetches_keys(&self) -> bool {
+        !self.refresh.is_empty()
+    }
+
+    /// A request's headers arrived (all of them, as the host hands them over; names in any
+    /// case, values any bytes). Feed them again, with the same `exchange`, after the answer
+    /// of a fetch this returned in [`Step::Wait`].
+    pub fn on_request_headers<'g>(
+        &'g mut self,
+        exchange: &mut Exchange,
+        headers: &[HeaderPair<'_>],
+        now: UnixTime,
+    ) -> Step<'g> {
+        exchange.waiting_for = None;
+        let reader = RequestReader::from_pairs(headers.iter().copied());
+        let request = reader.request();
+        let mut refetch = None;
+        let (cache, counts, keys) = (&mut self.cache, &mut self.counts, &self.keys);
+        let policy = &self.policy;
+        let decision = policy.decide_with(&request, now, |token| {
+            if let Some(principal) = cache.get(token, now) {
+                counts.push(Count::CacheHit);
+                return Ok(principal);
+            }
+            counts.push(Count::CacheMiss);
+            let principal = policy
+                .authenticate(token, keys, now)
+                .inspect_err(|err: &TokenError| refetch = err.refetch_issuer())?;
+            let principal = Rc::new(principal);
+            cache.insert(token, Rc::clone(&principal), now);
+            Ok(principal)
+        });
+        if let (false, Some(issuer)) = (exchange.waited, refetch) {
+            if let Some(fetch) = self.refresh.request_early(policy, issuer, now) {
+                exchange.waiting_for = Some(issuer);
+                exchange.waited = true;
+                return Step::Wait(fetch);
+            }
+        }
+        record(&mut self.counts, &decision);
+        let remove = || {
+            policy
+                .forwarded_headers()
+                .filter(|name| {
+                    headers
+                        .iter()
+                        .any(|(sent, _)| sent.eq_ignore_ascii_case(name.as_bytes()))
+                })
+                .collect()
+        };
+        match decision {
+            Decision::Allow(allow) => Step::Forward(Forward {
+                remove: remove(),
+                set: allow.headers,
+                would_deny: None,
+            }),
+            Decision::Serve(served) => Step::Respond(Reply::Serve(served)),
+            Decision::Deny(denial) if policy.dry_run() => {
+                self.counts.push(Count::DryRunLetThrough);
+                Step::Forward(Forward {
+                    remove: remove(),
+                    set: Vec::new(),
+                    would_deny: Some(denial),
+                })
+            }
+            Decision::Deny(denial) => Step::Respond(Reply::Deny(denial)),
+        }
+    }
+
+    /// The answer of a key fetch of `issuer`: its status and body, or `Err(())` when there
+    /// was none (the host could not send it, the connection failed, it was cancelled).
+    pub fn on_fetch_answer(
+        &mut self,
+        issuer: usize,
+        answer: Result<(u16, &[u8]), ()>,
+        now: UnixTime,
+    ) -> FetchOutcome<'_> {
+        let result = self
+            .refresh
+            .completed(&self.policy, issuer, answer, &mut self.keys, now);
+        self.counts.push(match result {
+            Ok(_) => Count::JwksFetchOk,
+            Err(_) => Count::JwksFetchFailed,
+        });
+        let issuer = self
+            .policy
+            .issuers()
+            .get(issuer)
+            .map_or("?", |i| i.issuer());
+        FetchOutcome { issuer, result }
+    }
+
+    /// A timer tick: the key fetches now due (at start, on each refresh, and the retries
+    /// after failures).
+    pub fn on_tick(&mut self, now: UnixTime) -> Vec<JwksFetch<'_>> {
+        self.refresh.due(&self.policy, now)
+    }
+
+    /// The request of `exchange` went away while it waited for a fetch, which the host
+    /// cancels: the next request need not wait for that fetch's timeout.
+    pub fn on_abandoned(&mut self, exchange: &mut Exchange) {
+        if let Some(issuer) = exchange.waiting_for.take() {
+            self.refresh.abandon(issuer);
+        }
+    }
+
+    /// The counter increments since the last call.
+    pub fn drain_counts(&mut self) -> impl Iterator<Item = Count> + '_ {
+        self.counts.drain(..)
+    }
+}
+
+fn record(counts: &mut Vec<Count>, decision: &Decision<'_>) {
+    counts.push(Count::Decision(decision.code()));
+    let Decision::Deny(denial) = decision else {
+        return;
+    };
+    if let DenyReason::InvalidToken(err) = &denial.reason {
+        counts.push(Count::InvalidToken(err.code()));
+    }
+    counts.extend(denial.missing.iter().cloned().map(Count::MissingScope));
+}
