@@ -1,0 +1,198 @@
+//! The core's sans-IO gateway driven as a host would: raw header bytes in, forward /
+//! respond / wait out, fetch answers fed back. The same machine runs in the filter (see
+//! `envoy.rs` for it in a real Envoy); here every step is checked without one.
+
+use scopegate_core::gateway::{Count, Exchange, Gateway, Step};
+use scopegate_core::{Policy, UnixTime};
+use scopegate_tests::{mint, repo_root, TestKeys};
+use serde_json::{json, Map, Value};
+
+const ISSUER: &str = "https://idp.scopegate.test";
+const AUDIENCE: &str = "http://127.0.0.1:8080";
+const NOW: u64 = 1_767_225_600;
+
+/// The example policy with the first issuer's keys fetched from cluster `jwks`.
+fn gateway(change: impl FnOnce(&mut Value)) -> Gateway {
+    let text = std::fs::read_to_string(repo_root().join("examples/policy.json")).expect("policy");
+    let mut policy: Value = serde_json::from_str(&text).expect("JSON");
+    policy["issuers"]
+        .as_array_mut()
+        .expect("issuers")
+        .truncate(1);
+    let issuer = policy["issuers"][0].as_object_mut().expect("issuer");
+    issuer.remove("jwks");
+    issuer.insert("jwks_uri".into(), json!("http://127.0.0.1:1/jwks"));
+    issuer.insert("jwks_cluster".into(), json!("jwks"));
+    change(&mut policy);
+    Gateway::new(Policy::from_json(&policy.to_string()).expect("policy compiles"))
+}
+
+fn token(keys: &TestKeys, spec: Value) -> String {
+    let mut claims = Map::new();
+    claims.insert("iss".into(), json!(ISSUER));
+    claims.insert("aud".into(), json!(AUDIENCE));
+    claims.insert("sub".into(), json!("alice"));
+    claims.insert("exp".into(), json!(NOW + 600));
+    claims.insert("scope".into(), json!("resource:read"));
+    mint(keys, &spec, &claims)
+}
+
+/// `GET path` with these extra headers, as a host hands them.
+fn headers<'a>(path: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a [u8], &'a [u8])> {
+    let mut pairs: Vec<(&[u8], &[u8])> = vec![(b":method", b"GET"), (b":path", path.as_bytes())];
+    pairs.extend(extra.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
+    pairs
+}
+
+fn status(step: &Step<'_>) -> Option<u16> {
+    match step {
+        Step::Respond(reply) => Some(reply.local_response().status),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_request_waits_for_the_first_keys_once_then_is_decided() {
+    let keys = TestKeys::from_seed(1);
+    let mut gw = gateway(|_| {});
+    let due: Vec<usize> = gw.on_tick(UnixTime(NOW)).iter().map(|f| f.issuer).collect();
+    assert_eq!(due, [0], "the start fetch");
+    // The start fetch failed: the first request with a token waits for one re-fetch.
+    let _ = gw.on_fetch_answer(0, Err(()), UnixTime(NOW));
+    let auth = format!("Bearer {}", token(&keys, json!({"alg": "ES256"})));
+    let request = headers("/api/resources", &[("authorization", &auth)]);
+    let mut exchange = Exchange::default();
+    let Step::Wait(fetch) = gw.on_request_headers(&mut exchange, &request, UnixTime(NOW)) else {
+        panic!("expected a wait for the keys")
+    };
+    assert_eq!(
+        (fetch.issuer, fetch.cluster, fetch.path),
+        (0, "jwks", "/jwks")
+    );
+    assert_eq!(exchange.waiting_for(), Some(0));
+    let jwks = keys.jwks("").to_string();
+    let outcome = gw.on_fetch_answer(0, Ok((200, jwks.as_bytes())), UnixTime(NOW));
+    assert_eq!(outcome.result, Ok(3), "{outcome}");
+    let Step::Forward(forward) = gw.on_request_headers(&mut exchange, &request, UnixTime(NOW))
+    else {
+        panic!("expected the request to go on")
+    };
+    assert_eq!(forward.remove, Vec::<&str>::new());
+    assert_eq!(forward.set[0], ("x-scopegate-sub", "alice".to_owned()));
+    assert!(forward.would_deny.is_none());
+    let counts: Vec<String> = gw.drain_counts().map(|c| c.to_string()).collect();
+    assert_eq!(
+        counts,
+        [
+            "jwks.fetch_failed",
+            "cache.miss",
+            "jwks.fetch_ok",
+            "cache.miss",
+            "decision.allow_authorized"
+        ]
+    );
+    // The same token again: from the cache.
+    let step = gw.on_request_headers(&mut Exchange::default(), &request, UnixTime(NOW));
+    assert!(matches!(step, Step::Forward(_)));
+    assert!(gw.drain_counts().any(|c| c == Count::CacheHit));
+}
+
+#[test]
+fn a_request_waits_for_at_most_one_fetch() {
+    let keys = TestKeys::from_seed(1);
+    let mut gw = gateway(|_| {});
+    let _ = gw.on_tick(UnixTime(NOW));
+    let jwks = keys.jwks("").to_string();
+    let _ = gw.on_fetch_answer(0, Ok((200, jwks.as_bytes())), UnixTime(NOW));
+    let auth = format!(
+        "Bearer {}",
+        token(&keys, json!({"alg": "ES256", "header": {"kid": "made-up"}}))
+    );
+    let request = headers("/api/resources", &[("authorization", &auth)]);
+    let mut exchange = Exchange::default();
+    let step = gw.on_request_headers(&mut exchange, &request, UnixTime(NOW));
+    assert!(matches!(step, Step::Wait(_)), "{step:?}");
+    let _ = gw.on_fetch_answer(0, Ok((200, jwks.as_bytes())), UnixTime(NOW));
+    let step = gw.on_request_headers(&mut exchange, &request, UnixTime(NOW));
+    assert_eq!(status(&step), Some(401), "{step:?}");
+    // Another request with a made-up kid within jwks_refetch_seconds: no fetch, 401.
+    let step = gw.on_request_headers(&mut Exchange::default(), &request, UnixTime(NOW + 1));
+    assert_eq!(status(&step), Some(401), "{step:?}");
+    // A forged signature under a known kid re-fetches too, once the gap has passed.
+    let forged = format!(
+        "Bearer {}",
+        token(&keys, json!({"alg": "ES256", "tamper": "payload"}))
+    );
+    let request = headers("/api/resources", &[("authorization", &forged)]);
+    let later = UnixTime(NOW + 31);
+    let mut exchange = Exchange::default();
+    assert!(matches!(
+        gw.on_request_headers(&mut exchange, &request, later),
+        Step::Wait(_)
+    ));
+    // The request goes away: the fetch is forgotten, the schedule may send another.
+    gw.on_abandoned(&mut exchange);
+    assert_eq!(exchange.waiting_for(), None);
+}
+
+#[test]
+fn forged_forwarded_headers_are_removed_and_dry_run_forwards_with_the_denial() {
+    let mut gw = gateway(|policy| policy["dry_run"] = json!(true));
+    let request = headers(
+        "/api/public/docs",
+        &[("X-Scopegate-Sub", "admin"), ("x-scopegate-scopes", "root")],
+    );
+    let Step::Forward(forward) =
+        gw.on_request_headers(&mut Exchange::default(), &request, UnixTime(NOW))
+    else {
+        panic!("a public route goes on")
+    };
+    assert_eq!(forward.remove, ["x-scopegate-sub", "x-scopegate-scopes"]);
+    let request = headers("/api/resources", &[]);
+    let Step::Forward(forward) =
+        gw.on_request_headers(&mut Exchange::default(), &request, UnixTime(NOW))
+    else {
+        panic!("dry run lets the denial through")
+    };
+    let denial = forward.would_deny.expect("the denial, for the log");
+    assert_eq!(denial.status, 401);
+    let counts: Vec<String> = gw.drain_counts().map(|c| c.to_string()).collect();
+    assert!(
+        counts.contains(&"dry_run.let_through".to_owned()),
+        "{counts:?}"
+    );
+}
+
+#[test]
+fn hostile_header_bytes_are_answered_not_trapped_on() {
+    let mut gw = gateway(|_| {});
+    let latin1: [(&[u8], &[u8]); 3] = [
+        (b":method", b"GET"),
+        (b":path", b"/api/public/docs"),
+        (b"user-agent", b"M\xfcller"),
+    ];
+    let step = gw.on_request_headers(&mut Exchange::default(), &latin1, UnixTime(NOW));
+    assert!(matches!(step, Step::Forward(_)), "{step:?}");
+    for (name, value) in [
+        (&b"authorization"[..], &b"Bearer \xff"[..]),
+        (b"origin", b"https://\xe9.example"),
+        (b":path", b"/api/\xc3"),
+    ] {
+        let mut request: Vec<(&[u8], &[u8])> = vec![(b":method", b"GET")];
+        if name != b":path" {
+            request.push((b":path", b"/api/resources"));
+        }
+        request.push((name, value));
+        let step = gw.on_request_headers(&mut Exchange::default(), &request, UnixTime(NOW));
+        let Step::Respond(reply) = &step else {
+            panic!("{step:?}")
+        };
+        let response = reply.local_response();
+        assert_eq!(response.status, 400, "{name:?}");
+        assert!(
+            response.body.contains("invalid_request"),
+            "{}",
+            response.body
+        );
+    }
+}
