@@ -11,7 +11,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -269,6 +269,18 @@ impl Envoy {
             .map(|r| r.body)
             .unwrap_or_default()
     }
+
+    /// Any counter or gauge of the admin `/stats` by its full name (`http.api.downstream_rq_5xx`),
+    /// 0 when absent.
+    pub fn stat(&self, name: &str) -> u64 {
+        let stats = get(self.admin, "/stats")
+            .map(|r| r.body)
+            .unwrap_or_default();
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(": ")?.parse().ok())
+            .unwrap_or(0)
+    }
 }
 
 impl Drop for Envoy {
@@ -297,8 +309,76 @@ pub struct ServerRequest {
     pub method: String,
     /// The request target.
     pub target: String,
-    /// Header names (lower case) and values, in order.
+    /// Header names (lower case) and values, in order; bytes that are not UTF-8 show as
+    /// U+FFFD (the exact bytes are in `head`).
     pub headers: Vec<(String, String)>,
+    /// The request line and the header lines exactly as they arrived, each with its line
+    /// ending.
+    pub head: Vec<u8>,
+}
+
+impl ServerRequest {
+    /// Every value of header `name` (lower case), in order.
+    pub fn header_values(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// Header names (lower case) and values as the bytes that arrived, values trimmed of
+    /// spaces and tabs, in order.
+    pub fn raw_headers(&self) -> Vec<(String, &[u8])> {
+        self.head
+            .split(|&b| b == b'\n')
+            .skip(1)
+            .filter_map(|line| {
+                let colon = line.iter().position(|&b| b == b':')?;
+                let name = String::from_utf8_lossy(&line[..colon])
+                    .trim()
+                    .to_ascii_lowercase();
+                Some((name, trim_blanks(&line[colon + 1..])))
+            })
+            .collect()
+    }
+}
+
+fn trim_blanks(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t' | b'\r', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t' | b'\r'] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
+/// Every request an [`HttpServer::recording_echo`] received, in arrival order.
+#[derive(Clone, Default)]
+pub struct Recorder(Arc<Mutex<Vec<ServerRequest>>>);
+
+impl Recorder {
+    /// A copy of the requests so far.
+    pub fn requests(&self) -> Vec<ServerRequest> {
+        self.0.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// How many so far.
+    pub fn len(&self) -> usize {
+        self.0.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// Whether none so far.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&self, request: &ServerRequest) {
+        if let Ok(mut requests) = self.0.lock() {
+            requests.push(request.clone());
+        }
+    }
 }
 
 /// What a test server answers.
@@ -362,16 +442,19 @@ impl HttpServer {
     /// An upstream that answers 200 with the request it received as JSON:
     /// `{"method", "path", "headers": [[name, value], ...]}`.
     pub fn echo() -> Self {
-        Self::start(|request| ServerResponse {
-            status: 200,
-            content_type: "application/json",
-            body: json!({
-                "method": request.method,
-                "path": request.target,
-                "headers": request.headers,
-            })
-            .to_string(),
-        })
+        Self::start(echo_response)
+    }
+
+    /// [`HttpServer::echo`] that also records every request it receives, for tests that
+    /// check what reached the upstream.
+    pub fn recording_echo() -> (Self, Recorder) {
+        let recorder = Recorder::default();
+        let recording = recorder.clone();
+        let server = Self::start(move |request| {
+            recording.push(request);
+            echo_response(request)
+        });
+        (server, recorder)
     }
 
     /// Stops accepting and closes open connections.
@@ -390,6 +473,19 @@ impl HttpServer {
 impl Drop for HttpServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+fn echo_response(request: &ServerRequest) -> ServerResponse {
+    ServerResponse {
+        status: 200,
+        content_type: "application/json",
+        body: json!({
+            "method": request.method,
+            "path": request.target,
+            "headers": request.headers,
+        })
+        .to_string(),
     }
 }
 
@@ -426,12 +522,14 @@ fn serve(stream: TcpStream, handler: &Handler, stopped: &AtomicBool) {
 }
 
 /// Reads one request head (and skips its body); `None` at EOF, on error, or once stopped.
+/// Lines are read as bytes: a header value need not be UTF-8 (Envoy forwards such bytes).
 fn read_request(reader: &mut BufReader<TcpStream>, stopped: &AtomicBool) -> Option<ServerRequest> {
     let mut lines = Vec::new();
-    let mut line = String::new();
+    let mut head = Vec::new();
+    let mut line = Vec::new();
     loop {
-        line.clear();
-        match reader.read_line(&mut line) {
+        // A read that times out keeps the bytes it read in `line`: the next one goes on.
+        match reader.read_until(b'\n', &mut line) {
             Ok(0) => return None,
             Ok(_) => {}
             Err(e)
@@ -447,14 +545,17 @@ fn read_request(reader: &mut BufReader<TcpStream>, stopped: &AtomicBool) -> Opti
             }
             Err(_) => return None,
         }
-        let trimmed = line.trim_end_matches(['\r', '\n']);
+        let text = String::from_utf8_lossy(&line);
+        let trimmed = text.trim_end_matches(['\r', '\n']);
         if trimmed.is_empty() {
+            line.clear();
             if lines.is_empty() {
                 continue;
             }
             break;
         }
         lines.push(trimmed.to_owned());
+        head.append(&mut line);
     }
     let mut first = lines.first()?.splitn(3, ' ');
     let method = first.next()?.to_owned();
@@ -477,6 +578,7 @@ fn read_request(reader: &mut BufReader<TcpStream>, stopped: &AtomicBool) -> Opti
         method,
         target,
         headers,
+        head,
     })
 }
 
@@ -550,6 +652,77 @@ pub fn send_raw(port: u16, bytes: &[u8]) -> io::Result<Response> {
     parse_response(&raw)
 }
 
+/// How a raw exchange ended, for requests a server may refuse without answering.
+#[derive(Debug)]
+pub enum RawOutcome {
+    /// A complete response.
+    Answered(Response),
+    /// The server closed the connection before a byte of response.
+    Closed,
+    /// The connection was reset (or the write refused) before a byte of response.
+    Reset,
+    /// Part of a response, then the connection ended: the bytes received.
+    Truncated(Vec<u8>),
+    /// No complete response within the time allowed: the bytes received.
+    TimedOut(Vec<u8>),
+}
+
+/// Writes `bytes` as they are and reads one response, all within `timeout`: unlike
+/// [`send_raw`], a connection the server closes or resets without answering is an outcome,
+/// not an error (only failing to connect is). A `HEAD` request's answer has no body.
+pub fn exchange_raw(port: u16, bytes: &[u8], timeout: Duration) -> io::Result<RawOutcome> {
+    let deadline = Instant::now() + timeout;
+    let bodiless = bytes.starts_with(b"HEAD ");
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_nodelay(true)?;
+    stream.set_write_timeout(Some(timeout))?;
+    let kind = |e: &io::Error| match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => Some(false),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Some(true),
+        _ => None,
+    };
+    if let Err(e) = stream.write_all(bytes) {
+        match kind(&e) {
+            // The server may have answered and closed before it read everything: read on.
+            Some(false) => {}
+            Some(true) => return Ok(RawOutcome::TimedOut(Vec::new())),
+            None => return Err(e),
+        }
+    }
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let answered = |raw: Vec<u8>| match parse_message(&raw, bodiless) {
+        Ok(response) => RawOutcome::Answered(response),
+        Err(_) => RawOutcome::Truncated(raw),
+    };
+    loop {
+        let head_done = raw.windows(4).any(|w| w == b"\r\n\r\n");
+        if (bodiless && head_done) || response_complete(&raw) {
+            return Ok(answered(raw));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(RawOutcome::TimedOut(raw));
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut chunk) {
+            Ok(0) if raw.is_empty() => return Ok(RawOutcome::Closed),
+            // Read to the end: a response without a length.
+            Ok(0) => return Ok(answered(raw)),
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => match kind(&e) {
+                Some(true) => return Ok(RawOutcome::TimedOut(raw)),
+                Some(false) if raw.is_empty() => return Ok(RawOutcome::Reset),
+                Some(false) => return Ok(RawOutcome::Truncated(raw)),
+                None => return Err(e),
+            },
+        }
+    }
+}
+
 fn response_complete(raw: &[u8]) -> bool {
     let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
         return false;
@@ -571,6 +744,12 @@ fn response_complete(raw: &[u8]) -> bool {
 }
 
 fn parse_response(raw: &[u8]) -> io::Result<Response> {
+    parse_message(raw, false)
+}
+
+/// A response; `bodiless` for the answer to a `HEAD`, whose framing headers describe a
+/// body that is not sent.
+fn parse_message(raw: &[u8], bodiless: bool) -> io::Result<Response> {
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
     let end = raw
         .windows(4)
@@ -590,9 +769,10 @@ fn parse_response(raw: &[u8]) -> io::Result<Response> {
         })
         .collect();
     let mut body = raw[end + 4..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let chunked = !bodiless
+        && headers
+            .iter()
+            .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
     if chunked {
         body = dechunk(&body).ok_or_else(|| bad("bad chunked body"))?;
     }
