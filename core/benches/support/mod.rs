@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+use scopegate_core::gateway::{Exchange, Gateway, Step};
 use scopegate_core::{Policy, Principal, Request, UnixTime};
 use serde_json::{json, Value};
 
@@ -114,4 +115,34 @@ pub fn principal(scopes: &str) -> Principal {
 /// `GET path` with a bearer token (the token text does not matter to `decide_with`).
 pub fn request<'a>(path: &'a str, authorization: &'a [&'a str]) -> Request<'a> {
     Request::new("GET", path).with_authorization(authorization)
+}
+
+/// The header pairs a host hands the gateway for `GET path` with a bearer token, as Envoy
+/// has them (pseudo-headers first, then the usual request headers).
+pub fn header_pairs(path: &str, authorization: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    [
+        (":authority", "127.0.0.1:8080"),
+        (":path", path),
+        (":method", "GET"),
+        (":scheme", "http"),
+        ("user-agent", "wrk"),
+        ("accept", "*/*"),
+        ("authorization", authorization),
+        ("x-forwarded-proto", "http"),
+        ("x-request-id", "c0ffee00-0000-4000-8000-000000000000"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+    .collect()
+}
+
+/// One request through the gateway, as the filter runs it: header bytes in, a step out.
+/// Returns whether the request goes on to the upstream.
+pub fn through_gateway(gateway: &mut Gateway, pairs: &[(&[u8], &[u8])], now: UnixTime) -> bool {
+    let forwards = matches!(
+        gateway.on_request_headers(&mut Exchange::default(), pairs, now),
+        Step::Forward(_)
+    );
+    gateway.drain_counts().for_each(drop);
+    forwards
 }
