@@ -24,11 +24,15 @@ pub const MAX_CHALLENGE_LEN: usize = 16 * 1024;
 /// assert_eq!(header, r#"Bearer realm="api", error="insufficient_scope", scope="resource:write""#);
 /// assert_eq!(scopegate_core::parse_challenges(&header).unwrap(), [challenge]);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Serialised (for the browser package, the CLI and the vectors) as
+/// `{"scheme": "Bearer", "params": [["realm", "api"]]}`, with `"token68"` when present.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Challenge {
     /// The auth-scheme as written (compare it case-insensitively).
     pub scheme: String,
     /// The token68 form, for schemes that use it instead of parameters.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token68: Option<String>,
     /// Parameters in order, names lower-cased, values unescaped.
     pub params: Vec<(String, String)>,

@@ -1,5 +1,5 @@
 //! `tests/vectors/checks.json`: for every request of `decisions.json`, the answer the browser
-//! package's `policy.check` must give (`scopegate_web::answer` of `Policy::precheck`). This
+//! package's `policy.check` must give (`Decision::answer` of `Policy::precheck`). This
 //! runner proves that answer is the gateway's (`Policy::decide`, signatures verified) for
 //! every case not marked `signature_only`; the Node tests prove `check` gives it in JS.
 //!
@@ -30,8 +30,8 @@ fn compute() -> (Value, Vec<String>) {
             let name = case["name"].as_str().expect("name");
             let (gateway, check) = with_vector_request(&case["request"], |req| {
                 (
-                    scopegate_web::answer(&policy, &policy.decide(req, &keys, now)),
-                    scopegate_web::answer(&policy, &policy.precheck(req, now)),
+                    json!(policy.decide(req, &keys, now).answer(&policy)),
+                    json!(policy.precheck(req, now).answer(&policy)),
                 )
             });
             let signature_only = case.get("signature_only") == Some(&json!(true));

@@ -43,9 +43,7 @@
 use scopegate_core::path::{normalize, request_target};
 use scopegate_core::scope::is_valid_scope;
 use scopegate_core::token::{self, scopes_of};
-use scopegate_core::{
-    parse_challenges, Decision, DenyReason, Policy, Request, ScopeRequest, ScopeRules, UnixTime,
-};
+use scopegate_core::{parse_challenges, Policy, Request, ScopeRequest, ScopeRules, UnixTime};
 use serde::Serialize;
 use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
@@ -78,70 +76,6 @@ fn scope_request(
 
 fn token_error(err: &scopegate_core::TokenError) -> JsValue {
     error("invalid_token", err, json!({"reason": err.code()}))
-}
-
-/// The JSON answer of `policy.check` for a decision: `{allowed, status, code, error,
-/// missing, challenge, maxAge, body, tokenError, route, allowedOrigin, headers}`.
-///
-/// `allowed` is true for a pass and for the served metadata document; `status` is `null`
-/// for a pass; `error` is the challenge's `error`, `unauthorized` when the request had no
-/// token (the gateway's JSON body says the same). The Rust vector runner
-/// (`tests/tests/checks.rs`) applies it to `Policy::decide`, the JS tests call `check`.
-///
-/// ```
-/// use scopegate_core::{KeyStore, Policy, Request, UnixTime};
-/// let policy = Policy::from_json(r#"{"version": 1, "realm": "api",
-///   "issuers": [{"issuer": "https://idp", "audiences": ["api"], "algorithms": ["ES256"],
-///                "jwks_uri": "https://idp/jwks", "jwks_cluster": "idp"}],
-///   "routes": [{"path": "/orders", "methods": ["POST"], "require": "order.write"}]}"#).unwrap();
-/// let decision = policy.decide(&Request::new("POST", "/orders"), &KeyStore::default(), UnixTime(0));
-/// let answer = scopegate_web::answer(&policy, &decision);
-/// assert_eq!(answer["allowed"], false);
-/// assert_eq!(answer["status"], 401);
-/// assert_eq!(answer["error"], "unauthorized");
-/// assert_eq!(answer["challenge"], r#"Bearer realm="api""#);
-/// assert_eq!(answer["route"], "/orders");
-/// ```
-pub fn answer(policy: &Policy, decision: &Decision<'_>) -> Value {
-    let route = |index: Option<usize>| index.and_then(|i| policy.route_path(i));
-    let code = decision.code();
-    match decision {
-        Decision::Allow(allow) => {
-            let headers: serde_json::Map<String, Value> = allow
-                .headers
-                .iter()
-                .map(|(name, value)| (String::from(*name), json!(value)))
-                .collect();
-            json!({
-                "allowed": true, "status": null, "code": code, "error": null,
-                "missing": [], "challenge": null, "maxAge": null, "body": null,
-                "tokenError": null, "route": route(allow.route), "allowedOrigin": null,
-                "headers": headers,
-            })
-        }
-        Decision::Serve(served) => json!({
-            "allowed": true, "status": 200, "code": code, "error": null,
-            "missing": [], "challenge": null, "maxAge": null, "body": served.body,
-            "tokenError": null, "route": null, "allowedOrigin": null, "headers": {},
-        }),
-        Decision::Deny(denial) => json!({
-            "allowed": false,
-            "status": denial.status,
-            "code": code,
-            "error": denial.error.map_or("unauthorized", |e| e.as_str()),
-            "missing": denial.missing,
-            "challenge": denial.www_authenticate,
-            "maxAge": denial.max_age,
-            "body": denial.body,
-            "tokenError": match &denial.reason {
-                DenyReason::InvalidToken(err) => Some(err.code()),
-                _ => None,
-            },
-            "route": route(denial.route),
-            "allowedOrigin": denial.allowed_origin,
-            "headers": {},
-        }),
-    }
 }
 
 /// A compiled policy document.
@@ -191,7 +125,7 @@ impl RawPolicy {
         request.origin = origin.as_deref();
         request.access_control_request_method = preflight.as_deref();
         let decision = self.inner.precheck(&request, UnixTime(now as u64));
-        to_json(&answer(&self.inner, &decision))
+        Ok(decision.answer(&self.inner).to_json())
     }
 
     /// The token's effective scopes under this policy (claims and mapped roles).
@@ -284,11 +218,7 @@ pub fn default_scopes_of(jwt: &str) -> Result<Vec<String>, JsValue> {
 pub fn parse_www_authenticate(value: &str) -> Result<String, JsValue> {
     let challenges = parse_challenges(value)
         .map_err(|err| error("invalid_challenge", &err, json!({"at": err.at})))?;
-    let list: Vec<Value> = challenges
-        .iter()
-        .map(|c| json!({"scheme": c.scheme, "token68": c.token68, "params": c.params}))
-        .collect();
-    to_json(&list)
+    to_json(&challenges)
 }
 
 /// The path routes match on for a request target.

@@ -239,11 +239,7 @@ fn challenge(args: &[String]) -> Result<ExitCode, String> {
         return Err(USAGE.to_owned());
     };
     let challenges = parse_challenges(header).map_err(|e| e.to_string())?;
-    let list: Vec<Value> = challenges
-        .iter()
-        .map(|c| json!({"scheme": c.scheme, "token68": c.token68, "params": c.params}))
-        .collect();
-    println!("{:#}", Value::Array(list));
+    println!("{:#}", json!(challenges));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,0 +1,302 @@
+//! One function from a request to a decision: pass, deny with the exact status,
+//! `WWW-Authenticate` challenge and JSON body, or serve the RFC 9728 metadata document.
+//!
+//! | case | status | challenge error |
+//! | --- | --- | --- |
+//! | public route, CORS preflight | pass | — |
+//! | no token on a protected route | 401 | none (`Bearer realm="…"`) |
+//! | malformed, bad signature, expired, wrong `iss`/`aud`, unknown `kid` | 401 | `invalid_token` |
+//! | two credentials, token in the query, unsafe path, a needed header not UTF-8 | 400 | `invalid_request` |
+//! | scopes missing | 403 | `insufficient_scope` with `scope` |
+//! | authentication older than a scope's `max_age` | 401 | `insufficient_user_authentication` with `max_age` |
+//! | no route, default deny | 403 | `insufficient_scope` |
+
+mod answer;
+mod decide;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::path::PathError;
+use crate::request::RequestHeader;
+use crate::token::{BearerError, TokenError};
+
+pub use answer::Answer;
+
+/// The outcome for one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision<'p> {
+    /// Let the request through to the upstream.
+    Allow(Allow<'p>),
+    /// Answer it with a 400, 401 or 403.
+    Deny(Denial),
+    /// Answer it with a document (the RFC 9728 protected resource metadata).
+    Serve(Served<'p>),
+}
+
+impl Decision<'_> {
+    /// The HTTP status the client sees when the decision is enforced; `None` for a pass.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Allow(_) => None,
+            Self::Deny(denial) => Some(denial.status),
+            Self::Serve(_) => Some(200),
+        }
+    }
+
+    /// A stable name for stats and logs: `allow_public`, `deny_insufficient_scope`, ...
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Allow(allow) => allow.reason.code(),
+            Self::Deny(denial) => denial.reason.code(),
+            Self::Serve(_) => "serve_metadata",
+        }
+    }
+
+    /// The response a host sends instead of forwarding the request: every denial and the
+    /// served metadata document; `None` for a pass.
+    ///
+    /// ```
+    /// use scopegate_core::{KeyStore, Policy, Request, UnixTime};
+    /// let policy = Policy::from_json(r#"{"version": 1, "realm": "api",
+    ///   "issuers": [{"issuer": "https://idp", "audiences": ["api"], "algorithms": ["ES256"],
+    ///                "jwks_uri": "https://idp/jwks", "jwks_cluster": "idp"}],
+    ///   "routes": [{"path": "/health", "public": true}]}"#).unwrap();
+    /// let keys = KeyStore::default();
+    /// let decision = policy.decide(&Request::new("GET", "/admin"), &keys, UnixTime(0));
+    /// let response = decision.local_response().unwrap();
+    /// assert_eq!(response.status, 403);
+    /// assert_eq!(response.headers[0].0, "www-authenticate");
+    /// assert!(response.headers[0].1.starts_with(r#"Bearer realm="api", error="insufficient_scope""#));
+    /// assert!(response.body.starts_with(r#"{"error":"insufficient_scope""#));
+    /// assert!(policy.decide(&Request::new("GET", "/health"), &keys, UnixTime(0)).local_response().is_none());
+    /// ```
+    pub fn local_response(&self) -> Option<LocalResponse<'_>> {
+        match self {
+            Self::Allow(_) => None,
+            Self::Deny(denial) => Some(denial.local_response()),
+            Self::Serve(served) => Some(served.local_response()),
+        }
+    }
+}
+
+/// Every value of [`Decision::code`], for hosts that declare their counters up front.
+pub const DECISION_CODES: [&str; 14] = [
+    "allow_public",
+    "allow_preflight",
+    "allow_authorized",
+    "allow_unmatched",
+    "deny_bad_header",
+    "deny_bad_path",
+    "deny_bad_credentials",
+    "deny_bad_parameter",
+    "deny_no_token",
+    "deny_invalid_token",
+    "deny_insufficient_scope",
+    "deny_step_up",
+    "deny_no_route",
+    "serve_metadata",
+];
+
+/// A response answered by the host itself, without the upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalResponse<'d> {
+    /// The HTTP status.
+    pub status: u16,
+    /// Header names (lower case) and values.
+    pub headers: Vec<(&'static str, &'d str)>,
+    /// The body.
+    pub body: &'d str,
+}
+
+/// A pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allow<'p> {
+    /// Why.
+    pub reason: AllowReason,
+    /// The matched route, by position in the policy.
+    pub route: Option<usize>,
+    /// Headers to add to the upstream request (verified claims). The host removes
+    /// [`Policy::forwarded_headers`] from every request first.
+    pub headers: Vec<(&'p str, String)>,
+}
+
+/// Why a request passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllowReason {
+    /// The route is public.
+    Public,
+    /// A CORS preflight, which carries no credentials by design.
+    Preflight,
+    /// The token is valid and covers the route's requirement.
+    Authorized,
+    /// No route matched and the policy lets unmatched requests through.
+    Unmatched,
+}
+
+impl AllowReason {
+    /// A stable name for stats.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::Public => "allow_public",
+            Self::Preflight => "allow_preflight",
+            Self::Authorized => "allow_authorized",
+            Self::Unmatched => "allow_unmatched",
+        }
+    }
+}
+
+/// The `error` of an RFC 6750 / RFC 9470 challenge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// 400.
+    InvalidRequest,
+    /// 401.
+    InvalidToken,
+    /// 403.
+    InsufficientScope,
+    /// 401, RFC 9470 step-up.
+    InsufficientUserAuthentication,
+}
+
+impl ErrorCode {
+    /// The registered name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::InsufficientUserAuthentication => "insufficient_user_authentication",
+        }
+    }
+}
+
+/// Why a request is denied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DenyReason {
+    /// A header the decision needs is not UTF-8 text.
+    BadHeader(RequestHeader),
+    /// The path cannot be normalized safely.
+    BadPath(PathError),
+    /// The credentials are presented wrongly.
+    BadCredentials(BearerError),
+    /// A path placeholder bound to a prefix scope holds a value that cannot form a scope.
+    BadParameter,
+    /// No token on a protected route.
+    NoToken,
+    /// The token is not acceptable.
+    InvalidToken(TokenError),
+    /// Scopes are missing.
+    InsufficientScope,
+    /// The authentication is older than a required scope's `max_age`.
+    StepUpRequired,
+    /// No route matches and unmatched requests are denied.
+    NoRoute,
+}
+
+impl DenyReason {
+    /// A stable name for stats.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadHeader(_) => "deny_bad_header",
+            Self::BadPath(_) => "deny_bad_path",
+            Self::BadCredentials(_) => "deny_bad_credentials",
+            Self::BadParameter => "deny_bad_parameter",
+            Self::NoToken => "deny_no_token",
+            Self::InvalidToken(_) => "deny_invalid_token",
+            Self::InsufficientScope => "deny_insufficient_scope",
+            Self::StepUpRequired => "deny_step_up",
+            Self::NoRoute => "deny_no_route",
+        }
+    }
+}
+
+impl fmt::Display for DenyReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadHeader(h) => write!(f, "bad header: {}", h.not_text()),
+            Self::BadPath(e) => write!(f, "bad path: {e}"),
+            Self::BadCredentials(e) => write!(f, "bad credentials: {e}"),
+            Self::BadParameter => f.write_str("a path parameter cannot form a scope"),
+            Self::NoToken => f.write_str("no bearer token"),
+            Self::InvalidToken(e) => write!(f, "invalid token: {e}"),
+            Self::InsufficientScope => f.write_str("insufficient scope"),
+            Self::StepUpRequired => f.write_str("authentication too old for the scope"),
+            Self::NoRoute => f.write_str("no route matches"),
+        }
+    }
+}
+
+/// A denial with everything the response needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denial {
+    /// 400, 401 or 403.
+    pub status: u16,
+    /// Why.
+    pub reason: DenyReason,
+    /// The challenge's `error`, absent for a request without a token.
+    pub error: Option<ErrorCode>,
+    /// The scopes missing (403), smallest set.
+    pub missing: Vec<String>,
+    /// The `max_age` to meet (step-up).
+    pub max_age: Option<u64>,
+    /// The matched route, by position in the policy.
+    pub route: Option<usize>,
+    /// The `WWW-Authenticate` value.
+    pub www_authenticate: String,
+    /// The JSON body.
+    pub body: String,
+    /// The request's `Origin`, when the policy lets that origin read denials.
+    pub allowed_origin: Option<String>,
+}
+
+impl Denial {
+    /// The response headers: `www-authenticate`, `content-type`, `cache-control`, and the
+    /// CORS headers that let an allowed origin's scripts read the challenge.
+    pub fn headers(&self) -> Vec<(&'static str, &str)> {
+        let mut headers = alloc::vec![
+            ("www-authenticate", self.www_authenticate.as_str()),
+            ("content-type", "application/json"),
+            ("cache-control", "no-store"),
+        ];
+        if let Some(origin) = &self.allowed_origin {
+            headers.push(("access-control-allow-origin", origin.as_str()));
+            headers.push(("access-control-expose-headers", "WWW-Authenticate"));
+            headers.push(("vary", "Origin"));
+        }
+        headers
+    }
+
+    /// The response that answers the request.
+    pub fn local_response(&self) -> LocalResponse<'_> {
+        LocalResponse {
+            status: self.status,
+            headers: self.headers(),
+            body: &self.body,
+        }
+    }
+}
+
+/// A document answered locally.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Served<'p> {
+    /// Its media type.
+    pub content_type: &'static str,
+    /// Its body.
+    pub body: &'p str,
+}
+
+impl<'p> Served<'p> {
+    /// The response that serves the document.
+    pub fn local_response(&self) -> LocalResponse<'p> {
+        LocalResponse {
+            status: 200,
+            headers: alloc::vec![
+                ("content-type", self.content_type),
+                ("cache-control", "max-age=300"),
+            ],
+            body: self.body,
+        }
+    }
+}
