@@ -62,6 +62,7 @@ pub mod refresh;
 pub mod request;
 pub mod route;
 pub mod scope;
+pub mod time;
 pub mod token;
 
 pub use challenge::{parse_challenges, Challenge, ChallengeParseError};
@@ -72,9 +73,5 @@ pub use jwks::{Algorithm, JwksError, KeySet};
 pub use policy::{KeyStore, Policy, PolicyDocument, PolicyError};
 pub use request::{Request, RequestHeader, RequestReader};
 pub use scope::{ScopeRequest, ScopeRules, ScopeSet};
+pub use time::UnixTime;
 pub use token::{Principal, TokenError};
-
-/// A point in time, in whole seconds since 1970-01-01T00:00:00Z. The core never reads a
-/// clock: the gateway passes the host's time, the browser `Date.now()`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct UnixTime(pub u64);

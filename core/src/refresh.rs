@@ -290,32 +290,12 @@ fn fetch_for(policy: &Policy, issuer: usize) -> Option<JwksFetch<'_>> {
     let KeySource::Remote(remote) = policy.issuers().get(issuer)?.keys() else {
         return None;
     };
-    let (authority, path) = split_url(&remote.uri)?;
     Some(JwksFetch {
         issuer,
         cluster: &remote.cluster,
-        authority,
-        path,
+        authority: &remote.authority,
+        path: &remote.path,
     })
-}
-
-/// `http://host:port/path?query` into (`host:port`, `/path?query`); the policy compiler
-/// refuses URLs this cannot split.
-pub(crate) fn split_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))?;
-    let rest = rest.split('#').next().unwrap_or(rest);
-    let (authority, path) = match rest.find(['/', '?']) {
-        // `http://host?query` has no path to put the query after.
-        Some(at) if rest[at..].starts_with('?') => return None,
-        Some(at) => (&rest[..at], &rest[at..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() || authority.contains(['@', ' ']) {
-        return None;
-    }
-    Some((authority, path))
 }
 
 #[cfg(test)]
@@ -477,22 +457,5 @@ remote connection failure, transport failure reason: delayed connect error: Conn
                 .len(),
             1
         );
-    }
-
-    #[test]
-    fn urls_split_into_authority_and_path() {
-        assert_eq!(
-            split_url("https://idp.example/.well-known/jwks.json"),
-            Some(("idp.example", "/.well-known/jwks.json"))
-        );
-        assert_eq!(
-            split_url("http://127.0.0.1:9000"),
-            Some(("127.0.0.1:9000", "/"))
-        );
-        assert_eq!(split_url("http://h?x=1"), None);
-        assert_eq!(split_url("http://h/p#frag"), Some(("h", "/p")));
-        assert_eq!(split_url("http:///p"), None);
-        assert_eq!(split_url("http://user@h/p"), None);
-        assert_eq!(split_url("ftp://h/p"), None);
     }
 }

@@ -41,6 +41,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 use scopegate_core::path::{normalize, request_target};
+use scopegate_core::policy::{DEFAULT_SEPARATOR, DEFAULT_WRITE_SUFFIX};
 use scopegate_core::scope::is_valid_scope;
 use scopegate_core::token::{self, scopes_of};
 use scopegate_core::{parse_challenges, Policy, Request, ScopeRequest, ScopeRules, UnixTime};
@@ -175,10 +176,10 @@ impl RawScopeRules {
         let suffix = if no_write_suffix {
             None
         } else {
-            Some(write_suffix.as_deref().unwrap_or(".write"))
+            Some(write_suffix.as_deref().unwrap_or(DEFAULT_WRITE_SUFFIX))
         };
         ScopeRules::new(
-            separator.as_deref().unwrap_or(":"),
+            separator.as_deref().unwrap_or(DEFAULT_SEPARATOR),
             suffix,
             &strs(&prefixes),
         )

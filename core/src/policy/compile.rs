@@ -9,8 +9,12 @@ use alloc::vec::Vec;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 
-use super::document::{IssuerDocument, RequirementDocument, RouteDocument, Unmatched};
+use super::document::{
+    IssuerDocument, RequirementDocument, RouteDocument, Unmatched, DEFAULT_JWKS_REFETCH_SECONDS,
+    DEFAULT_JWKS_REFRESH_SECONDS, DEFAULT_LEEWAY_SECONDS,
+};
 use super::requirement::{ScopeTemplate, TemplateScopeError};
+use super::url::split_url;
 use super::{
     Access, ClaimName, ForwardClaim, Issuer, KeySource, Policy, PolicyDocument, PolicyError,
     RemoteJwks, Requirement, Resource, Route,
@@ -19,9 +23,6 @@ use crate::jwks::{Algorithm, KeySet};
 use crate::route::{is_method_token, Methods, RouteTable, RouteTemplate};
 use crate::scope::{is_valid_scope, ScopeError, ScopeRules};
 
-const DEFAULT_LEEWAY: u64 = 60;
-const DEFAULT_REFRESH: u64 = 300;
-const DEFAULT_REFETCH: u64 = 30;
 const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 
 /// Request headers scopegate must never set or strip on the upstream request.
@@ -363,19 +364,21 @@ fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer, PolicyErro
                 .map_err(|e| PolicyError::new(format!("{path}.jwks"), format!("{e}")))?,
         ),
         (None, Some(uri)) => {
-            if crate::refresh::split_url(uri).is_none() {
+            let Some((authority, fetch_path)) = split_url(uri) else {
                 return Err(PolicyError::new(
                     format!("{path}.jwks_uri"),
                     "must be an absolute http or https URL with a host (`https://idp.example/jwks`)",
                 ));
-            }
+            };
             let cluster = doc.jwks_cluster.clone().ok_or_else(|| {
                 PolicyError::new(
                     format!("{path}.jwks_cluster"),
                     "is required with `jwks_uri`: name the Envoy cluster that reaches it",
                 )
             })?;
-            let refresh_seconds = doc.jwks_refresh_seconds.unwrap_or(DEFAULT_REFRESH);
+            let refresh_seconds = doc
+                .jwks_refresh_seconds
+                .unwrap_or(DEFAULT_JWKS_REFRESH_SECONDS);
             if refresh_seconds == 0 {
                 return Err(PolicyError::new(
                     format!("{path}.jwks_refresh_seconds"),
@@ -384,9 +387,13 @@ fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer, PolicyErro
             }
             KeySource::Remote(RemoteJwks {
                 uri: uri.clone(),
+                authority: authority.into(),
+                path: fetch_path.into(),
                 cluster,
                 refresh_seconds,
-                refetch_seconds: doc.jwks_refetch_seconds.unwrap_or(DEFAULT_REFETCH),
+                refetch_seconds: doc
+                    .jwks_refetch_seconds
+                    .unwrap_or(DEFAULT_JWKS_REFETCH_SECONDS),
             })
         }
         (None, None) if uses_keys => {
@@ -415,7 +422,7 @@ fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer, PolicyErro
         algorithms,
         keys,
         hmac_secret,
-        leeway: doc.leeway_seconds.unwrap_or(DEFAULT_LEEWAY),
+        leeway: doc.leeway_seconds.unwrap_or(DEFAULT_LEEWAY_SECONDS),
         token_type: doc.token_type.as_deref().map(Into::into),
     })
 }

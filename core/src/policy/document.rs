@@ -12,6 +12,21 @@ use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+/// The claims that hold scopes when the document does not say (`scopes.claims`).
+pub const DEFAULT_SCOPE_CLAIMS: [&str; 3] = ["scope", "scp", "permissions"];
+/// The claims that hold roles when the document does not say (`roles.claims`).
+pub const DEFAULT_ROLE_CLAIMS: [&str; 1] = ["roles"];
+/// The scope hierarchy separator (`scopes.separator`).
+pub const DEFAULT_SEPARATOR: &str = ":";
+/// The write suffix (`scopes.write_suffix`).
+pub const DEFAULT_WRITE_SUFFIX: &str = ".write";
+/// Clock leeway for `exp`, `nbf` and `iat` (`issuers[].leeway_seconds`).
+pub const DEFAULT_LEEWAY_SECONDS: u64 = 60;
+/// Seconds between JWKS refreshes (`issuers[].jwks_refresh_seconds`).
+pub const DEFAULT_JWKS_REFRESH_SECONDS: u64 = 300;
+/// Minimum seconds between early JWKS re-fetches (`issuers[].jwks_refetch_seconds`).
+pub const DEFAULT_JWKS_REFETCH_SECONDS: u64 = 30;
+
 /// The whole policy document.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -132,19 +147,16 @@ impl Default for ScopesDocument {
 }
 
 fn default_scope_claims() -> Vec<String> {
-    crate::token::DEFAULT_SCOPE_CLAIMS
-        .into_iter()
-        .map(String::from)
-        .collect()
+    DEFAULT_SCOPE_CLAIMS.into_iter().map(String::from).collect()
 }
 
 fn default_separator() -> String {
-    String::from(":")
+    String::from(DEFAULT_SEPARATOR)
 }
 
 #[allow(clippy::unnecessary_wraps)]
 fn default_write_suffix() -> Option<String> {
-    Some(String::from(".write"))
+    Some(String::from(DEFAULT_WRITE_SUFFIX))
 }
 
 /// Role claims and the scopes each role grants.
@@ -159,7 +171,7 @@ pub struct RolesDocument {
 }
 
 fn default_role_claims() -> Vec<String> {
-    alloc::vec![String::from("roles")]
+    DEFAULT_ROLE_CLAIMS.into_iter().map(String::from).collect()
 }
 
 /// One route.

@@ -4,6 +4,7 @@
 mod compile;
 pub mod document;
 mod requirement;
+mod url;
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -11,7 +12,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-pub use document::PolicyDocument;
+pub use document::{
+    PolicyDocument, DEFAULT_JWKS_REFETCH_SECONDS, DEFAULT_JWKS_REFRESH_SECONDS,
+    DEFAULT_LEEWAY_SECONDS, DEFAULT_ROLE_CLAIMS, DEFAULT_SCOPE_CLAIMS, DEFAULT_SEPARATOR,
+    DEFAULT_WRITE_SUFFIX,
+};
 pub(crate) use requirement::{Evaluation, Requirement};
 
 use crate::jwks::{Algorithm, KeySet};
@@ -98,6 +103,10 @@ pub enum KeySource {
 pub struct RemoteJwks {
     /// The URL.
     pub uri: String,
+    /// Its authority (`host:port`), the `:authority` of a fetch.
+    pub authority: Box<str>,
+    /// Its path and query, the `:path` of a fetch.
+    pub path: Box<str>,
     /// The Envoy cluster that reaches it.
     pub cluster: String,
     /// Seconds between refreshes.

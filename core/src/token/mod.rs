@@ -1,0 +1,174 @@
+//! Bearer tokens: extraction from the `Authorization` header, JWS decoding, signature
+//! verification through jwt-compact, claim validation, and the scopes a token grants.
+//!
+//! The order of checks follows RFC 8725: the algorithm comes from the issuer's allow-list,
+//! never from the token alone; `alg: none`, `crit` headers and keys of the wrong type are
+//! refused before any cryptography runs; keys come only from the issuer's configured set.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde_json::Value;
+
+use crate::jwks::Algorithm;
+use crate::policy::Policy;
+use crate::scope::ScopeSet;
+use crate::UnixTime;
+
+mod bearer;
+mod claims;
+mod decode;
+mod error;
+mod signature;
+
+pub use crate::policy::DEFAULT_SCOPE_CLAIMS;
+pub use bearer::{bearer_token, BearerError};
+pub(crate) use claims::claim_value;
+pub use claims::scopes_of;
+use claims::{check_audience, effective_scopes, header_value, numeric_date};
+pub use decode::{decode, UnverifiedToken, MAX_TOKEN_LEN};
+pub use error::TokenError;
+use signature::verify_signature;
+
+/// What a validated token grants: everything a decision needs, detached from the token text
+/// so that a host can cache it until [`Principal::expires_at`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// Position of the issuer in the policy's `issuers`.
+    pub issuer: usize,
+    /// The `sub` claim, if a string.
+    pub subject: Option<Box<str>>,
+    /// The effective scopes: scope claims plus mapped roles.
+    pub scopes: ScopeSet,
+    /// `exp` plus the issuer's leeway: the last second the token is accepted.
+    pub expires_at: u64,
+    /// The `auth_time` claim, for RFC 9470 `max_age`.
+    pub auth_time: Option<u64>,
+    /// Values for the policy's forwarded headers, by position in `forward.claims`.
+    pub forwarded: Vec<(usize, String)>,
+}
+
+/// How the signature of a token is dealt with.
+#[derive(Clone, Copy, Debug)]
+pub enum Signature<'k> {
+    /// Verify against the policy's inline keys and these fetched ones.
+    Verify(&'k crate::KeyStore),
+    /// Trust it: for client-side pre-checks only, where the token came from the IdP and the
+    /// gateway verifies it anyway.
+    Trust,
+}
+
+/// Validates `token` for `policy` at `now`: the whole of RFC 8725's checks, then the
+/// claims, then the scopes.
+pub(crate) fn authenticate(
+    policy: &Policy,
+    token: &str,
+    signature: Signature<'_>,
+    now: UnixTime,
+) -> Result<Principal, TokenError> {
+    let decoded = decode(token)?;
+    let alg_name = decoded.algorithm();
+    if alg_name.eq_ignore_ascii_case("none") {
+        return Err(TokenError::AlgNone);
+    }
+    let alg = Algorithm::from_name(alg_name)
+        .ok_or_else(|| TokenError::UnsupportedAlgorithm(String::from(alg_name)))?;
+    if decoded.header.contains_key("crit") {
+        return Err(TokenError::CriticalHeader);
+    }
+    let claims = &decoded.claims;
+    let iss = match claims.get("iss") {
+        Some(Value::String(iss)) => iss.as_str(),
+        Some(_) => {
+            return Err(TokenError::InvalidClaim {
+                claim: String::from("iss"),
+                expected: "a string",
+            })
+        }
+        None => return Err(TokenError::MissingIssuer),
+    };
+    let (issuer_index, issuer) = policy
+        .issuer_by_name(iss)
+        .ok_or_else(|| TokenError::UntrustedIssuer(String::from(iss)))?;
+    if !issuer.algorithms.contains(&alg) {
+        return Err(TokenError::AlgorithmNotAllowed {
+            alg,
+            issuer: String::from(iss),
+        });
+    }
+    if let Signature::Verify(store) = signature {
+        verify_signature(
+            &decoded,
+            alg,
+            issuer,
+            issuer_index,
+            store.keys_for(policy, issuer_index),
+        )?;
+    }
+    if let Some(required) = &issuer.token_type {
+        let typ = decoded.header.get("typ").and_then(Value::as_str);
+        if !typ.is_some_and(|typ| media_type_matches(typ, required)) {
+            return Err(TokenError::WrongType);
+        }
+    }
+    let leeway = issuer.leeway;
+    let exp = numeric_date(claims, "exp")?.ok_or(TokenError::MissingClaim("exp"))?;
+    let expires_at = exp.saturating_add(leeway);
+    if now.0 > expires_at {
+        return Err(TokenError::Expired { exp, now: now.0 });
+    }
+    if let Some(nbf) = numeric_date(claims, "nbf")? {
+        if nbf > now.0.saturating_add(leeway) {
+            return Err(TokenError::NotYetValid { nbf });
+        }
+    }
+    if let Some(iat) = numeric_date(claims, "iat")? {
+        if iat > now.0.saturating_add(leeway) {
+            return Err(TokenError::IssuedInFuture { iat });
+        }
+    }
+    check_audience(claims, &issuer.audiences)?;
+    let scopes = effective_scopes(policy, claims)?;
+    let forwarded = policy
+        .forward_claims()
+        .enumerate()
+        .filter_map(|(index, (_, claim))| {
+            claim_value(claims, claim)
+                .and_then(header_value)
+                .map(|v| (index, v))
+        })
+        .collect();
+    Ok(Principal {
+        issuer: issuer_index,
+        subject: claims.get("sub").and_then(Value::as_str).map(Into::into),
+        scopes,
+        expires_at,
+        auth_time: numeric_date(claims, "auth_time")?,
+        forwarded,
+    })
+}
+
+/// `typ` values compare as media types: case-insensitive, `application/` optional (RFC 7515
+/// §4.1.9, RFC 9068 §2.1).
+fn media_type_matches(typ: &str, required: &str) -> bool {
+    fn subtype(media_type: &str) -> &str {
+        match media_type.get(..12) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &media_type[12..],
+            _ => media_type,
+        }
+    }
+    subtype(typ).eq_ignore_ascii_case(subtype(required))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types() {
+        assert!(media_type_matches("at+jwt", "at+jwt"));
+        assert!(media_type_matches("application/AT+JWT", "at+jwt"));
+        assert!(!media_type_matches("JWT", "at+jwt"));
+    }
+}
