@@ -1,5 +1,5 @@
 //! Criterion benchmarks of the core, natively: a decision on policies of 10, 100 and 1,000
-//! routes (PRODUCT.md §8: under 1 µs on 1,000), the token path per signature algorithm,
+//! routes (budget: under 1 µs on 1,000), the token path per signature algorithm,
 //! and the token cache the gateway puts in front of it.
 //!
 //! `cargo bench -p scopegate-core --bench core` (`./scripts/bench` runs it). Built alone, the
