@@ -52,6 +52,7 @@ extern crate std;
 pub mod cache;
 pub mod challenge;
 pub mod decision;
+pub mod denial;
 #[cfg(feature = "hmac")]
 pub mod gateway;
 mod json;

@@ -346,32 +346,19 @@ export function createApi(raw, ready = () => {}) {
     return url.toString();
   }
 
-  /** The scopes a 403 response says are missing, if it is an `insufficient_scope` answer. */
-  async function missingFromResponse(response) {
-    const header = response.headers.get('WWW-Authenticate');
-    if (header) {
-      try {
-        for (const challenge of parseChallenges(header)) {
-          if (challenge.scheme.toLowerCase() === 'bearer' && challenge.params.error === 'insufficient_scope') {
-            return scopeList(challenge.params.scope ?? '', 'scope');
-          }
-        }
-      } catch (err) {
-        if (!(err instanceof ScopegateError)) throw err;
-      }
-    }
-    // Without CORS exposing WWW-Authenticate the header is hidden; the JSON body says the same.
+  /** What a gateway's denial says (the core reads the header, or the JSON body when CORS hides it). */
+  async function denialOf(response) {
+    const header = response.headers.get('WWW-Authenticate') ?? undefined;
+    let body;
     if ((response.headers.get('Content-Type') ?? '').includes('json')) {
       try {
-        const body = await response.clone().json();
-        if (body && body.error === 'insufficient_scope') {
-          return scopeList(typeof body.scope === 'string' ? body.scope : '', 'scope');
-        }
+        body = await response.clone().text();
       } catch {
-        // Not JSON after all: not a scopegate answer.
+        // An unreadable body: the header alone decides.
       }
     }
-    return null;
+    const text = raw.readDenial(response.status, header, body);
+    return text === undefined ? null : JSON.parse(text);
   }
 
   function insufficientScope(policy, token, missing, details) {
@@ -415,7 +402,9 @@ export function createApi(raw, ready = () => {}) {
     );
     const base = { method: request.method, url: request.url, status: check.status, challenge: check.challenge, check };
     if (!check.allowed) {
-      if (check.error === 'insufficient_scope') {
+      const text = call(() => raw.readDenial(check.status, check.challenge, check.body));
+      const denial = text === undefined ? null : JSON.parse(text);
+      if (denial !== null && denial.insufficientScope !== null) {
         throw insufficientScope(policy, token, check.missing, { ...base, source: 'precheck' });
       }
       throw new ScopegateError(
@@ -425,17 +414,15 @@ export function createApi(raw, ready = () => {}) {
       );
     }
     const response = await fetchImpl(request);
-    if (response.status === 403) {
-      const missing = await missingFromResponse(response);
-      if (missing !== null) {
-        throw insufficientScope(policy, token, missing, {
-          ...base,
-          status: 403,
-          challenge: response.headers.get('WWW-Authenticate'),
-          source: 'server',
-          response,
-        });
-      }
+    const denial = response.ok ? null : await denialOf(response);
+    if (denial !== null && denial.insufficientScope !== null) {
+      throw insufficientScope(policy, token, denial.insufficientScope, {
+        ...base,
+        status: response.status,
+        challenge: response.headers.get('WWW-Authenticate'),
+        source: 'server',
+        response,
+      });
     }
     return response;
   }

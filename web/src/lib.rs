@@ -222,6 +222,20 @@ pub fn parse_www_authenticate(value: &str) -> Result<String, JsValue> {
     to_json(&challenges)
 }
 
+/// What a gateway's denial says, read back from a response's status, `WWW-Authenticate`
+/// and body: `{status, error, insufficientScope, maxAge, source}` as JSON, or `undefined`
+/// when the response is not a gateway denial.
+#[wasm_bindgen(js_name = readDenial)]
+pub fn read_denial(
+    status: u16,
+    www_authenticate: Option<String>,
+    body: Option<String>,
+) -> Result<Option<String>, JsValue> {
+    scopegate_core::denial::read_denial(status, www_authenticate.as_deref(), body.as_deref())
+        .map(|denial| to_json(&denial))
+        .transpose()
+}
+
 /// The path routes match on for a request target.
 #[wasm_bindgen(js_name = normalizePath)]
 pub fn normalize_path(target: &str) -> Result<String, JsValue> {
