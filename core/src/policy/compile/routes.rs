@@ -1,0 +1,134 @@
+//! Routes and their requirements.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::policy::document::{RequirementDocument, RouteDocument};
+use crate::policy::requirement::{ScopeTemplate, TemplateScopeError};
+use crate::policy::{Access, PolicyError, Requirement};
+use crate::route::{is_method_token, Methods, RouteTemplate};
+use crate::scope::ScopeRules;
+
+use super::invalid_scope_message;
+
+pub(super) fn compile_route(
+    index: usize,
+    route: &RouteDocument,
+    rules: &ScopeRules,
+) -> Result<(RouteTemplate, Methods, Access), PolicyError> {
+    let path = format!("routes[{index}]");
+    let template = RouteTemplate::parse(&route.path)
+        .map_err(|e| PolicyError::new(format!("{path}.path"), format!("{e}")))?;
+    let methods = match &route.methods {
+        None => Methods::Any,
+        Some(list) if list.is_empty() => {
+            return Err(PolicyError::new(
+                format!("{path}.methods"),
+                "unreachable route: an empty list matches no request; remove `methods` to \
+                 match every method",
+            ))
+        }
+        Some(list) => {
+            let mut methods: Vec<Box<str>> = Vec::with_capacity(list.len());
+            for (at, method) in list.iter().enumerate() {
+                if !is_method_token(method) {
+                    return Err(PolicyError::new(
+                        format!("{path}.methods[{at}]"),
+                        format!("`{method}` is not an upper-case HTTP method such as GET"),
+                    ));
+                }
+                if !methods.iter().any(|m| **m == **method) {
+                    methods.push(method.as_str().into());
+                }
+            }
+            Methods::Only(methods)
+        }
+    };
+    let access = match (route.public, &route.require) {
+        (true, Some(_)) => {
+            return Err(PolicyError::new(
+                path,
+                "a route is either `public: true` or has `require`, not both",
+            ))
+        }
+        (true, None) => Access::Public,
+        (false, None) => {
+            return Err(PolicyError::new(
+                path,
+                "add `require` with the scopes this route needs, or `public: true`",
+            ))
+        }
+        (false, Some(requirement)) => Access::Protected(compile_requirement(
+            &format!("{path}.require"),
+            requirement,
+            rules,
+            &template,
+        )?),
+    };
+    Ok((template, methods, access))
+}
+
+pub(super) fn compile_requirement(
+    path: &str,
+    doc: &RequirementDocument,
+    rules: &ScopeRules,
+    template: &RouteTemplate,
+) -> Result<Requirement, PolicyError> {
+    let lists: Vec<(String, &Vec<String>)> = match doc {
+        RequirementDocument::AllOf(list) => alloc::vec![(String::from(path), list)],
+        RequirementDocument::AnyOf(lists) => {
+            if lists.is_empty() {
+                return Err(PolicyError::new(
+                    format!("{path}.any_of"),
+                    "needs at least one list of scopes",
+                ));
+            }
+            lists
+                .iter()
+                .enumerate()
+                .map(|(i, list)| (format!("{path}.any_of[{i}]"), list))
+                .collect()
+        }
+    };
+    let mut alternatives = Vec::with_capacity(lists.len());
+    for (list_path, list) in lists {
+        if list.is_empty() {
+            return Err(PolicyError::new(
+                list_path,
+                "an empty scope list requires nothing; use `public: true` for open routes",
+            ));
+        }
+        let mut alternative = Vec::with_capacity(list.len());
+        for scope in list {
+            let compiled = ScopeTemplate::compile(scope, rules, |name| template.param_index(name))
+                .map_err(|err| {
+                    let message = match err {
+                        TemplateScopeError::Invalid => invalid_scope_message(scope),
+                        TemplateScopeError::BarePrefix => format!(
+                            "`{scope}` is a bare prefix scope, which no token can satisfy; \
+                             bind it to a placeholder as in `{scope}{{id}}`"
+                        ),
+                        TemplateScopeError::UndeclaredPrefix(prefix) => format!(
+                            "`{scope}` uses undeclared prefix scope `{prefix}`; add it to \
+                             `scopes.prefixes`"
+                        ),
+                        TemplateScopeError::UnknownPlaceholder(name) => format!(
+                            "`{scope}` uses `{{{name}}}`, which the route path does not have"
+                        ),
+                        TemplateScopeError::Malformed => format!(
+                            "`{scope}` is not a valid bound scope: write `<prefix>{{param}}`, \
+                             optionally followed by the write suffix"
+                        ),
+                    };
+                    PolicyError::new(list_path.clone(), message)
+                })?;
+            if !alternative.contains(&compiled) {
+                alternative.push(compiled);
+            }
+        }
+        alternatives.push(alternative);
+    }
+    Ok(Requirement { alternatives })
+}
