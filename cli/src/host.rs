@@ -1,0 +1,136 @@
+//! The command line as a host of the core's sans-IO gateway, in the way the proxy-wasm
+//! filter hosts it: header bytes in; forward, respond or wait out. Where the filter sends a
+//! key fetch over an Envoy cluster, the command line answers it with the `--jwks` file of
+//! that issuer, or as a fetch that could not be sent: it never uses the network.
+
+use scopegate_core::gateway::{Exchange, Gateway, HeaderPair, Reply, Step};
+use scopegate_core::{Denial, KeyStore, Policy, UnixTime};
+
+use crate::error::Error;
+use crate::jwks::IssuerJwks;
+
+/// A gateway with its given key sets.
+pub struct Host {
+    gateway: Gateway,
+    jwks: Vec<IssuerJwks>,
+    /// Issuers whose keys a request waited for and that had no `--jwks`.
+    keys_missing: Vec<usize>,
+}
+
+/// What the gateway did with a request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The request goes to the upstream with these headers set (verified claims). With
+    /// `dry_run: true` in the policy, `would_deny` is the denial it lets through.
+    Forward {
+        /// Headers set on the upstream request.
+        set: Vec<(String, String)>,
+        /// The denial a dry run lets through.
+        would_deny: Option<Denial>,
+    },
+    /// Answered locally with a 400, 401 or 403.
+    Deny(Denial),
+    /// Answered locally with the RFC 9728 metadata document.
+    Serve {
+        /// Its media type.
+        content_type: &'static str,
+        /// The document.
+        body: String,
+    },
+}
+
+impl Host {
+    /// A gateway for `policy` started as a host starts it at `now`: the key fetches due at
+    /// start are answered with the `--jwks` files, the others as fetches that failed. A file
+    /// the core cannot use as a JWKS is an error.
+    pub fn start(policy: Policy, jwks: Vec<IssuerJwks>, now: UnixTime) -> Result<Self, Error> {
+        let mut gateway = Gateway::new(policy);
+        let due: Vec<usize> = gateway.on_tick(now).iter().map(|f| f.issuer).collect();
+        for issuer in due {
+            let given = jwks.iter().find(|j| j.issuer == issuer);
+            let answer = given.map(|j| (200, j.body.as_slice())).ok_or(());
+            let outcome = gateway.on_fetch_answer(issuer, answer, now);
+            if let (Some(given), Err(err)) = (given, &outcome.result) {
+                return Err(Error::file(
+                    &given.file,
+                    format!(
+                        "not a usable JWKS for issuers[{issuer}] `{}`: {err}",
+                        outcome.issuer
+                    ),
+                ));
+            }
+        }
+        // Start-up counters are of no interest here.
+        gateway.drain_counts().for_each(drop);
+        Ok(Self {
+            gateway,
+            jwks,
+            keys_missing: Vec::new(),
+        })
+    }
+
+    /// The compiled policy.
+    pub fn policy(&self) -> &Policy {
+        self.gateway.policy()
+    }
+
+    /// The keys installed from `--jwks` files.
+    pub fn keys(&self) -> &KeyStore {
+        self.gateway.keys()
+    }
+
+    /// Issuers whose keys a request needed and no `--jwks` gave.
+    pub fn keys_missing(&self) -> &[usize] {
+        &self.keys_missing
+    }
+
+    /// Runs one request's headers through the gateway. A request waits for at most one
+    /// key fetch: it is answered with the issuer's `--jwks` file again (what its server
+    /// would answer), or fails as unsent, and the headers are fed again.
+    pub fn request(&mut self, headers: &[HeaderPair<'_>], now: UnixTime) -> Result<Outcome, Error> {
+        let mut exchange = Exchange::default();
+        // Counters are the filter's stats; the command line has none.
+        self.gateway.drain_counts().for_each(drop);
+        for _ in 0..2 {
+            let issuer = match self.gateway.on_request_headers(&mut exchange, headers, now) {
+                Step::Forward(forward) => {
+                    return Ok(Outcome::Forward {
+                        set: forward
+                            .set
+                            .into_iter()
+                            .map(|(name, value)| (name.to_owned(), value))
+                            .collect(),
+                        would_deny: forward.would_deny,
+                    })
+                }
+                Step::Respond(Reply::Deny(denial)) => return Ok(Outcome::Deny(denial)),
+                Step::Respond(Reply::Serve(served)) => {
+                    return Ok(Outcome::Serve {
+                        content_type: served.content_type,
+                        body: served.body.to_owned(),
+                    })
+                }
+                Step::Wait(fetch) => fetch.issuer,
+            };
+            let given = self.jwks.iter().find(|j| j.issuer == issuer);
+            if given.is_none() && !self.keys_missing.contains(&issuer) {
+                self.keys_missing.push(issuer);
+            }
+            let answer = given.map(|j| (200, j.body.as_slice())).ok_or(());
+            // The exchange now records its wait: the next step is a decision.
+            let _ = self.gateway.on_fetch_answer(issuer, answer, now);
+        }
+        Err(Error::new(
+            "the gateway asked twice to wait for keys for one request, where scopegate-core \
+             allows one wait: this is a bug, please report it",
+        ))
+    }
+}
+
+/// Header pairs as a host hands them to the gateway, from text.
+pub fn header_pairs<'a>(headers: &'a [(&'a str, &'a str)]) -> Vec<HeaderPair<'a>> {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_bytes(), value.as_bytes()))
+        .collect()
+}
