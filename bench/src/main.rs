@@ -12,6 +12,9 @@
 //! `name ns_per_op`, the median of 15 timed batches after a warm-up long enough for V8 to
 //! tier up.
 
+// A benchmark harness: a broken input aborts the run with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../../core/benches/support/mod.rs"]
 mod support;
 

@@ -20,6 +20,9 @@
 //! Options: `--duration 5` (seconds per run), `--warmup 1`, `--rounds 3`,
 //! `--connections 16`, `--setups 1,0,2,2c,3,4` (a subset, for a quick comparison).
 
+// A benchmark harness: a broken setup aborts the run with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod native;
 mod wrk;
 
