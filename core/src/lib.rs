@@ -41,7 +41,6 @@
 //! # Ok::<(), scopegate_core::PolicyError>(())
 //! ```
 #![no_std]
-#![deny(clippy::unwrap_used, clippy::expect_used)]
 #![warn(missing_docs)]
 
 extern crate alloc;

@@ -1,6 +1,9 @@
 //! Property tests: the scope algebra, progressive requests, challenge round trips, path
 //! normalization and order-independent route matching.
 
+// A test: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use proptest::collection::vec;
 use proptest::prelude::*;
 use scopegate_core::path::normalize;

@@ -4,6 +4,9 @@
 //! The keys come from fixed seeds, so `gen-vectors` reproduces the same JWKS every time;
 //! they protect nothing and must never be used outside tests and the demo.
 
+// Test support: a failed expectation here is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod harness;
 pub mod node;
 

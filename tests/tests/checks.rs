@@ -11,6 +11,9 @@
 //! After a deliberate change of decisions, rewrite the file with
 //! `SCOPEGATE_BLESS=1 cargo test -p scopegate-tests --test checks` and review the diff.
 
+// A test: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 
 use scopegate_tests::{decision_suite, repo_root, with_vector_request};

@@ -2,6 +2,9 @@
 //! `Policy::decide` (signatures verified), and every case not marked `signature_only`
 //! through `Policy::precheck` too, which must give the same answer.
 
+// A test: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 
 use scopegate_core::Decision;

@@ -7,6 +7,9 @@
 //! upstream and JWKS server on free 127.0.0.1 ports; they stop when the test ends, Envoy
 //! by PID.
 
+// A test: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -8,6 +8,9 @@
 //! its own Envoy, recording echo upstream and JWKS server on free 127.0.0.1 ports; they stop
 //! when the test ends, Envoy by PID.
 
+// A test: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -2,6 +2,9 @@
 //! respond / wait out, fetch answers fed back. The same machine runs in the filter (see
 //! `envoy.rs` for it in a real Envoy); here every step is checked without one.
 
+// A test: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use scopegate_core::gateway::{Count, Exchange, Gateway, Step};
 use scopegate_core::{Policy, UnixTime};
 use scopegate_tests::{mint, repo_root, TestKeys};

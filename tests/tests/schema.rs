@@ -2,6 +2,9 @@
 //! core loads is valid under the schema, and every document the schema refuses is refused
 //! by the core as well, so editors and the gateway never disagree in that direction.
 
+// A test: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 
 use scopegate_core::Policy;

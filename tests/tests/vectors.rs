@@ -1,6 +1,9 @@
 //! Runs the shared vectors for scopes, paths, challenges and policy loading against the
 //! core. The JavaScript tests run the same files against the npm package.
 
+// A test: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 
 use scopegate_core::path::normalize;

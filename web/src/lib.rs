@@ -38,7 +38,6 @@
 //! assert_eq!(normalize_path("/a/./b/../c").unwrap_or_default(), "/a/c");
 //! assert!(parse_www_authenticate(r#"Bearer scope="a b""#).unwrap_or_default().contains(r#"["scope","a b"]"#));
 //! ```
-#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 use scopegate_core::path::{normalize, request_target};
 use scopegate_core::policy::{DEFAULT_SEPARATOR, DEFAULT_WRITE_SUFFIX};

@@ -6,6 +6,8 @@
 //! test keys of seed 1, inline in its policy), read at run time: the core has no signer, and
 //! a signing dev-dependency would change the features of the `rsa` crate being measured.
 
+// A test: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use scopegate_core::gateway::{Exchange, Gateway, Step};
