@@ -1,5 +1,8 @@
 //! The bindings inside a real browser (`wasm-pack test --headless --chrome`): the exports
 //! the JS layer calls, with the example policy, on Chromium's WebAssembly engine.
+
+// A test: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(target_arch = "wasm32")]
 
 use scopegate_web::{

@@ -236,6 +236,24 @@ fn compile_resource(identifier: &str) -> Result<(String, String, String), Policy
     }
     let path = path.trim_end_matches('/');
     let metadata_path = format!("{WELL_KNOWN}{path}");
+    // Requests are matched on normalized paths: a metadata path that is not normalized
+    // could never be requested, and every challenge would point at it.
+    match crate::path::normalize(&metadata_path) {
+        Ok(normal) if *normal == *metadata_path => {}
+        Ok(normal) => {
+            let normal = normal.strip_prefix(WELL_KNOWN).unwrap_or(&normal);
+            return Err(PolicyError::new(
+                "resource",
+                format!("its path `{path}` is not in normal form; write `{normal}`"),
+            ));
+        }
+        Err(err) => {
+            return Err(PolicyError::new(
+                "resource",
+                format!("its path `{path}` cannot be requested: {}", err.description()),
+            ))
+        }
+    }
     let metadata_url = format!("{scheme}://{authority}{metadata_path}");
     Ok((String::from(identifier), metadata_url, metadata_path))
 }
