@@ -250,7 +250,10 @@ fn compile_resource(identifier: &str) -> Result<(String, String, String), Policy
         Err(err) => {
             return Err(PolicyError::new(
                 "resource",
-                format!("its path `{path}` cannot be requested: {}", err.description()),
+                format!(
+                    "its path `{path}` cannot be requested: {}",
+                    err.description()
+                ),
             ))
         }
     }
