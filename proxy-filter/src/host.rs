@@ -4,6 +4,9 @@
 //! request until it was restarted), and panic on any status they do not expect. Here every
 //! byte sequence is accepted, and a host call that fails is an error the caller handles.
 //!
+//! Left to the SDK: `dispatch_http_call` (the SDK must register the call to route its
+//! answer; it panics only on statuses Envoy never returns for it) and logging.
+//!
 //! The serialized header maps of proxy-wasm ABI 0.2.1 are read by [`decode_pairs`] and
 //! written by [`encode_pairs`], both plain functions with their own tests.
 
@@ -23,7 +26,13 @@ impl std::fmt::Display for HostError {
             3 => "SerializationFailure",
             4 => "ParseFailure",
             7 => "Empty",
+            5 => "Reserved",
+            6 => "Reserved",
+            8 => "CasMismatch",
+            9 => "ResultMismatch",
             10 => "InternalFailure",
+            11 => "BrokenConnection",
+            12 => "Unimplemented",
             _ => "unknown status",
         };
         write!(f, "{name} ({})", self.0)
@@ -169,11 +178,9 @@ unsafe fn take_host_buffer(data: *mut u8, size: usize) -> Vec<u8> {
 pub(crate) struct HeaderMap(Vec<u8>);
 
 impl HeaderMap {
-    /// The name and value bytes of every pair, in order; none when the host's encoding is
-    /// malformed (the caller then sees a request without a method or path, which the core
-    /// refuses).
-    pub(crate) fn pairs(&self) -> Vec<Pair<'_>> {
-        decode_pairs(&self.0).unwrap_or_default()
+    /// The name and value bytes of every pair, in order.
+    pub(crate) fn pairs(&self) -> Result<Vec<Pair<'_>>, MalformedMap> {
+        decode_pairs(&self.0)
     }
 }
 

@@ -69,7 +69,12 @@ impl Shared {
             .as_ref()
             .map(|(status, body)| (*status, body.as_slice()))
             .ok_or(());
-        let outcome = gateway.on_fetch_answer(issuer, answer, now());
+        // Without a clock the answer is taken as none; the schedule retries it.
+        let (answer, now) = match now() {
+            Some(now) => (answer, now),
+            None => (Err(()), UnixTime(0)),
+        };
+        let outcome = gateway.on_fetch_answer(issuer, answer, now);
         match &outcome.result {
             Ok(_) => info!("{outcome}"),
             Err(_) => warn!("{outcome}"),
@@ -98,14 +103,15 @@ fn dispatch(context: &dyn Context, fetch: &JwksFetch<'_>) -> Option<u32> {
     }
 }
 
-/// The host's time. If the host cannot tell it, the end of time: every token is then
-/// expired (401) rather than never expiring.
-fn now() -> UnixTime {
+/// The host's time; `None` (logged) if the host cannot tell it. Nothing is decided or
+/// scheduled without it: a made-up time would either accept expired tokens or push the key
+/// refresh schedule out of reach.
+fn now() -> Option<UnixTime> {
     match host::now_seconds() {
-        Ok(seconds) => UnixTime(seconds),
+        Ok(seconds) => Some(UnixTime(seconds)),
         Err(err) => {
-            error!("the host cannot tell the time ({err}): treating every token as expired");
-            UnixTime(u64::MAX)
+            error!("the host cannot tell the time: {err}");
+            None
         }
     }
 }
@@ -125,8 +131,11 @@ impl Root {
         let Ok(mut gateway) = shared.gateway.try_borrow_mut() else {
             return;
         };
+        let Some(now) = now() else {
+            return;
+        };
         let due: Vec<(usize, Option<u32>)> = gateway
-            .on_tick(now())
+            .on_tick(now)
             .iter()
             .map(|fetch| (fetch.issuer, dispatch(self, fetch)))
             .collect();
@@ -162,6 +171,7 @@ fn call_answer(headers: usize, body_size: usize) -> Option<(u16, Vec<u8>)> {
     let map = host::call_response_headers().ok()?;
     let status = map
         .pairs()
+        .ok()?
         .into_iter()
         .find(|(name, _)| *name == b":status")
         .and_then(|(_, value)| std::str::from_utf8(value).ok()?.parse().ok())?;
@@ -236,20 +246,25 @@ struct Filter {
 impl Filter {
     /// Feeds the request's headers to the gateway and does what it says.
     fn run(&mut self) -> Action {
+        // Without the headers, or a clock, nothing can be decided, and in dry-run mode the
+        // client's forwarded-claim headers could not even be removed: refuse.
         let headers = match host::request_headers() {
             Ok(headers) => headers,
             Err(err) => {
-                // Read as a request without method or path, which the core refuses (400).
-                warn!("cannot read the request headers: {err}");
-                host::HeaderMap::default()
+                return self.fail_closed(&format!("cannot read the request headers: {err}"))
             }
         };
-        let pairs = headers.pairs();
+        let Ok(pairs) = headers.pairs() else {
+            return self.fail_closed("the host handed a malformed header map");
+        };
+        let Some(now) = now() else {
+            return self.fail_closed("the host cannot tell the time");
+        };
         let shared = Rc::clone(&self.shared);
         let Ok(mut gateway) = shared.gateway.try_borrow_mut() else {
-            return fail_closed("the gateway is busy (a host call re-entered the filter)");
+            return self.fail_closed("the gateway is busy (a host call re-entered the filter)");
         };
-        let action = match gateway.on_request_headers(&mut self.exchange, &pairs, now()) {
+        let action = match gateway.on_request_headers(&mut self.exchange, &pairs, now) {
             Step::Wait(fetch) => match dispatch(self, &fetch) {
                 Some(token) => {
                     self.fetch = Some((token, fetch.issuer));
@@ -271,7 +286,9 @@ impl Filter {
                     response.body.as_bytes(),
                 );
                 if let Err(err) = sent {
+                    // Still paused: the request times out rather than passing.
                     warn!("cannot answer {} locally: {err}", response.status);
+                    self.shared.stats.borrow_mut().count_host_error();
                 }
                 Action::Pause
             }
@@ -304,10 +321,8 @@ impl Filter {
                     });
                 match changed {
                     Ok(()) => Action::Continue,
-                    Err(err) => {
-                        self.shared.stats.borrow_mut().count_host_error();
-                        fail_closed(&format!("cannot change the forwarded-claim headers: {err}"))
-                    }
+                    Err(err) => self
+                        .fail_closed(&format!("cannot change the forwarded-claim headers: {err}")),
                 }
             }
         };
@@ -316,23 +331,29 @@ impl Filter {
     }
 }
 
-/// The host refused something the decision depends on: the request must not reach the
-/// upstream as it is.
-fn fail_closed(why: &str) -> Action {
-    error!("{why}; answering 500");
-    let body = br#"{"error":"server_error"}"#;
-    let _ = host::send_local_response(500, &[("content-type", "application/json")], body);
-    Action::Pause
+impl Filter {
+    /// The host refused or lacked something the decision depends on: the request must not
+    /// reach the upstream as it is. Counted as `host_error`.
+    fn fail_closed(&self, why: &str) -> Action {
+        error!("{why}; answering 500");
+        if let Ok(mut stats) = self.shared.stats.try_borrow_mut() {
+            stats.count_host_error();
+        }
+        let body = br#"{"error":"server_error"}"#;
+        let _ = host::send_local_response(500, &[("content-type", "application/json")], body);
+        Action::Pause
+    }
 }
 
 impl Context for Filter {
     fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
-        let Some((expected, issuer)) = self.fetch.take() else {
+        let Some((expected, issuer)) = self.fetch else {
             return;
         };
         if expected != token {
             return;
         }
+        self.fetch = None;
         let answer = call_answer(headers, body_size);
         let shared = Rc::clone(&self.shared);
         if let Ok(mut gateway) = shared.gateway.try_borrow_mut() {
@@ -341,6 +362,7 @@ impl Context for Filter {
         if let Action::Continue = self.run() {
             if let Err(err) = host::resume_request() {
                 warn!("cannot resume the request after the key re-fetch: {err}");
+                self.shared.stats.borrow_mut().count_host_error();
             }
         }
     }

@@ -253,3 +253,33 @@ pub fn with_vector_request<R>(request: &Value, f: impl FnOnce(&Request<'_>) -> R
     parsed.access_control_request_method = text("access_control_request_method");
     f(&parsed)
 }
+
+/// The example policy with only its test issuer, whose inline keys are swapped for a
+/// `jwks_uri` fetched over `cluster`, re-fetched at most once a second: what the Envoy and
+/// gateway tests run against their own JWKS server.
+pub fn example_policy_with_remote_keys(jwks_uri: &str, cluster: &str) -> Value {
+    let text = std::fs::read_to_string(repo_root().join("examples/policy.json")).expect("policy");
+    let mut policy: Value = serde_json::from_str(&text).expect("JSON");
+    // The demo IdP's issuer (the second) has no cluster in the tests.
+    policy["issuers"]
+        .as_array_mut()
+        .expect("issuers")
+        .truncate(1);
+    let issuer = policy["issuers"][0].as_object_mut().expect("issuer");
+    issuer.remove("jwks");
+    issuer.insert("jwks_uri".into(), json!(jwks_uri));
+    issuer.insert("jwks_cluster".into(), json!(cluster));
+    issuer.insert("jwks_refetch_seconds".into(), json!(1));
+    policy
+}
+
+/// Claims of a read token of the example policy's test issuer, valid until `exp`, for
+/// [`mint`]: `iss`, `aud`, `exp` and `scope` (`resource:read`).
+pub fn read_token_claims(exp: u64) -> Map<String, Value> {
+    let mut claims = Map::new();
+    claims.insert("iss".into(), json!("https://idp.scopegate.test"));
+    claims.insert("aud".into(), json!("http://127.0.0.1:8080"));
+    claims.insert("exp".into(), json!(exp));
+    claims.insert("scope".into(), json!("resource:read"));
+    claims
+}

@@ -17,7 +17,9 @@ use scopegate_tests::harness::{
     envoy_config, envoy_refuses, eventually, free_port, request, send_raw, Envoy, HttpServer,
     Response, ServerResponse, Upstreams,
 };
-use scopegate_tests::{mint, repo_root, unix_now as now, TestKeys};
+use scopegate_tests::{
+    example_policy_with_remote_keys, mint, read_token_claims, unix_now as now, TestKeys,
+};
 use serde_json::{json, Map, Value};
 
 const ISSUER: &str = "https://idp.scopegate.test";
@@ -45,23 +47,10 @@ struct Gateway {
 
 /// The example policy with its inline keys swapped for the test JWKS server.
 fn policy(jwks_port: u16, change: impl FnOnce(&mut Value)) -> Value {
-    let text = std::fs::read_to_string(repo_root().join("examples/policy.json")).expect("policy");
-    let mut policy: Value = serde_json::from_str(&text).expect("JSON");
-    // The demo IdP's issuer (the second) has no cluster here; these tests sign as the first.
-    policy["issuers"]
-        .as_array_mut()
-        .expect("issuers")
-        .truncate(1);
-    let issuer = policy["issuers"][0].as_object_mut().expect("issuer");
-    issuer.remove("jwks");
-    issuer.insert(
-        "jwks_uri".into(),
-        json!(format!(
-            "http://127.0.0.1:{jwks_port}/.well-known/jwks.json"
-        )),
+    let mut policy = example_policy_with_remote_keys(
+        &format!("http://127.0.0.1:{jwks_port}/.well-known/jwks.json"),
+        "jwks",
     );
-    issuer.insert("jwks_cluster".into(), json!("jwks"));
-    issuer.insert("jwks_refetch_seconds".into(), json!(1));
     change(&mut policy);
     policy
 }
@@ -126,6 +115,22 @@ impl Gateway {
     fn with_token(&self, method: &str, path: &str, token: &str) -> Response {
         let auth = format!("Bearer {token}");
         self.send(method, path, &[("authorization", &auth)])
+    }
+
+    /// 20 requests with a token that fails for want of a key (401 each) fetch the keys at
+    /// most once per `jwks_refetch_seconds` (1 s here).
+    fn assert_refetches_bounded(&self, forged: &str) {
+        let before = self.envoy.counter("wasmcustom.scopegate.jwks.fetch_ok");
+        let started = std::time::Instant::now();
+        for _ in 0..20 {
+            assert_eq!(self.with_token("GET", "/api/resources", forged).status, 401);
+        }
+        let seconds = started.elapsed().as_secs();
+        let after = self.envoy.counter("wasmcustom.scopegate.jwks.fetch_ok");
+        assert!(
+            after - before <= seconds + 1,
+            "{before} -> {after} fetches for 20 requests in {seconds} s"
+        );
     }
 
     /// Waits until the remote keys are installed (a valid token passes).
@@ -468,11 +473,7 @@ fn key_rotation_is_picked_up_without_restart() {
         .expect("keys")
         .extend(new_keys["keys"].as_array().expect("keys").iter().cloned());
     gw.jwks_state.set(200, &both);
-    let mut defaults = Map::new();
-    defaults.insert("iss".into(), json!(ISSUER));
-    defaults.insert("aud".into(), json!(AUDIENCE));
-    defaults.insert("exp".into(), json!(now() + 600));
-    defaults.insert("scope".into(), json!("resource:read"));
+    let defaults = read_token_claims(now() + 600);
     let rotated = mint(
         &next,
         &json!({"alg": "ES256", "header": {"kid": "next-ec-1"}}),
@@ -489,22 +490,12 @@ fn key_rotation_is_picked_up_without_restart() {
     );
     assert!(gw.envoy.counter("wasmcustom.scopegate.jwks.fetch_ok") >= 2);
     // A made-up kid is re-fetched at most once per jwks_refetch_seconds (1 s here).
-    let before = gw.envoy.counter("wasmcustom.scopegate.jwks.fetch_ok");
     let forged = mint(
         &next,
         &json!({"alg": "ES256", "header": {"kid": "made-up"}}),
         &defaults,
     );
-    let started = std::time::Instant::now();
-    for _ in 0..20 {
-        assert_eq!(gw.with_token("GET", "/api/resources", &forged).status, 401);
-    }
-    let seconds = started.elapsed().as_secs();
-    let after = gw.envoy.counter("wasmcustom.scopegate.jwks.fetch_ok");
-    assert!(
-        after - before <= seconds + 1,
-        "{before} -> {after} fetches for 20 requests in {seconds} s"
-    );
+    gw.assert_refetches_bounded(&forged);
 }
 
 #[test]
@@ -515,11 +506,7 @@ fn a_key_rotated_under_the_same_kid_is_refetched_on_a_bad_signature() {
     let next = TestKeys::from_seed(2);
     gw.jwks_state.set(200, &next.jwks(""));
     let before = gw.envoy.counter("wasmcustom.scopegate.jwks.fetch_ok");
-    let mut defaults = Map::new();
-    defaults.insert("iss".into(), json!(ISSUER));
-    defaults.insert("aud".into(), json!(AUDIENCE));
-    defaults.insert("exp".into(), json!(now() + 600));
-    defaults.insert("scope".into(), json!("resource:read"));
+    let defaults = read_token_claims(now() + 600);
     let rotated = mint(&next, &json!({"alg": "ES256"}), &defaults);
     // The signature fails against the old key of that kid: one re-fetch, then 200.
     let response = gw.with_token("GET", "/api/resources", &rotated);
@@ -537,17 +524,7 @@ fn a_key_rotated_under_the_same_kid_is_refetched_on_a_bad_signature() {
         &json!({"alg": "ES256", "tamper": "payload"}),
         &defaults,
     );
-    let before = gw.envoy.counter("wasmcustom.scopegate.jwks.fetch_ok");
-    let started = std::time::Instant::now();
-    for _ in 0..20 {
-        assert_eq!(gw.with_token("GET", "/api/resources", &forged).status, 401);
-    }
-    let seconds = started.elapsed().as_secs();
-    let after = gw.envoy.counter("wasmcustom.scopegate.jwks.fetch_ok");
-    assert!(
-        after - before <= seconds + 1,
-        "{before} -> {after} fetches for 20 forged requests in {seconds} s"
-    );
+    gw.assert_refetches_bounded(&forged);
 }
 
 #[test]

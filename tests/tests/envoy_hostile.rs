@@ -23,7 +23,7 @@ use scopegate_tests::harness::{
     envoy_config, eventually, exchange_raw, free_port, request, Envoy, HttpServer, RawOutcome,
     Recorder, Response, ServerRequest, ServerResponse, Upstreams,
 };
-use scopegate_tests::{mint, repo_root, unix_now as now, TestKeys};
+use scopegate_tests::{example_policy_with_remote_keys, mint, unix_now as now, TestKeys};
 use serde_json::{json, Map, Value};
 
 const ISSUER: &str = "https://idp.scopegate.test";
@@ -50,26 +50,12 @@ struct Gateway {
     _api: HttpServer,
 }
 
-/// The example policy with its inline keys swapped for the test JWKS server (as in
-/// `envoy.rs`).
+/// The example policy with its inline keys swapped for the test JWKS server.
 fn policy(jwks_port: u16) -> Value {
-    let text = std::fs::read_to_string(repo_root().join("examples/policy.json")).expect("policy");
-    let mut policy: Value = serde_json::from_str(&text).expect("JSON");
-    policy["issuers"]
-        .as_array_mut()
-        .expect("issuers")
-        .truncate(1);
-    let issuer = policy["issuers"][0].as_object_mut().expect("issuer");
-    issuer.remove("jwks");
-    issuer.insert(
-        "jwks_uri".into(),
-        json!(format!(
-            "http://127.0.0.1:{jwks_port}/.well-known/jwks.json"
-        )),
-    );
-    issuer.insert("jwks_cluster".into(), json!("jwks"));
-    issuer.insert("jwks_refetch_seconds".into(), json!(1));
-    policy
+    example_policy_with_remote_keys(
+        &format!("http://127.0.0.1:{jwks_port}/.well-known/jwks.json"),
+        "jwks",
+    )
 }
 
 impl Gateway {

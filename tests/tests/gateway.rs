@@ -7,36 +7,25 @@
 
 use scopegate_core::gateway::{Count, Exchange, Gateway, Step};
 use scopegate_core::{Policy, UnixTime};
-use scopegate_tests::{mint, repo_root, TestKeys};
-use serde_json::{json, Map, Value};
+use scopegate_tests::{example_policy_with_remote_keys, mint, read_token_claims, TestKeys};
+use serde_json::{json, Value};
 
-const ISSUER: &str = "https://idp.scopegate.test";
-const AUDIENCE: &str = "http://127.0.0.1:8080";
 const NOW: u64 = 1_767_225_600;
 
 /// The example policy with the first issuer's keys fetched from cluster `jwks`.
 fn gateway(change: impl FnOnce(&mut Value)) -> Gateway {
-    let text = std::fs::read_to_string(repo_root().join("examples/policy.json")).expect("policy");
-    let mut policy: Value = serde_json::from_str(&text).expect("JSON");
-    policy["issuers"]
-        .as_array_mut()
-        .expect("issuers")
-        .truncate(1);
-    let issuer = policy["issuers"][0].as_object_mut().expect("issuer");
-    issuer.remove("jwks");
-    issuer.insert("jwks_uri".into(), json!("http://127.0.0.1:1/jwks"));
-    issuer.insert("jwks_cluster".into(), json!("jwks"));
+    let mut policy = example_policy_with_remote_keys("http://127.0.0.1:1/jwks", "jwks");
+    policy["issuers"][0]
+        .as_object_mut()
+        .expect("issuer")
+        .remove("jwks_refetch_seconds");
     change(&mut policy);
     Gateway::new(Policy::from_json(&policy.to_string()).expect("policy compiles"))
 }
 
 fn token(keys: &TestKeys, spec: Value) -> String {
-    let mut claims = Map::new();
-    claims.insert("iss".into(), json!(ISSUER));
-    claims.insert("aud".into(), json!(AUDIENCE));
+    let mut claims = read_token_claims(NOW + 600);
     claims.insert("sub".into(), json!("alice"));
-    claims.insert("exp".into(), json!(NOW + 600));
-    claims.insert("scope".into(), json!("resource:read"));
     mint(keys, &spec, &claims)
 }
 

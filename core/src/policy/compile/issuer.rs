@@ -133,15 +133,23 @@ pub(super) fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer,
                     "must be at least 1",
                 ));
             }
+            let refetch_seconds = doc
+                .jwks_refetch_seconds
+                .unwrap_or(DEFAULT_JWKS_REFETCH_SECONDS);
+            // The only bound on the key fetches that forged tokens can trigger.
+            if refetch_seconds == 0 {
+                return Err(PolicyError::new(
+                    format!("{path}.jwks_refetch_seconds"),
+                    "must be at least 1: it bounds the key fetches that unknown `kid`s and bad signatures trigger",
+                ));
+            }
             KeySource::Remote(RemoteJwks {
                 uri: uri.clone(),
                 authority: authority.into(),
                 path: fetch_path.into(),
                 cluster,
                 refresh_seconds,
-                refetch_seconds: doc
-                    .jwks_refetch_seconds
-                    .unwrap_or(DEFAULT_JWKS_REFETCH_SECONDS),
+                refetch_seconds,
             })
         }
         (None, None) if uses_keys => {
