@@ -7,7 +7,7 @@
 
 use std::fs;
 
-use scopegate_core::Decision;
+use scopegate_core::{Decision, Policy};
 use scopegate_tests::{decision_suite, repo_root, with_vector_request};
 use serde_json::{json, Value};
 
@@ -16,38 +16,32 @@ fn load() -> Value {
     serde_json::from_str(&fs::read_to_string(path).expect("decisions.json")).expect("JSON")
 }
 
-/// The observable parts of a decision, as the vectors write them.
-fn observe(decision: &Decision<'_>) -> Value {
-    match decision {
-        Decision::Allow(allow) => {
-            let headers: serde_json::Map<String, Value> = allow
-                .headers
-                .iter()
-                .map(|(name, value)| ((*name).to_owned(), json!(value)))
-                .collect();
-            json!({"decision": "allow", "code": decision.code(), "headers": headers})
-        }
-        Decision::Deny(denial) => {
-            let token_error = match &denial.reason {
-                scopegate_core::DenyReason::InvalidToken(e) => json!(e.code()),
-                _ => Value::Null,
-            };
-            json!({
-                "decision": "deny",
-                "code": decision.code(),
-                "status": denial.status,
-                "token_error": token_error,
-                "missing": denial.missing,
-                "max_age": denial.max_age,
-                "www_authenticate": denial.www_authenticate,
-                "body": denial.body,
-                "allowed_origin": denial.allowed_origin,
-            })
-        }
-        Decision::Serve(served) => {
-            json!({"decision": "serve", "code": decision.code(), "body": served.body})
-        }
-    }
+/// The observable parts of a decision, as the vectors write them: the core's one answer of
+/// a decision (`Decision::answer`) under the vectors' snake_case names.
+fn observe(policy: &Policy, decision: &Decision<'_>) -> Value {
+    let answer = decision.answer(policy);
+    let kind = match decision {
+        Decision::Allow(_) => "allow",
+        Decision::Deny(_) => "deny",
+        Decision::Serve(_) => "serve",
+    };
+    let headers: serde_json::Map<String, Value> = answer
+        .headers
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), json!(value)))
+        .collect();
+    json!({
+        "decision": kind,
+        "code": answer.code,
+        "status": answer.status,
+        "token_error": answer.token_error,
+        "missing": answer.missing,
+        "max_age": answer.max_age,
+        "www_authenticate": answer.challenge,
+        "body": answer.body,
+        "allowed_origin": answer.allowed_origin,
+        "headers": headers,
+    })
 }
 
 /// Every field the case expects must match; fields it does not mention are not checked.
@@ -76,8 +70,8 @@ fn decision_vectors() {
         for case in suite["cases"].as_array().expect("cases") {
             let (decided, prechecked) = with_vector_request(&case["request"], |request| {
                 (
-                    observe(&policy.decide(request, &keys, now)),
-                    observe(&policy.precheck(request, now)),
+                    observe(&policy, &policy.decide(request, &keys, now)),
+                    observe(&policy, &policy.precheck(request, now)),
                 )
             });
             failures.extend(check(suite_name, case, &decided, "decide"));
