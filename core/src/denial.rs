@@ -23,9 +23,12 @@ pub struct ReadDenial {
     pub status: u16,
     /// The challenge's `error`, `unauthorized` for a 401 without one.
     pub error: String,
-    /// For a 403 `insufficient_scope`, the scopes its `scope` names (possibly none: a
-    /// route the policy does not configure); `None` for every other denial.
+    /// For a 403 `insufficient_scope`, the scopes its `scope` names: what the request
+    /// needs (possibly none: a route the policy does not configure); `None` for every other
+    /// denial.
     pub insufficient_scope: Option<Vec<String>>,
+    /// Which of them are missing, when the gateway's JSON body says so.
+    pub missing: Option<Vec<String>>,
     /// The `max_age` of an RFC 9470 step-up.
     pub max_age: Option<u64>,
     /// Where it was read: `header` or `body`.
@@ -41,10 +44,11 @@ pub struct ReadDenial {
 /// let denial = read_denial(403, Some(header), None).unwrap();
 /// assert_eq!(denial.insufficient_scope, Some(vec!["resource:write".to_owned()]));
 ///
-/// // CORS hid the header: the body says the same.
-/// let body = r#"{"error":"insufficient_scope","scope":"a b"}"#;
+/// // CORS hid the header: the body says the same, and which of them are missing.
+/// let body = r#"{"error":"insufficient_scope","scope":"a b","missing":"b"}"#;
 /// let denial = read_denial(403, None, Some(body)).unwrap();
 /// assert_eq!((denial.insufficient_scope.unwrap().len(), denial.source), (2, "body"));
+/// assert_eq!(denial.missing, Some(vec!["b".to_owned()]));
 ///
 /// let denial = read_denial(401, Some(r#"Bearer realm="api""#), None).unwrap();
 /// assert_eq!((denial.error.as_str(), denial.insufficient_scope), ("unauthorized", None));
@@ -73,6 +77,7 @@ pub fn read_denial(
         Some(Fields {
             error: param("error"),
             scope: param("scope"),
+            missing: None,
             max_age: param("max_age").and_then(|age| age.parse().ok()),
             source: "header",
         })
@@ -83,25 +88,30 @@ pub fn read_denial(
         Some(Fields {
             error: Some(text("error")?),
             scope: text("scope"),
+            missing: text("missing"),
             max_age: value.get("max_age").and_then(Value::as_u64),
             source: "body",
         })
     })?;
     let error = fields.error.unwrap_or_else(|| String::from("unauthorized"));
-    let insufficient_scope = (status == 403 && error == ErrorCode::InsufficientScope.as_str())
-        .then(|| {
-            fields
-                .scope
-                .unwrap_or_default()
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect()
-        });
+    let list = |text: Option<String>| -> Vec<String> {
+        text.unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let insufficient = status == 403 && error == ErrorCode::InsufficientScope.as_str();
+    // The header lacks `missing`; the body, when CORS lets it be read, has it too.
+    let missing = fields.missing.or_else(|| {
+        let value: Value = serde_json::from_str(body?).ok()?;
+        value.get("missing")?.as_str().map(String::from)
+    });
     Some(ReadDenial {
         status,
+        insufficient_scope: insufficient.then(|| list(fields.scope)),
+        missing: (insufficient && missing.is_some()).then(|| list(missing)),
         error,
-        insufficient_scope,
         max_age: fields.max_age,
         source: fields.source,
     })
@@ -110,6 +120,7 @@ pub fn read_denial(
 struct Fields {
     error: Option<String>,
     scope: Option<String>,
+    missing: Option<String>,
     max_age: Option<u64>,
     source: &'static str,
 }
@@ -139,6 +150,8 @@ mod tests {
             let by_header = by_header.unwrap();
             assert_eq!(by_header.error, by_body.error);
             assert_eq!(by_header.insufficient_scope, by_body.insufficient_scope);
+            let needed = (denial.status == 403).then(|| denial.required.clone());
+            assert_eq!(by_body.insufficient_scope, needed);
             assert_eq!(
                 by_header.error,
                 denial.error.map_or("unauthorized", |e| e.as_str())

@@ -243,8 +243,11 @@ function explain(app, wwwAuthenticate, current, refusedByIdp) {
   if (error !== 'insufficient_scope') {
     return `<p>The gateway refused the token (<code>${esc(error)}</code>${bearer.params.error_description ? `: ${esc(bearer.params.error_description)}` : ''}). Sign in again.</p>`;
   }
-  const needed = (bearer.params.scope ?? '').split(' ').filter(Boolean);
+  // The challenge's scope is everything the request needs; what is missing is what the
+  // token's scopes do not cover.
+  const required = (bearer.params.scope ?? '').split(' ').filter(Boolean);
   const held = scopesOf(current.access, app.policy);
+  const needed = app.policy.nextScopeRequest(held, required).add;
   const roles = decodeToken(current.id).claims.roles ?? [];
   const lines = [
     `<p><strong>Missing scope: ${code(needed)}.</strong> The gateway answered 403 <code>insufficient_scope</code>: this request needs ${code(needed)}, and your token holds ${held.length ? code(held) : 'no scopes'}.</p>`,

@@ -178,9 +178,14 @@ fn check_denial(
         challenge.param("error_description"),
         body.get("error_description").and_then(Value::as_str)
     );
-    let scope = (!denial.missing.is_empty()).then(|| denial.missing.join(" "));
+    // `scope` names every scope of the chosen alternative, `missing` (body only) those the
+    // token lacks, which are among them.
+    let scope = (!denial.required.is_empty()).then(|| denial.required.join(" "));
     assert_eq!(challenge.param("scope"), scope.as_deref());
     assert_eq!(body.get("scope").and_then(Value::as_str), scope.as_deref());
+    let missing = (!denial.missing.is_empty()).then(|| denial.missing.join(" "));
+    assert_eq!(body.get("missing").and_then(Value::as_str), missing.as_deref());
+    assert!(denial.missing.iter().all(|m| denial.required.contains(m)));
     assert_eq!(challenge.max_age(), denial.max_age);
     assert_eq!(body.get("max_age").and_then(Value::as_u64), denial.max_age);
     // RFC 6750 §3: a 400 carries no realm; every other denial does.

@@ -258,7 +258,7 @@ fn status_table_rows() {
         &format!(
             r#"Bearer realm="{REALM}", error="insufficient_scope", scope="resource:write", {meta}"#
         ),
-        json!({"error": "insufficient_scope", "scope": "resource:write"}),
+        json!({"error": "insufficient_scope", "scope": "resource:write", "missing": "resource:write"}),
     );
 
     // A role mapped to the scope passes.

@@ -361,7 +361,12 @@ export function createApi(raw, ready = () => {}) {
     return text === undefined ? null : JSON.parse(text);
   }
 
-  function insufficientScope(policy, token, missing, details) {
+  /**
+   * The error for a 403 `insufficient_scope`: `required` is every scope the request needs
+   * (the challenge's `scope`), `missing` those the token lacks when known (the pre-check,
+   * or the gateway's JSON body), else worked out from what the token holds.
+   */
+  function insufficientScope(policy, token, required, missing, details) {
     let held = [];
     if (token) {
       try {
@@ -370,11 +375,13 @@ export function createApi(raw, ready = () => {}) {
         if (!(err instanceof ScopegateError)) throw err;
       }
     }
-    const scopeRequest = missing.length > 0 ? policy.nextScopeRequest(held, missing) : null;
-    const what = missing.length > 0 ? `scope ${missing.join(' ')}` : 'a route the policy does not configure';
+    const scopeRequest = required.length > 0 ? policy.nextScopeRequest(held, required) : null;
+    const lacking = missing ?? (scopeRequest ? scopeRequest.add : []);
+    const what = required.length > 0 ? `scope ${lacking.join(' ')}` : 'a route the policy does not configure';
     const where = details.source === 'precheck' ? 'refused before sending' : 'refused by the server';
     return new InsufficientScopeError(`${details.method} ${details.url} needs ${what} (${where})`, {
-      missing,
+      required,
+      missing: lacking,
       scopeRequest,
       held,
       ...details,
@@ -405,7 +412,7 @@ export function createApi(raw, ready = () => {}) {
       const text = call(() => raw.readDenial(check.status, check.challenge, check.body));
       const denial = text === undefined ? null : JSON.parse(text);
       if (denial !== null && denial.insufficientScope !== null) {
-        throw insufficientScope(policy, token, check.missing, { ...base, source: 'precheck' });
+        throw insufficientScope(policy, token, check.required, check.missing, { ...base, source: 'precheck' });
       }
       throw new ScopegateError(
         check.error,
@@ -416,7 +423,9 @@ export function createApi(raw, ready = () => {}) {
     const response = await fetchImpl(request);
     const denial = response.ok ? null : await denialOf(response);
     if (denial !== null && denial.insufficientScope !== null) {
-      throw insufficientScope(policy, token, denial.insufficientScope, {
+      // The challenge names every scope the request needs; the body, when readable, says
+      // which are missing. nextScopeRequest keeps only what the token does not cover.
+      throw insufficientScope(policy, token, denial.insufficientScope, denial.missing, {
         ...base,
         status: response.status,
         challenge: response.headers.get('WWW-Authenticate'),

@@ -48,7 +48,9 @@ export class ScopegateError extends Error {
 /** A request needs scopes the token does not hold (code `insufficient_scope`). */
 export class InsufficientScopeError extends ScopegateError {
   readonly code: 'insufficient_scope';
-  /** The scopes the gateway reports missing (the smallest missing set). Empty for an unconfigured route. */
+  /** Every scope the request needs: the challenge's `scope`. Empty for an unconfigured route. */
+  readonly required: string[];
+  /** Those of `required` the token lacks (the smallest missing set). Empty for an unconfigured route. */
   readonly missing: string[];
   /**
    * What to ask the authorization server for next: `add` is what is not held yet, `scope`
@@ -79,7 +81,12 @@ export interface CheckResult {
   allowed: boolean;
   /** 400, 401 or 403 for a denial; 200 for the served metadata document; `null` for a pass. */
   status: number | null;
-  /** The scopes missing for a 403 `insufficient_scope` (smallest set), else empty. */
+  /**
+   * Every scope of the requirement alternative a 403 `insufficient_scope` chose (the one
+   * with the smallest missing set): what the challenge's `scope` names, else empty.
+   */
+  required: string[];
+  /** Those of `required` the token lacks (a 403 `insufficient_scope`), else empty. */
   missing: string[];
   /** The `WWW-Authenticate` value the gateway sends, `null` for a pass. */
   challenge: string | null;

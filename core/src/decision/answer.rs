@@ -10,8 +10,8 @@ use super::{Decision, DenyReason};
 use crate::policy::Policy;
 
 /// A decision as data, with camelCase field names:
-/// `{allowed, status, code, error, missing, challenge, maxAge, body, tokenError, route,
-/// allowedOrigin, headers}`. `status` is `null` for a pass; `error` is the challenge's
+/// `{allowed, status, code, error, required, missing, challenge, maxAge, body, tokenError,
+/// route, allowedOrigin, headers}`. `status` is `null` for a pass; `error` is the challenge's
 /// `error`, `unauthorized` when the request had no token; `route` is the matched route's
 /// path template; `headers` the forwarded claims of a pass.
 ///
@@ -27,7 +27,7 @@ use crate::policy::Policy;
 /// assert_eq!(answer.challenge, Some(r#"Bearer realm="api""#));
 /// assert_eq!(
 ///     answer.to_json(),
-///     r#"{"allowed":false,"status":401,"code":"deny_no_token","error":"unauthorized","missing":[],"challenge":"Bearer realm=\"api\"","maxAge":null,"body":"{\"error\":\"unauthorized\"}","tokenError":null,"route":"/orders","allowedOrigin":null,"headers":{}}"#
+///     r#"{"allowed":false,"status":401,"code":"deny_no_token","error":"unauthorized","required":[],"missing":[],"challenge":"Bearer realm=\"api\"","maxAge":null,"body":"{\"error\":\"unauthorized\"}","tokenError":null,"route":"/orders","allowedOrigin":null,"headers":{}}"#
 /// );
 /// # Ok::<(), scopegate_core::PolicyError>(())
 /// ```
@@ -42,6 +42,9 @@ pub struct Answer<'d> {
     pub code: &'static str,
     /// The challenge's `error`, or `unauthorized` for a request without a token.
     pub error: Option<&'static str>,
+    /// Every scope of the requirement alternative a 403 chose: what the challenge's `scope`
+    /// says the request needs.
+    pub required: &'d [alloc::string::String],
     /// The missing scopes of a 403.
     pub missing: &'d [alloc::string::String],
     /// The `WWW-Authenticate` value.
@@ -88,6 +91,7 @@ impl<'p> Decision<'p> {
                 status: None,
                 code,
                 error: None,
+                required: &[],
                 missing: &[],
                 challenge: None,
                 max_age: None,
@@ -106,6 +110,7 @@ impl<'p> Decision<'p> {
                 status: Some(200),
                 code,
                 error: None,
+                required: &[],
                 missing: &[],
                 challenge: None,
                 max_age: None,
@@ -120,6 +125,7 @@ impl<'p> Decision<'p> {
                 status: Some(denial.status),
                 code,
                 error: Some(denial.error.map_or("unauthorized", |e| e.as_str())),
+                required: &denial.required,
                 missing: &denial.missing,
                 challenge: Some(&denial.www_authenticate),
                 max_age: denial.max_age,

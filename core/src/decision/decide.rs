@@ -22,6 +22,8 @@ struct Body<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    missing: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_age: Option<u64>,
 }
 
@@ -124,12 +126,18 @@ impl Policy {
                 RequestHeader::Path => DenyReason::BadPath(PathError::InvalidCharacter),
                 header => DenyReason::BadHeader(header),
             };
-            return self.deny(request, reason, None, Vec::new(), None);
+            return self.deny(request, reason, None, Needed::default(), None);
         }
         let path = match normalize(request.path) {
             Ok(path) => path,
             Err(err) => {
-                return self.deny(request, DenyReason::BadPath(err), None, Vec::new(), None);
+                return self.deny(
+                    request,
+                    DenyReason::BadPath(err),
+                    None,
+                    Needed::default(),
+                    None,
+                );
             }
         };
         if let Some(resource) = &self.resource {
@@ -150,7 +158,7 @@ impl Policy {
             if self.allow_unmatched {
                 return allow(AllowReason::Unmatched, None);
             }
-            return self.deny(request, DenyReason::NoRoute, None, Vec::new(), None);
+            return self.deny(request, DenyReason::NoRoute, None, Needed::default(), None);
         };
         let route = Some(found.index);
         let requirement = match &self.routes[found.index].access {
@@ -159,31 +167,43 @@ impl Policy {
         };
         if has_query_token(request.path) {
             let reason = DenyReason::BadCredentials(BearerError::TokenInQuery);
-            return self.deny(request, reason, route, Vec::new(), None);
+            return self.deny(request, reason, route, Needed::default(), None);
         }
         let token = match bearer_token(request.authorization) {
             Ok(Some(token)) => token,
-            Ok(None) => return self.deny(request, DenyReason::NoToken, route, Vec::new(), None),
+            Ok(None) => {
+                return self.deny(request, DenyReason::NoToken, route, Needed::default(), None)
+            }
             Err(err) => {
                 let reason = DenyReason::BadCredentials(err);
-                return self.deny(request, reason, route, Vec::new(), None);
+                return self.deny(request, reason, route, Needed::default(), None);
             }
         };
         let principal = match authenticate(token) {
             Ok(principal) => principal,
             Err(err) => {
                 let reason = DenyReason::InvalidToken(err);
-                return self.deny(request, reason, route, Vec::new(), None);
+                return self.deny(request, reason, route, Needed::default(), None);
             }
         };
         let principal: &Principal = principal.borrow();
         match requirement.evaluate(&self.rules, &principal.scopes, found.params()) {
-            Evaluation::BadParameter => {
-                self.deny(request, DenyReason::BadParameter, route, Vec::new(), None)
-            }
-            Evaluation::Missing(missing) => {
-                let missing = missing.into_iter().map(|s| s.into_owned()).collect();
-                self.deny(request, DenyReason::InsufficientScope, route, missing, None)
+            Evaluation::BadParameter => self.deny(
+                request,
+                DenyReason::BadParameter,
+                route,
+                Needed::default(),
+                None,
+            ),
+            Evaluation::Missing { required, missing } => {
+                let owned = |scopes: Vec<alloc::borrow::Cow<'_, str>>| {
+                    scopes.into_iter().map(|s| s.into_owned()).collect()
+                };
+                let scopes = Needed {
+                    required: owned(required),
+                    missing: owned(missing),
+                };
+                self.deny(request, DenyReason::InsufficientScope, route, scopes, None)
             }
             Evaluation::Satisfied(alternative) => {
                 let max_age = if self.max_age.is_empty() {
@@ -202,7 +222,7 @@ impl Policy {
                         .is_some_and(|t| now.0 <= t.saturating_add(max_age));
                     if !fresh {
                         let reason = DenyReason::StepUpRequired;
-                        return self.deny(request, reason, route, Vec::new(), Some(max_age));
+                        return self.deny(request, reason, route, Needed::default(), Some(max_age));
                     }
                 }
                 Decision::Allow(Allow {
@@ -236,9 +256,10 @@ impl Policy {
         request: &Request<'_>,
         reason: DenyReason,
         route: Option<usize>,
-        missing: Vec<String>,
+        scopes: Needed,
         max_age: Option<u64>,
     ) -> Decision<'p> {
+        let Needed { required, missing } = scopes;
         let (status, error, description): (u16, Option<ErrorCode>, Option<&str>) = match &reason {
             DenyReason::BadHeader(h) => (400, Some(ErrorCode::InvalidRequest), Some(h.not_text())),
             DenyReason::BadPath(e) => (400, Some(ErrorCode::InvalidRequest), Some(e.description())),
@@ -266,7 +287,11 @@ impl Policy {
                 Some("No route is configured for this request"),
             ),
         };
-        let scope = (!missing.is_empty()).then(|| missing.join(" "));
+        // RFC 6750 §3 and the MCP authorization spec: `scope` is what the request needs (every
+        // scope of the chosen alternative), so a client that replaces its scope with the
+        // challenge's keeps what it held; the body also says which of them are missing.
+        let scope = (!required.is_empty()).then(|| required.join(" "));
+        let missing_text = (!missing.is_empty()).then(|| missing.join(" "));
         let mut challenge = Challenge::new("Bearer");
         // RFC 6750 §3: a 400 carries no realm in section 5's table; every other denial does.
         if status != 400 {
@@ -293,6 +318,7 @@ impl Policy {
             error: error.map_or("unauthorized", ErrorCode::as_str),
             error_description: description,
             scope: scope.as_deref(),
+            missing: missing_text.as_deref(),
             max_age,
         };
         let allowed_origin = request
@@ -307,6 +333,7 @@ impl Policy {
             status,
             reason,
             error,
+            required,
             missing,
             max_age,
             route,
@@ -315,6 +342,13 @@ impl Policy {
             allowed_origin,
         })
     }
+}
+
+/// The scopes of a 403: every scope of the chosen alternative, and those missing.
+#[derive(Default)]
+struct Needed {
+    required: Vec<String>,
+    missing: Vec<String>,
 }
 
 fn allow<'p>(reason: AllowReason, route: Option<usize>) -> Decision<'p> {

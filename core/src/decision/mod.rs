@@ -237,7 +237,10 @@ pub struct Denial {
     pub reason: DenyReason,
     /// The challenge's `error`, absent for a request without a token.
     pub error: Option<ErrorCode>,
-    /// The scopes missing (403), smallest set.
+    /// Every scope of the requirement alternative chosen for a 403 (the one with the
+    /// smallest missing set): the challenge's `scope`.
+    pub required: Vec<String>,
+    /// Those of [`Denial::required`] the token lacks (403); the body's `missing`.
     pub missing: Vec<String>,
     /// The `max_age` to meet (step-up).
     pub max_age: Option<u64>,

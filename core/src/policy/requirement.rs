@@ -107,8 +107,14 @@ pub(crate) struct Requirement {
 pub(crate) enum Evaluation<'r> {
     /// The alternative at this position is fully covered.
     Satisfied(usize),
-    /// The smallest set of scopes still missing (first alternative on a tie).
-    Missing(Vec<Cow<'r, str>>),
+    /// The alternative with the smallest set of scopes still missing (the first on a tie):
+    /// every scope it requires, and those of them still missing.
+    Missing {
+        /// Every scope of the chosen alternative.
+        required: Vec<Cow<'r, str>>,
+        /// The ones the token lacks.
+        missing: Vec<Cow<'r, str>>,
+    },
     /// A placeholder value cannot form a scope.
     BadParameter,
 }
@@ -140,14 +146,18 @@ impl Requirement {
             }
         }
         let Some((index, _)) = best else {
-            return Evaluation::Missing(Vec::new());
+            return Evaluation::Missing {
+                required: Vec::new(),
+                missing: Vec::new(),
+            };
         };
-        let missing = self
-            .rendered(index, rules, params)
-            .into_iter()
+        let required = self.rendered(index, rules, params);
+        let missing = required
+            .iter()
             .filter(|scope| !rules.is_covered(granted.iter(), scope))
+            .cloned()
             .collect();
-        Evaluation::Missing(missing)
+        Evaluation::Missing { required, missing }
     }
 
     /// The concrete scopes of alternative `index` (placeholders already checked).

@@ -260,7 +260,9 @@ test('scopedFetch: a 403 insufficient_scope from the server becomes the same err
     'insufficient_scope',
   );
   assert.equal(err.source, 'server');
-  assert.deepEqual(err.missing, ['resource:read', 'order']);
+  // The challenge names everything the request needs; the token lacks only `order`.
+  assert.deepEqual(err.required, ['resource:read', 'order']);
+  assert.deepEqual(err.missing, ['order']);
   assert.deepEqual(err.scopeRequest, { add: ['order'], scope: 'openid resource:read order' });
   assert.equal(err.response.status, 403);
 
@@ -272,6 +274,18 @@ test('scopedFetch: a 403 insufficient_scope from the server becomes the same err
     'insufficient_scope',
   );
   assert.deepEqual(err2.missing, ['order']);
+
+  // The gateway's body says which of the needed scopes are missing: taken as it is.
+  const withBody = fakeFetch(() => new Response('{"error":"insufficient_scope","scope":"resource:read order","missing":"order"}', {
+    status: 403,
+    headers: { 'WWW-Authenticate': challenge, 'Content-Type': 'application/json' },
+  }));
+  const err3 = await rejectsWith(
+    scopedFetch('http://127.0.0.1:8080/api/resources', undefined, { policy, getToken: () => token, fetch: withBody.fetch, now: NOW }),
+    InsufficientScopeError,
+    'insufficient_scope',
+  );
+  assert.deepEqual([err3.required, err3.missing], [['resource:read', 'order'], ['order']]);
 
   // Any other 403 is the caller's response.
   const other = fakeFetch(() => new Response('nope', { status: 403, headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' } }));

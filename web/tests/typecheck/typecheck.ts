@@ -25,6 +25,8 @@ export async function everything(policyText: string, jwt: string): Promise<void>
   const allowed: boolean = result.allowed;
   const status: number | null = result.status;
   const missing: string[] = result.missing;
+  const required: string[] = result.required;
+  void required;
   const challenge: string | null = result.challenge;
   const request: CheckRequest = { method: 'GET', url: 'https://api.example/x', authorization: [`Bearer ${jwt}`], origin: null };
   const again: CheckResult = policy.checkRequest(request, 1_767_225_600);
@@ -70,6 +72,8 @@ export async function everything(policyText: string, jwt: string): Promise<void>
   } catch (err) {
     if (err instanceof InsufficientScopeError) {
       const need: string[] = err.missing;
+      const all: string[] = err.required;
+      void all;
       const nextScope: string | undefined = err.scopeRequest?.scope;
       const source: 'precheck' | 'server' = err.source;
       const response: Response | undefined = err.response;
