@@ -13,9 +13,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use scopegate_tests::harness::{eventually, free_port, request, Envoy, HttpServer};
+use scopegate_tests::harness::{
+    envoy_config, eventually, free_port, request, Envoy, HttpServer, Upstreams,
+};
 use scopegate_tests::repo_root;
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn trap_filter() -> PathBuf {
     let path = repo_root().join("target/wasm32-wasip1/filter/scopegate_trap_filter.wasm");
@@ -28,56 +30,24 @@ fn trap_filter() -> PathBuf {
 }
 
 /// Envoy with the trapping filter under `failure_policy` (and the example's reload backoff)
-/// in front of an echo upstream.
+/// in front of an echo upstream: the harness's configuration with the filter swapped.
 fn envoy(failure_policy: &str, api: &HttpServer) -> Envoy {
     let listen = free_port();
-    let cluster = json!({
-        "name": "api", "type": "STATIC", "connect_timeout": "1s",
-        "load_assignment": {"cluster_name": "api", "endpoints": [{"lb_endpoints": [
-            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": api.port}}}}
-        ]}]}
-    });
-    let config: Value = json!({
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-        "static_resources": {
-            "listeners": [{
-                "name": "api",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen}},
-                "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "api",
-                        "route_config": {"virtual_hosts": [{
-                            "name": "api", "domains": ["*"],
-                            "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "api"}}]
-                        }]},
-                        "http_filters": [
-                            {
-                                "name": "trap",
-                                "typed_config": {
-                                    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                                    "config": {
-                                        "name": "trap",
-                                        "failure_policy": failure_policy,
-                                        "reload_config": {"backoff": {"base_interval": "0.5s", "max_interval": "10s"}},
-                                        "vm_config": {
-                                            "vm_id": "trap",
-                                            "runtime": "envoy.wasm.runtime.v8",
-                                            "code": {"local": {"filename": trap_filter()}}
-                                        }
-                                    }
-                                }
-                            },
-                            {
-                                "name": "envoy.filters.http.router",
-                                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
-                            }
-                        ]
-                    }
-                }]}]
-            }],
-            "clusters": [cluster]
+    let upstreams = Upstreams {
+        api: api.port,
+        jwks: None,
+    };
+    let mut config = envoy_config(listen, &upstreams, "{}");
+    let filter = &mut config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"]["http_filters"][0]["typed_config"]["config"];
+    *filter = json!({
+        "name": "trap",
+        "failure_policy": failure_policy,
+        "reload_config": {"backoff": {"base_interval": "0.5s", "max_interval": "10s"}},
+        "vm_config": {
+            "vm_id": "trap",
+            "runtime": "envoy.wasm.runtime.v8",
+            "code": {"local": {"filename": trap_filter()}}
         }
     });
     Envoy::start(&config, listen).unwrap_or_else(|failed| panic!("Envoy did not start: {failed:?}"))

@@ -184,15 +184,9 @@ impl Envoy {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// A counter of the admin `/stats`, 0 when absent.
+    /// A counter of the filter (`wasmcustom.…`) in the admin `/stats`, 0 when absent.
     pub fn counter(&self, name: &str) -> u64 {
-        let stats = get(self.admin, "/stats?filter=wasmcustom")
-            .map(|r| r.body)
-            .unwrap_or_default();
-        stats
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(": ")?.parse().ok())
-            .unwrap_or(0)
+        stat_value(&self.stats(), name)
     }
 
     /// Every `wasmcustom` stat line.
@@ -208,11 +202,16 @@ impl Envoy {
         let stats = get(self.admin, "/stats")
             .map(|r| r.body)
             .unwrap_or_default();
-        stats
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(": ")?.parse().ok())
-            .unwrap_or(0)
+        stat_value(&stats, name)
     }
+}
+
+/// The value of the stat `name` in an admin `/stats` listing, 0 when absent.
+fn stat_value(stats: &str, name: &str) -> u64 {
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(": ")?.parse().ok())
+        .unwrap_or(0)
 }
 
 impl Drop for Envoy {
