@@ -329,9 +329,7 @@ impl Filter {
         shared.count(&mut gateway);
         action
     }
-}
 
-impl Filter {
     /// The host refused or lacked something the decision depends on: the request must not
     /// reach the upstream as it is. Counted as `host_error`.
     fn fail_closed(&self, why: &str) -> Action {
