@@ -78,14 +78,11 @@ impl Gateway {
         });
         let api = HttpServer::echo();
         let policy = policy(jwks.port, change);
-        let listen = free_port();
         let upstreams = Upstreams {
             api: api.port,
             jwks: Some(jwks.port),
         };
-        let config = envoy_config(listen, &upstreams, &policy.to_string());
-        let envoy = Envoy::start(&config, listen)
-            .unwrap_or_else(|failed| panic!("Envoy did not start: {failed:?}"));
+        let envoy = Envoy::with_filter(&upstreams, &policy);
         Gateway {
             envoy,
             jwks,

@@ -20,8 +20,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use scopegate_core::{AllowReason, Decision, KeyStore, Policy, Request, UnixTime};
 use scopegate_tests::harness::{
-    envoy_config, eventually, exchange_raw, free_port, request, Envoy, HttpServer, RawOutcome,
-    Recorder, Response, ServerRequest, ServerResponse, Upstreams,
+    eventually, exchange_raw, request, Envoy, HttpServer, RawOutcome, Recorder, Response,
+    ServerRequest, ServerResponse, Upstreams,
 };
 use scopegate_tests::{example_policy_with_remote_keys, mint, unix_now as now, TestKeys};
 use serde_json::{json, Map, Value};
@@ -69,14 +69,11 @@ impl Gateway {
         });
         let (api, upstream) = HttpServer::recording_echo();
         let policy = policy(jwks.port);
-        let listen = free_port();
         let upstreams = Upstreams {
             api: api.port,
             jwks: Some(jwks.port),
         };
-        let config = envoy_config(listen, &upstreams, &policy.to_string());
-        let envoy = Envoy::start(&config, listen)
-            .unwrap_or_else(|failed| panic!("Envoy did not start: {failed:?}"));
+        let envoy = Envoy::with_filter(&upstreams, &policy);
         Gateway {
             envoy,
             upstream,

@@ -106,6 +106,15 @@ pub struct EnvoyFailed {
 }
 
 impl Envoy {
+    /// Envoy with the filter enforcing `policy`, on a free port, in front of `upstreams`;
+    /// panics with Envoy's log if it does not start.
+    pub fn with_filter(upstreams: &Upstreams, policy: &Value) -> Self {
+        let listen = crate::harness::free_port();
+        let config = envoy_config(listen, upstreams, &policy.to_string());
+        Self::start(&config, listen)
+            .unwrap_or_else(|failed| panic!("Envoy did not start: {failed:?}"))
+    }
+
     /// Starts Envoy on `config` with one worker and waits until its admin says LIVE and its
     /// listener accepts connections.
     pub fn start(config: &Value, listen: u16) -> Result<Self, EnvoyFailed> {
