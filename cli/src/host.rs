@@ -87,12 +87,24 @@ impl Host {
     /// Runs one request's headers through the gateway. A request waits for at most one
     /// key fetch: it is answered with the issuer's `--jwks` file again (what its server
     /// would answer), or fails as unsent, and the headers are fed again.
-    pub fn request(&mut self, headers: &[HeaderPair<'_>], now: UnixTime) -> Result<Outcome, Error> {
+    /// An MCP route reads `body` (empty when `None`) as the filter would.
+    pub fn request(
+        &mut self,
+        headers: &[HeaderPair<'_>],
+        body: Option<&[u8]>,
+        now: UnixTime,
+    ) -> Result<Outcome, Error> {
         let mut exchange = Exchange::default();
         // Counters are the filter's stats; the command line has none.
         self.gateway.drain_counts().for_each(drop);
         for _ in 0..2 {
-            let issuer = match self.gateway.on_request_headers(&mut exchange, headers, now) {
+            let mut step = self.gateway.on_request_headers(&mut exchange, headers, now);
+            if let Step::ReadBody { .. } = step {
+                step =
+                    self.gateway
+                        .on_request_body(&mut exchange, headers, body.unwrap_or(b""), now);
+            }
+            let issuer = match step {
                 Step::Forward(forward) => {
                     return Ok(Outcome::Forward {
                         set: forward
@@ -111,6 +123,11 @@ impl Host {
                     })
                 }
                 Step::Wait(fetch) => fetch.issuer,
+                Step::ReadBody { .. } => {
+                    return Err(Error::new(
+                        "the gateway asked for the body twice: this is a bug, please report it",
+                    ))
+                }
             };
             let given = self.jwks.iter().find(|j| j.issuer == issuer);
             if given.is_none() && !self.keys_missing.contains(&issuer) {

@@ -6,7 +6,9 @@
 //!
 //! | event | method | answer |
 //! | --- | --- | --- |
-//! | request headers (raw bytes) | [`Gateway::on_request_headers`] | [`Step::Forward`], [`Step::Respond`], or [`Step::Wait`] for a key fetch |
+//! | request headers (raw bytes) | [`Gateway::on_request_headers`] | [`Step::Forward`], [`Step::Respond`], [`Step::Wait`] for a key fetch, or [`Step::ReadBody`] on an MCP route |
+//! | request body progress | [`Gateway::body_progress`] | keep buffering, or read the body |
+//! | the request body | [`Gateway::on_request_body`] | [`Step::Forward`] or [`Step::Respond`] |
 //! | the answer of a fetch | [`Gateway::on_fetch_answer`] | what happened, for the log; then feed the waiting request's headers again |
 //! | a fetch the host could not send | [`Gateway::on_fetch_answer`] with `Err(())` | the same |
 //! | timer tick | [`Gateway::on_tick`] | the fetches now due |
@@ -51,7 +53,7 @@ use crate::decision::{Decision, Denial, LocalResponse, Served};
 use crate::policy::{KeyStore, Policy};
 use crate::refresh::{FetchError, JwksFetch, KeyRefresh};
 use crate::request::RequestReader;
-use crate::token::TokenError;
+use crate::token::{Principal, TokenError};
 use crate::{DenyReason, UnixTime};
 
 /// A header's name and value, as bytes from the host.
@@ -75,6 +77,21 @@ pub struct Exchange {
     waiting_for: Option<usize>,
     /// A request waits for at most one fetch.
     waited: bool,
+    /// The token's principal, kept while an MCP route's body is read so that the token
+    /// is verified once per request.
+    principal: Option<Rc<Principal>>,
+    /// The largest body the matched MCP route reads.
+    body_limit: Option<usize>,
+}
+
+/// What the host does with the request body seen so far (see [`Gateway::body_progress`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyProgress {
+    /// Keep buffering: the body is not complete and within the limit.
+    Buffer,
+    /// Read this many bytes of the buffered body (the whole body, or one byte past the
+    /// limit, which is enough to refuse it) and give them to [`Gateway::on_request_body`].
+    Read(usize),
 }
 
 impl Exchange {
@@ -94,6 +111,16 @@ pub enum Step<'g> {
     /// Send this fetch, then give its answer to [`Gateway::on_fetch_answer`] and feed the
     /// request's headers again; the request waits meanwhile.
     Wait(JwksFetch<'g>),
+    /// An MCP route, its token valid: make these header changes, then buffer the request
+    /// body (never the response), asking [`Gateway::body_progress`] as it arrives. A host
+    /// that must let the headers go on to read the body (proxy-wasm) does so now; the body
+    /// itself goes nowhere until [`Gateway::on_request_body`] lets it.
+    ReadBody {
+        /// The route's limit; a larger body is refused with 413.
+        max_bytes: usize,
+        /// The header changes, as for [`Step::Forward`].
+        forward: Forward<'g>,
+    },
 }
 
 /// Header changes for a request that goes to the upstream.
@@ -226,25 +253,75 @@ impl Gateway {
         headers: &[HeaderPair<'_>],
         now: UnixTime,
     ) -> Step<'g> {
+        exchange.principal = None;
+        exchange.body_limit = None;
+        self.step(exchange, headers, None, now)
+    }
+
+    /// What to do with the body of a request answered [`Step::ReadBody`], when `buffered`
+    /// bytes have arrived and `complete` says whether that is all of it.
+    pub fn body_progress(exchange: &Exchange, buffered: usize, complete: bool) -> BodyProgress {
+        let limit = exchange.body_limit.unwrap_or(0);
+        if buffered > limit {
+            BodyProgress::Read(limit.saturating_add(1))
+        } else if complete {
+            BodyProgress::Read(buffered)
+        } else {
+            BodyProgress::Buffer
+        }
+    }
+
+    /// The body of a request answered [`Step::ReadBody`] (as [`Gateway::body_progress`]
+    /// said to read it), with the same headers and `exchange`: the decision.
+    pub fn on_request_body<'g>(
+        &'g mut self,
+        exchange: &mut Exchange,
+        headers: &[HeaderPair<'_>],
+        body: &[u8],
+        now: UnixTime,
+    ) -> Step<'g> {
+        if exchange.body_limit.take().is_none() {
+            // Not asked for: decide from the headers alone, as if no body had come.
+            return self.on_request_headers(exchange, headers, now);
+        }
+        let mut step = self.step(exchange, headers, Some(body), now);
+        exchange.principal = None;
+        if let Step::Forward(forward) = &mut step {
+            // Made when the gateway asked for the body.
+            forward.remove.clear();
+            forward.set.clear();
+        }
+        step
+    }
+
+    fn step<'g>(
+        &'g mut self,
+        exchange: &mut Exchange,
+        headers: &[HeaderPair<'_>],
+        body: Option<&[u8]>,
+        now: UnixTime,
+    ) -> Step<'g> {
         exchange.waiting_for = None;
         let reader = RequestReader::from_pairs(headers.iter().copied());
-        let request = reader.request();
+        let mut request = reader.request();
+        request.body = body;
         let mut refetch = None;
         let (cache, counts, keys) = (&mut self.cache, &mut self.counts, &self.keys);
         let policy = &self.policy;
+        let known = exchange.principal.clone();
+        let mut used = None;
         let decision = policy.decide_with(&request, now, |token| {
-            if let Some(principal) = cache.get(token, now) {
-                counts.push(Count::CacheHit);
-                return Ok(principal);
-            }
-            counts.push(Count::CacheMiss);
-            let principal = policy
-                .authenticate(token, keys, now)
-                .inspect_err(|err: &TokenError| refetch = err.refetch_issuer())?;
-            let principal = Rc::new(principal);
-            cache.insert(token, Rc::clone(&principal), now);
-            Ok(principal)
+            let principal = match known {
+                Some(principal) => principal,
+                None => verify(policy, cache, counts, keys, token, now, &mut refetch)?,
+            };
+            used = Some(Rc::clone(&principal));
+            Ok::<_, TokenError>(principal)
         });
+        if let Decision::NeedBody(need) = &decision {
+            exchange.principal = used;
+            exchange.body_limit = Some(need.max_bytes);
+        }
         if let (false, Some(issuer)) = (exchange.waited, refetch) {
             if let Some(fetch) = self.refresh.request_early(policy, issuer, now) {
                 exchange.waiting_for = Some(issuer);
@@ -279,6 +356,14 @@ impl Gateway {
                 })
             }
             Decision::Deny(denial) => Step::Respond(Reply::Deny(denial)),
+            Decision::NeedBody(need) => Step::ReadBody {
+                max_bytes: need.max_bytes,
+                forward: Forward {
+                    remove: remove(),
+                    set: need.headers,
+                    would_deny: None,
+                },
+            },
         }
     }
 
@@ -325,7 +410,34 @@ impl Gateway {
     }
 }
 
+/// A token not known to this request: from the cache, else verified (and cached).
+fn verify(
+    policy: &Policy,
+    cache: &mut TokenCache,
+    counts: &mut Vec<Count>,
+    keys: &KeyStore,
+    token: &str,
+    now: UnixTime,
+    refetch: &mut Option<usize>,
+) -> Result<Rc<Principal>, TokenError> {
+    if let Some(principal) = cache.get(token, now) {
+        counts.push(Count::CacheHit);
+        return Ok(principal);
+    }
+    counts.push(Count::CacheMiss);
+    let principal = policy
+        .authenticate(token, keys, now)
+        .inspect_err(|err: &TokenError| *refetch = err.refetch_issuer())?;
+    let principal = Rc::new(principal);
+    cache.insert(token, Rc::clone(&principal), now);
+    Ok(principal)
+}
+
 fn record(counts: &mut Vec<Count>, decision: &Decision<'_>) {
+    // Not a decision yet: the body decides, and is counted then.
+    if let Decision::NeedBody(_) = decision {
+        return;
+    }
     counts.push(Count::Decision(decision.code()));
     let Decision::Deny(denial) = decision else {
         return;

@@ -56,6 +56,7 @@ pub mod denial;
 pub mod gateway;
 mod json;
 pub mod jwks;
+pub mod mcp;
 pub mod path;
 pub mod policy;
 pub mod refresh;
@@ -67,7 +68,7 @@ pub mod token;
 
 pub use challenge::{parse_challenges, Challenge, ChallengeParseError};
 pub use decision::{
-    Allow, AllowReason, Decision, Denial, DenyReason, ErrorCode, LocalResponse, Served,
+    Allow, AllowReason, Decision, Denial, DenyReason, ErrorCode, LocalResponse, NeedBody, Served,
 };
 pub use jwks::{Algorithm, JwksError, KeySet};
 pub use policy::{KeyStore, Policy, PolicyDocument, PolicyError};

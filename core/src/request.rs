@@ -31,6 +31,12 @@ pub struct Request<'a> {
     pub origin: Option<&'a str>,
     /// The `Access-Control-Request-Method` header (CORS preflight).
     pub access_control_request_method: Option<&'a str>,
+    /// The `Mcp-Method` header (SEP-2243), checked against the body on MCP routes.
+    pub mcp_method: Option<&'a str>,
+    /// The `Mcp-Name` header (SEP-2243), checked against the body on MCP routes.
+    pub mcp_name: Option<&'a str>,
+    /// The request body, once the host has read it (only MCP routes ask for it).
+    pub body: Option<&'a [u8]>,
     /// The first header the decision needs whose value is not UTF-8 text; the request is
     /// then answered with 400 `invalid_request` whatever its route.
     pub unreadable: Option<RequestHeader>,
@@ -66,6 +72,13 @@ impl<'a> Request<'a> {
         self.access_control_request_method = Some(requested_method);
         self
     }
+
+    /// Sets the request body, which an MCP route's decision reads.
+    #[must_use]
+    pub fn with_body(mut self, body: &'a [u8]) -> Self {
+        self.body = Some(body);
+        self
+    }
 }
 
 /// A request header the gateway reads.
@@ -81,6 +94,10 @@ pub enum RequestHeader {
     Origin,
     /// `Access-Control-Request-Method`.
     AccessControlRequestMethod,
+    /// `Mcp-Method`.
+    McpMethod,
+    /// `Mcp-Name`.
+    McpName,
 }
 
 impl RequestHeader {
@@ -92,6 +109,8 @@ impl RequestHeader {
             Self::Authorization => "authorization",
             Self::Origin => "origin",
             Self::AccessControlRequestMethod => "access-control-request-method",
+            Self::McpMethod => "mcp-method",
+            Self::McpName => "mcp-name",
         }
     }
 
@@ -106,6 +125,8 @@ impl RequestHeader {
             Self::AccessControlRequestMethod => {
                 "The Access-Control-Request-Method header is not valid UTF-8 text"
             }
+            Self::McpMethod => "The Mcp-Method header is not valid UTF-8 text",
+            Self::McpName => "The Mcp-Name header is not valid UTF-8 text",
         }
     }
 
@@ -118,6 +139,8 @@ impl RequestHeader {
             Self::Authorization,
             Self::Origin,
             Self::AccessControlRequestMethod,
+            Self::McpMethod,
+            Self::McpName,
         ]
         .into_iter()
         .find(|header| header.name().as_bytes().eq_ignore_ascii_case(name))
@@ -153,6 +176,8 @@ pub struct RequestReader<'a> {
     authorization: Vec<&'a str>,
     origin: Option<&'a str>,
     access_control_request_method: Option<&'a str>,
+    mcp_method: Option<&'a str>,
+    mcp_name: Option<&'a str>,
     unreadable: Option<RequestHeader>,
 }
 
@@ -186,6 +211,8 @@ impl<'a> RequestReader<'a> {
             RequestHeader::AccessControlRequestMethod => {
                 self.access_control_request_method = Some(value);
             }
+            RequestHeader::McpMethod => self.mcp_method = Some(value),
+            RequestHeader::McpName => self.mcp_name = Some(value),
         }
     }
 
@@ -197,6 +224,9 @@ impl<'a> RequestReader<'a> {
             authorization: &self.authorization,
             origin: self.origin,
             access_control_request_method: self.access_control_request_method,
+            mcp_method: self.mcp_method,
+            mcp_name: self.mcp_name,
+            body: None,
             unreadable: self.unreadable,
         }
     }
@@ -216,6 +246,8 @@ mod tests {
                 b"Authorization",
                 b"origin",
                 b"access-control-request-method",
+                b"Mcp-Method",
+                b"mcp-name",
                 b"user-agent",
             ] {
                 let reader = RequestReader::from_pairs([(name, &value[..])]);

@@ -174,7 +174,7 @@ unsafe fn take_host_buffer(data: *mut u8, size: usize) -> Vec<u8> {
 }
 
 /// The serialized pairs of a header map, as the host handed them.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct HeaderMap(Vec<u8>);
 
 impl HeaderMap {
@@ -209,17 +209,20 @@ pub(crate) fn call_response_headers() -> Result<HeaderMap, HostError> {
 
 /// Up to `max` bytes of the answer body of a `dispatch_http_call`.
 pub(crate) fn call_response_body(max: usize) -> Result<Vec<u8>, HostError> {
+    buffer_bytes(BufferType::HttpCallResponseBody, max)
+}
+
+/// Up to `max` bytes of the request body buffered so far.
+pub(crate) fn request_body(max: usize) -> Result<Vec<u8>, HostError> {
+    buffer_bytes(BufferType::HttpRequestBody, max)
+}
+
+fn buffer_bytes(buffer: BufferType, max: usize) -> Result<Vec<u8>, HostError> {
     let mut data = null_mut();
     let mut size = 0;
     // SAFETY: as in `header_map`.
     unsafe {
-        let code = abi::proxy_get_buffer_bytes(
-            BufferType::HttpCallResponseBody as u32,
-            0,
-            max,
-            &mut data,
-            &mut size,
-        );
+        let code = abi::proxy_get_buffer_bytes(buffer as u32, 0, max, &mut data, &mut size);
         // An empty body is `NotFound` in some hosts.
         if code == 1 {
             return Ok(Vec::new());

@@ -9,7 +9,9 @@
 //!   return false, so the host refuses the configuration), fetches remote JWKS over the
 //!   policy's cluster on a timer, and owns the verified-token cache and the counters;
 //! - each HTTP context reads the request headers, asks the core for a decision, and either
-//!   forwards the request (with the forwarded-claim headers replaced) or answers it.
+//!   forwards the request (with the forwarded-claim headers replaced) or answers it; on an
+//!   MCP route the core asks for the request body first, which the context buffers up to
+//!   the route's limit (responses are never buffered).
 //!
 //! Header values are bytes: the filter never turns a header into a `String` (see
 //! [`host`]), so no byte a client sends can trap the VM.
@@ -32,7 +34,7 @@ use std::time::Duration;
 use log::{error, info, warn};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
-use scopegate_core::gateway::{Exchange, Gateway, Step};
+use scopegate_core::gateway::{BodyProgress, Exchange, Forward, Gateway, Step};
 use scopegate_core::jwks::MAX_JWKS_LEN;
 use scopegate_core::refresh::JwksFetch;
 use scopegate_core::{Policy, UnixTime};
@@ -227,6 +229,8 @@ impl RootContext for Root {
             shared,
             exchange: Exchange::default(),
             fetch: None,
+            body: (0, false),
+            reading: None,
         }))
     }
 
@@ -241,6 +245,20 @@ struct Filter {
     exchange: Exchange,
     /// The call token and issuer of the key fetch this request waits for.
     fetch: Option<(u32, usize)>,
+    /// The request body as the host reported it so far: bytes buffered, and whether that
+    /// is all of it.
+    body: (usize, bool),
+    /// The request headers while the gateway waits for the body (an MCP route): proxy-wasm
+    /// hosts stop handing them over once they went on to the upstream.
+    reading: Option<host::HeaderMap>,
+}
+
+/// What the header phase leads to, once the gateway is no longer borrowed.
+enum Next {
+    Act(Action),
+    /// The fetch could not be sent: decide again without it.
+    Again,
+    ReadBody(host::HeaderMap),
 }
 
 impl Filter {
@@ -264,20 +282,83 @@ impl Filter {
         let Ok(mut gateway) = shared.gateway.try_borrow_mut() else {
             return self.fail_closed("the gateway is busy (a host call re-entered the filter)");
         };
-        let action = match gateway.on_request_headers(&mut self.exchange, &pairs, now) {
+        let next = match gateway.on_request_headers(&mut self.exchange, &pairs, now) {
             Step::Wait(fetch) => match dispatch(self, &fetch) {
                 Some(token) => {
                     self.fetch = Some((token, fetch.issuer));
-                    Action::Pause
+                    Next::Act(Action::Pause)
                 }
                 None => {
                     let issuer = fetch.issuer;
                     shared.fetched(&mut gateway, issuer, None);
-                    drop(gateway);
                     // Decided again without waiting: the exchange has had its one fetch.
-                    return self.run();
+                    Next::Again
                 }
             },
+            // proxy-wasm hosts hand a body only to a filter that let the headers go on
+            // (Envoy turns a paused header phase into "stop all"), so the upstream gets
+            // the headers now; the body waits in the filter until it is judged, and a
+            // refused request is answered locally and reset upstream before any of it.
+            Step::ReadBody { forward, .. } => match self.change_headers(&forward) {
+                Ok(()) => Next::ReadBody(headers.clone()),
+                Err(err) => Next::Act(
+                    self.fail_closed(&format!("cannot change the forwarded-claim headers: {err}")),
+                ),
+            },
+            step => Next::Act(self.act(step, &pairs)),
+        };
+        shared.count(&mut gateway);
+        drop(gateway);
+        match next {
+            Next::Act(action) => action,
+            Next::Again => self.run(),
+            Next::ReadBody(headers) => {
+                self.reading = Some(headers);
+                match self.body {
+                    // No body will come (the headers ended the request): decide now.
+                    (_, true) => self.body_progress(),
+                    _ => Action::Continue,
+                }
+            }
+        }
+    }
+
+    /// The body of an MCP route has grown (or ended): buffer on, or decide.
+    fn body_progress(&mut self) -> Action {
+        let (buffered, complete) = self.body;
+        match Gateway::body_progress(&self.exchange, buffered, complete) {
+            BodyProgress::Buffer => Action::Pause,
+            BodyProgress::Read(len) => match self.reading.take() {
+                Some(headers) => self.decide_body(&headers, len),
+                None => self.fail_closed("the request body was read twice"),
+            },
+        }
+    }
+
+    fn decide_body(&mut self, headers: &host::HeaderMap, len: usize) -> Action {
+        let body = match host::request_body(len) {
+            Ok(body) => body,
+            Err(err) => return self.fail_closed(&format!("cannot read the request body: {err}")),
+        };
+        let Ok(pairs) = headers.pairs() else {
+            return self.fail_closed("the host handed a malformed header map");
+        };
+        let Some(now) = now() else {
+            return self.fail_closed("the host cannot tell the time");
+        };
+        let shared = Rc::clone(&self.shared);
+        let Ok(mut gateway) = shared.gateway.try_borrow_mut() else {
+            return self.fail_closed("the gateway is busy (a host call re-entered the filter)");
+        };
+        let step = gateway.on_request_body(&mut self.exchange, &pairs, &body, now);
+        let action = self.act(step, &pairs);
+        shared.count(&mut gateway);
+        action
+    }
+
+    /// Answers the request, or lets it through with the forwarded-claim headers replaced.
+    fn act(&self, step: Step<'_>, pairs: &[(&[u8], &[u8])]) -> Action {
+        match step {
             Step::Respond(reply) => {
                 let response = reply.local_response();
                 let sent = host::send_local_response(
@@ -309,25 +390,31 @@ impl Filter {
                         denial.reason
                     );
                 }
-                let changed = forward
-                    .remove
-                    .iter()
-                    .try_for_each(|name| host::remove_request_header(name))
-                    .and_then(|()| {
-                        forward
-                            .set
-                            .iter()
-                            .try_for_each(|(name, value)| host::set_request_header(name, value))
-                    });
-                match changed {
+                match self.change_headers(&forward) {
                     Ok(()) => Action::Continue,
                     Err(err) => self
                         .fail_closed(&format!("cannot change the forwarded-claim headers: {err}")),
                 }
             }
-        };
-        shared.count(&mut gateway);
-        action
+            // The body phase never waits or asks again; refuse rather than guess.
+            Step::Wait(_) | Step::ReadBody { .. } => {
+                self.fail_closed("the gateway asked for a fetch or the body after the body")
+            }
+        }
+    }
+
+    /// Removes the forwarded-claim headers a client sent and sets the verified ones.
+    fn change_headers(&self, forward: &Forward<'_>) -> Result<(), host::HostError> {
+        forward
+            .remove
+            .iter()
+            .try_for_each(|name| host::remove_request_header(name))
+            .and_then(|()| {
+                forward
+                    .set
+                    .iter()
+                    .try_for_each(|(name, value)| host::set_request_header(name, value))
+            })
     }
 
     /// The host refused or lacked something the decision depends on: the request must not
@@ -378,7 +465,20 @@ impl Drop for Filter {
 }
 
 impl HttpContext for Filter {
-    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+    fn on_http_request_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
+        if end_of_stream {
+            self.body = (0, true);
+        }
         self.run()
+    }
+
+    /// Only an MCP route's request body is buffered, while the gateway reads it; every
+    /// other body, and every response, streams through untouched.
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.body = (body_size, end_of_stream);
+        if self.reading.is_some() {
+            return self.body_progress();
+        }
+        Action::Continue
     }
 }

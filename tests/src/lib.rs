@@ -239,7 +239,8 @@ pub fn decision_suite(suite: &Value) -> (Policy, KeyStore, UnixTime) {
 }
 
 /// Calls `f` with the [`Request`] a vector's `request` object describes: `method`, `path`,
-/// `authorization` (every value, in order), `origin`, `access_control_request_method`.
+/// `authorization` (every value, in order), `origin`, `access_control_request_method`,
+/// `mcp_method`, `mcp_name` and `body` (text).
 pub fn with_vector_request<R>(request: &Value, f: impl FnOnce(&Request<'_>) -> R) -> R {
     let text = |field: &str| request.get(field).and_then(Value::as_str);
     let authorization: Vec<&str> = request
@@ -251,6 +252,9 @@ pub fn with_vector_request<R>(request: &Value, f: impl FnOnce(&Request<'_>) -> R
         .with_authorization(&authorization);
     parsed.origin = text("origin");
     parsed.access_control_request_method = text("access_control_request_method");
+    parsed.mcp_method = text("mcp_method");
+    parsed.mcp_name = text("mcp_name");
+    parsed.body = text("body").map(str::as_bytes);
     f(&parsed)
 }
 

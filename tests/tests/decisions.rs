@@ -24,6 +24,7 @@ fn observe(policy: &Policy, decision: &Decision<'_>) -> Value {
         Decision::Allow(_) => "allow",
         Decision::Deny(_) => "deny",
         Decision::Serve(_) => "serve",
+        Decision::NeedBody(_) => "need_body",
     };
     let headers: serde_json::Map<String, Value> = answer
         .headers

@@ -938,7 +938,7 @@ fn upstream_violation(
             AllowReason::Public | AllowReason::Preflight | AllowReason::Unmatched
         ),
         Decision::Serve(_) => true,
-        Decision::Deny(_) => false,
+        Decision::Deny(_) | Decision::NeedBody(_) => false,
     };
     if !open && !authorized {
         return Some(format!(

@@ -182,7 +182,7 @@ export function createApi(raw, ready = () => {}) {
     /** The gateway's answer for a request with every header it looks at. */
     checkRequest(request, now) {
       if (request === null || typeof request !== 'object') throw invalidArgument('checkRequest takes a request object');
-      const { method, url, authorization = [], origin, accessControlRequestMethod } = request;
+      const { method, url, authorization = [], origin, accessControlRequestMethod, body, mcpMethod, mcpName } = request;
       requireString(method, 'method');
       requireString(url, 'url');
       const values = typeof authorization === 'string' ? [authorization] : authorization;
@@ -193,9 +193,22 @@ export function createApi(raw, ready = () => {}) {
       if (accessControlRequestMethod !== undefined && accessControlRequestMethod !== null) {
         requireString(accessControlRequestMethod, 'accessControlRequestMethod');
       }
+      for (const [value, name] of [[body, 'body'], [mcpMethod, 'mcpMethod'], [mcpName, 'mcpName']]) {
+        if (value !== undefined && value !== null) requireString(value, name);
+      }
       const at = seconds(now);
       const text = call(() =>
-        this.#raw.check(method, url, values, origin ?? undefined, accessControlRequestMethod ?? undefined, at),
+        this.#raw.check(
+          method,
+          url,
+          values,
+          origin ?? undefined,
+          accessControlRequestMethod ?? undefined,
+          body ?? undefined,
+          mcpMethod ?? undefined,
+          mcpName ?? undefined,
+          at,
+        ),
       );
       return JSON.parse(text);
     }

@@ -79,7 +79,7 @@ export class ScopesNotGrantedError extends ScopegateError {
 export interface CheckResult {
   /** The request reaches the API (or the gateway serves the metadata document). */
   allowed: boolean;
-  /** 400, 401 or 403 for a denial; 200 for the served metadata document; `null` for a pass. */
+  /** 400, 401, 403 or 413 for a denial; 200 for the served metadata document; `null` for a pass (or `read_body`). */
   status: number | null;
   /**
    * Every scope of the requirement alternative a 403 `insufficient_scope` chose (the one
@@ -117,6 +117,15 @@ export interface CheckRequest {
   authorization?: string | string[];
   origin?: string | null;
   accessControlRequestMethod?: string | null;
+  /**
+   * The request body (JSON-RPC text), which an MCP route's rules read; without it a `POST`
+   * to an MCP route answers `{allowed: false, status: null, code: "read_body"}`.
+   */
+  body?: string | null;
+  /** The `Mcp-Method` header (SEP-2243), checked against the body. */
+  mcpMethod?: string | null;
+  /** The `Mcp-Name` header (SEP-2243), checked against the body. */
+  mcpName?: string | null;
 }
 
 /** When to check: a `Date`, or seconds since 1970 (a JWT NumericDate). Default: now. */

@@ -95,8 +95,12 @@ impl RawPolicy {
     }
 
     /// The gateway's decision for a request, its signature taken as valid. `url` is a
-    /// request target or an absolute URL; `now` is in seconds since the epoch. Answers
+    /// request target or an absolute URL; `body` is read on MCP routes (with the
+    /// `Mcp-Method` / `Mcp-Name` headers); `now` is in seconds since the epoch. Answers
     /// `{allowed, status, code, error, missing, challenge, maxAge, body, tokenError, route}`.
+    // The raw export takes each header positionally; `checkRequest` in js/api.js is the
+    // one-object API over it.
+    #[allow(clippy::too_many_arguments)]
     pub fn check(
         &self,
         method: &str,
@@ -104,6 +108,9 @@ impl RawPolicy {
         authorization: Vec<String>,
         origin: Option<String>,
         preflight: Option<String>,
+        body: Option<String>,
+        mcp_method: Option<String>,
+        mcp_name: Option<String>,
         now: f64,
     ) -> Result<String, JsValue> {
         let Some(target) = request_target(url) else {
@@ -124,6 +131,9 @@ impl RawPolicy {
         let mut request = Request::new(method, &target).with_authorization(&authorization);
         request.origin = origin.as_deref();
         request.access_control_request_method = preflight.as_deref();
+        request.body = body.as_deref().map(str::as_bytes);
+        request.mcp_method = mcp_method.as_deref();
+        request.mcp_name = mcp_name.as_deref();
         let decision = self.inner.precheck(&request, UnixTime(now as u64));
         Ok(decision.answer(&self.inner).to_json())
     }

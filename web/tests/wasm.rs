@@ -54,6 +54,9 @@ fn check_answers_like_the_gateway() {
                 auth.clone(),
                 None,
                 None,
+                None,
+                None,
+                None,
                 NOW,
             )
             .expect("check"),
@@ -68,6 +71,9 @@ fn check_answers_like_the_gateway() {
                 auth.clone(),
                 None,
                 None,
+                None,
+                None,
+                None,
                 NOW,
             )
             .expect("check"),
@@ -77,19 +83,39 @@ fn check_answers_like_the_gateway() {
     // The role maps to resource:write.
     let answer = json(
         &policy
-            .check("POST", "/api/resources", auth.clone(), None, None, NOW)
+            .check(
+                "POST",
+                "/api/resources",
+                auth.clone(),
+                None,
+                None,
+                None,
+                None,
+                None,
+                NOW,
+            )
             .expect("check"),
     );
     assert_eq!(answer["allowed"], true);
     let answer = json(
         &policy
-            .check("GET", "/api/resources", auth, None, None, NOW + 661.0)
+            .check(
+                "GET",
+                "/api/resources",
+                auth,
+                None,
+                None,
+                None,
+                None,
+                None,
+                NOW + 661.0,
+            )
             .expect("check"),
     );
     assert_eq!(answer["tokenError"], "expired");
     let err = error(
         policy
-            .check("GET", "api", vec![], None, None, NOW)
+            .check("GET", "api", vec![], None, None, None, None, None, NOW)
             .expect_err("relative URL"),
     );
     assert_eq!(err["code"], "invalid_argument");

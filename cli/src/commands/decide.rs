@@ -35,6 +35,10 @@ pub struct Args {
     /// Any other request header, e.g. -H 'access-control-request-method: PUT'
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
     headers: Vec<(String, String)>,
+    /// The request body, read by MCP routes (JSON-RPC), e.g.
+    /// '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}'
+    #[arg(long, value_name = "TEXT")]
+    body: Option<String>,
     #[command(flatten)]
     jwks: JwksArgs,
     #[command(flatten)]
@@ -66,7 +70,8 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<ExitCode, Error> {
     headers.extend(args.origin.iter().map(|o| ("origin", o.as_str())));
     headers.extend(args.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     let pairs = header_pairs(&headers);
-    let outcome = host.request(&pairs, now)?;
+    let body = args.body.as_deref().map(str::as_bytes);
+    let outcome = host.request(&pairs, body, now)?;
 
     let decision = match &outcome {
         Outcome::Deny(denial) => Decision::Deny(denial.clone()),
@@ -81,7 +86,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<ExitCode, Error> {
             // The gateway's forward carries the header changes, not the matched route and
             // the reason: the policy's decision with the gateway's keys has them.
             let reader = RequestReader::from_pairs(pairs.iter().copied());
-            let decision = host.policy().decide(&reader.request(), host.keys(), now);
+            let mut request = reader.request();
+            request.body = Some(body.unwrap_or(b""));
+            let decision = host.policy().decide(&request, host.keys(), now);
             if !matches!(decision, Decision::Allow(_)) {
                 return Err(Error::new(format!(
                     "the gateway forwards the request but the policy decides `{}`: this is a \

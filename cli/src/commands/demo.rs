@@ -118,7 +118,7 @@ pub fn run(_: &Args, out: &mut dyn Write) -> Result<ExitCode, Error> {
             request.path,
             describe_token(&request.authorization)
         )?;
-        match host.request(&header_pairs(&headers), now)? {
+        match host.request(&header_pairs(&headers), None, now)? {
             Outcome::Forward { set, .. } if set.is_empty() => {
                 writeln!(out, "  -> pass to the API")?;
             }

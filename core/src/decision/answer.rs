@@ -105,6 +105,22 @@ impl<'p> Decision<'p> {
                     .map(|(n, v)| (*n, v.as_str()))
                     .collect(),
             },
+            // Not decided yet: the token is valid, the body decides.
+            Decision::NeedBody(need) => Answer {
+                allowed: false,
+                status: None,
+                code,
+                error: None,
+                required: &[],
+                missing: &[],
+                challenge: None,
+                max_age: None,
+                body: None,
+                token_error: None,
+                route: route(Some(need.route)),
+                allowed_origin: None,
+                headers: Vec::new(),
+            },
             Decision::Serve(served) => Answer {
                 allowed: true,
                 status: Some(200),

@@ -6,8 +6,11 @@ use alloc::vec::Vec;
 
 use serde::Serialize;
 
-use super::{Allow, AllowReason, Decision, Denial, DenyReason, ErrorCode, LocalResponse, Served};
+use super::{
+    Allow, AllowReason, Decision, Denial, DenyReason, ErrorCode, LocalResponse, NeedBody, Served,
+};
 use crate::challenge::Challenge;
+use crate::mcp::{check_headers, read_body, McpError, McpEvaluation, McpRoute, Message};
 use crate::path::{normalize, PathError};
 use crate::policy::{Access, Evaluation, KeyStore, Policy};
 use crate::request::{Request, RequestHeader};
@@ -161,10 +164,10 @@ impl Policy {
             return self.deny(request, DenyReason::NoRoute, None, Needed::default(), None);
         };
         let route = Some(found.index);
-        let requirement = match &self.routes[found.index].access {
-            Access::Public => return allow(AllowReason::Public, route),
-            Access::Protected(requirement) => requirement,
-        };
+        let access = &self.routes[found.index].access;
+        if let Access::Public = access {
+            return allow(AllowReason::Public, route);
+        }
         if has_query_token(request.path) {
             let reason = DenyReason::BadCredentials(BearerError::TokenInQuery);
             return self.deny(request, reason, route, Needed::default(), None);
@@ -187,6 +190,13 @@ impl Policy {
             }
         };
         let principal: &Principal = principal.borrow();
+        let requirement = match access {
+            Access::Public => return allow(AllowReason::Public, route),
+            Access::Protected(requirement) => requirement,
+            Access::Mcp(mcp) => {
+                return self.decide_mcp(request, mcp, found.index, found.params(), principal, now)
+            }
+        };
         match requirement.evaluate(&self.rules, &principal.scopes, found.params()) {
             Evaluation::BadParameter => self.deny(
                 request,
@@ -206,32 +216,113 @@ impl Policy {
                 self.deny(request, DenyReason::InsufficientScope, route, scopes, None)
             }
             Evaluation::Satisfied(alternative) => {
-                let max_age = if self.max_age.is_empty() {
-                    None
-                } else {
+                if !self.max_age.is_empty() {
                     let required = requirement.rendered(alternative, &self.rules, found.params());
-                    self.max_age
-                        .iter()
-                        .filter(|(scope, _)| required.iter().any(|r| self.rules.covers(scope, r)))
-                        .map(|(_, age)| *age)
-                        .min()
-                };
-                if let Some(max_age) = max_age {
-                    let fresh = principal
-                        .auth_time
-                        .is_some_and(|t| now.0 <= t.saturating_add(max_age));
-                    if !fresh {
+                    if let Some(max_age) = self.stale_for(&required, principal, now) {
                         let reason = DenyReason::StepUpRequired;
                         return self.deny(request, reason, route, Needed::default(), Some(max_age));
                     }
                 }
-                Decision::Allow(Allow {
-                    reason: AllowReason::Authorized,
-                    route,
-                    headers: self.forward_headers(principal),
-                })
+                self.authorized(route, principal)
             }
         }
+    }
+
+    /// An MCP route, past its token: each JSON-RPC message of the body held to its rule.
+    fn decide_mcp<'p>(
+        &'p self,
+        request: &Request<'_>,
+        mcp: &McpRoute,
+        index: usize,
+        params: &[&str],
+        principal: &Principal,
+        now: UnixTime,
+    ) -> Decision<'p> {
+        let route = Some(index);
+        let response = [Message::Response];
+        let read;
+        // Requests without a JSON-RPC body (GET for the event stream, DELETE to end a
+        // session) are held to the route's own requirement, like a response.
+        let messages: &[Message] = if request.method != "POST" {
+            &response
+        } else {
+            let Some(body) = request.body else {
+                return Decision::NeedBody(NeedBody {
+                    route: index,
+                    max_bytes: mcp.max_body,
+                    headers: self.forward_headers(principal),
+                });
+            };
+            let checked = if body.len() > mcp.max_body {
+                Err(McpError::TooLarge)
+            } else {
+                read_body(body).and_then(|messages| {
+                    check_headers(request.mcp_method, request.mcp_name, &messages)?;
+                    Ok(messages)
+                })
+            };
+            match checked {
+                Ok(messages) => {
+                    read = messages;
+                    &read
+                }
+                Err(err) => {
+                    let reason = DenyReason::BadBody(err);
+                    return self.deny(request, reason, route, Needed::default(), None);
+                }
+            }
+        };
+        match mcp.evaluate(&self.rules, &principal.scopes, messages, params) {
+            McpEvaluation::BadParameter => self.deny(
+                request,
+                DenyReason::BadParameter,
+                route,
+                Needed::default(),
+                None,
+            ),
+            McpEvaluation::Missing { required, missing } => {
+                let scopes = Needed {
+                    required: required.into_iter().map(|s| s.into_owned()).collect(),
+                    missing: missing.into_iter().map(|s| s.into_owned()).collect(),
+                };
+                self.deny(request, DenyReason::InsufficientScope, route, scopes, None)
+            }
+            McpEvaluation::Satisfied(required) => {
+                if let Some(max_age) = self.stale_for(&required, principal, now) {
+                    let reason = DenyReason::StepUpRequired;
+                    return self.deny(request, reason, route, Needed::default(), Some(max_age));
+                }
+                self.authorized(route, principal)
+            }
+        }
+    }
+
+    /// The `max_age` the authentication is older than, among the scopes that `required`
+    /// (the scopes a request was allowed by) falls under.
+    fn stale_for(
+        &self,
+        required: &[alloc::borrow::Cow<'_, str>],
+        principal: &Principal,
+        now: UnixTime,
+    ) -> Option<u64> {
+        let max_age = self
+            .max_age
+            .iter()
+            .filter(|(scope, _)| required.iter().any(|r| self.rules.covers(scope, r)))
+            .map(|(_, age)| *age)
+            .min()?;
+        let fresh = principal
+            .auth_time
+            .is_some_and(|t| now.0 <= t.saturating_add(max_age));
+        (!fresh).then_some(max_age)
+    }
+
+    fn authorized<'p>(&'p self, route: Option<usize>, principal: &Principal) -> Decision<'p> {
+        Decision::Allow(Allow {
+            reason: AllowReason::Authorized,
+            route,
+            headers: self.forward_headers(principal),
+        })
     }
 
     fn forward_headers(&self, principal: &Principal) -> Vec<(&str, String)> {
@@ -262,6 +353,11 @@ impl Policy {
         let Needed { required, missing } = scopes;
         let (status, error, description): (u16, Option<ErrorCode>, Option<&str>) = match &reason {
             DenyReason::BadHeader(h) => (400, Some(ErrorCode::InvalidRequest), Some(h.not_text())),
+            DenyReason::BadBody(e) => (
+                e.status(),
+                Some(ErrorCode::InvalidRequest),
+                Some(e.description()),
+            ),
             DenyReason::BadPath(e) => (400, Some(ErrorCode::InvalidRequest), Some(e.description())),
             DenyReason::BadCredentials(e) => {
                 (400, Some(ErrorCode::InvalidRequest), Some(e.description()))
@@ -294,7 +390,8 @@ impl Policy {
         let missing_text = (!missing.is_empty()).then(|| missing.join(" "));
         let mut challenge = Challenge::new("Bearer");
         // RFC 6750 §3: a 400 carries no realm in section 5's table; every other denial does.
-        if status != 400 {
+        let bad_request = matches!(error, Some(ErrorCode::InvalidRequest));
+        if !bad_request {
             challenge = challenge.with_param("realm", &self.realm);
         }
         if let Some(error) = error {
@@ -310,7 +407,7 @@ impl Policy {
             challenge = challenge.with_param("max_age", &alloc::format!("{max_age}"));
         }
         if let Some(resource) = &self.resource {
-            if status != 400 {
+            if !bad_request {
                 challenge = challenge.with_param("resource_metadata", &resource.metadata_url);
             }
         }

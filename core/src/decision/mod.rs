@@ -7,6 +7,8 @@
 //! | no token on a protected route | 401 | none (`Bearer realm="…"`) |
 //! | malformed, bad signature, expired, wrong `iss`/`aud`, unknown `kid` | 401 | `invalid_token` |
 //! | two credentials, token in the query, unsafe path, a needed header not UTF-8 | 400 | `invalid_request` |
+//! | an MCP body that is not JSON-RPC or disagrees with `Mcp-Method` / `Mcp-Name` | 400 | `invalid_request` |
+//! | an MCP body over the route's limit | 413 | `invalid_request` |
 //! | scopes missing | 403 | `insufficient_scope` with `scope` |
 //! | authentication older than a scope's `max_age` | 401 | `insufficient_user_authentication` with `max_age` |
 //! | no route, default deny | 403 | `insufficient_scope` |
@@ -18,6 +20,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::mcp::McpError;
 use crate::path::PathError;
 use crate::request::RequestHeader;
 use crate::token::{BearerError, TokenError};
@@ -33,13 +36,29 @@ pub enum Decision<'p> {
     Deny(Denial),
     /// Answer it with a document (the RFC 9728 protected resource metadata).
     Serve(Served<'p>),
+    /// The token is valid but the route is an MCP endpoint: decide again with the request
+    /// body ([`Request::with_body`](crate::Request::with_body)), which the host reads up
+    /// to `max_bytes`.
+    NeedBody(NeedBody<'p>),
+}
+
+/// What a host reads before an MCP route can be decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NeedBody<'p> {
+    /// The matched route, by position in the policy.
+    pub route: usize,
+    /// The largest body the route accepts; a larger one is answered with 413.
+    pub max_bytes: usize,
+    /// The verified claims to forward, as for a pass: a proxy that can only read a body
+    /// after the headers went on (proxy-wasm) sets them now.
+    pub headers: Vec<(&'p str, String)>,
 }
 
 impl Decision<'_> {
     /// The HTTP status the client sees when the decision is enforced; `None` for a pass.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Self::Allow(_) => None,
+            Self::Allow(_) | Self::NeedBody(_) => None,
             Self::Deny(denial) => Some(denial.status),
             Self::Serve(_) => Some(200),
         }
@@ -51,6 +70,7 @@ impl Decision<'_> {
             Self::Allow(allow) => allow.reason.code(),
             Self::Deny(denial) => denial.reason.code(),
             Self::Serve(_) => "serve_metadata",
+            Self::NeedBody(_) => "read_body",
         }
     }
 
@@ -74,7 +94,7 @@ impl Decision<'_> {
     /// ```
     pub fn local_response(&self) -> Option<LocalResponse<'_>> {
         match self {
-            Self::Allow(_) => None,
+            Self::Allow(_) | Self::NeedBody(_) => None,
             Self::Deny(denial) => Some(denial.local_response()),
             Self::Serve(served) => Some(served.local_response()),
         }
@@ -82,12 +102,13 @@ impl Decision<'_> {
 }
 
 /// Every value of [`Decision::code`], for hosts that declare their counters up front.
-pub const DECISION_CODES: [&str; 14] = [
+pub const DECISION_CODES: [&str; 16] = [
     "allow_public",
     "allow_preflight",
     "allow_authorized",
     "allow_unmatched",
     "deny_bad_header",
+    "deny_bad_body",
     "deny_bad_path",
     "deny_bad_credentials",
     "deny_bad_parameter",
@@ -97,6 +118,7 @@ pub const DECISION_CODES: [&str; 14] = [
     "deny_step_up",
     "deny_no_route",
     "serve_metadata",
+    "read_body",
 ];
 
 /// A response answered by the host itself, without the upstream.
@@ -177,6 +199,9 @@ impl ErrorCode {
 pub enum DenyReason {
     /// A header the decision needs is not UTF-8 text.
     BadHeader(RequestHeader),
+    /// An MCP route's body is over its limit, not JSON-RPC, or disagrees with the
+    /// `Mcp-Method` / `Mcp-Name` headers.
+    BadBody(McpError),
     /// The path cannot be normalized safely.
     BadPath(PathError),
     /// The credentials are presented wrongly.
@@ -200,6 +225,7 @@ impl DenyReason {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadHeader(_) => "deny_bad_header",
+            Self::BadBody(_) => "deny_bad_body",
             Self::BadPath(_) => "deny_bad_path",
             Self::BadCredentials(_) => "deny_bad_credentials",
             Self::BadParameter => "deny_bad_parameter",
@@ -216,6 +242,7 @@ impl fmt::Display for DenyReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::BadHeader(h) => write!(f, "bad header: {}", h.not_text()),
+            Self::BadBody(e) => write!(f, "bad body: {e}"),
             Self::BadPath(e) => write!(f, "bad path: {e}"),
             Self::BadCredentials(e) => write!(f, "bad credentials: {e}"),
             Self::BadParameter => f.write_str("a path parameter cannot form a scope"),
@@ -231,7 +258,7 @@ impl fmt::Display for DenyReason {
 /// A denial with everything the response needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Denial {
-    /// 400, 401 or 403.
+    /// 400, 401, 403 or 413.
     pub status: u16,
     /// Why.
     pub reason: DenyReason,

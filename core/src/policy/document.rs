@@ -186,10 +186,50 @@ pub struct RouteDocument {
     /// No token needed.
     #[serde(default)]
     pub public: bool,
-    /// The scopes needed.
+    /// The scopes needed. On an MCP route: what a message no rule names needs (absent: a
+    /// valid token, no particular scope).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require: Option<RequirementDocument>,
+    /// The route is an MCP (Model Context Protocol) endpoint: its JSON-RPC request bodies
+    /// are read and each message is held to the rule for its method and name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpDocument>,
 }
+
+/// The JSON-RPC rules of an MCP endpoint.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpDocument {
+    /// The largest request body read, in bytes (default 1 MiB); a larger one gets 413.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<usize>,
+    /// The rules, most specific first or in any order: a rule with a `name` or `uri` wins
+    /// over one with the method alone.
+    #[serde(default)]
+    pub rules: Vec<McpRuleDocument>,
+}
+
+/// One JSON-RPC rule: a method (`tools/call`), optionally a tool or prompt `name` or a
+/// resource `uri` template, and the scopes it needs.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpRuleDocument {
+    /// The JSON-RPC `method`, e.g. `tools/call`, `prompts/get`, `resources/read`.
+    pub method: String,
+    /// `params.name` of `tools/call` and `prompts/get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A URI template matched against `params.uri` of `resources/read`,
+    /// `resources/subscribe` and `resources/unsubscribe`: `{id}` captures a non-empty run
+    /// without `/`, `?` or `#`, usable in bound prefix scopes (`doc-{id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// The scopes needed.
+    pub require: RequirementDocument,
+}
+
+/// The body limit of an MCP route when the policy does not say (`mcp.max_body_bytes`).
+pub const DEFAULT_MCP_MAX_BODY_BYTES: usize = 1 << 20;
 
 /// A route's scope requirement: `"a"`, `["a", "b"]` (all of), `{"all_of": [...]}` or
 /// `{"any_of": [["a"], ["b", "c"]]}`.

@@ -14,8 +14,8 @@ use core::fmt;
 
 pub use document::{
     PolicyDocument, DEFAULT_JWKS_REFETCH_SECONDS, DEFAULT_JWKS_REFRESH_SECONDS,
-    DEFAULT_LEEWAY_SECONDS, DEFAULT_ROLE_CLAIMS, DEFAULT_SCOPE_CLAIMS, DEFAULT_SEPARATOR,
-    DEFAULT_WRITE_SUFFIX,
+    DEFAULT_LEEWAY_SECONDS, DEFAULT_MCP_MAX_BODY_BYTES, DEFAULT_ROLE_CLAIMS, DEFAULT_SCOPE_CLAIMS,
+    DEFAULT_SEPARATOR, DEFAULT_WRITE_SUFFIX,
 };
 pub(crate) use requirement::{Evaluation, Requirement};
 
@@ -149,6 +149,8 @@ impl Issuer {
 pub(crate) enum Access {
     Public,
     Protected(Requirement),
+    /// An MCP endpoint: the body's JSON-RPC messages are held to these rules.
+    Mcp(crate::mcp::McpRoute),
 }
 
 #[derive(Clone, Debug)]

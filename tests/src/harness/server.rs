@@ -23,6 +23,8 @@ pub struct ServerRequest {
     /// The request line and the header lines exactly as they arrived, each with its line
     /// ending.
     pub head: Vec<u8>,
+    /// The body (as `content-length` or chunked transfer coding delimits it).
+    pub body: Vec<u8>,
 }
 
 impl ServerRequest {
@@ -275,17 +277,49 @@ fn read_request(reader: &mut BufReader<TcpStream>, stopped: &AtomicBool) -> Opti
             Some((name.trim().to_ascii_lowercase(), value.trim().to_owned()))
         })
         .collect();
-    let length: usize = headers
+    let chunked = headers
         .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        read_chunked(reader)?
+    } else {
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).ok()?;
+        body
+    };
     Some(ServerRequest {
         method,
         target,
         headers,
         head,
+        body,
     })
+}
+
+/// A chunked body (RFC 9112 §7.1), trailers skipped.
+fn read_chunked(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let size = line.trim().split(';').next()?;
+        let size = usize::from_str_radix(size, 16).ok()?;
+        if size == 0 {
+            loop {
+                let mut trailer = String::new();
+                reader.read_line(&mut trailer).ok()?;
+                if trailer.trim().is_empty() {
+                    return Some(body);
+                }
+            }
+        }
+        let mut chunk = vec![0; size + 2];
+        reader.read_exact(&mut chunk).ok()?;
+        body.extend_from_slice(&chunk[..size]);
+    }
 }

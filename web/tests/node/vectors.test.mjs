@@ -120,6 +120,9 @@ function checkOf(policy, request, now) {
       authorization: request.authorization ?? [],
       origin: request.origin,
       accessControlRequestMethod: request.access_control_request_method,
+      body: request.body,
+      mcpMethod: request.mcp_method,
+      mcpName: request.mcp_name,
     },
     now,
   );
@@ -141,7 +144,14 @@ test('decisions.json: every expectation, through policy.checkRequest', () => {
       }
       const got = checkOf(policy, c.request, suite.now);
       const observed = {
-        decision: got.code === 'serve_metadata' ? 'serve' : got.allowed ? 'allow' : 'deny',
+        decision:
+          got.code === 'serve_metadata'
+            ? 'serve'
+            : got.code === 'read_body'
+              ? 'need_body'
+              : got.allowed
+                ? 'allow'
+                : 'deny',
         code: got.code,
         status: got.status,
         token_error: got.tokenError,
@@ -175,7 +185,8 @@ test('checks.json: policy.check gives the gateway\'s whole answer for every requ
       // The same through check(method, url, jwt) when the request is just a bearer token.
       const auth = c.request.authorization ?? [];
       const bearer = auth.length === 1 && /^Bearer [^ ,]+$/.test(auth[0]) ? auth[0].slice(7) : null;
-      if (c.request.origin === undefined && (auth.length === 0 || bearer !== null)) {
+      const plain = c.request.origin === undefined && c.request.body === undefined && c.request.mcp_method === undefined;
+      if (plain && (auth.length === 0 || bearer !== null)) {
         const got = policy.check(c.request.method, c.request.path, bearer, new Date(suite.now * 1000));
         assert.deepEqual(got, expected.check, `[${suite.name}] ${c.name} through check()`);
       }

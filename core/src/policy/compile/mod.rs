@@ -14,6 +14,7 @@ use crate::route::RouteTable;
 use crate::scope::{is_valid_scope, ScopeError, ScopeRules};
 
 mod issuer;
+mod mcp;
 mod routes;
 
 use issuer::{compile_claim_name, compile_claim_names, compile_issuer};
@@ -265,10 +266,17 @@ fn metadata_document(policy: &Policy, identifier: &str) -> String {
     let mut scopes: Vec<&str> = policy
         .routes
         .iter()
-        .filter_map(|route| match &route.access {
-            Access::Protected(requirement) => Some(requirement),
-            Access::Public => None,
-        })
+        .flat_map(
+            |route| -> alloc::boxed::Box<dyn Iterator<Item = &super::Requirement>> {
+                match &route.access {
+                    Access::Protected(requirement) => {
+                        alloc::boxed::Box::new(core::iter::once(requirement))
+                    }
+                    Access::Mcp(mcp) => alloc::boxed::Box::new(mcp.requirements()),
+                    Access::Public => alloc::boxed::Box::new(core::iter::empty()),
+                }
+            },
+        )
         .flat_map(|requirement| requirement.alternatives.iter().flatten())
         .filter_map(ScopeTemplate::literal)
         .collect();

@@ -12,6 +12,7 @@ use crate::route::{is_method_token, Methods, RouteTemplate};
 use crate::scope::ScopeRules;
 
 use super::invalid_scope_message;
+use super::mcp::compile_mcp;
 
 pub(super) fn compile_route(
     index: usize,
@@ -46,6 +47,24 @@ pub(super) fn compile_route(
             Methods::Only(methods)
         }
     };
+    if let Some(mcp) = &route.mcp {
+        if route.public {
+            return Err(PolicyError::new(
+                path,
+                "an MCP route is not `public`: MCP servers take a token on every request",
+            ));
+        }
+        let default = route
+            .require
+            .as_ref()
+            .map(|require| {
+                let param_index = |name: &str| template.param_index(name);
+                compile_requirement(&format!("{path}.require"), require, rules, &param_index)
+            })
+            .transpose()?;
+        let mcp = compile_mcp(&format!("{path}.mcp"), mcp, default, rules, &template)?;
+        return Ok((template, methods, Access::Mcp(mcp)));
+    }
     let access = match (route.public, &route.require) {
         (true, Some(_)) => {
             return Err(PolicyError::new(
@@ -64,7 +83,7 @@ pub(super) fn compile_route(
             &format!("{path}.require"),
             requirement,
             rules,
-            &template,
+            &|name: &str| template.param_index(name),
         )?),
     };
     Ok((template, methods, access))
@@ -74,7 +93,7 @@ pub(super) fn compile_requirement(
     path: &str,
     doc: &RequirementDocument,
     rules: &ScopeRules,
-    template: &RouteTemplate,
+    param_index: &dyn Fn(&str) -> Option<usize>,
 ) -> Result<Requirement, PolicyError> {
     let lists: Vec<(String, &Vec<String>)> = match doc {
         RequirementDocument::AllOf(list) => alloc::vec![(String::from(path), list)],
@@ -102,28 +121,28 @@ pub(super) fn compile_requirement(
         }
         let mut alternative = Vec::with_capacity(list.len());
         for scope in list {
-            let compiled = ScopeTemplate::compile(scope, rules, |name| template.param_index(name))
-                .map_err(|err| {
-                    let message = match err {
-                        TemplateScopeError::Invalid => invalid_scope_message(scope),
-                        TemplateScopeError::BarePrefix => format!(
-                            "`{scope}` is a bare prefix scope, which no token can satisfy; \
+            let compiled = ScopeTemplate::compile(scope, rules, param_index).map_err(|err| {
+                let message = match err {
+                    TemplateScopeError::Invalid => invalid_scope_message(scope),
+                    TemplateScopeError::BarePrefix => format!(
+                        "`{scope}` is a bare prefix scope, which no token can satisfy; \
                              bind it to a placeholder as in `{scope}{{id}}`"
-                        ),
-                        TemplateScopeError::UndeclaredPrefix(prefix) => format!(
-                            "`{scope}` uses undeclared prefix scope `{prefix}`; add it to \
+                    ),
+                    TemplateScopeError::UndeclaredPrefix(prefix) => format!(
+                        "`{scope}` uses undeclared prefix scope `{prefix}`; add it to \
                              `scopes.prefixes`"
-                        ),
-                        TemplateScopeError::UnknownPlaceholder(name) => format!(
-                            "`{scope}` uses `{{{name}}}`, which the route path does not have"
-                        ),
-                        TemplateScopeError::Malformed => format!(
-                            "`{scope}` is not a valid bound scope: write `<prefix>{{param}}`, \
+                    ),
+                    TemplateScopeError::UnknownPlaceholder(name) => format!(
+                        "`{scope}` uses `{{{name}}}`, which the route path (or the rule's \
+                             resource URI template) does not have"
+                    ),
+                    TemplateScopeError::Malformed => format!(
+                        "`{scope}` is not a valid bound scope: write `<prefix>{{param}}`, \
                              optionally followed by the write suffix"
-                        ),
-                    };
-                    PolicyError::new(list_path.clone(), message)
-                })?;
+                    ),
+                };
+                PolicyError::new(list_path.clone(), message)
+            })?;
             if !alternative.contains(&compiled) {
                 alternative.push(compiled);
             }

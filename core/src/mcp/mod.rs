@@ -1,0 +1,226 @@
+//! MCP (Model Context Protocol) endpoints: scopes per JSON-RPC method, tool, prompt and
+//! resource.
+//!
+//! An MCP server is an OAuth resource server whose operations all arrive as JSON-RPC
+//! messages `POST`ed to one path, so a route alone cannot tell `echo` from `get-env`. A
+//! route with `mcp` rules has its request bodies read by the gateway (within
+//! `max_body_bytes`), and each message is held to the most specific rule for it:
+//!
+//! 1. a rule for its method and its `params.name` (`tools/call`, `prompts/get`), or one
+//!    whose URI template matches its `params.uri` (`resources/read`, `resources/subscribe`,
+//!    `resources/unsubscribe`; the template with the most literal text wins);
+//! 2. else a rule for its method alone;
+//! 3. else the route's own `require`, or, without one, a valid token and no scope.
+//!
+//! Responses the client sends back to the server, and requests without a body (`GET` for
+//! the event stream, `DELETE` to end a session) are held to the route's own `require` too.
+//! A batch needs what each of its messages needs. Anything that is not JSON-RPC 2.0, a
+//! body over the limit, or `Mcp-Method` / `Mcp-Name` headers (SEP-2243) that disagree with
+//! the body gets a 4xx before any rule is looked at: the gateway fails closed.
+
+mod message;
+mod uri;
+
+use alloc::borrow::Cow;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt;
+
+pub(crate) use message::{check_headers, read_body, target_kind, Message, TargetKind};
+pub(crate) use uri::UriTemplate;
+pub use uri::MAX_CAPTURES;
+
+use crate::policy::{Evaluation, Requirement};
+use crate::scope::{ScopeRules, ScopeSet};
+
+/// Why an MCP request body was refused (400, or 413 for [`McpError::TooLarge`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum McpError {
+    /// The body is over the route's `max_body_bytes`.
+    TooLarge,
+    /// Arrays and objects nest deeper than the gateway reads.
+    TooDeep,
+    /// The body is not JSON (or is empty).
+    NotJson,
+    /// A message is not a JSON-RPC 2.0 request, notification or response.
+    NotJsonRpc,
+    /// A batch without messages.
+    EmptyBatch,
+    /// `tools/call` or `prompts/get` without a string `params.name`.
+    NoName,
+    /// A `resources/…` call without a string `params.uri`.
+    NoUri,
+    /// `Mcp-Method` or `Mcp-Name` says something else than the body.
+    HeaderMismatch,
+    /// An `=?base64?…?=` header value that does not decode to UTF-8 text.
+    BadHeaderEncoding,
+}
+
+impl McpError {
+    /// The HTTP status: 413 for a body over the limit, else 400.
+    pub const fn status(self) -> u16 {
+        match self {
+            Self::TooLarge => 413,
+            _ => 400,
+        }
+    }
+
+    /// A fixed description, safe for a `WWW-Authenticate` header.
+    pub const fn description(self) -> &'static str {
+        match self {
+            Self::TooLarge => "The request body is over the limit of this MCP endpoint",
+            Self::TooDeep => "The request body nests arrays and objects too deeply",
+            Self::NotJson => "The request body is not JSON",
+            Self::NotJsonRpc => {
+                "The request body is not a JSON-RPC 2.0 message or batch of messages"
+            }
+            Self::EmptyBatch => "The request body is an empty JSON-RPC batch",
+            Self::NoName => "The call has no string params.name",
+            Self::NoUri => "The call has no string params.uri",
+            Self::HeaderMismatch => {
+                "The Mcp-Method or Mcp-Name header does not match the request body"
+            }
+            Self::BadHeaderEncoding => {
+                "The Mcp-Method or Mcp-Name header is not valid =?base64?...?= text"
+            }
+        }
+    }
+}
+
+impl fmt::Display for McpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+/// The compiled rules of an MCP route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct McpRoute {
+    pub(crate) max_body: usize,
+    /// The route's own `require`; `None`: a valid token is enough.
+    pub(crate) default: Option<Requirement>,
+    pub(crate) rules: Vec<McpRule>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct McpRule {
+    pub(crate) method: Box<str>,
+    pub(crate) target: RuleTarget,
+    pub(crate) requirement: Requirement,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum RuleTarget {
+    Method,
+    Name(Box<str>),
+    Uri(UriTemplate),
+}
+
+/// How a token fares against every message of a body.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum McpEvaluation<'r> {
+    /// Every message is allowed; the scopes of the alternatives that allowed them.
+    Satisfied(Vec<Cow<'r, str>>),
+    /// Some message is not: every scope the body needs (the chosen alternative of each
+    /// message), and those the token lacks.
+    Missing {
+        required: Vec<Cow<'r, str>>,
+        missing: Vec<Cow<'r, str>>,
+    },
+    /// A captured value cannot form a bound scope.
+    BadParameter,
+}
+
+impl McpRoute {
+    /// The requirement of one message and, for a URI rule, the values of its captures
+    /// (else the route's placeholders apply). `None`: a valid token is enough.
+    fn requirement_for<'m>(
+        &self,
+        message: &'m Message,
+    ) -> (Option<&Requirement>, Option<Vec<&'m str>>) {
+        let Message::Call { method, target } = message else {
+            return (self.default.as_ref(), None);
+        };
+        let rules = self.rules.iter().filter(|rule| *rule.method == **method);
+        let mut by_method = None;
+        let mut by_uri: Option<(&McpRule, &UriTemplate, Vec<&'m str>)> = None;
+        for rule in rules {
+            match (&rule.target, target.as_deref()) {
+                (RuleTarget::Method, _) => by_method = Some(rule),
+                (RuleTarget::Name(name), Some(wanted)) if **name == *wanted => {
+                    return (Some(&rule.requirement), None)
+                }
+                (RuleTarget::Uri(template), Some(uri)) => {
+                    let better = by_uri
+                        .as_ref()
+                        .is_none_or(|(_, best, _)| template.beats(best));
+                    if better {
+                        if let Some(values) = template.matches(uri) {
+                            by_uri = Some((rule, template, values));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some((rule, _, values)) = by_uri {
+            return (Some(&rule.requirement), Some(values));
+        }
+        match by_method {
+            Some(rule) => (Some(&rule.requirement), None),
+            None => (self.default.as_ref(), None),
+        }
+    }
+
+    /// Holds each message to its rule; `route_params` are the route's placeholder values.
+    pub(crate) fn evaluate<'r>(
+        &'r self,
+        rules: &ScopeRules,
+        granted: &ScopeSet,
+        messages: &[Message],
+        route_params: &[&str],
+    ) -> McpEvaluation<'r> {
+        let mut required: Vec<Cow<'r, str>> = Vec::new();
+        let mut missing: Vec<Cow<'r, str>> = Vec::new();
+        for message in messages {
+            let (requirement, captures) = self.requirement_for(message);
+            let Some(requirement) = requirement else {
+                continue;
+            };
+            let params = captures.as_deref().unwrap_or(route_params);
+            match requirement.evaluate(rules, granted, params) {
+                Evaluation::BadParameter => return McpEvaluation::BadParameter,
+                Evaluation::Satisfied(index) => {
+                    extend_unique(&mut required, requirement.rendered(index, rules, params));
+                }
+                Evaluation::Missing {
+                    required: needed,
+                    missing: lacking,
+                } => {
+                    extend_unique(&mut required, needed);
+                    extend_unique(&mut missing, lacking);
+                }
+            }
+        }
+        if missing.is_empty() {
+            McpEvaluation::Satisfied(required)
+        } else {
+            McpEvaluation::Missing { required, missing }
+        }
+    }
+
+    /// Every literal scope of the rules, for `scopes_supported`.
+    pub(crate) fn requirements(&self) -> impl Iterator<Item = &Requirement> {
+        self.default
+            .iter()
+            .chain(self.rules.iter().map(|rule| &rule.requirement))
+    }
+}
+
+fn extend_unique<'r>(into: &mut Vec<Cow<'r, str>>, scopes: Vec<Cow<'r, str>>) {
+    for scope in scopes {
+        if !into.contains(&scope) {
+            into.push(scope);
+        }
+    }
+}

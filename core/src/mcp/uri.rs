@@ -1,0 +1,196 @@
+//! Resource URI templates of MCP rules: literal text and `{name}` captures, the RFC 6570
+//! level 1 subset an operator writes for `resources/read` (`file:///docs/{id}`).
+//!
+//! A capture matches a non-empty run of characters without `/`, `?` or `#`, so that it
+//! can never stand for more than one path segment of the URI; the captured value then
+//! becomes part of a bound prefix scope only if it is a plain segment (see
+//! [`crate::policy`]'s bound scopes).
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// Most captures in one URI template.
+pub const MAX_CAPTURES: usize = 8;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Piece {
+    Literal(Box<str>),
+    Capture(Box<str>),
+}
+
+/// A compiled resource URI template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct UriTemplate {
+    pieces: Vec<Piece>,
+    /// Characters of literal text, the template's specificity: among templates that match
+    /// a URI the one with the most literal text wins, then the one whose text sorts first,
+    /// so that the choice never depends on the order of the rules.
+    literal_len: usize,
+    source: Box<str>,
+}
+
+/// Why a URI template was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum UriTemplateError {
+    Empty,
+    Unbalanced,
+    BadName(String),
+    Adjacent,
+    Duplicate(String),
+    TooMany,
+}
+
+impl UriTemplateError {
+    pub(crate) fn message(&self) -> String {
+        match self {
+            Self::Empty => String::from("a resource URI template cannot be empty"),
+            Self::Unbalanced => String::from("`{` and `}` do not pair up"),
+            Self::BadName(name) => alloc::format!(
+                "`{{{name}}}` is not a capture: write `{{name}}` with letters, digits and `_` \
+                 (RFC 6570 operators such as `{{+path}}` are not supported)"
+            ),
+            Self::Adjacent => String::from(
+                "two captures in a row cannot be told apart: put literal text between them",
+            ),
+            Self::Duplicate(name) => alloc::format!("`{{{name}}}` is captured twice"),
+            Self::TooMany => alloc::format!("more than {MAX_CAPTURES} captures"),
+        }
+    }
+}
+
+impl UriTemplate {
+    pub(crate) fn parse(text: &str) -> Result<Self, UriTemplateError> {
+        if text.is_empty() {
+            return Err(UriTemplateError::Empty);
+        }
+        let mut pieces = Vec::new();
+        let mut rest = text;
+        let mut literal_len = 0;
+        while !rest.is_empty() {
+            match rest.find(['{', '}']) {
+                Some(0) if rest.starts_with('}') => return Err(UriTemplateError::Unbalanced),
+                Some(0) => {
+                    let close = rest.find('}').ok_or(UriTemplateError::Unbalanced)?;
+                    let name = &rest[1..close];
+                    let is_name = !name.is_empty()
+                        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                    if !is_name {
+                        return Err(UriTemplateError::BadName(String::from(name)));
+                    }
+                    if matches!(pieces.last(), Some(Piece::Capture(_))) {
+                        return Err(UriTemplateError::Adjacent);
+                    }
+                    if pieces
+                        .iter()
+                        .any(|p| matches!(p, Piece::Capture(n) if **n == *name))
+                    {
+                        return Err(UriTemplateError::Duplicate(String::from(name)));
+                    }
+                    pieces.push(Piece::Capture(name.into()));
+                    rest = &rest[close + 1..];
+                }
+                found => {
+                    let end = found.unwrap_or(rest.len());
+                    literal_len += end;
+                    pieces.push(Piece::Literal(rest[..end].into()));
+                    rest = &rest[end..];
+                }
+            }
+        }
+        if pieces
+            .iter()
+            .filter(|p| matches!(p, Piece::Capture(_)))
+            .count()
+            > MAX_CAPTURES
+        {
+            return Err(UriTemplateError::TooMany);
+        }
+        Ok(Self {
+            pieces,
+            literal_len,
+            source: text.into(),
+        })
+    }
+
+    /// The position of capture `name` among the captures.
+    pub(crate) fn capture_index(&self, name: &str) -> Option<usize> {
+        self.captures().position(|capture| capture == name)
+    }
+
+    fn captures(&self) -> impl Iterator<Item = &str> {
+        self.pieces.iter().filter_map(|piece| match piece {
+            Piece::Capture(name) => Some(&**name),
+            Piece::Literal(_) => None,
+        })
+    }
+
+    /// Does this template win over `other` when both match?
+    pub(crate) fn beats(&self, other: &Self) -> bool {
+        self.literal_len > other.literal_len
+            || (self.literal_len == other.literal_len && self.source < other.source)
+    }
+
+    /// The captured values if `uri` matches the whole template.
+    pub(crate) fn matches<'u>(&self, uri: &'u str) -> Option<Vec<&'u str>> {
+        let mut values = Vec::new();
+        let mut rest = uri;
+        let mut pieces = self.pieces.iter().peekable();
+        while let Some(piece) = pieces.next() {
+            match piece {
+                Piece::Literal(text) => rest = rest.strip_prefix(&**text)?,
+                Piece::Capture(_) => {
+                    // The run ends where the next literal starts (captures are never
+                    // adjacent) and holds no `/`, `?` or `#`.
+                    let end = match pieces.peek() {
+                        Some(Piece::Literal(next)) => rest.find(&**next)?,
+                        _ => rest.len(),
+                    };
+                    if end == 0 || rest[..end].contains(['/', '?', '#']) {
+                        return None;
+                    }
+                    values.push(&rest[..end]);
+                    rest = &rest[end..];
+                }
+            }
+        }
+        rest.is_empty().then_some(values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn captures_stop_at_slashes_and_literals() {
+        let template =
+            UriTemplate::parse("file:///docs/{id}.md").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(template.matches("file:///docs/42.md"), Some(vec!["42"]));
+        assert_eq!(template.matches("file:///docs/a/b.md"), None);
+        assert_eq!(template.matches("file:///docs/.md"), None);
+        assert_eq!(template.matches("file:///docs/42.md?x"), None);
+        let two = UriTemplate::parse("db://{table}/{row}").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(two.matches("db://users/7"), Some(vec!["users", "7"]));
+        assert_eq!(two.capture_index("row"), Some(1));
+        assert_eq!(two.matches("db://users/7/x"), None);
+        let exact = UriTemplate::parse("test://static").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(exact.matches("test://static"), Some(vec![]));
+        assert_eq!(exact.matches("test://static/1"), None);
+    }
+
+    #[test]
+    fn bad_templates_are_refused() {
+        for (text, err) in [
+            ("", UriTemplateError::Empty),
+            ("a{b", UriTemplateError::Unbalanced),
+            ("a}b", UriTemplateError::Unbalanced),
+            ("a{+b}", UriTemplateError::BadName(String::from("+b"))),
+            ("a{b}{c}", UriTemplateError::Adjacent),
+            ("{b}/{b}", UriTemplateError::Duplicate(String::from("b"))),
+        ] {
+            assert_eq!(UriTemplate::parse(text), Err(err), "{text}");
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The `mcp` rules of a route.
+
+use alloc::format;
+use alloc::vec::Vec;
+
+use super::routes::compile_requirement;
+use crate::mcp::{target_kind, McpRoute, McpRule, RuleTarget, TargetKind, UriTemplate};
+use crate::policy::document::{McpDocument, DEFAULT_MCP_MAX_BODY_BYTES};
+use crate::policy::{PolicyError, Requirement};
+use crate::route::RouteTemplate;
+use crate::scope::ScopeRules;
+
+/// The largest `max_body_bytes`: bodies are buffered in the proxy's memory.
+const MAX_MCP_BODY_BYTES: usize = 64 << 20;
+
+pub(super) fn compile_mcp(
+    path: &str,
+    doc: &McpDocument,
+    default: Option<Requirement>,
+    rules: &ScopeRules,
+    template: &RouteTemplate,
+) -> Result<McpRoute, PolicyError> {
+    let max_body = doc.max_body_bytes.unwrap_or(DEFAULT_MCP_MAX_BODY_BYTES);
+    if max_body == 0 || max_body > MAX_MCP_BODY_BYTES {
+        return Err(PolicyError::new(
+            format!("{path}.max_body_bytes"),
+            format!("must be between 1 and {MAX_MCP_BODY_BYTES}"),
+        ));
+    }
+    let mut compiled: Vec<McpRule> = Vec::with_capacity(doc.rules.len());
+    for (index, rule) in doc.rules.iter().enumerate() {
+        let at = format!("{path}.rules[{index}]");
+        let method = rule.method.as_str();
+        let is_method = !method.is_empty() && method.bytes().all(|b| b.is_ascii_graphic());
+        if !is_method {
+            return Err(PolicyError::new(
+                format!("{at}.method"),
+                format!("`{method}` is not a JSON-RPC method name such as `tools/call`"),
+            ));
+        }
+        let kind = target_kind(method);
+        let target = match (&rule.name, &rule.uri, kind) {
+            (Some(_), Some(_), _) => {
+                return Err(PolicyError::new(at, "a rule has `name` or `uri`, not both"))
+            }
+            (None, None, _) => RuleTarget::Method,
+            (Some(name), None, Some(TargetKind::Name)) => RuleTarget::Name(name.as_str().into()),
+            (None, Some(uri), Some(TargetKind::Uri)) => {
+                let template = UriTemplate::parse(uri)
+                    .map_err(|err| PolicyError::new(format!("{at}.uri"), err.message()))?;
+                RuleTarget::Uri(template)
+            }
+            (Some(_), None, _) => {
+                return Err(PolicyError::new(
+                    format!("{at}.name"),
+                    format!(
+                        "`{method}` names nothing: `name` is for `tools/call` and \
+                         `prompts/get`, `uri` for `resources/read`, `resources/subscribe` \
+                         and `resources/unsubscribe`"
+                    ),
+                ))
+            }
+            (None, Some(_), _) => {
+                return Err(PolicyError::new(
+                    format!("{at}.uri"),
+                    format!(
+                        "`{method}` has no resource URI: `uri` is for `resources/read`, \
+                         `resources/subscribe` and `resources/unsubscribe`"
+                    ),
+                ))
+            }
+        };
+        if let Some(earlier) = compiled
+            .iter()
+            .position(|r| *r.method == *method && r.target == target)
+        {
+            return Err(PolicyError::new(
+                at,
+                format!(
+                    "duplicate rule: {path}.rules[{earlier}] already has this method and \
+                     target; merge their requirements"
+                ),
+            ));
+        }
+        let requirement = match &target {
+            RuleTarget::Uri(uri) => {
+                let param_index = |name: &str| uri.capture_index(name);
+                compile_requirement(&format!("{at}.require"), &rule.require, rules, &param_index)?
+            }
+            _ => {
+                let param_index = |name: &str| template.param_index(name);
+                compile_requirement(&format!("{at}.require"), &rule.require, rules, &param_index)?
+            }
+        };
+        compiled.push(McpRule {
+            method: method.into(),
+            target,
+            requirement,
+        });
+    }
+    Ok(McpRoute {
+        max_body,
+        default,
+        rules: compiled,
+    })
+}

@@ -1,0 +1,409 @@
+//! An MCP endpoint behind the filter in a real Envoy: per-tool scopes read from the
+//! JSON-RPC body, batches, the body limit, malformed bodies, `Mcp-Method` / `Mcp-Name`
+//! that disagree with the body, chunked bodies, and what is never buffered (other routes'
+//! bodies, responses, event streams).
+//!
+//! Needs `./scripts/setup` and `./scripts/build-filter` (as `./scripts/test` runs them).
+//! Each test starts its own Envoy and upstream on free 127.0.0.1 ports, stopped when it
+//! ends (Envoy by PID).
+
+// A test: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::Duration;
+
+use scopegate_tests::harness::{
+    request, send_raw, Envoy, HttpServer, Recorder, Response, ServerResponse, Upstreams,
+};
+use scopegate_tests::{mint, unix_now as now, TestKeys};
+use serde_json::{json, Map, Value};
+
+const ISSUER: &str = "https://idp.scopegate.test";
+const RESOURCE: &str = "http://127.0.0.1:8080/mcp";
+const METADATA: &str = "http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp";
+const LIMIT: usize = 4096;
+
+fn policy(keys: &TestKeys) -> Value {
+    json!({
+        "version": 1,
+        "realm": "mcp",
+        "resource": RESOURCE,
+        "issuers": [{"issuer": ISSUER, "audiences": [RESOURCE], "algorithms": ["EdDSA", "ES256"],
+                     "jwks": keys.jwks("")}],
+        "routes": [
+            {"path": "/mcp", "mcp": {"max_body_bytes": LIMIT, "rules": [
+                {"method": "tools/call", "require": "mcp:tools"},
+                {"method": "tools/call", "name": "get-env", "require": "mcp:admin"}
+            ]}},
+            {"path": "/upload", "methods": ["POST"], "require": "mcp:tools"}
+        ],
+        "forward": {"claims": [{"claim": "sub", "header": "x-scopegate-sub"}]}
+    })
+}
+
+struct Mcp {
+    envoy: Envoy,
+    recorder: Recorder,
+    _api: HttpServer,
+    keys: TestKeys,
+}
+
+impl Mcp {
+    fn start() -> Self {
+        let keys = TestKeys::from_seed(1);
+        let (api, recorder) = HttpServer::recording_echo();
+        let upstreams = Upstreams {
+            api: api.port,
+            jwks: None,
+        };
+        let envoy = Envoy::with_filter(&upstreams, &policy(&keys));
+        Self {
+            envoy,
+            recorder,
+            _api: api,
+            keys,
+        }
+    }
+
+    fn token(&self, scope: &str) -> String {
+        let mut claims = Map::new();
+        claims.insert("iss".into(), json!(ISSUER));
+        claims.insert("aud".into(), json!(RESOURCE));
+        claims.insert("sub".into(), json!("alice"));
+        claims.insert("exp".into(), json!(now() + 600));
+        claims.insert("scope".into(), json!(scope));
+        mint(&self.keys, &json!({"alg": "EdDSA"}), &claims)
+    }
+
+    /// `POST /mcp` with `body` and these extra headers, the token holding `scope`.
+    fn post(&self, scope: &str, body: &[u8], extra: &[(&str, &str)]) -> Response {
+        let mut head = format!(
+            "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {}\r\n\
+             content-type: application/json\r\naccept: application/json, text/event-stream\r\n\
+             content-length: {}\r\nconnection: close\r\n",
+            self.token(scope),
+            body.len()
+        );
+        for (name, value) in extra {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body);
+        send_raw(self.envoy.port, &bytes)
+            .unwrap_or_else(|e| panic!("exchange: {e}\n{}", self.envoy.log()))
+    }
+}
+
+fn call(name: &str, id: u64) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": name, "arguments": {"message": "hello"}}})
+}
+
+fn bytes(value: &Value) -> Vec<u8> {
+    value.to_string().into_bytes()
+}
+
+/// The error_description of a 400 or 413, from its challenge and its body.
+fn refused(response: &Response, status: u16, description: &str) {
+    assert_eq!(response.status, status, "{}", response.body);
+    assert_eq!(
+        response.header("www-authenticate"),
+        Some(
+            format!(r#"Bearer error="invalid_request", error_description="{description}""#)
+                .as_str()
+        )
+    );
+    assert_eq!(
+        response.json(),
+        json!({"error": "invalid_request", "error_description": description})
+    );
+}
+
+#[test]
+fn each_tool_call_is_held_to_its_own_scope_and_the_body_reaches_the_server_intact() {
+    let mcp = Mcp::start();
+    // No token: the 401 points at the MCP resource's own metadata document.
+    let response = request(mcp.envoy.port, "POST", "/mcp", &[("content-length", "0")]).unwrap();
+    assert_eq!(response.status, 401);
+    assert_eq!(
+        response.header("www-authenticate"),
+        Some(format!(r#"Bearer realm="mcp", resource_metadata="{METADATA}""#).as_str())
+    );
+    let metadata = request(
+        mcp.envoy.port,
+        "GET",
+        "/.well-known/oauth-protected-resource/mcp",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(metadata.status, 200);
+    assert_eq!(metadata.json()["resource"], RESOURCE);
+    assert_eq!(
+        metadata.json()["scopes_supported"],
+        json!(["mcp:admin", "mcp:tools"])
+    );
+
+    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                   "clientInfo": {"name": "test", "version": "1"}}});
+    assert_eq!(
+        mcp.post("", &bytes(&initialize), &[]).status,
+        200,
+        "a valid token, no scope"
+    );
+
+    let echo = bytes(&call("echo", 1));
+    let response = mcp.post("mcp:tools", &echo, &[]);
+    assert_eq!(response.status, 200, "{}", response.body);
+    let seen = mcp.recorder.requests();
+    let last = seen.last().expect("the upstream got the call");
+    assert_eq!(
+        last.body, echo,
+        "the buffered body is forwarded byte for byte"
+    );
+    assert_eq!(last.header_values("x-scopegate-sub"), ["alice"]);
+
+    let before = mcp.recorder.len();
+    let response = mcp.post("mcp:tools", &bytes(&call("get-env", 2)), &[]);
+    assert_eq!(response.status, 403);
+    assert_eq!(
+        response.header("www-authenticate"),
+        Some(
+            format!(
+                r#"Bearer realm="mcp", error="insufficient_scope", scope="mcp:admin", resource_metadata="{METADATA}""#
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(response.json()["missing"], "mcp:admin");
+    assert_eq!(
+        mcp.recorder.len(),
+        before,
+        "a refused call never reaches the server"
+    );
+    assert_eq!(
+        mcp.post("mcp:tools mcp:admin", &bytes(&call("get-env", 3)), &[])
+            .status,
+        200
+    );
+    assert_eq!(
+        mcp.envoy
+            .counter("wasmcustom.scopegate.missing_scope.mcp:admin"),
+        1
+    );
+}
+
+#[test]
+fn a_batch_needs_what_each_call_needs() {
+    let mcp = Mcp::start();
+    let batch = json!([call("echo", 1), call("get-env", 2)]);
+    let response = mcp.post("mcp:tools", &bytes(&batch), &[]);
+    assert_eq!(response.status, 403);
+    assert_eq!(
+        response.json(),
+        json!({"error": "insufficient_scope", "scope": "mcp:tools mcp:admin", "missing": "mcp:admin"})
+    );
+    let before = mcp.recorder.len();
+    let response = mcp.post("mcp:tools mcp:admin", &bytes(&batch), &[]);
+    assert_eq!(response.status, 200);
+    assert_eq!(mcp.recorder.len(), before + 1);
+    let notifications = json!([{"jsonrpc": "2.0", "method": "notifications/initialized"},
+                               {"jsonrpc": "2.0", "id": 9, "method": "ping"}]);
+    assert_eq!(mcp.post("", &bytes(&notifications), &[]).status, 200);
+}
+
+#[test]
+fn malformed_and_oversized_bodies_and_disagreeing_headers_fail_closed() {
+    let mcp = Mcp::start();
+    let before = mcp.recorder.len();
+    refused(
+        &mcp.post("mcp:tools", b"{\"jsonrpc\": \"2.0\", \"method\": ", &[]),
+        400,
+        "The request body is not JSON",
+    );
+    refused(
+        &mcp.post("mcp:tools", b"", &[]),
+        400,
+        "The request body is not JSON",
+    );
+    refused(
+        &mcp.post("mcp:tools", b"\xff\xfe\x00garbage", &[]),
+        400,
+        "The request body is not JSON",
+    );
+    refused(
+        &mcp.post("mcp:tools", br#"{"id": 1, "method": "tools/call"}"#, &[]),
+        400,
+        "The request body is not a JSON-RPC 2.0 message or batch of messages",
+    );
+    refused(
+        &mcp.post("mcp:tools", b"[]", &[]),
+        400,
+        "The request body is an empty JSON-RPC batch",
+    );
+    refused(
+        &mcp.post("mcp:tools", &[b'['; 200], &[]),
+        400,
+        "The request body nests arrays and objects too deeply",
+    );
+    let mut big = call("echo", 1);
+    big["params"]["arguments"]["message"] = json!("x".repeat(LIMIT));
+    refused(
+        &mcp.post("mcp:tools", &bytes(&big), &[]),
+        413,
+        "The request body is over the limit of this MCP endpoint",
+    );
+    let mismatch = "The Mcp-Method or Mcp-Name header does not match the request body";
+    let get_env = bytes(&call("get-env", 1));
+    refused(
+        &mcp.post(
+            "mcp:tools",
+            &get_env,
+            &[("mcp-method", "tools/call"), ("mcp-name", "echo")],
+        ),
+        400,
+        mismatch,
+    );
+    refused(
+        &mcp.post(
+            "mcp:tools",
+            &bytes(&call("echo", 1)),
+            &[("mcp-method", "ping")],
+        ),
+        400,
+        mismatch,
+    );
+    refused(
+        &mcp.post(
+            "mcp:tools",
+            &get_env,
+            &[("mcp-name", "=?base64?not base64?=")],
+        ),
+        400,
+        "The Mcp-Method or Mcp-Name header is not valid =?base64?...?= text",
+    );
+    assert_eq!(
+        mcp.recorder.len(),
+        before,
+        "nothing malformed reached the server"
+    );
+    assert_eq!(
+        mcp.envoy
+            .counter("wasmcustom.scopegate.decision.deny_bad_body"),
+        10
+    );
+    // Headers that agree (one in base64) pass, and the server sees them.
+    let response = mcp.post(
+        "mcp:tools",
+        &bytes(&call("echo", 1)),
+        &[
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "=?base64?ZWNobw==?="),
+        ],
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+}
+
+/// A chunked body sent in pieces with pauses: buffered until its end, then decided; and a
+/// chunked body that grows past the limit is refused as soon as it does.
+#[test]
+fn chunked_bodies_are_buffered_to_their_end_or_to_the_limit() {
+    let mcp = Mcp::start();
+    let body = bytes(&call("echo", 5));
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+        mcp.token("mcp:tools")
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", mcp.envoy.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    for piece in body.chunks(7) {
+        stream
+            .write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+            .unwrap();
+        stream.write_all(piece).unwrap();
+        stream.write_all(b"\r\n").unwrap();
+        thread::sleep(Duration::from_millis(5));
+    }
+    stream.write_all(b"0\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(mcp.recorder.requests().last().unwrap().body, body);
+
+    // Over the limit in chunks, with no end: refused without waiting for the end.
+    let mut stream = TcpStream::connect(("127.0.0.1", mcp.envoy.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    let piece = vec![b' '; 1024];
+    for _ in 0..5 {
+        stream.write_all(b"400\r\n").unwrap();
+        stream.write_all(&piece).unwrap();
+        stream.write_all(b"\r\n").unwrap();
+    }
+    let mut answer = [0u8; 64];
+    let n = stream.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
+
+/// Bodies of other routes stream through unread (no limit, beyond Envoy's own buffer
+/// size), and responses, event streams included, are never buffered.
+#[test]
+fn only_mcp_request_bodies_are_buffered() {
+    let mcp = Mcp::start();
+    let big = vec![b'a'; 3 << 20];
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {}\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        mcp.token("mcp:tools"),
+        big.len()
+    );
+    let mut raw = head.into_bytes();
+    raw.extend_from_slice(&big);
+    let response = send_raw(mcp.envoy.port, &raw).unwrap();
+    assert_eq!(
+        response.status, 200,
+        "a 3 MiB body of a REST route is not buffered"
+    );
+    assert_eq!(
+        mcp.recorder.requests().last().unwrap().body.len(),
+        big.len()
+    );
+
+    // An MCP server that answers with an event stream.
+    let keys = TestKeys::from_seed(1);
+    let events =
+        "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n".repeat(200);
+    let served = events.clone();
+    let sse = HttpServer::start(move |_| ServerResponse {
+        status: 200,
+        content_type: "text/event-stream",
+        body: served.clone(),
+    });
+    let upstreams = Upstreams {
+        api: sse.port,
+        jwks: None,
+    };
+    let envoy = Envoy::with_filter(&upstreams, &policy(&keys));
+    let mcp_sse = Mcp {
+        envoy,
+        recorder: Recorder::default(),
+        _api: sse,
+        keys,
+    };
+    let response = mcp_sse.post("mcp:tools", &bytes(&call("echo", 1)), &[]);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    assert_eq!(response.body, events);
+}
