@@ -407,3 +407,119 @@ fn only_mcp_request_bodies_are_buffered() {
     assert_eq!(response.header("content-type"), Some("text/event-stream"));
     assert_eq!(response.body, events);
 }
+
+/// A seeded corpus of hostile MCP bodies and headers at the Envoy boundary: random bytes,
+/// truncated and mutated JSON-RPC, deep nesting, odd Unicode, forged `Mcp-*` headers. No
+/// 5xx, no panic in Envoy's log, every answer is what the core decides for the same bytes,
+/// nothing the core refuses reaches the server, and a valid call passes afterwards.
+#[test]
+fn hostile_mcp_bodies_fail_closed_in_envoy() {
+    use rand::{Rng, SeedableRng};
+    use scopegate_core::{KeyStore, Policy, Request, UnixTime};
+
+    let mcp = Mcp::start();
+    let policy = Policy::from_json(&policy(&mcp.keys).to_string()).unwrap();
+    let keys = KeyStore::default();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(0x6d63_70);
+    let scope = "mcp:tools";
+    let token = mcp.token(scope);
+    let auth = [format!("Bearer {token}")];
+    let auth: Vec<&str> = auth.iter().map(String::as_str).collect();
+    let valid = bytes(&call("echo", 1));
+    let pieces: [&[u8]; 12] = [
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b"\"",
+        b",",
+        b":",
+        b"\\u0000",
+        b"\xff",
+        b"\xc3\x28",
+        b"\"jsonrpc\":\"2.0\"",
+        b"\"method\":\"tools/call\"",
+    ];
+    let names = [
+        "echo",
+        "get-env",
+        "",
+        "get-env\u{0}",
+        "\u{202e}echo",
+        "ECHO",
+    ];
+    let mut statuses = std::collections::BTreeMap::new();
+    for case in 0..300 {
+        let body: Vec<u8> = match case % 6 {
+            0 => (0..rng.gen_range(0..64)).map(|_| rng.gen()).collect(),
+            1 => {
+                let mut b = valid.clone();
+                let cut = rng.gen_range(0..b.len());
+                b.truncate(cut);
+                b
+            }
+            2 => {
+                let mut b = valid.clone();
+                for _ in 0..rng.gen_range(1..4) {
+                    let at = rng.gen_range(0..b.len());
+                    b[at] = rng.gen();
+                }
+                b
+            }
+            3 => (0..rng.gen_range(1..40))
+                .flat_map(|_| pieces[rng.gen_range(0..pieces.len())].to_vec())
+                .collect(),
+            4 => {
+                let depth = rng.gen_range(10..120);
+                let mut b = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":"#.to_vec();
+                b.extend(std::iter::repeat_n(b'[', depth));
+                b.extend(std::iter::repeat_n(b']', depth));
+                b.extend_from_slice(b"}}");
+                b
+            }
+            _ => {
+                let name = names[rng.gen_range(0..names.len())];
+                let batch: Vec<Value> = (0..rng.gen_range(1..4)).map(|i| call(name, i)).collect();
+                bytes(&json!(batch))
+            }
+        };
+        let forged = names[rng.gen_range(0..names.len())];
+        let extra: Vec<(&str, &str)> = if rng.gen_bool(0.3) {
+            vec![("mcp-method", "tools/call"), ("mcp-name", forged)]
+        } else {
+            vec![]
+        };
+        let before = mcp.recorder.len();
+        let response = mcp.post(scope, &body, &extra);
+        let mut request = Request::new("POST", "/mcp")
+            .with_authorization(&auth)
+            .with_body(&body);
+        request.mcp_method = extra.first().map(|(_, v)| *v);
+        request.mcp_name = extra.get(1).map(|(_, v)| v.trim_matches([' ', '\t']));
+        let decided = policy.decide(&request, &keys, UnixTime(now()));
+        let expected = decided.status().unwrap_or(200);
+        *statuses.entry(response.status).or_insert(0) += 1;
+        assert!(
+            response.status < 500,
+            "case {case}: {} for {body:?}",
+            response.status
+        );
+        // A header value Envoy itself cannot carry (a NUL) never reaches the filter.
+        if !forged.contains('\u{0}') || extra.is_empty() {
+            assert_eq!(response.status, expected, "case {case}: {body:?} {extra:?}");
+        }
+        let reached = mcp.recorder.len() > before;
+        assert_eq!(
+            reached,
+            response.status == 200,
+            "case {case}: upstream hit {reached}"
+        );
+    }
+    assert!(!mcp.envoy.log().contains("panicked"), "{}", mcp.envoy.log());
+    assert_eq!(mcp.post(scope, &valid, &[]).status, 200);
+    assert!(
+        statuses.len() >= 3,
+        "the corpus reaches several answers: {statuses:?}"
+    );
+    eprintln!("hostile MCP corpus: statuses {statuses:?}");
+}

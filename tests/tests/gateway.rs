@@ -188,3 +188,79 @@ fn hostile_header_bytes_are_answered_not_trapped_on() {
         );
     }
 }
+
+/// An MCP route: the headers step verifies the token and asks for the body (with the
+/// forwarded claims to set now), the body step decides without verifying again, and the
+/// host learns when to buffer and when to read.
+#[test]
+fn an_mcp_route_reads_the_body_and_verifies_the_token_once() {
+    use scopegate_core::gateway::BodyProgress;
+    let keys = TestKeys::from_seed(1);
+    let mut gw = gateway(|policy| {
+        policy["routes"] = json!([{"path": "/mcp", "mcp": {"max_body_bytes": 100, "rules": [
+            {"method": "tools/call", "name": "get-env", "require": "mcp:admin"}]}}]);
+    });
+    let _ = gw.on_tick(UnixTime(NOW));
+    let jwks = keys.jwks("").to_string();
+    let _ = gw.on_fetch_answer(0, Ok((200, jwks.as_bytes())), UnixTime(NOW));
+    gw.drain_counts().for_each(drop);
+    let auth = format!("Bearer {}", token(&keys, json!({"alg": "ES256"})));
+    let mut request = headers("/mcp", &[("authorization", &auth)]);
+    request[0].1 = b"POST";
+    let mut exchange = Exchange::default();
+    let Step::ReadBody { max_bytes, forward } =
+        gw.on_request_headers(&mut exchange, &request, UnixTime(NOW))
+    else {
+        panic!("expected a request for the body")
+    };
+    assert_eq!(max_bytes, 100);
+    assert!(forward
+        .set
+        .iter()
+        .any(|(name, value)| *name == "x-scopegate-sub" && value == "alice"));
+    assert_eq!(
+        Gateway::body_progress(&exchange, 40, false),
+        BodyProgress::Buffer
+    );
+    assert_eq!(
+        Gateway::body_progress(&exchange, 40, true),
+        BodyProgress::Read(40)
+    );
+    assert_eq!(
+        Gateway::body_progress(&exchange, 500, false),
+        BodyProgress::Read(101)
+    );
+
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-env"}}"#;
+    let step = gw.on_request_body(&mut exchange, &request, body, UnixTime(NOW));
+    assert_eq!(status(&step), Some(403));
+    let counted: Vec<String> = gw.drain_counts().map(|c| c.to_string()).collect();
+    assert_eq!(
+        counted,
+        [
+            "cache.miss",
+            "decision.deny_insufficient_scope",
+            "missing_scope.mcp:admin"
+        ],
+        "one verification, one decision"
+    );
+
+    // A body over the limit, read one byte past it, is refused.
+    let mut exchange = Exchange::default();
+    assert!(matches!(
+        gw.on_request_headers(&mut exchange, &request, UnixTime(NOW)),
+        Step::ReadBody { .. }
+    ));
+    let step = gw.on_request_body(&mut exchange, &request, &[b' '; 101], UnixTime(NOW));
+    assert_eq!(status(&step), Some(413));
+
+    // An allowed call: forwarded, the header changes already made with the headers.
+    let mut exchange = Exchange::default();
+    let _ = gw.on_request_headers(&mut exchange, &request, UnixTime(NOW));
+    let ping = br#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+    let Step::Forward(forward) = gw.on_request_body(&mut exchange, &request, ping, UnixTime(NOW))
+    else {
+        panic!("expected a pass")
+    };
+    assert!(forward.set.is_empty() && forward.remove.is_empty());
+}
