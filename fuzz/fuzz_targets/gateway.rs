@@ -51,16 +51,26 @@ fuzz_target!(|data: &[u8]| {
                 let _ = gateway.on_fetch_answer(issuer, Err(()), NOW);
             }
             Step::Forward(forward) => {
-                assert!(forward.set.is_empty(), "forwarded as authorized without keys");
+                assert!(
+                    forward.set.is_empty(),
+                    "forwarded as authorized without keys"
+                );
                 for name in &forwarded {
-                    let sent = pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()));
+                    let sent = pairs
+                        .iter()
+                        .any(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()));
                     assert_eq!(sent, forward.remove.contains(&name.as_str()), "{name}");
                 }
                 break;
             }
+            Step::ReadBody { .. } => panic!("the example policy has no MCP route"),
             Step::Respond(reply) => {
                 let response = reply.local_response();
-                assert!(matches!(response.status, 200 | 400 | 401 | 403), "{}", response.status);
+                assert!(
+                    matches!(response.status, 200 | 400 | 401 | 403),
+                    "{}",
+                    response.status
+                );
                 for (_, value) in &response.headers {
                     assert!(is_safe_header_value(value), "{value:?}");
                 }

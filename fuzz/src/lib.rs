@@ -54,6 +54,27 @@ pub fn remote_keys_policy() -> &'static Policy {
     })
 }
 
+/// An MCP endpoint at `/mcp` (a rule per tool, a URI template binding a prefix scope, a
+/// 256-byte body limit) beside the example policy's test issuer and its inline keys.
+pub fn mcp_policy() -> &'static Policy {
+    static POLICY: OnceLock<Policy> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        let mut doc: Value = serde_json::from_str(EXAMPLE_POLICY).expect("example policy JSON");
+        doc["routes"] = serde_json::json!([
+            {"path": "/mcp", "mcp": {"max_body_bytes": 256, "rules": [
+                {"method": "tools/call", "require": "resource:read"},
+                {"method": "tools/call", "name": "get-env", "require": "resource:write"},
+                {"method": "resources/read", "uri": "demo://{id}", "require": "transaction-{id}"}
+            ]}},
+            {"path": "/rest", "require": "resource:read"}
+        ]);
+        match Policy::from_json(&doc.to_string()) {
+            Ok(policy) => policy,
+            Err(err) => panic!("the MCP policy does not load: {err}"),
+        }
+    })
+}
+
 /// The fields of an input separated by NUL bytes (a byte no header value may contain).
 pub fn fields(data: &[u8]) -> Vec<&[u8]> {
     data.split(|&b| b == 0).collect()
@@ -94,6 +115,12 @@ pub fn is_safe_header_value(value: &str) -> bool {
 /// 400; no header value can end its header; a reflected origin is the request's.
 /// `origin` is the request's `Origin`.
 pub fn check_decision(policy: &Policy, decision: &Decision<'_>, origin: Option<&str>) {
+    if let Decision::NeedBody(need) = decision {
+        assert_eq!(decision.local_response(), None);
+        assert_eq!(policy.enforce(decision), None);
+        assert!(need.max_bytes > 0);
+        return;
+    }
     assert!(DECISION_CODES.contains(&decision.code()), "{decision:?}");
     if !policy.dry_run() {
         assert_eq!(policy.enforce(decision), decision.local_response());
@@ -119,6 +146,7 @@ pub fn check_decision(policy: &Policy, decision: &Decision<'_>, origin: Option<&
             assert!(serde_json::from_str::<Value>(served.body).is_ok());
         }
         Decision::Deny(denial) => check_denial(policy, decision, denial, origin),
+        Decision::NeedBody(_) => {}
     }
 }
 
@@ -129,9 +157,11 @@ fn check_denial(
     origin: Option<&str>,
 ) {
     let status = denial.status;
-    assert!(matches!(status, 400 | 401 | 403), "status {status}");
+    assert!(matches!(status, 400 | 401 | 403 | 413), "status {status}");
     assert_eq!(decision.status(), Some(status));
+    let too_large = denial.reason == DenyReason::BadBody(scopegate_core::mcp::McpError::TooLarge);
     let expected_status = match denial.error {
+        Some(ErrorCode::InvalidRequest) if too_large => 413,
         Some(ErrorCode::InvalidRequest) => 400,
         Some(ErrorCode::InvalidToken) | Some(ErrorCode::InsufficientUserAuthentication) => 401,
         Some(ErrorCode::InsufficientScope) => 403,
@@ -184,12 +214,16 @@ fn check_denial(
     assert_eq!(challenge.param("scope"), scope.as_deref());
     assert_eq!(body.get("scope").and_then(Value::as_str), scope.as_deref());
     let missing = (!denial.missing.is_empty()).then(|| denial.missing.join(" "));
-    assert_eq!(body.get("missing").and_then(Value::as_str), missing.as_deref());
+    assert_eq!(
+        body.get("missing").and_then(Value::as_str),
+        missing.as_deref()
+    );
     assert!(denial.missing.iter().all(|m| denial.required.contains(m)));
     assert_eq!(challenge.max_age(), denial.max_age);
     assert_eq!(body.get("max_age").and_then(Value::as_u64), denial.max_age);
-    // RFC 6750 §3: a 400 carries no realm; every other denial does.
-    let realm = (status != 400).then_some(policy.realm());
+    // RFC 6750 §3: an `invalid_request` (400, or 413 for an MCP body) carries no realm;
+    // every other denial does.
+    let realm = (denial.error != Some(ErrorCode::InvalidRequest)).then_some(policy.realm());
     assert_eq!(challenge.param("realm"), realm);
 
     // CORS: an origin is only reflected as it came.

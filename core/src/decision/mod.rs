@@ -101,8 +101,9 @@ impl Decision<'_> {
     }
 }
 
-/// Every value of [`Decision::code`], for hosts that declare their counters up front.
-pub const DECISION_CODES: [&str; 16] = [
+/// Every value of [`Decision::code`] a gateway counts, for hosts that declare their counters
+/// up front (`read_body` is not counted: the decision comes with the body).
+pub const DECISION_CODES: [&str; 15] = [
     "allow_public",
     "allow_preflight",
     "allow_authorized",
@@ -118,7 +119,6 @@ pub const DECISION_CODES: [&str; 16] = [
     "deny_step_up",
     "deny_no_route",
     "serve_metadata",
-    "read_body",
 ];
 
 /// A response answered by the host itself, without the upstream.
