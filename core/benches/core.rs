@@ -108,5 +108,56 @@ fn token(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decision, token);
+/// What an MCP route's decision costs beside a REST route's on the same policy (the
+/// principal already verified): reading and checking the JSON-RPC body of one `tools/call`,
+/// of a batch of ten, and of one call with a 64 KiB argument.
+fn mcp(c: &mut Criterion) {
+    let vectors: serde_json::Value =
+        serde_json::from_str(&decisions_json()).unwrap_or_else(|e| panic!("decisions.json: {e}"));
+    let suite = vectors["suites"]
+        .as_array()
+        .and_then(|suites| suites.iter().find(|s| s["name"] == "mcp"))
+        .unwrap_or_else(|| panic!("decisions.json has no mcp suite"));
+    // The vectors' policy with a limit that admits the 64 KiB body.
+    let mut document = suite["policy"].clone();
+    document["routes"][0]["mcp"]["max_body_bytes"] = serde_json::json!(1 << 20);
+    let policy = scopegate_core::Policy::from_json(&document.to_string())
+        .unwrap_or_else(|e| panic!("mcp policy: {e}"));
+    let holder = support::principal("mcp:tools api");
+    let now = scopegate_core::UnixTime(0);
+    let authorization = ["Bearer t"];
+    let call = |id: usize, message: &str| {
+        serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                           "params": {"name": "echo", "arguments": {"message": message}}})
+    };
+    let one = call(1, "hello").to_string();
+    let batch = serde_json::Value::Array((0..10).map(|i| call(i, "hello")).collect()).to_string();
+    let large = call(1, &"x".repeat(64 << 10)).to_string();
+    let mut group = c.benchmark_group("mcp");
+    let rest = support::request("/api/x", &authorization);
+    group.bench_function("rest_route", |b| {
+        b.iter(|| policy.decide_with(black_box(&rest), now, |_| Ok::<_, TokenError>(&holder)))
+    });
+    for (name, body) in [
+        ("tools_call", &one),
+        ("batch_of_10", &batch),
+        ("call_64KiB", &large),
+    ] {
+        let mut request = support::request("/mcp", &authorization).with_body(body.as_bytes());
+        request.method = "POST";
+        let decision = policy.decide_with(&request, now, |_| Ok::<_, TokenError>(&holder));
+        assert!(
+            matches!(decision, Decision::Allow(_)),
+            "{name}: {decision:?}"
+        );
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                policy.decide_with(black_box(&request), now, |_| Ok::<_, TokenError>(&holder))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decision, token, mcp);
 criterion_main!(benches);
