@@ -35,6 +35,9 @@ pub struct Request<'a> {
     pub mcp_method: Option<&'a str>,
     /// The `Mcp-Name` header (SEP-2243), checked against the body on MCP routes.
     pub mcp_name: Option<&'a str>,
+    /// `Mcp-Method` or `Mcp-Name` came more than once (an MCP route refuses the request:
+    /// which one a server reads is anyone's guess).
+    pub mcp_headers_repeated: bool,
     /// The request body, once the host has read it (only MCP routes ask for it).
     pub body: Option<&'a [u8]>,
     /// The first header the decision needs whose value is not UTF-8 text; the request is
@@ -178,6 +181,7 @@ pub struct RequestReader<'a> {
     access_control_request_method: Option<&'a str>,
     mcp_method: Option<&'a str>,
     mcp_name: Option<&'a str>,
+    mcp_headers_repeated: bool,
     unreadable: Option<RequestHeader>,
 }
 
@@ -211,8 +215,12 @@ impl<'a> RequestReader<'a> {
             RequestHeader::AccessControlRequestMethod => {
                 self.access_control_request_method = Some(value);
             }
-            RequestHeader::McpMethod => self.mcp_method = Some(value),
-            RequestHeader::McpName => self.mcp_name = Some(value),
+            RequestHeader::McpMethod => {
+                self.mcp_headers_repeated |= self.mcp_method.replace(value).is_some();
+            }
+            RequestHeader::McpName => {
+                self.mcp_headers_repeated |= self.mcp_name.replace(value).is_some();
+            }
         }
     }
 
@@ -226,6 +234,7 @@ impl<'a> RequestReader<'a> {
             access_control_request_method: self.access_control_request_method,
             mcp_method: self.mcp_method,
             mcp_name: self.mcp_name,
+            mcp_headers_repeated: self.mcp_headers_repeated,
             body: None,
             unreadable: self.unreadable,
         }

@@ -286,6 +286,13 @@ fn malformed_and_oversized_bodies_and_disagreeing_headers_fail_closed() {
         400,
         "The Mcp-Method or Mcp-Name header is not valid =?base64?...?= text",
     );
+    // A repeated Mcp-Name (Envoy may fold it, or hand both): refused either way.
+    let repeated = mcp.post(
+        "mcp:tools",
+        &bytes(&call("echo", 1)),
+        &[("mcp-name", "echo"), ("mcp-name", "echo")],
+    );
+    assert_eq!(repeated.status, 400, "{}", repeated.body);
     assert_eq!(
         mcp.recorder.len(),
         before,
@@ -294,7 +301,7 @@ fn malformed_and_oversized_bodies_and_disagreeing_headers_fail_closed() {
     assert_eq!(
         mcp.envoy
             .counter("wasmcustom.scopegate.decision.deny_bad_body"),
-        10
+        11
     );
     // Headers that agree (one in base64) pass, and the server sees them.
     let response = mcp.post(
@@ -420,7 +427,7 @@ fn hostile_mcp_bodies_fail_closed_in_envoy() {
     let mcp = Mcp::start();
     let policy = Policy::from_json(&policy(&mcp.keys).to_string()).unwrap();
     let keys = KeyStore::default();
-    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(0x6d63_70);
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(0x006d_6370);
     let scope = "mcp:tools";
     let token = mcp.token(scope);
     let auth = [format!("Bearer {token}")];

@@ -242,8 +242,10 @@ impl Policy {
         let response = [Message::Response];
         let read;
         // Requests without a JSON-RPC body (GET for the event stream, DELETE to end a
-        // session) are held to the route's own requirement, like a response.
-        let messages: &[Message] = if request.method != "POST" {
+        // session) are held to the route's own requirement, like a response. Any other
+        // method's body is read: a server may take a PUT as it takes a POST.
+        let bodiless = matches!(request.method, "GET" | "HEAD" | "DELETE");
+        let messages: &[Message] = if bodiless {
             &response
         } else {
             let Some(body) = request.body else {
@@ -257,6 +259,9 @@ impl Policy {
                 Err(McpError::TooLarge)
             } else {
                 read_body(body).and_then(|messages| {
+                    if request.mcp_headers_repeated {
+                        return Err(McpError::RepeatedHeader);
+                    }
                     check_headers(request.mcp_method, request.mcp_name, &messages)?;
                     Ok(messages)
                 })
@@ -273,6 +278,13 @@ impl Policy {
             }
         };
         match mcp.evaluate(&self.rules, &principal.scopes, messages, params) {
+            McpEvaluation::Refused(err) => self.deny(
+                request,
+                DenyReason::BadBody(err),
+                route,
+                Needed::default(),
+                None,
+            ),
             McpEvaluation::BadParameter => self.deny(
                 request,
                 DenyReason::BadParameter,

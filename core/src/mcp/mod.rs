@@ -12,8 +12,10 @@
 //! 2. else a rule for its method alone;
 //! 3. else the route's own `require`, or, without one, a valid token and no scope.
 //!
-//! Responses the client sends back to the server, and requests without a body (`GET` for
-//! the event stream, `DELETE` to end a session) are held to the route's own `require` too.
+//! Responses the client sends back to the server, and `GET`, `HEAD` and `DELETE` (the event
+//! stream, ending a session: no JSON-RPC body) are held to the route's own `require` too;
+//! every other method's body is read, whatever the method. An object that repeats a key is
+//! refused: parsers differ on which one counts.
 //! A batch needs what each of its messages needs. Anything that is not JSON-RPC 2.0, a
 //! body over the limit, or `Mcp-Method` / `Mcp-Name` headers (SEP-2243) that disagree with
 //! the body gets a 4xx before any rule is looked at: the gateway fails closed.
@@ -28,7 +30,7 @@ use core::fmt;
 
 pub(crate) use message::{check_headers, read_body, target_kind, Message, TargetKind};
 pub(crate) use uri::UriTemplate;
-pub use uri::MAX_CAPTURES;
+pub use uri::{MAX_CAPTURES, MAX_MATCH_STEPS};
 
 use crate::policy::{Evaluation, Requirement};
 use crate::scope::{ScopeRules, ScopeSet};
@@ -42,6 +44,8 @@ pub enum McpError {
     TooDeep,
     /// The body is not JSON (or is empty).
     NotJson,
+    /// An object of the body repeats a key.
+    RepeatedKey,
     /// A message is not a JSON-RPC 2.0 request, notification or response.
     NotJsonRpc,
     /// A batch without messages.
@@ -54,6 +58,10 @@ pub enum McpError {
     HeaderMismatch,
     /// An `=?base64?…?=` header value that does not decode to UTF-8 text.
     BadHeaderEncoding,
+    /// A `params.uri` that takes more than [`MAX_MATCH_STEPS`] to match a URI template.
+    UriTooComplex,
+    /// The same header (`Mcp-Method` or `Mcp-Name`) more than once.
+    RepeatedHeader,
 }
 
 impl McpError {
@@ -71,6 +79,7 @@ impl McpError {
             Self::TooLarge => "The request body is over the limit of this MCP endpoint",
             Self::TooDeep => "The request body nests arrays and objects too deeply",
             Self::NotJson => "The request body is not JSON",
+            Self::RepeatedKey => "The request body repeats a key in a JSON object",
             Self::NotJsonRpc => {
                 "The request body is not a JSON-RPC 2.0 message or batch of messages"
             }
@@ -83,6 +92,8 @@ impl McpError {
             Self::BadHeaderEncoding => {
                 "The Mcp-Method or Mcp-Name header is not valid =?base64?...?= text"
             }
+            Self::UriTooComplex => "The call's params.uri is too costly to match",
+            Self::RepeatedHeader => "The Mcp-Method or Mcp-Name header is sent more than once",
         }
     }
 }
@@ -129,17 +140,20 @@ pub(crate) enum McpEvaluation<'r> {
     },
     /// A captured value cannot form a bound scope.
     BadParameter,
+    /// The body cannot be judged within bounds.
+    Refused(McpError),
 }
 
 impl McpRoute {
     /// The requirement of one message and, for a URI rule, the values of its captures
     /// (else the route's placeholders apply). `None`: a valid token is enough.
+    #[allow(clippy::type_complexity)]
     fn requirement_for<'m>(
         &self,
         message: &'m Message,
-    ) -> (Option<&Requirement>, Option<Vec<&'m str>>) {
+    ) -> Result<(Option<&Requirement>, Option<Vec<&'m str>>), McpError> {
         let Message::Call { method, target } = message else {
-            return (self.default.as_ref(), None);
+            return Ok((self.default.as_ref(), None));
         };
         let rules = self.rules.iter().filter(|rule| *rule.method == **method);
         let mut by_method = None;
@@ -148,14 +162,15 @@ impl McpRoute {
             match (&rule.target, target.as_deref()) {
                 (RuleTarget::Method, _) => by_method = Some(rule),
                 (RuleTarget::Name(name), Some(wanted)) if **name == *wanted => {
-                    return (Some(&rule.requirement), None)
+                    return Ok((Some(&rule.requirement), None))
                 }
                 (RuleTarget::Uri(template), Some(uri)) => {
                     let better = by_uri
                         .as_ref()
                         .is_none_or(|(_, best, _)| template.beats(best));
                     if better {
-                        if let Some(values) = template.matches(uri) {
+                        let found = template.matches(uri).map_err(|_| McpError::UriTooComplex)?;
+                        if let Some(values) = found {
                             by_uri = Some((rule, template, values));
                         }
                     }
@@ -164,12 +179,12 @@ impl McpRoute {
             }
         }
         if let Some((rule, _, values)) = by_uri {
-            return (Some(&rule.requirement), Some(values));
+            return Ok((Some(&rule.requirement), Some(values)));
         }
-        match by_method {
+        Ok(match by_method {
             Some(rule) => (Some(&rule.requirement), None),
             None => (self.default.as_ref(), None),
-        }
+        })
     }
 
     /// Holds each message to its rule; `route_params` are the route's placeholder values.
@@ -183,7 +198,10 @@ impl McpRoute {
         let mut required: Vec<Cow<'r, str>> = Vec::new();
         let mut missing: Vec<Cow<'r, str>> = Vec::new();
         for message in messages {
-            let (requirement, captures) = self.requirement_for(message);
+            let (requirement, captures) = match self.requirement_for(message) {
+                Ok(found) => found,
+                Err(err) => return McpEvaluation::Refused(err),
+            };
             let Some(requirement) = requirement else {
                 continue;
             };

@@ -131,30 +131,58 @@ impl UriTemplate {
             || (self.literal_len == other.literal_len && self.source < other.source)
     }
 
-    /// The captured values if `uri` matches the whole template.
-    pub(crate) fn matches<'u>(&self, uri: &'u str) -> Option<Vec<&'u str>> {
+    /// The captured values if `uri` matches the whole template. A capture tries every
+    /// place its run could end (`{id}.txt` matches `a.txt.txt` with `a.txt`), shortest
+    /// first, so a URI that fits the template is never left to a weaker rule.
+    ///
+    /// Trying places costs steps; a URI that needs more than [`MAX_MATCH_STEPS`] against
+    /// one template is `Err` (refused, not left to a weaker rule), so no body can make the
+    /// gateway search for long.
+    pub(crate) fn matches<'u>(&self, uri: &'u str) -> Result<Option<Vec<&'u str>>, TooComplex> {
         let mut values = Vec::new();
-        let mut rest = uri;
-        let mut pieces = self.pieces.iter().peekable();
-        while let Some(piece) = pieces.next() {
-            match piece {
-                Piece::Literal(text) => rest = rest.strip_prefix(&**text)?,
-                Piece::Capture(_) => {
-                    // The run ends where the next literal starts (captures are never
-                    // adjacent) and holds no `/`, `?` or `#`.
-                    let end = match pieces.peek() {
-                        Some(Piece::Literal(next)) => rest.find(&**next)?,
-                        _ => rest.len(),
-                    };
-                    if end == 0 || rest[..end].contains(['/', '?', '#']) {
-                        return None;
-                    }
-                    values.push(&rest[..end]);
-                    rest = &rest[end..];
+        let mut steps = 0;
+        let found = match_from(&self.pieces, uri, &mut values, &mut steps)?;
+        Ok(found.then_some(values))
+    }
+}
+
+/// Steps one URI may take against one template.
+pub const MAX_MATCH_STEPS: usize = 10_000;
+
+/// A URI took more than [`MAX_MATCH_STEPS`] to match a template.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TooComplex;
+
+fn match_from<'u>(
+    pieces: &[Piece],
+    rest: &'u str,
+    values: &mut Vec<&'u str>,
+    steps: &mut usize,
+) -> Result<bool, TooComplex> {
+    *steps += 1;
+    if *steps > MAX_MATCH_STEPS {
+        return Err(TooComplex);
+    }
+    let Some((piece, more)) = pieces.split_first() else {
+        return Ok(rest.is_empty());
+    };
+    match piece {
+        Piece::Literal(text) => match rest.strip_prefix(&**text) {
+            Some(after) => match_from(more, after, values, steps),
+            None => Ok(false),
+        },
+        Piece::Capture(_) => {
+            // A capture never holds `/`, `?` or `#`: the run is bounded by the first one.
+            let run = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            for end in (1..=run).filter(|&end| rest.is_char_boundary(end)) {
+                values.push(&rest[..end]);
+                if match_from(more, &rest[end..], values, steps)? {
+                    return Ok(true);
                 }
+                values.pop();
             }
+            Ok(false)
         }
-        rest.is_empty().then_some(values)
     }
 }
 
@@ -163,21 +191,42 @@ mod tests {
     use super::*;
     use alloc::vec;
 
+    impl UriTemplate {
+        fn matches_ok<'u>(&self, uri: &'u str) -> Option<Vec<&'u str>> {
+            self.matches(uri)
+                .unwrap_or_else(|_| panic!("too complex: {uri}"))
+        }
+    }
+
+    #[test]
+    fn a_hostile_uri_is_refused_within_the_step_bound() {
+        let template = UriTemplate::parse("x{a}x{b}x{c}x{d}x{e}x{f}x{g}x{h}y")
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let uri = "x".repeat(4000);
+        assert_eq!(template.matches(&uri), Err(TooComplex));
+        let short = "xaxbxcxdxexfxgxhy";
+        assert_eq!(template.matches_ok(short).map(|v| v.len()), Some(8));
+    }
+
     #[test]
     fn captures_stop_at_slashes_and_literals() {
         let template =
             UriTemplate::parse("file:///docs/{id}.md").unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(template.matches("file:///docs/42.md"), Some(vec!["42"]));
-        assert_eq!(template.matches("file:///docs/a/b.md"), None);
-        assert_eq!(template.matches("file:///docs/.md"), None);
-        assert_eq!(template.matches("file:///docs/42.md?x"), None);
+        assert_eq!(template.matches_ok("file:///docs/42.md"), Some(vec!["42"]));
+        assert_eq!(
+            template.matches_ok("file:///docs/a.md.md"),
+            Some(vec!["a.md"])
+        );
+        assert_eq!(template.matches_ok("file:///docs/a/b.md"), None);
+        assert_eq!(template.matches_ok("file:///docs/.md"), None);
+        assert_eq!(template.matches_ok("file:///docs/42.md?x"), None);
         let two = UriTemplate::parse("db://{table}/{row}").unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(two.matches("db://users/7"), Some(vec!["users", "7"]));
+        assert_eq!(two.matches_ok("db://users/7"), Some(vec!["users", "7"]));
         assert_eq!(two.capture_index("row"), Some(1));
-        assert_eq!(two.matches("db://users/7/x"), None);
+        assert_eq!(two.matches_ok("db://users/7/x"), None);
         let exact = UriTemplate::parse("test://static").unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(exact.matches("test://static"), Some(vec![]));
-        assert_eq!(exact.matches("test://static/1"), None);
+        assert_eq!(exact.matches_ok("test://static"), Some(vec![]));
+        assert_eq!(exact.matches_ok("test://static/1"), None);
     }
 
     #[test]
