@@ -227,7 +227,7 @@ impl McpRoute {
         }
     }
 
-    /// Every literal scope of the rules, for `scopes_supported`.
+    /// Every requirement of the route (its own, then each rule's), for `scopes_supported`.
     pub(crate) fn requirements(&self) -> impl Iterator<Item = &Requirement> {
         self.default
             .iter()
