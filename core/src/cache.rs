@@ -48,6 +48,7 @@ struct Entry {
 ///     expires_at: 1_000,
 ///     auth_time: None,
 ///     forwarded: Vec::new(),
+///     audiences: scopegate_core::token::AudienceMatch::ALL,
 /// };
 /// let mut cache = TokenCache::new(2);
 /// cache.insert("eyJ.a.b", principal.into(), UnixTime(900));
@@ -176,6 +177,7 @@ mod tests {
             expires_at,
             auth_time: None,
             forwarded: alloc::vec::Vec::new(),
+            audiences: crate::token::AudienceMatch::ALL,
         })
     }
 

@@ -111,6 +111,7 @@ pub fn principal(scopes: &str) -> Principal {
         expires_at: u64::MAX,
         auth_time: None,
         forwarded: vec![(0, "alice".to_owned())],
+        audiences: scopegate_core::token::AudienceMatch::ALL,
     }
 }
 

@@ -143,8 +143,8 @@ impl Policy {
                 );
             }
         };
-        if let Some(resource) = &self.resource {
-            if *path == *resource.metadata_path && matches!(request.method, "GET" | "HEAD") {
+        if matches!(request.method, "GET" | "HEAD") {
+            if let Some(resource) = self.resources.iter().find(|r| *r.metadata_path == *path) {
                 return Decision::Serve(Served {
                     content_type: "application/json",
                     body: &resource.metadata_document,
@@ -190,6 +190,10 @@ impl Policy {
             }
         };
         let principal: &Principal = principal.borrow();
+        if !self.audience_fits(&path, principal) {
+            let reason = DenyReason::InvalidToken(TokenError::WrongAudience);
+            return self.deny(request, reason, route, Needed::default(), None);
+        }
         let requirement = match access {
             Access::Public => return allow(AllowReason::Public, route),
             Access::Protected(requirement) => requirement,
@@ -309,6 +313,17 @@ impl Policy {
         }
     }
 
+    /// Was the token issued for the resource that governs `path`? (Its own audiences if it
+    /// has some, else the issuers'.)
+    fn audience_fits(&self, path: &str, principal: &Principal) -> bool {
+        match self.resource_for(path) {
+            Some(index) if self.resources[index].audiences.is_some() => {
+                principal.audiences.fits_resource(index)
+            }
+            _ => principal.audiences.fits_issuer(),
+        }
+    }
+
     /// The `max_age` the authentication is older than, among the scopes that `required`
     /// (the scopes a request was allowed by) falls under.
     fn stale_for(
@@ -418,8 +433,8 @@ impl Policy {
         if let Some(max_age) = max_age {
             challenge = challenge.with_param("max_age", &alloc::format!("{max_age}"));
         }
-        if let Some(resource) = &self.resource {
-            if !bad_request {
+        if !bad_request {
+            if let Some(resource) = self.governing_resource(request.path) {
                 challenge = challenge.with_param("resource_metadata", &resource.metadata_url);
             }
         }
@@ -450,6 +465,22 @@ impl Policy {
             body: serde_json::to_string(&body).unwrap_or_default(),
             allowed_origin,
         })
+    }
+}
+
+impl Policy {
+    /// The resource whose metadata a denial of `target` points at.
+    fn governing_resource(&self, target: &str) -> Option<&crate::policy::Resource> {
+        match self.resources.as_slice() {
+            [] => None,
+            // The single `resource` governs every request, even one whose path cannot be
+            // normalized.
+            [only] if only.prefix.is_empty() => Some(only),
+            resources => {
+                let path = normalize(target).ok()?;
+                self.resource_for(&path).map(|index| &resources[index])
+            }
+        }
     }
 }
 

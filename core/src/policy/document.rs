@@ -42,6 +42,11 @@ pub struct PolicyDocument {
     /// set, the metadata document is served and challenges carry `resource_metadata`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// Several protected resources behind one gateway (RFC 9728), instead of `resource`:
+    /// each governs the requests under its URL's path, with its own metadata document and
+    /// audiences.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Vec<ResourceDocument>>,
     /// Trusted token issuers.
     pub issuers: Vec<IssuerDocument>,
     /// How scopes are read and compared.
@@ -67,6 +72,23 @@ pub struct PolicyDocument {
     /// The gateway's cache of verified tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_cache: Option<TokenCacheDocument>,
+}
+
+/// One of several protected resources (`resources[]`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceDocument {
+    /// The resource identifier, exactly the URL clients use, e.g. `https://gw.example/mcp`.
+    /// Its path decides which requests the resource governs.
+    pub resource: String,
+    /// The `aud` values its tokens carry (one of them); default: the `resource` URL
+    /// (RFC 8707). On the requests it governs they replace the issuers' `audiences`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audiences: Option<Vec<String>>,
+    /// `scopes_supported` of its metadata document; default: every literal scope of the
+    /// routes it governs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes_supported: Option<Vec<String>>,
 }
 
 /// The gateway's cache of verified tokens.

@@ -166,9 +166,15 @@ pub(crate) struct ForwardClaim {
     pub(crate) claim: ClaimName,
 }
 
-/// The RFC 9728 identity of the protected resource.
+/// The RFC 9728 identity of a protected resource.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Resource {
+    /// The path the resource's requests are under (`/mcp`), without a trailing `/`; empty
+    /// for a resource that governs every request (the single `resource` form, or a URL
+    /// without a path).
+    pub(crate) prefix: Box<str>,
+    /// The audiences its tokens carry on the requests it governs; `None`: the issuers'.
+    pub(crate) audiences: Option<Vec<Box<str>>>,
     /// Absolute URL of the metadata document, for `resource_metadata`.
     pub(crate) metadata_url: Box<str>,
     /// Path on which the metadata document is served.
@@ -182,7 +188,8 @@ pub(crate) struct Resource {
 #[derive(Clone, Debug)]
 pub struct Policy {
     pub(crate) realm: Box<str>,
-    pub(crate) resource: Option<Resource>,
+    /// At most [`MAX_RESOURCES`]; the order is the document's.
+    pub(crate) resources: Vec<Resource>,
     pub(crate) issuers: Vec<Issuer>,
     pub(crate) scope_claims: Vec<ClaimName>,
     pub(crate) role_claims: Vec<ClaimName>,
@@ -268,9 +275,43 @@ impl Policy {
         self.routes.get(index).map(|r| &*r.path)
     }
 
-    /// The RFC 9728 protected resource metadata document, if `resource` is set.
+    /// The RFC 9728 protected resource metadata document, if `resource` is set; with
+    /// `resources`, the first one's (see [`Policy::resource_metadata_for`]).
     pub fn resource_metadata(&self) -> Option<&str> {
-        self.resource.as_ref().map(|r| &*r.metadata_document)
+        self.resources.first().map(|r| &*r.metadata_document)
+    }
+
+    /// The metadata document of the resource that governs requests to `path` (a request
+    /// target; its query is ignored), if any.
+    ///
+    /// ```
+    /// let policy = scopegate_core::Policy::from_json(r#"{
+    ///   "version": 1, "realm": "gw",
+    ///   "resources": [{"resource": "https://gw.example/mcp"}, {"resource": "https://gw.example/api"}],
+    ///   "issuers": [{"issuer": "https://idp.example", "audiences": ["gw"],
+    ///                "algorithms": ["HS256"], "hmac_secret": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}],
+    ///   "routes": [{"path": "/mcp", "require": "mcp"}, {"path": "/api/**", "require": "api"}]
+    /// }"#).unwrap();
+    /// let mcp = policy.resource_metadata_for("/mcp").unwrap();
+    /// assert!(mcp.contains(r#""resource":"https://gw.example/mcp""#));
+    /// assert!(mcp.contains(r#""scopes_supported":["mcp"]"#));
+    /// assert!(policy.resource_metadata_for("/health").is_none());
+    /// ```
+    pub fn resource_metadata_for(&self, path: &str) -> Option<&str> {
+        let path = crate::path::normalize(path).ok()?;
+        self.resource_for(&path)
+            .map(|index| &*self.resources[index].metadata_document)
+    }
+
+    /// The position of the resource that governs requests to the normalized `path`: the
+    /// one with the longest prefix that `path` is, or is under.
+    pub(crate) fn resource_for(&self, path: &str) -> Option<usize> {
+        self.resources
+            .iter()
+            .enumerate()
+            .filter(|(_, resource)| is_under(path, &resource.prefix))
+            .max_by_key(|(_, resource)| resource.prefix.len())
+            .map(|(index, _)| index)
     }
 
     pub(crate) fn issuer_by_name(&self, iss: &str) -> Option<(usize, &Issuer)> {
@@ -293,6 +334,19 @@ impl Policy {
 
     pub(crate) fn forward_claims(&self) -> impl Iterator<Item = (&str, &ClaimName)> {
         self.forward.iter().map(|f| (&*f.header, &f.claim))
+    }
+}
+
+/// How many resources one policy may protect: a verified token records which of them its
+/// `aud` fits in a bit set.
+pub const MAX_RESOURCES: usize = 32;
+
+/// Is `path` the `prefix` itself or below it, segment-wise (`/mcp` is under `/mcp` but
+/// `/mcpx` is not)? Every path is under the empty prefix.
+pub(crate) fn is_under(path: &str, prefix: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => prefix.is_empty() || rest.is_empty() || rest.starts_with('/'),
+        None => false,
     }
 }
 

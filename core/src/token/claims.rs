@@ -7,10 +7,10 @@ use alloc::vec::Vec;
 use serde_json::Value;
 
 use crate::policy::DEFAULT_SCOPE_CLAIMS;
-use crate::policy::{ClaimName, Policy};
+use crate::policy::{ClaimName, Policy, Resource};
 use crate::scope::{first_invalid_scope_byte, ScopeSet};
 
-use super::{decode, TokenError};
+use super::{decode, AudienceMatch, TokenError};
 
 /// A NumericDate claim (RFC 7519 §2): a non-negative number of seconds, fractions dropped.
 pub(super) fn numeric_date(claims: &Value, claim: &'static str) -> Result<Option<u64>, TokenError> {
@@ -34,24 +34,39 @@ pub(super) fn numeric_date(claims: &Value, claim: &'static str) -> Result<Option
     }
 }
 
-pub(super) fn check_audience(claims: &Value, audiences: &[Box<str>]) -> Result<(), TokenError> {
-    let accepted = |aud: &str| audiences.iter().any(|a| **a == *aud);
-    match claims.get("aud") {
-        None => Err(TokenError::MissingClaim("aud")),
-        Some(Value::String(aud)) if accepted(aud) => Ok(()),
-        Some(Value::Array(list)) if list.iter().all(Value::is_string) => {
-            if list.iter().filter_map(Value::as_str).any(accepted) {
-                Ok(())
-            } else {
-                Err(TokenError::WrongAudience)
-            }
+/// Which of the policy's audience lists the token's `aud` fits; refused when none.
+pub(super) fn match_audiences(
+    claims: &Value,
+    issuer: &[Box<str>],
+    resources: &[Resource],
+) -> Result<AudienceMatch, TokenError> {
+    let values: &[Value] = match claims.get("aud") {
+        None => return Err(TokenError::MissingClaim("aud")),
+        Some(aud @ Value::String(_)) => core::slice::from_ref(aud),
+        Some(Value::Array(list)) if list.iter().all(Value::is_string) => list,
+        Some(_) => {
+            return Err(TokenError::InvalidClaim {
+                claim: String::from("aud"),
+                expected: "a string or an array of strings",
+            })
         }
-        Some(Value::String(_)) => Err(TokenError::WrongAudience),
-        Some(_) => Err(TokenError::InvalidClaim {
-            claim: String::from("aud"),
-            expected: "a string or an array of strings",
-        }),
+    };
+    let fits = |accepted: &[Box<str>]| {
+        values
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|aud| accepted.iter().any(|a| **a == *aud))
+    };
+    let mut matched = AudienceMatch::NONE.with_issuer(fits(issuer));
+    for (index, resource) in resources.iter().enumerate() {
+        if let Some(accepted) = &resource.audiences {
+            matched = matched.with_resource(index, fits(accepted));
+        }
     }
+    if matched == AudienceMatch::NONE {
+        return Err(TokenError::WrongAudience);
+    }
+    Ok(matched)
 }
 
 /// Looks a claim up by name, or by JSON pointer when the configured name starts with `/`

@@ -26,7 +26,7 @@ pub use crate::policy::DEFAULT_SCOPE_CLAIMS;
 pub use bearer::{bearer_token, BearerError};
 pub(crate) use claims::claim_value;
 pub use claims::scopes_of;
-use claims::{check_audience, effective_scopes, header_value, numeric_date};
+use claims::{effective_scopes, header_value, match_audiences, numeric_date};
 pub use decode::{decode, UnverifiedToken, MAX_TOKEN_LEN};
 pub use error::TokenError;
 use signature::verify_signature;
@@ -47,6 +47,50 @@ pub struct Principal {
     pub auth_time: Option<u64>,
     /// Values for the policy's forwarded headers, by position in `forward.claims`.
     pub forwarded: Vec<(usize, String)>,
+    /// Which audiences its `aud` fits: a token for one resource is refused on another's
+    /// requests.
+    pub audiences: AudienceMatch,
+}
+
+/// Which of a policy's audience lists a token's `aud` fits: its issuer's `audiences`, and
+/// each of `resources` that has its own.
+///
+/// ```
+/// use scopegate_core::token::AudienceMatch;
+/// assert!(AudienceMatch::ALL.fits_issuer());
+/// assert!(!AudienceMatch::NONE.fits_issuer());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AudienceMatch(u64);
+
+impl AudienceMatch {
+    /// Fits nothing.
+    pub const NONE: Self = Self(0);
+    /// Fits every audience list, for principals a host builds itself (tests, benchmarks).
+    pub const ALL: Self = Self(u64::MAX);
+
+    /// Does it fit the issuer's `audiences` (what requests outside every resource with
+    /// audiences of its own need)?
+    pub fn fits_issuer(self) -> bool {
+        self.0 & 1 != 0
+    }
+
+    /// Does it fit the audiences of the resource at `index` in the policy's `resources`?
+    pub fn fits_resource(self, index: usize) -> bool {
+        index < 63 && self.0 & (1 << (index + 1)) != 0
+    }
+
+    pub(crate) fn with_issuer(self, fits: bool) -> Self {
+        Self(self.0 | u64::from(fits))
+    }
+
+    pub(crate) fn with_resource(self, index: usize, fits: bool) -> Self {
+        if fits && index < 63 {
+            Self(self.0 | (1 << (index + 1)))
+        } else {
+            self
+        }
+    }
 }
 
 /// How the signature of a token is dealt with.
@@ -128,7 +172,7 @@ pub(crate) fn authenticate(
             return Err(TokenError::IssuedInFuture { iat });
         }
     }
-    check_audience(claims, &issuer.audiences)?;
+    let audiences = match_audiences(claims, &issuer.audiences, &policy.resources)?;
     let scopes = effective_scopes(policy, claims)?;
     let forwarded = policy
         .forward_claims()
@@ -146,6 +190,7 @@ pub(crate) fn authenticate(
         expires_at,
         auth_time: numeric_date(claims, "auth_time")?,
         forwarded,
+        audiences,
     })
 }
 

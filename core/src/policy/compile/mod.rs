@@ -8,19 +8,18 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::document::Unmatched;
-use super::requirement::ScopeTemplate;
-use super::{Access, ForwardClaim, Policy, PolicyDocument, PolicyError, Resource, Route};
+use super::{ForwardClaim, Policy, PolicyDocument, PolicyError, Route};
 use crate::route::RouteTable;
 use crate::scope::{is_valid_scope, ScopeError, ScopeRules};
 
 mod issuer;
 mod mcp;
+mod resource;
 mod routes;
 
 use issuer::{compile_claim_name, compile_claim_names, compile_issuer};
+use resource::{compile_resources, finish_resources};
 use routes::compile_route;
-
-const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 
 /// Request headers scopegate must never set or strip on the upstream request.
 const RESERVED_HEADERS: [&str; 9] = [
@@ -46,7 +45,7 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
         ));
     }
     check_header_text("realm", &doc.realm)?;
-    let resource = doc.resource.as_deref().map(compile_resource).transpose()?;
+    let resources = compile_resources(doc)?;
     if doc.issuers.is_empty() {
         return Err(PolicyError::new(
             "issuers",
@@ -158,7 +157,7 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
 
     let mut policy = Policy {
         realm: doc.realm.as_str().into(),
-        resource: None,
+        resources: Vec::new(),
         issuers,
         scope_claims,
         role_claims,
@@ -174,14 +173,7 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
         dry_run: doc.dry_run,
         token_cache_entries: token_cache_entries(doc)?,
     };
-    if let Some((identifier, metadata_url, metadata_path)) = resource {
-        let metadata_document = metadata_document(&policy, &identifier);
-        policy.resource = Some(Resource {
-            metadata_url: metadata_url.into(),
-            metadata_path: metadata_path.into(),
-            metadata_document: metadata_document.into(),
-        });
-    }
+    finish_resources(&mut policy, resources);
     Ok(policy)
 }
 
@@ -207,89 +199,6 @@ fn check_header_text(path: &str, value: &str) -> Result<(), PolicyError> {
              WWW-Authenticate headers)",
         ))
     }
-}
-
-/// `(identifier, metadata URL, metadata path)` per RFC 9728 §3.1: the well-known segment
-/// goes between the authority and the resource's path.
-fn compile_resource(identifier: &str) -> Result<(String, String, String), PolicyError> {
-    check_header_text("resource", identifier)?;
-    let (scheme, rest) = identifier
-        .split_once("://")
-        .ok_or_else(|| PolicyError::new("resource", "must be an absolute http or https URL"))?;
-    if scheme != "https" && scheme != "http" {
-        return Err(PolicyError::new(
-            "resource",
-            "must be an absolute http or https URL",
-        ));
-    }
-    if rest.contains(['?', '#', ' ']) {
-        return Err(PolicyError::new(
-            "resource",
-            "must not have a query or fragment (RFC 9728 section 1.2)",
-        ));
-    }
-    let (authority, path) = match rest.find('/') {
-        Some(at) => rest.split_at(at),
-        None => (rest, ""),
-    };
-    if authority.is_empty() {
-        return Err(PolicyError::new("resource", "has no host"));
-    }
-    let path = path.trim_end_matches('/');
-    let metadata_path = format!("{WELL_KNOWN}{path}");
-    // Requests are matched on normalized paths: a metadata path that is not normalized
-    // could never be requested, and every challenge would point at it.
-    match crate::path::normalize(&metadata_path) {
-        Ok(normal) if *normal == *metadata_path => {}
-        Ok(normal) => {
-            let normal = normal.strip_prefix(WELL_KNOWN).unwrap_or(&normal);
-            return Err(PolicyError::new(
-                "resource",
-                format!("its path `{path}` is not in normal form; write `{normal}`"),
-            ));
-        }
-        Err(err) => {
-            return Err(PolicyError::new(
-                "resource",
-                format!(
-                    "its path `{path}` cannot be requested: {}",
-                    err.description()
-                ),
-            ))
-        }
-    }
-    let metadata_url = format!("{scheme}://{authority}{metadata_path}");
-    Ok((String::from(identifier), metadata_url, metadata_path))
-}
-
-fn metadata_document(policy: &Policy, identifier: &str) -> String {
-    let mut scopes: Vec<&str> = policy
-        .routes
-        .iter()
-        .flat_map(
-            |route| -> alloc::boxed::Box<dyn Iterator<Item = &super::Requirement>> {
-                match &route.access {
-                    Access::Protected(requirement) => {
-                        alloc::boxed::Box::new(core::iter::once(requirement))
-                    }
-                    Access::Mcp(mcp) => alloc::boxed::Box::new(mcp.requirements()),
-                    Access::Public => alloc::boxed::Box::new(core::iter::empty()),
-                }
-            },
-        )
-        .flat_map(|requirement| requirement.alternatives.iter().flatten())
-        .filter_map(ScopeTemplate::literal)
-        .collect();
-    scopes.sort_unstable();
-    scopes.dedup();
-    let servers: Vec<&str> = policy.issuers.iter().map(|i| &*i.issuer).collect();
-    let document = serde_json::json!({
-        "resource": identifier,
-        "authorization_servers": servers,
-        "scopes_supported": scopes,
-        "bearer_methods_supported": ["header"],
-    });
-    format!("{document}")
 }
 
 type ForwardConfig = (Vec<ForwardClaim>, Option<Box<str>>);
