@@ -18,12 +18,14 @@
 //! each setup to (2) and (1).
 //!
 //! Options: `--duration 5` (seconds per run), `--warmup 1`, `--rounds 3`,
-//! `--connections 16`, `--setups 1,0,2,2c,3,4` (a subset, for a quick comparison).
+//! `--connections 16`, `--setups 1,0,2,2c,3,4` (a subset, for a quick comparison), and
+//! `--mcp` for the MCP route's cost instead (see `mcp.rs`).
 
 // A benchmark harness: a broken setup aborts the run with the reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agreement;
+mod mcp;
 mod native;
 mod report;
 mod wrk;
@@ -49,6 +51,8 @@ pub(crate) struct Options {
     pub(crate) rounds: usize,
     pub(crate) connections: u32,
     pub(crate) setups: Vec<Setup>,
+    /// `--mcp`: the MCP comparison (mcp.rs) instead of the token comparison.
+    pub(crate) mcp: bool,
 }
 
 pub(crate) fn options() -> Result<Options, String> {
@@ -58,6 +62,7 @@ pub(crate) fn options() -> Result<Options, String> {
         rounds: 3,
         connections: 16,
         setups: SETUPS.to_vec(),
+        mcp: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -68,6 +73,7 @@ pub(crate) fn options() -> Result<Options, String> {
                 .ok_or(format!("{arg} needs a positive number"))
         };
         match arg.as_str() {
+            "--mcp" => options.mcp = true,
             "--duration" => options.duration = number()?,
             "--warmup" => options.warmup = number()?,
             "--rounds" => options.rounds = number()? as usize,
@@ -232,7 +238,7 @@ pub(crate) fn rows(policy: &Value, keys: &TestKeys) -> Vec<Row> {
 pub(crate) fn run() -> Result<(), String> {
     let options = options()?;
     require_envoy_and_filter();
-    if options.setups.contains(&Setup::Empty) && !empty_filter_wasm().exists() {
+    if !options.mcp && options.setups.contains(&Setup::Empty) && !empty_filter_wasm().exists() {
         return Err(format!(
             "{} is missing: cargo build --profile filter -p scopegate-empty-filter --target \
              wasm32-wasip1 (./scripts/bench does)",
@@ -248,6 +254,9 @@ pub(crate) fn run() -> Result<(), String> {
     // JWKS cannot be fetched would only add retries to the measurements.
     if let Some(issuers) = policy["issuers"].as_array_mut() {
         issuers.retain(|issuer| issuer.get("jwks").is_some());
+    }
+    if options.mcp {
+        return mcp::run(&options, &policy);
     }
     let keys = TestKeys::from_seed(1);
     let rows = rows(&policy, &keys);
