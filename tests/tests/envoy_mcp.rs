@@ -1,7 +1,8 @@
 //! An MCP endpoint behind the filter in a real Envoy: per-tool scopes read from the
 //! JSON-RPC body, batches, the body limit, malformed bodies, `Mcp-Method` / `Mcp-Name`
 //! that disagree with the body, chunked bodies, and what is never buffered (other routes'
-//! bodies, responses, event streams).
+//! bodies, responses, event streams), and two resources with their own metadata and
+//! audiences behind one Envoy.
 //!
 //! Needs `./scripts/setup` and `./scripts/build-filter` (as `./scripts/test` runs them).
 //! Each test starts its own Envoy and upstream on free 127.0.0.1 ports, stopped when it
@@ -529,4 +530,119 @@ fn hostile_mcp_bodies_fail_closed_in_envoy() {
         "the corpus reaches several answers: {statuses:?}"
     );
     eprintln!("hostile MCP corpus: statuses {statuses:?}");
+}
+
+/// Two resources behind one Envoy (RFC 9728 `resources`): each metadata document is
+/// served, each 401 names its own, and a token for one resource is refused on the other.
+#[test]
+fn two_resources_each_with_its_metadata_and_audience() {
+    let keys = TestKeys::from_seed(1);
+    let api_resource = "http://127.0.0.1:8080/api";
+    let policy = json!({
+        "version": 1,
+        "realm": "gw",
+        "resources": [{"resource": RESOURCE}, {"resource": api_resource}],
+        "issuers": [{"issuer": ISSUER, "audiences": ["http://127.0.0.1:8080"],
+                     "algorithms": ["EdDSA"], "jwks": keys.jwks("")}],
+        "routes": [
+            {"path": "/mcp", "mcp": {"rules": [
+                {"method": "tools/call", "name": "get-env", "require": "mcp:admin"}
+            ]}},
+            {"path": "/api/**", "require": "api"}
+        ]
+    });
+    let (api, recorder) = HttpServer::recording_echo();
+    let upstreams = Upstreams {
+        api: api.port,
+        jwks: None,
+    };
+    let envoy = Envoy::with_filter(&upstreams, &policy);
+    let token = |aud: &str, scope: &str| {
+        let mut claims = Map::new();
+        claims.insert("iss".into(), json!(ISSUER));
+        claims.insert("aud".into(), json!(aud));
+        claims.insert("sub".into(), json!("alice"));
+        claims.insert("exp".into(), json!(now() + 600));
+        claims.insert("scope".into(), json!(scope));
+        format!("Bearer {}", mint(&keys, &json!({"alg": "EdDSA"}), &claims))
+    };
+
+    for (path, resource, scopes) in [
+        (
+            "/.well-known/oauth-protected-resource/mcp",
+            RESOURCE,
+            json!(["mcp:admin"]),
+        ),
+        (
+            "/.well-known/oauth-protected-resource/api",
+            api_resource,
+            json!(["api"]),
+        ),
+    ] {
+        let response = request(envoy.port, "GET", path, &[]).unwrap();
+        assert_eq!(response.status, 200, "{path}: {}", response.body);
+        let document = response.json();
+        assert_eq!(document["resource"], json!(resource), "{path}");
+        assert_eq!(document["scopes_supported"], scopes, "{path}");
+    }
+
+    let no_token = request(envoy.port, "GET", "/api/orders", &[]).unwrap();
+    assert_eq!(no_token.status, 401);
+    assert_eq!(
+        no_token.header("www-authenticate"),
+        Some(
+            "Bearer realm=\"gw\", resource_metadata=\"http://127.0.0.1:8080/.well-known/oauth-protected-resource/api\""
+        )
+    );
+
+    // The MCP resource's token holds `api`, but it was not issued for the API.
+    let mcp_token = token(RESOURCE, "api");
+    let refused = request(
+        envoy.port,
+        "GET",
+        "/api/orders",
+        &[("authorization", &mcp_token)],
+    )
+    .unwrap();
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert_eq!(
+        refused.header("www-authenticate"),
+        Some(
+            "Bearer realm=\"gw\", error=\"invalid_token\", error_description=\"The access token is not meant for this resource\", resource_metadata=\"http://127.0.0.1:8080/.well-known/oauth-protected-resource/api\""
+        )
+    );
+    let api_token = token(api_resource, "api");
+    let allowed = request(
+        envoy.port,
+        "GET",
+        "/api/orders",
+        &[("authorization", &api_token)],
+    )
+    .unwrap();
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+    assert_eq!(
+        recorder.len(),
+        1,
+        "only the API's own token reached the API"
+    );
+    // The token cache holds the verified principal: the same token on the other resource
+    // is still refused.
+    let body = bytes(&call("echo", 1));
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: {api_token}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut raw = head.into_bytes();
+    raw.extend_from_slice(&body);
+    let cross = send_raw(envoy.port, &raw).unwrap();
+    assert_eq!(cross.status, 401, "{}", cross.body);
+    assert!(
+        cross
+            .header("www-authenticate")
+            .is_some_and(|c| c.contains("oauth-protected-resource/mcp\"")),
+        "{:?}",
+        cross.header("www-authenticate")
+    );
+    assert_eq!(recorder.len(), 1, "{}", envoy.log());
 }
