@@ -114,10 +114,13 @@ pub(super) fn compile_requirement(
     let mut alternatives = Vec::with_capacity(lists.len());
     for (list_path, list) in lists {
         if list.is_empty() {
-            return Err(PolicyError::new(
-                list_path,
-                "an empty scope list requires nothing; use `public: true` for open routes",
-            ));
+            let hint = if list_path.contains(".mcp.rules[") {
+                "an empty scope list requires nothing; for messages that need only a valid \
+                 token, leave them to the route (without `require`, it asks for no scope)"
+            } else {
+                "an empty scope list requires nothing; use `public: true` for open routes"
+            };
+            return Err(PolicyError::new(list_path, hint));
         }
         let mut alternative = Vec::with_capacity(list.len());
         for scope in list {
