@@ -49,6 +49,7 @@ struct Entry {
 ///     auth_time: None,
 ///     forwarded: Vec::new(),
 ///     audiences: scopegate_core::token::AudienceMatch::ALL,
+///     confirmation: None,
 /// };
 /// let mut cache = TokenCache::new(2);
 /// cache.insert("eyJ.a.b", principal.into(), UnixTime(900));
@@ -178,6 +179,7 @@ mod tests {
             auth_time: None,
             forwarded: alloc::vec::Vec::new(),
             audiences: crate::token::AudienceMatch::ALL,
+            confirmation: None,
         })
     }
 

@@ -52,7 +52,7 @@ use crate::cache::TokenCache;
 use crate::decision::{Decision, Denial, LocalResponse, Served};
 use crate::policy::{KeyStore, Policy};
 use crate::refresh::{FetchError, JwksFetch, KeyRefresh};
-use crate::request::RequestReader;
+use crate::request::{Request, RequestReader};
 use crate::token::{Principal, TokenError};
 use crate::{DenyReason, UnixTime};
 
@@ -82,6 +82,10 @@ pub struct Exchange {
     principal: Option<Rc<Principal>>,
     /// The largest body the matched MCP route reads.
     body_limit: Option<usize>,
+    /// The SHA-256 of the connection's client certificate, if the host knows it.
+    client_certificate_sha256: Option<[u8; 32]>,
+    /// How to ask the host for it, as hex digits, when a token is bound to one.
+    certificate_lookup: Option<fn() -> Option<Vec<u8>>>,
 }
 
 /// What the host does with the request body seen so far (see [`Gateway::body_progress`]).
@@ -95,6 +99,26 @@ pub enum BodyProgress {
 }
 
 impl Exchange {
+    /// An exchange for a request on a mutual-TLS connection whose client certificate has
+    /// this SHA-256, as 64 hex digits (Envoy's `connection.sha256_peer_certificate_digest`);
+    /// other bytes are ignored, and certificate-bound tokens then refused.
+    pub fn with_client_certificate_sha256_hex(hex: &[u8]) -> Self {
+        Self {
+            client_certificate_sha256: crate::request::sha256_from_hex(hex),
+            ..Self::default()
+        }
+    }
+
+    /// An exchange that asks `lookup` for the SHA-256 of the connection's client
+    /// certificate (64 hex digits) when, and only when, a request's token is bound to a
+    /// certificate (RFC 8705 `cnf.x5t#S256`).
+    pub fn with_client_certificate_lookup(lookup: fn() -> Option<Vec<u8>>) -> Self {
+        Self {
+            certificate_lookup: Some(lookup),
+            ..Self::default()
+        }
+    }
+
     /// The issuer whose key fetch this request waits for, if any.
     pub fn waiting_for(&self) -> Option<usize> {
         self.waiting_for
@@ -305,19 +329,40 @@ impl Gateway {
         let reader = RequestReader::from_pairs(headers.iter().copied());
         let mut request = reader.request();
         request.body = body;
+        request.client_certificate_sha256 = exchange.client_certificate_sha256;
         let mut refetch = None;
         let (cache, counts, keys) = (&mut self.cache, &mut self.counts, &self.keys);
         let policy = &self.policy;
-        let known = exchange.principal.clone();
-        let mut used = None;
-        let decision = policy.decide_with(&request, now, |token| {
-            let principal = match known {
-                Some(principal) => principal,
-                None => verify(policy, cache, counts, keys, token, now, &mut refetch)?,
-            };
-            used = Some(Rc::clone(&principal));
-            Ok::<_, TokenError>(principal)
-        });
+        // The decision, and the principal it was made for.
+        let mut decide = |request: &Request<'_>, known: Option<Rc<Principal>>| {
+            let mut used = None;
+            let decision = policy.decide_with(request, now, |token| {
+                let principal = match known {
+                    Some(principal) => principal,
+                    None => verify(policy, cache, counts, keys, token, now, &mut refetch)?,
+                };
+                used = Some(Rc::clone(&principal));
+                Ok::<_, TokenError>(principal)
+            });
+            (decision, used)
+        };
+        let (mut decision, mut used) = decide(&request, exchange.principal.clone());
+        // The client certificate is looked up only for a token bound to one, so that other
+        // requests make no host call for it.
+        let unproven = |decision: &Decision<'_>| {
+            matches!(decision, Decision::Deny(denial)
+                if denial.reason == DenyReason::InvalidToken(TokenError::CertificateMismatch))
+        };
+        if unproven(&decision) && request.client_certificate_sha256.is_none() {
+            let digest = exchange
+                .certificate_lookup
+                .and_then(|lookup| lookup())
+                .and_then(|hex| crate::request::sha256_from_hex(&hex));
+            if let Some(digest) = digest {
+                request.client_certificate_sha256 = Some(digest);
+                (decision, used) = decide(&request, used);
+            }
+        }
         if let Decision::NeedBody(need) = &decision {
             exchange.principal = used;
             exchange.body_limit = Some(need.max_bytes);

@@ -40,6 +40,9 @@ pub struct Request<'a> {
     pub mcp_headers_repeated: bool,
     /// The request body, once the host has read it (only MCP routes ask for it).
     pub body: Option<&'a [u8]>,
+    /// The SHA-256 of the DER client certificate of a mutual-TLS connection, when the host
+    /// knows it: what a certificate-bound token (RFC 8705 `cnf.x5t#S256`) is compared with.
+    pub client_certificate_sha256: Option<[u8; 32]>,
     /// The first header the decision needs whose value is not UTF-8 text; the request is
     /// then answered with 400 `invalid_request` whatever its route.
     pub unreadable: Option<RequestHeader>,
@@ -76,12 +79,44 @@ impl<'a> Request<'a> {
         self
     }
 
+    /// Sets the SHA-256 of the client certificate the connection presented (mutual TLS).
+    #[must_use]
+    pub fn with_client_certificate_sha256(mut self, digest: [u8; 32]) -> Self {
+        self.client_certificate_sha256 = Some(digest);
+        self
+    }
+
     /// Sets the request body, which an MCP route's decision reads.
     #[must_use]
     pub fn with_body(mut self, body: &'a [u8]) -> Self {
         self.body = Some(body);
         self
     }
+}
+
+/// A SHA-256 digest written as 64 hex digits, as Envoy's
+/// `connection.sha256_peer_certificate_digest` gives the client certificate's; `None` for
+/// anything else.
+///
+/// ```
+/// use scopegate_core::request::sha256_from_hex;
+/// assert_eq!(sha256_from_hex(&[b'a'; 64]), Some([0xaa; 32]));
+/// assert_eq!(sha256_from_hex(b"aa"), None);
+/// ```
+pub fn sha256_from_hex(hex: &[u8]) -> Option<[u8; 32]> {
+    fn digit(byte: u8) -> Option<u8> {
+        (byte as char)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    }
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (out, pair) in digest.iter_mut().zip(hex.chunks_exact(2)) {
+        *out = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(digest)
 }
 
 /// A request header the gateway reads.
@@ -236,6 +271,7 @@ impl<'a> RequestReader<'a> {
             mcp_name: self.mcp_name,
             mcp_headers_repeated: self.mcp_headers_repeated,
             body: None,
+            client_certificate_sha256: None,
             unreadable: self.unreadable,
         }
     }

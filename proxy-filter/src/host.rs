@@ -89,6 +89,12 @@ mod abi {
             return_id: *mut u32,
         ) -> u32;
         pub fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+        pub fn proxy_get_property(
+            path_data: *const u8,
+            path_size: usize,
+            return_value_data: *mut *mut u8,
+            return_value_size: *mut usize,
+        ) -> u32;
     }
 }
 
@@ -143,6 +149,14 @@ mod abi {
         UNIMPLEMENTED
     }
     pub unsafe fn proxy_increment_metric(_: u32, _: i64) -> u32 {
+        UNIMPLEMENTED
+    }
+    pub unsafe fn proxy_get_property(
+        _: *const u8,
+        _: usize,
+        _: *mut *mut u8,
+        _: *mut usize,
+    ) -> u32 {
         UNIMPLEMENTED
     }
 }
@@ -229,6 +243,28 @@ fn buffer_bytes(buffer: BufferType, max: usize) -> Result<Vec<u8>, HostError> {
         }
         status(code)?;
         Ok(take_host_buffer(data, size))
+    }
+}
+
+/// The SHA-256 of the client certificate of this request's connection, as hex digits
+/// (Envoy's `connection.sha256_peer_certificate_digest`); `None` without mutual TLS, or when
+/// the host does not know the property.
+pub(crate) fn client_certificate_sha256_hex() -> Option<Vec<u8>> {
+    // A property path is its segments, each followed by NUL but the last (ABI 0.2.1).
+    const PATH: &[u8] = b"connection\0sha256_peer_certificate_digest";
+    let mut data = null_mut();
+    let mut size = 0;
+    // SAFETY: as in `header_map`; the path is a live byte slice.
+    unsafe {
+        status(abi::proxy_get_property(
+            PATH.as_ptr(),
+            PATH.len(),
+            &mut data,
+            &mut size,
+        ))
+        .ok()?;
+        let value = take_host_buffer(data, size);
+        (!value.is_empty()).then_some(value)
     }
 }
 

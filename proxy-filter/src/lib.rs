@@ -227,7 +227,7 @@ impl RootContext for Root {
         let shared = Rc::clone(self.shared.as_ref()?);
         Some(Box::new(Filter {
             shared,
-            exchange: Exchange::default(),
+            exchange: Exchange::with_client_certificate_lookup(host::client_certificate_sha256_hex),
             fetch: None,
             body: (0, false),
             reading: None,

@@ -686,3 +686,41 @@ fn expired_tokens_leave_the_cache() {
         .unwrap_or_default()
         .contains("error=\"invalid_token\""));
 }
+
+/// Bound tokens (RFC 7800 `cnf`) are not bearer tokens: one bound to a DPoP key, one bound
+/// to a client certificate on a connection without one (the filter asks Envoy for the
+/// connection's certificate digest, which plain HTTP does not have), and one bound in a
+/// way scopegate cannot check all get 401; an unbound token on the same route passes.
+#[test]
+fn bound_tokens_are_refused_as_bearer_tokens() {
+    let gw = Gateway::start(|_| {});
+    gw.wait_for_keys();
+    for (cnf, description) in [
+        (
+            json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}),
+            "The access token is bound to a DPoP key and needs a DPoP proof",
+        ),
+        (
+            json!({"x5t#S256": "q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s"}),
+            "The access token is bound to a client certificate this connection did not present",
+        ),
+        (
+            json!({"kid": "client-key-1"}),
+            "The access token is bound to a key in a way that cannot be checked",
+        ),
+    ] {
+        let token = gw.token(json!({"alg": "ES256", "claims": {"cnf": cnf}}));
+        let response = gw.with_token("GET", "/api/resources", &token);
+        assert_denied(
+            &response,
+            401,
+            &format!(
+                r#"Bearer realm="scopegate-demo", error="invalid_token", error_description="{description}", {}"#,
+                metadata_param()
+            ),
+            json!({"error": "invalid_token", "error_description": description}),
+        );
+    }
+    let token = gw.token(json!({"alg": "ES256"}));
+    assert_eq!(gw.with_token("GET", "/api/resources", &token).status, 200);
+}

@@ -264,3 +264,114 @@ fn an_mcp_route_reads_the_body_and_verifies_the_token_once() {
     };
     assert!(forward.set.is_empty() && forward.remove.is_empty());
 }
+
+/// A certificate-bound token (RFC 8705 `cnf.x5t#S256`) passes only on a connection whose
+/// client certificate has that SHA-256, as the host reports it; the verified principal is
+/// cached, and the binding is checked on every request all the same.
+#[test]
+fn a_certificate_bound_token_needs_its_certificate() {
+    let keys = TestKeys::from_seed(1);
+    let mut gw = gateway(|policy| {
+        policy["issuers"][0]["jwks"] = keys.jwks("");
+        policy["issuers"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("jwks_uri");
+        policy["issuers"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("jwks_cluster");
+    });
+    let spec = json!({"alg": "ES256", "claims": {"cnf": {"x5t#S256": "q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s"}}});
+    let auth = format!("Bearer {}", token(&keys, spec));
+    let request = headers("/api/resources", &[("authorization", &auth)]);
+    let ab = "ab".repeat(32);
+    let cd = "cd".repeat(32);
+    for (exchange, expected) in [
+        (
+            Exchange::with_client_certificate_sha256_hex(ab.as_bytes()),
+            None,
+        ),
+        (Exchange::default(), Some(401)),
+        (
+            Exchange::with_client_certificate_sha256_hex(cd.as_bytes()),
+            Some(401),
+        ),
+        (
+            Exchange::with_client_certificate_sha256_hex(b"not hex"),
+            Some(401),
+        ),
+        (
+            Exchange::with_client_certificate_sha256_hex(ab.to_uppercase().as_bytes()),
+            None,
+        ),
+    ] {
+        let mut exchange = exchange;
+        let step = gw.on_request_headers(&mut exchange, &request, UnixTime(NOW));
+        assert_eq!(status(&step), expected, "{exchange:?}: {step:?}");
+        if let Step::Respond(reply) = &step {
+            let response = reply.local_response();
+            assert!(
+                response
+                    .body
+                    .contains("bound to a client certificate this connection did not present"),
+                "{response:?}"
+            );
+        }
+    }
+}
+
+/// A host that can look the certificate up is asked only for a certificate-bound token.
+#[test]
+fn the_client_certificate_is_looked_up_only_for_a_bound_token() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
+    fn lookup() -> Option<Vec<u8>> {
+        LOOKUPS.fetch_add(1, Ordering::SeqCst);
+        Some("ab".repeat(32).into_bytes())
+    }
+    let keys = TestKeys::from_seed(1);
+    let mut gw = gateway(|policy| {
+        policy["issuers"][0]["jwks"] = keys.jwks("");
+        policy["issuers"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("jwks_uri");
+        policy["issuers"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("jwks_cluster");
+    });
+    let plain = format!("Bearer {}", token(&keys, json!({"alg": "ES256"})));
+    let bound = |x5t: &str| {
+        let spec = json!({"alg": "ES256", "claims": {"cnf": {"x5t#S256": x5t}}});
+        format!("Bearer {}", token(&keys, spec))
+    };
+    let mut decide = |auth: &str| {
+        let request = headers("/api/resources", &[("authorization", auth)]);
+        let mut exchange = Exchange::with_client_certificate_lookup(lookup);
+        status(&gw.on_request_headers(&mut exchange, &request, UnixTime(NOW)))
+    };
+    assert_eq!(decide(&plain), None);
+    assert_eq!(
+        LOOKUPS.load(Ordering::SeqCst),
+        0,
+        "no lookup for a bearer token"
+    );
+    assert_eq!(
+        decide(&bound("q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s")),
+        None
+    );
+    assert_eq!(LOOKUPS.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        decide(&bound("zc3Nzc3Nzc3Nzc3Nzc3Nzc3Nzc3Nzc3Nzc3Nzc3Nzc0")),
+        Some(401)
+    );
+    assert_eq!(LOOKUPS.load(Ordering::SeqCst), 2);
+    let counts: Vec<String> = gw.drain_counts().map(|c| c.to_string()).collect();
+    assert_eq!(
+        counts.iter().filter(|c| c.starts_with("cache.")).count(),
+        3,
+        "one cache lookup per request: {counts:?}"
+    );
+}

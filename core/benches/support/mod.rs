@@ -112,6 +112,7 @@ pub fn principal(scopes: &str) -> Principal {
         auth_time: None,
         forwarded: vec![(0, "alice".to_owned())],
         audiences: scopegate_core::token::AudienceMatch::ALL,
+        confirmation: None,
     }
 }
 

@@ -194,6 +194,17 @@ impl Policy {
             let reason = DenyReason::InvalidToken(TokenError::WrongAudience);
             return self.deny(request, reason, route, Needed::default(), None);
         }
+        if let Some(confirmation) = &principal.confirmation {
+            if let Err(err) = confirmation.proven_by(request.client_certificate_sha256.as_ref()) {
+                return self.deny(
+                    request,
+                    DenyReason::InvalidToken(err),
+                    route,
+                    Needed::default(),
+                    None,
+                );
+            }
+        }
         let requirement = match access {
             Access::Public => return allow(AllowReason::Public, route),
             Access::Protected(requirement) => requirement,

@@ -4,13 +4,14 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use base64ct::{Base64UrlUnpadded, Encoding};
 use serde_json::Value;
 
 use crate::policy::DEFAULT_SCOPE_CLAIMS;
 use crate::policy::{ClaimName, Policy, Resource};
 use crate::scope::{first_invalid_scope_byte, ScopeSet};
 
-use super::{decode, AudienceMatch, TokenError};
+use super::{decode, AudienceMatch, Confirmation, TokenError};
 
 /// A NumericDate claim (RFC 7519 §2): a non-negative number of seconds, fractions dropped.
 pub(super) fn numeric_date(claims: &Value, claim: &'static str) -> Result<Option<u64>, TokenError> {
@@ -67,6 +68,42 @@ pub(super) fn match_audiences(
         return Err(TokenError::WrongAudience);
     }
     Ok(matched)
+}
+
+/// The token's binding (RFC 7800 `cnf`). A `cnf` without a method scopegate checks is
+/// refused: taking it as a bearer token would let a stolen bound token through.
+pub(super) fn confirmation(claims: &Value) -> Result<Option<Confirmation>, TokenError> {
+    let Some(cnf) = claims.get("cnf") else {
+        return Ok(None);
+    };
+    let invalid = |expected| TokenError::InvalidClaim {
+        claim: String::from("cnf"),
+        expected,
+    };
+    let cnf = cnf.as_object().ok_or_else(|| invalid("an object"))?;
+    // A DPoP binding wins over a certificate one: both cannot be proven by one bearer
+    // request, and DPoP is the stricter.
+    if let Some(jkt) = cnf.get("jkt") {
+        let jkt = jkt
+            .as_str()
+            .filter(|t| t.len() == 43 && Base64UrlUnpadded::decode_vec(t).is_ok())
+            .ok_or_else(|| invalid("`jkt`: the base64url SHA-256 thumbprint of a JWK"))?;
+        return Ok(Some(Confirmation::DpopKey(jkt.into())));
+    }
+    if let Some(x5t) = cnf.get("x5t#S256") {
+        let mut digest = [0u8; 32];
+        let decoded = x5t
+            .as_str()
+            .and_then(|t| Base64UrlUnpadded::decode(t, &mut digest).ok())
+            .map(|d| d.len());
+        if decoded != Some(32) {
+            return Err(invalid(
+                "`x5t#S256`: the base64url SHA-256 of a certificate",
+            ));
+        }
+        return Ok(Some(Confirmation::Certificate(digest)));
+    }
+    Err(TokenError::UnsupportedConfirmation)
 }
 
 /// Looks a claim up by name, or by JSON pointer when the configured name starts with `/`

@@ -98,6 +98,15 @@ pub enum TokenError {
         /// The claim.
         claim: String,
     },
+    /// `cnf.jkt`: the token is bound to a DPoP key (RFC 9449 §6) and came as a bearer
+    /// token, without a proof.
+    DpopBound,
+    /// `cnf.x5t#S256`: the token is bound to a client certificate (RFC 8705 §3) that the
+    /// connection did not present, or the host cannot tell which one it presented.
+    CertificateMismatch,
+    /// `cnf` holds no confirmation method scopegate can check (only `jkt` and `x5t#S256`
+    /// are understood): the token is refused rather than taken as a bearer token.
+    UnsupportedConfirmation,
 }
 
 impl TokenError {
@@ -130,6 +139,13 @@ impl TokenError {
                 "The access token is not valid yet"
             }
             Self::WrongAudience => "The access token is not meant for this resource",
+            Self::DpopBound => "The access token is bound to a DPoP key and needs a DPoP proof",
+            Self::CertificateMismatch => {
+                "The access token is bound to a client certificate this connection did not present"
+            }
+            Self::UnsupportedConfirmation => {
+                "The access token is bound to a key in a way that cannot be checked"
+            }
         }
     }
 
@@ -178,6 +194,9 @@ impl TokenError {
             Self::NotYetValid { .. } => "not_yet_valid",
             Self::IssuedInFuture { .. } => "issued_in_future",
             Self::WrongAudience => "wrong_audience",
+            Self::DpopBound => "dpop_bound",
+            Self::CertificateMismatch => "certificate_mismatch",
+            Self::UnsupportedConfirmation => "unsupported_confirmation",
             Self::InvalidScopeClaim { .. } => "invalid_scope_claim",
         }
     }
@@ -222,6 +241,16 @@ impl fmt::Display for TokenError {
             Self::NotYetValid { nbf } => write!(f, "token is not valid before {nbf}"),
             Self::IssuedInFuture { iat } => write!(f, "token is issued in the future ({iat})"),
             Self::WrongAudience => f.write_str("`aud` contains no configured audience"),
+            Self::DpopBound => f.write_str(
+                "`cnf.jkt` binds the token to a DPoP key, but it came as a bearer token",
+            ),
+            Self::CertificateMismatch => f.write_str(
+                "`cnf.x5t#S256` binds the token to a client certificate the connection did not \
+                 present",
+            ),
+            Self::UnsupportedConfirmation => f.write_str(
+                "`cnf` has neither `jkt` nor `x5t#S256`, the confirmation methods scopegate checks",
+            ),
             Self::InvalidScopeClaim { claim } => write!(
                 f,
                 "claim `{claim}` holds a scope with a character outside RFC 6749 scope-token"

@@ -26,7 +26,7 @@ pub use crate::policy::DEFAULT_SCOPE_CLAIMS;
 pub use bearer::{bearer_token, BearerError};
 pub(crate) use claims::claim_value;
 pub use claims::scopes_of;
-use claims::{effective_scopes, header_value, match_audiences, numeric_date};
+use claims::{confirmation, effective_scopes, header_value, match_audiences, numeric_date};
 pub use decode::{decode, UnverifiedToken, MAX_TOKEN_LEN};
 pub use error::TokenError;
 use signature::verify_signature;
@@ -50,6 +50,35 @@ pub struct Principal {
     /// Which audiences its `aud` fits: a token for one resource is refused on another's
     /// requests.
     pub audiences: AudienceMatch,
+    /// What the token is bound to (RFC 7800 `cnf`), if anything: such a token is only
+    /// accepted with its proof of possession.
+    pub confirmation: Option<Confirmation>,
+}
+
+/// What a token is bound to, from its `cnf` claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Confirmation {
+    /// `cnf.jkt`: the RFC 7638 thumbprint of a DPoP key (RFC 9449 §6.1), base64url.
+    DpopKey(Box<str>),
+    /// `cnf.x5t#S256`: the SHA-256 of the client's DER certificate (RFC 8705 §3.1).
+    Certificate([u8; 32]),
+}
+
+impl Confirmation {
+    /// Is a request with this client certificate digest (if the host knows one) the
+    /// possessor? A DPoP-bound token is never proven by a bearer request.
+    pub(crate) fn proven_by(
+        &self,
+        client_certificate_sha256: Option<&[u8; 32]>,
+    ) -> Result<(), TokenError> {
+        match self {
+            Self::DpopKey(_) => Err(TokenError::DpopBound),
+            Self::Certificate(expected) => match client_certificate_sha256 {
+                Some(presented) if presented == expected => Ok(()),
+                _ => Err(TokenError::CertificateMismatch),
+            },
+        }
+    }
 }
 
 /// Which of a policy's audience lists a token's `aud` fits: its issuer's `audiences`, and
@@ -173,6 +202,7 @@ pub(crate) fn authenticate(
         }
     }
     let audiences = match_audiences(claims, &issuer.audiences, &policy.resources)?;
+    let confirmation = confirmation(claims)?;
     let scopes = effective_scopes(policy, claims)?;
     let forwarded = policy
         .forward_claims()
@@ -191,6 +221,7 @@ pub(crate) fn authenticate(
         auth_time: numeric_date(claims, "auth_time")?,
         forwarded,
         audiences,
+        confirmation,
     })
 }
 
