@@ -229,12 +229,187 @@ export function createApi(raw, ready = () => {}) {
       return this.#rules.covers(granted, required);
     }
 
+    /**
+     * For an MCP client: which tools, prompts and resources the token can use at the MCP
+     * endpoint `url`, each decided by the core as a `tools/call`, `prompts/get` or
+     * `resources/read` request POSTed there, with the scope request to make when it cannot.
+     */
+    mcpAccess(request, now) {
+      if (request === null || typeof request !== 'object') throw invalidArgument('mcpAccess takes {url, token, tools, prompts, resources}');
+      const { url, token, tools = [], prompts = [], resources = [] } = request;
+      const target = mcpUrl(url);
+      const at = seconds(now);
+      const access = tokenOf(token);
+      const each = (list, listName, method, key) => {
+        if (!Array.isArray(list)) throw invalidArgument(`${listName} must be an array`);
+        return list.map((item, index) => {
+          const value = typeof item === 'string' ? item : item !== null && typeof item === 'object' ? item[key] : undefined;
+          if (typeof value !== 'string') {
+            throw invalidArgument(`${listName}[${index}] must be a ${key} or an object with a string ${key}`);
+          }
+          return { [key]: value, ...this.#mcpCall(target, access, method, { [key]: value }, at) };
+        });
+      };
+      return {
+        tools: each(tools, 'tools', 'tools/call', 'name'),
+        prompts: each(prompts, 'prompts', 'prompts/get', 'name'),
+        resources: each(resources, 'resources', 'resources/read', 'uri'),
+      };
+    }
+
+    /**
+     * For one MCP call: does the token allow it, and if not, the whole `scope` parameter to
+     * ask for (held plus needed, minimised; nothing held is dropped).
+     */
+    mcpScopeRequest(request, now) {
+      if (request === null || typeof request !== 'object') throw invalidArgument('mcpScopeRequest takes {url, token, method, name, uri}');
+      const { url, token, method, name, uri } = request;
+      requireString(method, 'method');
+      const params = {};
+      if (name !== undefined && name !== null) params.name = requireString(name, 'name');
+      if (uri !== undefined && uri !== null) params.uri = requireString(uri, 'uri');
+      return this.#mcpCall(mcpUrl(url), tokenOf(token), method, params, seconds(now));
+    }
+
+    /** The core's answer for one JSON-RPC call, and the scope request that would allow it. */
+    #mcpCall(url, token, method, params, at) {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params });
+      const authorization = token.access ? [`Bearer ${token.access}`] : [];
+      const answer = this.checkRequest({ method: 'POST', url, authorization, body }, at);
+      const result = { allowed: answer.allowed, required: answer.required, missing: answer.missing, scope: null };
+      if (answer.allowed) return result;
+      if (answer.code === 'deny_insufficient_scope' && answer.required.length > 0) {
+        const held = heldScopes(token, this);
+        result.scope = this.nextScopeRequest(held, answer.required).scope;
+        return result;
+      }
+      // No scope helps: no token, a token the gateway refuses, a step-up of authentication,
+      // a route the policy does not configure, or a call it refuses as malformed.
+      result.reason = answer.code;
+      if (answer.tokenError !== null) result.tokenError = answer.tokenError;
+      if (answer.maxAge !== null) result.maxAge = answer.maxAge;
+      return result;
+    }
+
     /** Frees the compiled policy now instead of when it is garbage-collected. */
     free() {
       this.#raw.free();
     }
   }
   const constructing = Symbol('Policy');
+
+  function mcpUrl(url) {
+    if (url instanceof URL) return url.href;
+    return requireString(url, 'url');
+  }
+
+  /** `{access, granted}` from an access token or the SDK's `OAuthTokens` (`{access_token, scope}`). */
+  function tokenOf(token) {
+    if (token === undefined || token === null) return { access: null, granted: [] };
+    if (typeof token === 'string') return { access: token, granted: [] };
+    if (typeof token === 'object') {
+      const { access_token: access, scope } = token;
+      if (access !== undefined && access !== null) requireString(access, 'token.access_token');
+      if (scope !== undefined && scope !== null) requireString(scope, 'token.scope');
+      return { access: access || null, granted: scope ? scopeList(scope, 'token.scope') : [] };
+    }
+    throw invalidArgument('token must be an access token or an object with access_token (the SDK\'s OAuthTokens)');
+  }
+
+  /**
+   * The scopes held: the token response's `scope` and the access token's scopes as the core
+   * reads them (under `policy` when given), without duplicates; those that are not valid
+   * scope tokens cannot be asked for and are left out.
+   */
+  function heldScopes(token, policy) {
+    const held = [...token.granted];
+    if (token.access) {
+      try {
+        held.push(...(policy ? policy.scopesOf(token.access) : scopesOf(token.access)));
+      } catch (err) {
+        if (!(err instanceof ScopegateError)) throw err;
+        // An opaque or unreadable access token: the token response's scope alone.
+      }
+    }
+    return [...new Set(held)].filter((s) => raw.isValidScope(s));
+  }
+
+  // Token errors about a token's age: it was still issued for this resource.
+  const AGE_ERRORS = new Set(['expired', 'not_yet_valid', 'issued_in_future']);
+
+  /**
+   * Wraps an OAuth client provider of the MCP TypeScript SDK (`OAuthClientProvider`) so that
+   * the authorization request it redirects to asks for the scopes already held as well as
+   * the requested ones (the SDK asks for the challenge's scope alone). Everything else is
+   * the wrapped provider's.
+   */
+  function withHeldScopes(provider, options = {}) {
+    ready();
+    if (provider === null || (typeof provider !== 'object' && typeof provider !== 'function')) {
+      throw invalidArgument('withHeldScopes takes an OAuthClientProvider');
+    }
+    for (const name of ['tokens', 'redirectToAuthorization']) {
+      if (typeof provider[name] !== 'function') throw invalidArgument(`the provider has no ${name}() method`);
+    }
+    if (options === null || typeof options !== 'object') throw invalidArgument('withHeldScopes takes {policy, rules, url}');
+    const { policy, rules, url } = options;
+    if (policy !== undefined && policy !== null && !(policy instanceof Policy)) {
+      throw invalidArgument('options.policy must be a Policy from Policy.fromJson');
+    }
+    const endpoint = url === undefined || url === null ? null : mcpUrl(url);
+    if (endpoint !== null && !policy) throw invalidArgument('options.url needs options.policy to read the token with');
+    const scopeRules = rulesOf(rules ?? policy);
+
+    async function held() {
+      const token = tokenOf((await provider.tokens()) ?? null);
+      if (endpoint !== null && token.access) {
+        // A token the gateway at `url` refuses for anything but its age (another audience,
+        // another issuer, not a JWT) was not issued for this server: nothing is held here.
+        const answer = policy.check('GET', endpoint, token.access);
+        if (answer.code === 'deny_invalid_token' && !AGE_ERRORS.has(answer.tokenError)) return [];
+      }
+      return heldScopes(token, policy);
+    }
+
+    async function redirectToAuthorization(authorizationUrl) {
+      const target = authorizationUrl instanceof URL ? authorizationUrl : new URL(String(authorizationUrl));
+      const requested = scopeList(target.searchParams.get('scope') ?? '', 'the scope parameter');
+      const holding = await held();
+      if (requested.length > 0 || holding.length > 0) {
+        const { scope } = scopeRules.nextRequest(holding, requested);
+        target.searchParams.set('scope', scope);
+        // The SDK asks for consent whenever it requests offline_access; so does the union.
+        if (scope.split(' ').includes('offline_access') && !target.searchParams.has('prompt')) {
+          target.searchParams.append('prompt', 'consent');
+        }
+      }
+      return provider.redirectToAuthorization(target);
+    }
+
+    // A proxy over an empty object, not over the provider, so that a frozen provider keeps
+    // the proxy's invariants; getters and methods run on the provider itself (classes with
+    // private fields work).
+    const own = (name) => name === 'redirectToAuthorization';
+    return new Proxy(Object.create(null), {
+      get(_, name) {
+        if (own(name)) return redirectToAuthorization;
+        const value = Reflect.get(provider, name, provider);
+        return typeof value === 'function' ? value.bind(provider) : value;
+      },
+      has: (_, name) => own(name) || Reflect.has(provider, name),
+      set: (_, name, value) => Reflect.set(provider, name, value, provider),
+      deleteProperty: (_, name) => Reflect.deleteProperty(provider, name),
+      ownKeys: () => Reflect.ownKeys(provider),
+      getOwnPropertyDescriptor(_, name) {
+        const descriptor = Reflect.getOwnPropertyDescriptor(provider, name);
+        if (descriptor === undefined) return undefined;
+        if (own(name) && 'value' in descriptor) descriptor.value = redirectToAuthorization;
+        return { ...descriptor, configurable: true };
+      },
+      defineProperty: (_, name, descriptor) => Reflect.defineProperty(provider, name, descriptor),
+      getPrototypeOf: () => Reflect.getPrototypeOf(provider),
+    });
+  }
 
   function rulesOf(rules) {
     if (rules === undefined || rules === null) return new ScopeRules();
@@ -462,5 +637,6 @@ export function createApi(raw, ready = () => {}) {
     createPkce,
     authorizationUrl,
     scopedFetch,
+    withHeldScopes,
   };
 }

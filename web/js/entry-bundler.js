@@ -10,5 +10,5 @@ export async function init() {}
 
 export const {
   Policy, ScopeRules, decodeToken, scopesOf, parseChallenges, nextScopeRequest, normalizePath,
-  isValidScope, assertScopesGranted, createPkce, authorizationUrl, scopedFetch,
+  isValidScope, assertScopesGranted, createPkce, authorizationUrl, scopedFetch, withHeldScopes,
 } = createApi(raw);

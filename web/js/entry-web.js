@@ -38,5 +38,5 @@ function ready() {
 
 export const {
   Policy, ScopeRules, decodeToken, scopesOf, parseChallenges, nextScopeRequest, normalizePath,
-  isValidScope, assertScopesGranted, createPkce, authorizationUrl, scopedFetch,
+  isValidScope, assertScopesGranted, createPkce, authorizationUrl, scopedFetch, withHeldScopes,
 } = createApi(raw, ready);

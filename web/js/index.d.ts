@@ -159,6 +159,14 @@ export class Policy {
   scopesOf(jwt: string): string[];
   nextScopeRequest(held: Scopes, missing: Scopes): ScopeRequest;
   covers(granted: string, required: string): boolean;
+  /**
+   * For an MCP client: which tools, prompts and resources `token` can use at the MCP endpoint
+   * `url`, each decided by the core as a `tools/call`, `prompts/get` or `resources/read`
+   * JSON-RPC request POSTed there, with the scope request that would allow it.
+   */
+  mcpAccess(request: McpAccessRequest, now?: Now): McpAccess;
+  /** For one MCP call: allowed, and if not the `scope` to ask for (held plus needed, minimised). */
+  mcpScopeRequest(request: McpCallRequest, now?: Now): McpCallAccess;
   /** Frees the compiled policy now rather than when it is garbage-collected; it cannot be used afterwards. */
   free(): void;
 }
@@ -222,6 +230,93 @@ export interface ScopedFetchOptions {
   now?: Now;
 }
 
+/** An access token, or the MCP SDK's `OAuthTokens` (its `scope` counts as held too); none: not signed in. */
+export type McpToken = string | { access_token: string; scope?: string | undefined } | null | undefined;
+
+export interface McpAccessRequest {
+  /** The MCP endpoint the calls are POSTed to: an absolute URL (or a path). */
+  url: string | URL;
+  token?: McpToken;
+  /** Tool names, or the tools of a `tools/list` result (`{name, ...}`). */
+  tools?: ReadonlyArray<string | { name: string }>;
+  /** Prompt names, or the prompts of a `prompts/list` result. */
+  prompts?: ReadonlyArray<string | { name: string }>;
+  /** Resource URIs, or the resources of a `resources/list` result (`{uri, ...}`). */
+  resources?: ReadonlyArray<string | { uri: string }>;
+}
+
+export interface McpCallRequest {
+  url: string | URL;
+  token?: McpToken;
+  /** The JSON-RPC method: `tools/call`, `prompts/get`, `resources/read`, ... */
+  method: string;
+  /** `params.name` (`tools/call`, `prompts/get`). */
+  name?: string | null;
+  /** `params.uri` (`resources/read`, `resources/subscribe`, ...). */
+  uri?: string | null;
+}
+
+/** Decision codes for which no scope helps (`McpCallAccess.reason`). */
+export type McpDenialCode =
+  | 'deny_no_token'
+  | 'deny_invalid_token'
+  | 'deny_step_up'
+  | 'deny_no_route'
+  | 'deny_bad_body'
+  | 'deny_bad_parameter'
+  | 'deny_bad_header'
+  | 'deny_bad_path'
+  | 'deny_bad_credentials';
+
+/** What the gateway does with one MCP call. */
+export interface McpCallAccess {
+  /** The gateway lets the call through. */
+  allowed: boolean;
+  /** Every scope of the requirement alternative a 403 chose (the challenge's `scope`), else empty. */
+  required: string[];
+  /** Those of `required` the token lacks, else empty. */
+  missing: string[];
+  /**
+   * The whole `scope` parameter of the authorization request that would allow the call:
+   * the scopes held plus those needed, minimised, never dropping a held scope. `null` when
+   * the call is allowed, or when no scope helps (then `reason` says why).
+   */
+  scope: string | null;
+  /** Present when `scope` is `null` and the call is refused: the core's decision code. */
+  reason?: McpDenialCode | (string & {});
+  /** For `deny_invalid_token`: why the token is refused (`expired`, `wrong_audience`, ...). */
+  tokenError?: string;
+  /** For `deny_step_up`: the RFC 9470 `max_age` to authenticate within. */
+  maxAge?: number;
+}
+
+export interface McpAccess {
+  tools: (McpCallAccess & { name: string })[];
+  prompts: (McpCallAccess & { name: string })[];
+  resources: (McpCallAccess & { uri: string })[];
+}
+
+/** What `withHeldScopes` needs of a provider; the SDK's `OAuthClientProvider` has it. */
+export interface HeldScopesProvider {
+  tokens():
+    | { access_token: string; scope?: string | undefined }
+    | undefined
+    | Promise<{ access_token: string; scope?: string | undefined } | undefined>;
+  redirectToAuthorization(authorizationUrl: URL): void | Promise<void>;
+}
+
+export interface WithHeldScopesOptions {
+  /** Reads the access token as the gateway does (its scope claims and role map) and gives the scope rules. */
+  policy?: Policy | null;
+  /** Scope rules for the minimisation, instead of the policy's (default rules without either). */
+  rules?: Policy | ScopeRules | { separator?: string; writeSuffix?: string | null; prefixes?: Scopes } | null;
+  /**
+   * The MCP endpoint, with `policy`: a stored token the gateway there refuses for anything
+   * but its age (another audience or issuer, not a JWT) holds nothing for this server.
+   */
+  url?: string | URL | null;
+}
+
 /** Loads the WebAssembly module. Required (once, awaited) before anything else in the web build; a no-op in the node and bundler builds. */
 export function init(module?: unknown): Promise<void>;
 
@@ -252,3 +347,9 @@ export function authorizationUrl(options: AuthorizationUrlOptions): string;
  * 403 `insufficient_scope` from the server into `InsufficientScopeError`.
  */
 export function scopedFetch(input: URL | string | Request, init: RequestInit | undefined, options: ScopedFetchOptions): Promise<Response>;
+/**
+ * Wraps an MCP SDK `OAuthClientProvider` so that the authorization request it redirects to
+ * asks for the scopes already held plus the requested ones, minimised (SDK 1.32 asks for the
+ * challenge's scope alone, dropping what the token held). Everything else is the provider's.
+ */
+export function withHeldScopes<P extends HeldScopesProvider>(provider: P, options?: WithHeldScopesOptions): P;

@@ -6,7 +6,12 @@ import {
   ScopegateError, InsufficientScopeError, ScopesNotGrantedError,
   type CheckResult, type CheckRequest, type Challenge, type DecodedToken, type ErrorCode,
   type Pkce, type ScopeRequest, type AuthorizationUrlOptions, type ScopedFetchOptions, type Now, type Scopes,
+  withHeldScopes, type McpAccess, type McpAccessRequest, type McpCallAccess, type McpCallRequest, type McpDenialCode,
+  type McpToken, type HeldScopesProvider, type WithHeldScopesOptions,
 } from 'scopegate';
+// The MCP TypeScript SDK's own types (web/package.json's devDependency, mapped by tsconfig.json).
+import type { OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import * as web from 'scopegate/web';
 import * as node from 'scopegate/node';
 import * as bundler from 'scopegate/bundler';
@@ -93,4 +98,42 @@ export async function everything(policyText: string, jwt: string): Promise<void>
   policy.free();
   void [policies, realm, metadata, allowed, status, missing, challenge, again, next, covered, alg, claims, scopes,
     scopeParam, list, step2, step3, path, valid, granted, url, isError];
+}
+
+export async function mcp(policy: Policy, sdkProvider: OAuthClientProvider, jwt: string): Promise<void> {
+  // Tool, prompt and resource lists as tools/list, prompts/list and resources/list return them.
+  const listed = {
+    tools: [{ name: 'echo', inputSchema: { type: 'object' as const } }],
+    prompts: [{ name: 'p', description: 'a prompt' }],
+    resources: [{ uri: 'demo://docs/7', name: 'seven', mimeType: 'text/plain' }],
+  };
+  const request: McpAccessRequest = { url: new URL('https://mcp.example/mcp'), token: await sdkProvider.tokens(), ...listed };
+  const access: McpAccess = policy.mcpAccess(request, new Date());
+  const names: string[] = [...access.tools, ...access.prompts].map((t) => t.name);
+  const uris: string[] = access.resources.map((r) => r.uri);
+  const first: McpCallAccess | undefined = access.tools[0];
+  const scope: string | null = first?.scope ?? null;
+  const why: McpDenialCode | string | undefined = first?.reason;
+  const tokenError: string | undefined = first?.tokenError;
+  const maxAge: number | undefined = first?.maxAge;
+  policy.mcpAccess({ url: '/mcp', token: jwt, tools: ['echo'], prompts: ['p'], resources: ['demo://docs/7'] });
+  policy.mcpAccess({ url: '/mcp', token: null });
+  const tokens: McpToken = { access_token: jwt, scope: 'mcp:tools' };
+  const call: McpCallRequest = { url: 'https://mcp.example/mcp', token: tokens, method: 'tools/call', name: 'get-env' };
+  const answer: McpCallAccess = policy.mcpScopeRequest(call, 1_767_225_600);
+  const read = policy.mcpScopeRequest({ url: '/mcp', token: jwt, method: 'resources/read', uri: 'demo://docs/7' });
+  const allowed: boolean = answer.allowed && read.allowed;
+  const lacking: string[] = [...answer.required, ...answer.missing];
+
+  // The wrapper keeps the SDK's provider type, so it goes where the SDK takes one.
+  const options: WithHeldScopesOptions = { policy, url: 'https://mcp.example/mcp' };
+  const wrapped: OAuthClientProvider = withHeldScopes(sdkProvider, options);
+  const minimal: HeldScopesProvider = withHeldScopes(
+    { tokens: () => undefined, redirectToAuthorization: (url: URL) => void url },
+    { rules: new ScopeRules({ separator: '/' }) },
+  );
+  withHeldScopes(sdkProvider, { rules: { separator: ':' } });
+  withHeldScopes(sdkProvider);
+  const transport = new StreamableHTTPClientTransport(new URL('https://mcp.example/mcp'), { authProvider: wrapped });
+  void [names, uris, scope, why, tokenError, maxAge, allowed, lacking, minimal, transport];
 }
