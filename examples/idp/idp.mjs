@@ -7,9 +7,17 @@
 // - one public client, the SPA (`scopegate-spa`): authorization code + PKCE S256, CORS from
 //   the SPA's origin only;
 // - two users with roles, and a role -> allowed scopes rule: a scope the user's roles do not
-//   allow is refused at consent, silently, as real IdPs do: the token comes back without it.
+//   allow is refused at consent, silently, as real IdPs do: the token comes back without it;
+// - with `--mcp-resource URL`, a second resource indicator: an MCP server behind the gateway
+//   (its audience is that URL, its scopes `mcp:tools` and `mcp:admin`), and two public
+//   native clients for MCP clients (`scopegate-mcp-sdk`, `scopegate-mcp-precheck`; loopback
+//   redirect, RFC 8252). These are third-party apps: each authorization request shows a
+//   consent page where the user ticks the requested scopes the role rule allows, and may
+//   approve fewer (the "minimal" grant of step-up authorization); every authorization
+//   request of theirs is logged (`idp: authorization request ...`).
 //
 // Usage: node idp.mjs --port 9000 --audience http://127.0.0.1:8080 --spa http://127.0.0.1:5173
+//        [--mcp-resource http://127.0.0.1:8080/mcp]
 // The signing keys are made at start and published at /jwks: every run has new keys, which
 // the gateway fetches from there (its `jwks_uri`).
 import { createServer } from 'node:http';
@@ -22,12 +30,14 @@ const { values: args } = parseArgs({
     port: { type: 'string', default: '9000' },
     audience: { type: 'string', default: 'http://127.0.0.1:8080' },
     spa: { type: 'string', default: 'http://127.0.0.1:5173' },
+    'mcp-resource': { type: 'string' },
   },
 });
 const port = Number(args.port);
 const issuer = `http://127.0.0.1:${port}`;
 const audience = args.audience;
 const spaOrigin = new URL(args.spa).origin;
+const mcpResource = args['mcp-resource'];
 
 /** The API's scopes, as the gateway's policy (examples/policy.json) names them. */
 const API_SCOPES = ['resource:read', 'resource:write', 'order', 'order:item', 'inventory.write'];
@@ -49,9 +59,31 @@ export const USERS = {
   bob: { name: 'Bob', roles: [] },
 };
 
-function allowedScopes(accountId) {
+/**
+ * The MCP server's scopes, as its policy's rules name them, and the same kind of rule: every
+ * user may get `mcp:tools`, only alice's role `mcp:admin` (the tool `get-env`).
+ */
+const MCP_SCOPES = ['mcp:tools', 'mcp:admin'];
+const MCP_ALLOWED_SCOPES = {
+  '*': ['mcp:tools'],
+  'resource-admin': ['mcp:admin'],
+};
+
+/** The resource servers by RFC 8707 resource indicator: the API, and the MCP server if any. */
+const RESOURCES = new Map([[audience, { scopes: API_SCOPES, allowed: ALLOWED_SCOPES }]]);
+if (mcpResource) RESOURCES.set(mcpResource, { scopes: MCP_SCOPES, allowed: MCP_ALLOWED_SCOPES });
+
+/** The MCP clients: public native apps whose redirect is a loopback URL (any port). */
+const MCP_CLIENTS = {
+  'scopegate-mcp-sdk': 'an MCP client (the official SDK)',
+  'scopegate-mcp-precheck': 'an MCP client that pre-checks with scopegate',
+};
+const isMcpClient = (clientId) => Boolean(mcpResource) && Object.hasOwn(MCP_CLIENTS, clientId);
+
+function allowedScopes(accountId, indicator = audience) {
   const roles = USERS[accountId]?.roles ?? [];
-  return new Set(['*', ...roles].flatMap((role) => ALLOWED_SCOPES[role] ?? []));
+  const allowed = RESOURCES.get(indicator)?.allowed ?? {};
+  return new Set(['*', ...roles].flatMap((role) => allowed[role] ?? []));
 }
 
 function signingKey(type, options, alg) {
@@ -71,6 +103,15 @@ const provider = new Provider(issuer, {
       response_types: ['code'],
       redirect_uris: [`${spaOrigin}/`],
     },
+    ...Object.entries(mcpResource ? MCP_CLIENTS : {}).map(([clientId, name]) => ({
+      client_id: clientId,
+      client_name: name,
+      application_type: 'native',
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      redirect_uris: ['http://127.0.0.1/callback'],
+    })),
   ],
   // ES256 for access tokens (see getResourceServerInfo), RS256 for ID tokens (the default).
   jwks: {
@@ -94,10 +135,11 @@ const provider = new Provider(issuer, {
       defaultResource: () => audience,
       useGrantedResource: () => true,
       getResourceServerInfo: (_ctx, resourceIndicator) => {
-        if (resourceIndicator !== audience) throw new errors.InvalidTarget();
+        const resource = RESOURCES.get(resourceIndicator);
+        if (!resource) throw new errors.InvalidTarget();
         return {
-          scope: API_SCOPES.join(' '),
-          audience,
+          scope: resource.scopes.join(' '),
+          audience: resourceIndicator,
           accessTokenFormat: 'jwt',
           accessTokenTTL: 600,
           jwt: { sign: { alg: 'ES256' } },
@@ -146,7 +188,44 @@ ${error ? `<p class="error">${escape(error)}</p>` : ''}
 <label for="password">Password</label><input id="password" name="password" type="password" required>
 <button type="submit">Sign in</button></form>
 <div class="hint"><p>Demo users (user / password):</p><ul>${users}</ul>
-<p>Every user may get <code>${ALLOWED_SCOPES['*'].join(' ')}</code>; <code>resource:write</code> needs the role <code>resource-admin</code>.</p></div>`,
+${isMcpClient(details.params.client_id)
+    ? `<p>Every user may get <code>${MCP_ALLOWED_SCOPES['*'].join(' ')}</code>; <code>mcp:admin</code> needs the role <code>resource-admin</code>.</p></div>`
+    : `<p>Every user may get <code>${ALLOWED_SCOPES['*'].join(' ')}</code>; <code>resource:write</code> needs the role <code>resource-admin</code>.</p></div>`}`,
+  );
+}
+
+/**
+ * What an MCP client's authorization request asks of each resource it names, by the role
+ * rule: `refused` (the user's roles do not allow it), `held` (granted before) and `ask` (for
+ * the user to approve or not).
+ */
+function mcpRequest(details, grant) {
+  const { params, session } = details;
+  const requested = new Set((params.scope ?? '').split(' ').filter(Boolean));
+  return [params.resource ?? []].flat().filter((indicator) => RESOURCES.has(indicator)).map((indicator) => {
+    const scopes = RESOURCES.get(indicator).scopes.filter((scope) => requested.has(scope));
+    const allowed = allowedScopes(session.accountId, indicator);
+    const held = new Set(grant.getResourceScope(indicator).split(' '));
+    return {
+      indicator,
+      refused: scopes.filter((scope) => !allowed.has(scope)),
+      held: scopes.filter((scope) => allowed.has(scope) && held.has(scope)),
+      ask: scopes.filter((scope) => allowed.has(scope) && !held.has(scope)),
+    };
+  });
+}
+
+function consentPage(uid, details, requests) {
+  const client = MCP_CLIENTS[details.params.client_id] ?? details.params.client_id;
+  const sections = requests.map(({ indicator, refused, held, ask }) => `<fieldset><legend><code>${escape(indicator)}</code></legend>
+${ask.map((scope) => `<label><input type="checkbox" name="scope" value="${escape(scope)}" checked> <code>${escape(scope)}</code></label>`).join('\n')}
+${held.length ? `<p>Already granted: <code>${escape(held.join(' '))}</code>.</p>` : ''}
+${refused.length ? `<p class="error">Not for your roles: <code>${escape(refused.join(' '))}</code>.</p>` : ''}</fieldset>`);
+  return page(
+    'Allow access?',
+    `<p><code>${escape(details.params.client_id)}</code> (${escape(client)}) asks for <code>${escape(details.params.scope ?? '')}</code>. Untick what it should not have yet; it can ask again when it needs it.</p>
+<form method="post" action="/interaction/${escape(uid)}/consent">${sections.join('')}
+<button type="submit">Allow the ticked scopes</button></form>`,
   );
 }
 
@@ -161,15 +240,13 @@ async function readForm(req) {
 
 /** Consent without a screen (a first-party app), restricted by the role rule. */
 async function consent(details) {
-  const { prompt, params, session, grantId } = details;
-  const grant = grantId
-    ? await provider.Grant.find(grantId)
-    : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+  const { prompt, session } = details;
+  const grant = await grantOf(details);
   const missing = prompt.details;
   if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
   if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
-  const allowed = allowedScopes(session.accountId);
   for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+    const allowed = allowedScopes(session.accountId, indicator);
     const granted = scopes.filter((scope) => allowed.has(scope));
     const refused = scopes.filter((scope) => !allowed.has(scope));
     if (granted.length) grant.addResourceScope(indicator, granted.join(' '));
@@ -178,6 +255,46 @@ async function consent(details) {
     if (refused.length) {
       grant.rejectResourceScope(indicator, refused.join(' '));
       console.log(`idp: refused ${refused.join(' ')} to ${session.accountId} (roles: ${USERS[session.accountId]?.roles.join(', ') || 'none'})`);
+    }
+  }
+  return { consent: { grantId: await grant.save() } };
+}
+
+/** The grant an interaction's consent adds to. */
+async function grantOf(details) {
+  const { params, session, grantId } = details;
+  return grantId
+    ? provider.Grant.find(grantId)
+    : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+}
+
+/**
+ * An MCP client's consent: the role rule first (refused scopes are rejected and logged, as
+ * for the SPA), then what the user approved of the rest (`approved`: null when there was
+ * nothing to ask). A scope the user did not approve is rejected for this grant, so that this
+ * flow ends, and asked for again the next time the client asks (a native client's every
+ * request comes to the consent page); approving it lifts that.
+ */
+async function mcpConsent(details, grant, requests, approved) {
+  const { prompt, session, params } = details;
+  if (prompt.details.missingOIDCScope) grant.addOIDCScope(prompt.details.missingOIDCScope.join(' '));
+  if (prompt.details.missingOIDCClaims) grant.addOIDCClaims(prompt.details.missingOIDCClaims);
+  const user = session.accountId;
+  for (const { indicator, refused, ask } of requests) {
+    if (refused.length) {
+      grant.rejectResourceScope(indicator, refused.join(' '));
+      console.log(`idp: refused ${refused.join(' ')} to ${user} (roles: ${USERS[user]?.roles.join(', ') || 'none'})`);
+    }
+    const yes = ask.filter((scope) => approved?.includes(scope));
+    const no = ask.filter((scope) => !yes.includes(scope));
+    if (yes.length) {
+      grant.addResourceScope(indicator, yes.join(' '));
+      const rejected = grant.rejected?.resources?.[indicator];
+      if (rejected) grant.rejected.resources[indicator] = rejected.split(' ').filter((scope) => !yes.includes(scope)).join(' ');
+    }
+    if (no.length) grant.rejectResourceScope(indicator, no.join(' '));
+    if (ask.length) {
+      console.log(`idp: ${user} approved ${yes.join(' ') || 'nothing'}${no.length ? `, declined ${no.join(' ')}` : ''} for ${params.client_id}`);
     }
   }
   return { consent: { grantId: await grant.save() } };
@@ -201,7 +318,17 @@ async function interaction(req, res, uid, action) {
       return provider.interactionFinished(req, res, { login: { accountId: username } }, { mergeWithLastSubmission: false });
     }
   }
-  if (details.prompt.name === 'consent' && req.method === 'GET' && !action) {
+  if (details.prompt.name === 'consent' && isMcpClient(details.params.client_id)) {
+    const grant = await grantOf(details);
+    const requests = mcpRequest(details, grant);
+    const asking = requests.some(({ ask }) => ask.length);
+    if (req.method === 'GET' && !action && asking) return html(200, consentPage(uid, details, requests));
+    if ((req.method === 'GET' && !action && !asking) || (req.method === 'POST' && action === 'consent')) {
+      const approved = req.method === 'POST' ? (await readForm(req)).getAll('scope') : null;
+      const result = await mcpConsent(details, grant, requests, approved);
+      return provider.interactionFinished(req, res, result, { mergeWithLastSubmission: true });
+    }
+  } else if (details.prompt.name === 'consent' && req.method === 'GET' && !action) {
     return provider.interactionFinished(req, res, await consent(details), { mergeWithLastSubmission: true });
   }
   html(400, page('Sign-in error', '<p class="error">Unexpected step; start again from the app.</p>'));
@@ -209,7 +336,12 @@ async function interaction(req, res, uid, action) {
 
 const callback = provider.callback();
 const server = createServer(async (req, res) => {
-  const match = /^\/interaction\/([\w-]+)(?:\/(login))?$/.exec(new URL(req.url, issuer).pathname);
+  const url = new URL(req.url, issuer);
+  if (url.pathname === '/auth' && isMcpClient(url.searchParams.get('client_id'))) {
+    const param = (name) => JSON.stringify(url.searchParams.get(name));
+    console.log(`idp: authorization request from ${url.searchParams.get('client_id')}: scope ${param('scope')}, resource ${param('resource')}`);
+  }
+  const match = /^\/interaction\/([\w-]+)(?:\/(login|consent))?$/.exec(url.pathname);
   if (!match) return callback(req, res);
   try {
     await interaction(req, res, match[1], match[2]);
@@ -221,6 +353,7 @@ const server = createServer(async (req, res) => {
   }
 });
 server.listen(port, '127.0.0.1', () => {
-  console.log(`idp: ${issuer} ready (audience ${audience}, client scopegate-spa for ${spaOrigin})`);
+  const mcp = mcpResource ? `; MCP resource ${mcpResource}, clients ${Object.keys(MCP_CLIENTS).join(', ')}` : '';
+  console.log(`idp: ${issuer} ready (audience ${audience}, client scopegate-spa for ${spaOrigin}${mcp})`);
 });
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => server.close(() => process.exit(0)));

