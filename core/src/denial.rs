@@ -31,6 +31,9 @@ pub struct ReadDenial {
     pub missing: Option<Vec<String>>,
     /// The `max_age` of an RFC 9470 step-up.
     pub max_age: Option<u64>,
+    /// The `acr_values` of an RFC 9470 step-up: the authentication context classes to ask
+    /// the authorization server for, one of them.
+    pub acr_values: Option<Vec<String>>,
     /// Where it was read: `header` or `body`.
     pub source: &'static str,
 }
@@ -79,6 +82,7 @@ pub fn read_denial(
             scope: param("scope"),
             missing: None,
             max_age: param("max_age").and_then(|age| age.parse().ok()),
+            acr_values: param("acr_values"),
             source: "header",
         })
     });
@@ -90,6 +94,7 @@ pub fn read_denial(
             scope: text("scope"),
             missing: text("missing"),
             max_age: value.get("max_age").and_then(Value::as_u64),
+            acr_values: text("acr_values"),
             source: "body",
         })
     })?;
@@ -113,6 +118,7 @@ pub fn read_denial(
         missing: (insufficient && missing.is_some()).then(|| list(missing)),
         error,
         max_age: fields.max_age,
+        acr_values: fields.acr_values.map(|text| list(Some(text))),
         source: fields.source,
     })
 }
@@ -122,6 +128,7 @@ struct Fields {
     scope: Option<String>,
     missing: Option<String>,
     max_age: Option<u64>,
+    acr_values: Option<String>,
     source: &'static str,
 }
 

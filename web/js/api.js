@@ -481,7 +481,7 @@ export function createApi(raw, ready = () => {}) {
 
   const RESERVED = new Set([
     'response_type', 'client_id', 'redirect_uri', 'scope', 'state', 'code_challenge',
-    'code_challenge_method', 'resource',
+    'code_challenge_method', 'resource', 'acr_values', 'max_age',
   ]);
 
   function absoluteUrl(value, name) {
@@ -500,7 +500,7 @@ export function createApi(raw, ready = () => {}) {
     if (options === null || typeof options !== 'object') throw invalidArgument('authorizationUrl takes an options object');
     const {
       authorizationEndpoint, clientId, redirectUri, scopes, state, codeChallenge,
-      codeChallengeMethod = 'S256', resource, responseType = 'code', extraParams = {},
+      codeChallengeMethod = 'S256', resource, responseType = 'code', extraParams = {}, acrValues, maxAge,
     } = options;
     const url = absoluteUrl(authorizationEndpoint, 'authorizationEndpoint');
     if (requireString(clientId, 'clientId') === '') throw invalidArgument('clientId must not be empty');
@@ -527,6 +527,17 @@ export function createApi(raw, ready = () => {}) {
     params.set('code_challenge', codeChallenge);
     params.set('code_challenge_method', codeChallengeMethod);
     for (const r of resources) params.append('resource', r);
+    if (acrValues !== undefined) {
+      const classes = typeof acrValues === 'string' ? acrValues.split(' ').filter(Boolean) : acrValues;
+      if (!Array.isArray(classes) || classes.length === 0 || !classes.every((c) => typeof c === 'string' && /^[\x21\x23-\x5b\x5d-\x7e]+$/.test(c))) {
+        throw invalidArgument('acrValues must be authentication context classes: printable ASCII without spaces, quotes or backslashes');
+      }
+      params.set('acr_values', classes.join(' '));
+    }
+    if (maxAge !== undefined) {
+      if (!Number.isSafeInteger(maxAge) || maxAge < 0) throw invalidArgument('maxAge must be a whole number of seconds');
+      params.set('max_age', String(maxAge));
+    }
     for (const [name, value] of Object.entries(extraParams)) {
       if (RESERVED.has(name)) throw invalidArgument(`extraParams may not set ${name}; use its own option`);
       params.set(name, requireString(value, `extraParams.${name}`));
@@ -605,7 +616,7 @@ export function createApi(raw, ready = () => {}) {
       throw new ScopegateError(
         check.error,
         `${request.method} ${request.url} would be refused with ${check.status} ${check.error} (refused before sending)`,
-        { ...base, source: 'precheck' },
+        { ...base, ...stepUp(denial), source: 'precheck' },
       );
     }
     const response = await fetchImpl(request);
@@ -621,7 +632,29 @@ export function createApi(raw, ready = () => {}) {
         response,
       });
     }
+    if (denial !== null && denial.error === 'insufficient_user_authentication') {
+      throw new ScopegateError(
+        denial.error,
+        `${request.method} ${request.url} needs a new sign-in (step-up; refused by the server)`,
+        {
+          ...base,
+          ...stepUp(denial),
+          status: response.status,
+          challenge: response.headers.get('WWW-Authenticate'),
+          source: 'server',
+          response,
+        },
+      );
+    }
     return response;
+  }
+
+  /** The RFC 9470 parameters of a step-up denial, for `authorizationUrl`. */
+  function stepUp(denial) {
+    const details = {};
+    if (denial !== null && denial.acrValues !== null && denial.acrValues !== undefined) details.acrValues = denial.acrValues;
+    if (denial !== null && denial.maxAge !== null && denial.maxAge !== undefined) details.maxAge = denial.maxAge;
+    return details;
   }
 
   return {

@@ -42,6 +42,13 @@ export class ScopegateError extends Error {
   readonly url?: string;
   /** Refusals by `scopedFetch`: the local pre-check's answer. */
   readonly check?: CheckResult;
+  /**
+   * A step-up (code `insufficient_user_authentication`, RFC 9470): the authentication
+   * context classes to ask for, one of them; pass them to `authorizationUrl({acrValues})`.
+   */
+  readonly acrValues?: string[];
+  /** A step-up: the `max_age` to ask for; pass it to `authorizationUrl({maxAge})`. */
+  readonly maxAge?: number;
   constructor(code: ErrorCode, message: string, details?: object);
 }
 
@@ -96,6 +103,8 @@ export interface CheckResult {
   error: 'unauthorized' | 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'insufficient_user_authentication' | null;
   /** RFC 9470 `max_age` to meet for a step-up. */
   maxAge: number | null;
+  /** RFC 9470 `acr_values` of a step-up: the authentication context classes to ask for (one of them); absent otherwise. */
+  acrValues?: string[];
   /** The JSON body of a denial, or the metadata document. */
   body: string | null;
   /** Why the token is refused (`expired`, `wrong_audience`, ...), for a 401 `invalid_token`. */
@@ -217,7 +226,11 @@ export interface AuthorizationUrlOptions {
   resource?: string | string[];
   /** Default `code`. */
   responseType?: string;
-  /** Other parameters (`prompt`, `login_hint`, `max_age`, ...). */
+  /** RFC 9470 step-up: the `acr_values` a denial asked for (`StepUpRequiredError.acrValues`). */
+  acrValues?: string[] | string;
+  /** RFC 9470 step-up / OIDC: the `max_age` in seconds a denial asked for. */
+  maxAge?: number;
+  /** Other parameters (`prompt`, `login_hint`, ...). */
   extraParams?: Record<string, string>;
 }
 
@@ -344,7 +357,9 @@ export function authorizationUrl(options: AuthorizationUrlOptions): string;
 /**
  * `fetch` with a pre-check: refuses locally (nothing is sent) when the gateway would refuse,
  * with `InsufficientScopeError` for missing scopes and `ScopegateError` otherwise; turns a
- * 403 `insufficient_scope` from the server into `InsufficientScopeError`.
+ * 403 `insufficient_scope` from the server into `InsufficientScopeError`, and a 401
+ * `insufficient_user_authentication` (step-up) into a `ScopegateError` with that code and
+ * its `acrValues` / `maxAge`.
  */
 export function scopedFetch(input: URL | string | Request, init: RequestInit | undefined, options: ScopedFetchOptions): Promise<Response>;
 /**

@@ -110,6 +110,7 @@ pub fn principal(scopes: &str) -> Principal {
         scopes: scopes.split(' ').collect(),
         expires_at: u64::MAX,
         auth_time: None,
+        acr: None,
         forwarded: vec![(0, "alice".to_owned())],
         audiences: scopegate_core::token::AudienceMatch::ALL,
         confirmation: None,

@@ -51,6 +51,9 @@ pub struct Answer<'d> {
     pub challenge: Option<&'d str>,
     /// The `max_age` of a step-up.
     pub max_age: Option<u64>,
+    /// The `acr_values` of a step-up (one of them is needed); absent when none.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub acr_values: &'d [alloc::string::String],
     /// The response body (a denial's JSON, or the metadata document).
     pub body: Option<&'d str>,
     /// [`TokenError::code`](crate::TokenError::code) of an invalid token.
@@ -95,6 +98,7 @@ impl<'p> Decision<'p> {
                 missing: &[],
                 challenge: None,
                 max_age: None,
+                acr_values: &[],
                 body: None,
                 token_error: None,
                 route: route(allow.route),
@@ -115,6 +119,7 @@ impl<'p> Decision<'p> {
                 missing: &[],
                 challenge: None,
                 max_age: None,
+                acr_values: &[],
                 body: None,
                 token_error: None,
                 route: route(Some(need.route)),
@@ -130,6 +135,7 @@ impl<'p> Decision<'p> {
                 missing: &[],
                 challenge: None,
                 max_age: None,
+                acr_values: &[],
                 body: Some(served.body),
                 token_error: None,
                 route: None,
@@ -145,6 +151,7 @@ impl<'p> Decision<'p> {
                 missing: &denial.missing,
                 challenge: Some(&denial.www_authenticate),
                 max_age: denial.max_age,
+                acr_values: &denial.acr_values,
                 body: Some(&denial.body),
                 token_error: match &denial.reason {
                     DenyReason::InvalidToken(err) => Some(err.code()),

@@ -1,6 +1,7 @@
 //! The policy's verbs: from a request to a [`Decision`].
 
 use alloc::borrow::Borrow;
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -26,6 +27,8 @@ struct Body<'a> {
     scope: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     missing: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acr_values: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_age: Option<u64>,
 }
@@ -231,11 +234,11 @@ impl Policy {
                 self.deny(request, DenyReason::InsufficientScope, route, scopes, None)
             }
             Evaluation::Satisfied(alternative) => {
-                if !self.max_age.is_empty() {
+                if self.may_step_up(found.index) {
                     let required = requirement.rendered(alternative, &self.rules, found.params());
-                    if let Some(max_age) = self.stale_for(&required, principal, now) {
+                    if let Some(step_up) = self.step_up(found.index, &required, principal, now) {
                         let reason = DenyReason::StepUpRequired;
-                        return self.deny(request, reason, route, Needed::default(), Some(max_age));
+                        return self.deny(request, reason, route, Needed::default(), Some(step_up));
                     }
                 }
                 self.authorized(route, principal)
@@ -315,9 +318,9 @@ impl Policy {
                 self.deny(request, DenyReason::InsufficientScope, route, scopes, None)
             }
             McpEvaluation::Satisfied(required) => {
-                if let Some(max_age) = self.stale_for(&required, principal, now) {
+                if let Some(step_up) = self.step_up(index, &required, principal, now) {
                     let reason = DenyReason::StepUpRequired;
-                    return self.deny(request, reason, route, Needed::default(), Some(max_age));
+                    return self.deny(request, reason, route, Needed::default(), Some(step_up));
                 }
                 self.authorized(route, principal)
             }
@@ -335,24 +338,75 @@ impl Policy {
         }
     }
 
-    /// The `max_age` the authentication is older than, among the scopes that `required`
-    /// (the scopes a request was allowed by) falls under.
-    fn stale_for(
+    /// Can any request of the route at `index` need a step-up? (Saves rendering the
+    /// required scopes when no scope has a `max_age` or `acr_values`.)
+    fn may_step_up(&self, index: usize) -> bool {
+        !self.max_age.is_empty()
+            || !self.acr_values.is_empty()
+            || !self.routes[index].acr_values.is_empty()
+    }
+
+    /// The RFC 9470 step-up a request of the route at `index`, allowed by the scopes
+    /// `required`, needs: the smallest `max_age` among those scopes if the authentication
+    /// is older, and the `acr_values` of the route and of those scopes if the token's
+    /// `acr` is not among each of them.
+    fn step_up(
         &self,
+        index: usize,
         required: &[alloc::borrow::Cow<'_, str>],
         principal: &Principal,
         now: UnixTime,
-    ) -> Option<u64> {
+    ) -> Option<StepUp> {
+        let covered = |scope: &str| required.iter().any(|r| self.rules.covers(scope, r));
         let max_age = self
             .max_age
             .iter()
-            .filter(|(scope, _)| required.iter().any(|r| self.rules.covers(scope, r)))
+            .filter(|(scope, _)| covered(scope))
             .map(|(_, age)| *age)
-            .min()?;
-        let fresh = principal
-            .auth_time
-            .is_some_and(|t| now.0 <= t.saturating_add(max_age));
-        (!fresh).then_some(max_age)
+            .min()
+            .filter(|max_age| {
+                principal
+                    .auth_time
+                    .is_none_or(|t| now.0 > t.saturating_add(*max_age))
+            });
+        let lists = core::iter::once(&*self.routes[index].acr_values)
+            .filter(|list| !list.is_empty())
+            .chain(
+                self.acr_values
+                    .iter()
+                    .filter(|(scope, _)| covered(scope))
+                    .map(|(_, list)| &**list),
+            );
+        let acr = principal.acr.as_deref();
+        let mut unmet: Vec<&[Box<str>]> = Vec::new();
+        let mut all: Vec<&[Box<str>]> = Vec::new();
+        for list in lists {
+            all.push(list);
+            if !acr.is_some_and(|acr| list.iter().any(|value| **value == *acr)) {
+                unmet.push(list);
+            }
+        }
+        let acr_values = match unmet.first() {
+            None => Vec::new(),
+            // What satisfies every list at once, in the order of the first; when nothing
+            // does (the policy asks for classes no one login has), the first unmet list.
+            Some(first) => {
+                let both: Vec<String> = all[0]
+                    .iter()
+                    .filter(|value| all.iter().all(|list| list.contains(value)))
+                    .map(|value| String::from(&**value))
+                    .collect();
+                if both.is_empty() {
+                    first.iter().map(|value| String::from(&**value)).collect()
+                } else {
+                    both
+                }
+            }
+        };
+        (max_age.is_some() || !acr_values.is_empty()).then_some(StepUp {
+            max_age,
+            acr_values,
+        })
     }
 
     fn authorized<'p>(&'p self, route: Option<usize>, principal: &Principal) -> Decision<'p> {
@@ -386,9 +440,13 @@ impl Policy {
         reason: DenyReason,
         route: Option<usize>,
         scopes: Needed,
-        max_age: Option<u64>,
+        step_up: Option<StepUp>,
     ) -> Decision<'p> {
         let Needed { required, missing } = scopes;
+        let StepUp {
+            max_age,
+            acr_values,
+        } = step_up.unwrap_or_default();
         let (status, error, description): (u16, Option<ErrorCode>, Option<&str>) = match &reason {
             DenyReason::BadHeader(h) => (400, Some(ErrorCode::InvalidRequest), Some(h.not_text())),
             DenyReason::BadBody(e) => (
@@ -413,7 +471,13 @@ impl Policy {
             DenyReason::StepUpRequired => (
                 401,
                 Some(ErrorCode::InsufficientUserAuthentication),
-                Some("A more recent authentication is required"),
+                Some(match (max_age, acr_values.is_empty()) {
+                    (Some(_), true) => "A more recent authentication is required",
+                    (None, _) => "A different authentication level is required",
+                    (Some(_), false) => {
+                        "A more recent authentication of a different level is required"
+                    }
+                }),
             ),
             DenyReason::NoRoute => (
                 403,
@@ -441,6 +505,10 @@ impl Policy {
         if let Some(scope) = &scope {
             challenge = challenge.with_param("scope", scope);
         }
+        let acr_text = (!acr_values.is_empty()).then(|| acr_values.join(" "));
+        if let Some(acr) = &acr_text {
+            challenge = challenge.with_param("acr_values", acr);
+        }
         if let Some(max_age) = max_age {
             challenge = challenge.with_param("max_age", &alloc::format!("{max_age}"));
         }
@@ -454,6 +522,7 @@ impl Policy {
             error_description: description,
             scope: scope.as_deref(),
             missing: missing_text.as_deref(),
+            acr_values: acr_text.as_deref(),
             max_age,
         };
         let allowed_origin = request
@@ -471,6 +540,7 @@ impl Policy {
             required,
             missing,
             max_age,
+            acr_values,
             route,
             www_authenticate: challenge.to_header_value(),
             body: serde_json::to_string(&body).unwrap_or_default(),
@@ -493,6 +563,13 @@ impl Policy {
             }
         }
     }
+}
+
+/// What an RFC 9470 step-up asks for.
+#[derive(Default)]
+struct StepUp {
+    max_age: Option<u64>,
+    acr_values: Vec<String>,
 }
 
 /// The scopes of a 403: every scope of the chosen alternative, and those missing.

@@ -271,6 +271,8 @@ pub struct Denial {
     pub missing: Vec<String>,
     /// The `max_age` to meet (step-up).
     pub max_age: Option<u64>,
+    /// The authentication context classes to meet, one of them (RFC 9470 `acr_values`).
+    pub acr_values: Vec<String>,
     /// The matched route, by position in the policy.
     pub route: Option<usize>,
     /// The `WWW-Authenticate` value.

@@ -154,6 +154,10 @@ pub struct ScopesDocument {
     /// Step-up: seconds since `auth_time` after which a scope needs a fresh login.
     #[serde(default)]
     pub max_age: BTreeMap<String, u64>,
+    /// Step-up: the authentication context classes (`acr`) a scope needs, one of them
+    /// (RFC 9470).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub acr_values: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for ScopesDocument {
@@ -164,6 +168,7 @@ impl Default for ScopesDocument {
             write_suffix: default_write_suffix(),
             prefixes: Vec::new(),
             max_age: BTreeMap::new(),
+            acr_values: BTreeMap::new(),
         }
     }
 }
@@ -216,6 +221,10 @@ pub struct RouteDocument {
     /// are read and each message is held to the rule for its method and name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpDocument>,
+    /// Step-up: the authentication context classes (`acr`) every request of the route
+    /// needs, one of them (RFC 9470).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr_values: Option<Vec<String>>,
 }
 
 /// The JSON-RPC rules of an MCP endpoint.

@@ -157,6 +157,8 @@ pub(crate) enum Access {
 pub(crate) struct Route {
     pub(crate) path: Box<str>,
     pub(crate) access: Access,
+    /// The `acr` values one of which every request needs; empty for none.
+    pub(crate) acr_values: Vec<Box<str>>,
 }
 
 /// A forwarded header and the claim it carries.
@@ -196,6 +198,8 @@ pub struct Policy {
     pub(crate) role_map: BTreeMap<Box<str>, Vec<Box<str>>>,
     pub(crate) rules: ScopeRules,
     pub(crate) max_age: Vec<(Box<str>, u64)>,
+    /// Per scope, the `acr` values one of which it needs.
+    pub(crate) acr_values: Vec<(Box<str>, Vec<Box<str>>)>,
     pub(crate) routes: Vec<Route>,
     pub(crate) table: RouteTable,
     pub(crate) allow_unmatched: bool,

@@ -45,6 +45,8 @@ pub struct Principal {
     pub expires_at: u64,
     /// The `auth_time` claim, for RFC 9470 `max_age`.
     pub auth_time: Option<u64>,
+    /// The `acr` claim (authentication context class), for RFC 9470 `acr_values`.
+    pub acr: Option<Box<str>>,
     /// Values for the policy's forwarded headers, by position in `forward.claims`.
     pub forwarded: Vec<(usize, String)>,
     /// Which audiences its `aud` fits: a token for one resource is refused on another's
@@ -219,6 +221,16 @@ pub(crate) fn authenticate(
         scopes,
         expires_at,
         auth_time: numeric_date(claims, "auth_time")?,
+        acr: match claims.get("acr") {
+            None => None,
+            Some(Value::String(acr)) => Some(acr.as_str().into()),
+            Some(_) => {
+                return Err(TokenError::InvalidClaim {
+                    claim: String::from("acr"),
+                    expected: "a string",
+                })
+            }
+        },
         forwarded,
         audiences,
         confirmation,

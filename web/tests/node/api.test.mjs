@@ -329,3 +329,55 @@ test('free() releases a policy: using it afterwards throws', () => {
   p.free();
   assert.throws(() => p.check('GET', '/health'));
 });
+
+test('step-up (RFC 9470): acr_values and max_age from a denial into the next authorization request', async () => {
+  const bank = Policy.fromJson({
+    version: 1, realm: 'bank', resource: 'https://bank.example',
+    issuers: [{ issuer: ISS, audiences: ['https://bank.example'], algorithms: ['RS256'], jwks_uri: 'https://idp.example/jwks', jwks_cluster: 'idp' }],
+    scopes: { max_age: { payment: 300 }, acr_values: { payment: ['urn:bank:mfa', 'urn:bank:hwk'] } },
+    routes: [{ path: '/payments', methods: ['POST'], require: 'payment' }],
+  });
+  const token = jwt({ aud: 'https://bank.example', scope: 'payment', auth_time: NOW - 600, acr: 'urn:bank:pwd' });
+  const check = bank.check('POST', 'https://bank.example/payments', token, NOW);
+  assert.equal(check.code, 'deny_step_up');
+  assert.deepEqual(check.acrValues, ['urn:bank:mfa', 'urn:bank:hwk']);
+  assert.equal(check.maxAge, 300);
+  assert.equal(
+    check.challenge,
+    'Bearer realm="bank", error="insufficient_user_authentication", error_description="A more recent authentication of a different level is required", acr_values="urn:bank:mfa urn:bank:hwk", max_age=300, resource_metadata="https://bank.example/.well-known/oauth-protected-resource"',
+  );
+  // The pre-check refuses before sending, with what the next sign-in must ask for ...
+  const { fetch, calls } = fakeFetch(() => new Response('ok'));
+  const local = await rejectsWith(
+    scopedFetch('https://bank.example/payments', { method: 'POST' }, { policy: bank, getToken: () => token, fetch, now: NOW }),
+    ScopegateError,
+    'insufficient_user_authentication',
+  );
+  assert.equal(calls.length, 0);
+  assert.deepEqual([local.acrValues, local.maxAge, local.source], [['urn:bank:mfa', 'urn:bank:hwk'], 300, 'precheck']);
+  // ... and so does the server's 401 when the client's policy did not know.
+  const fresh = jwt({ aud: 'https://bank.example', scope: 'payment', auth_time: NOW - 60, acr: 'urn:bank:mfa' });
+  const server = fakeFetch(() => new Response('{"error":"insufficient_user_authentication","acr_values":"urn:bank:hwk"}', {
+    status: 401,
+    headers: { 'Content-Type': 'application/json', 'WWW-Authenticate': 'Bearer realm="bank", error="insufficient_user_authentication", acr_values="urn:bank:hwk"' },
+  }));
+  const remote = await rejectsWith(
+    scopedFetch('https://bank.example/payments', { method: 'POST' }, { policy: bank, getToken: () => fresh, fetch: server.fetch, now: NOW }),
+    ScopegateError,
+    'insufficient_user_authentication',
+  );
+  assert.equal(server.calls.length, 1);
+  assert.deepEqual([remote.acrValues, remote.maxAge, remote.source, remote.status], [['urn:bank:hwk'], undefined, 'server', 401]);
+  // The next authorization request carries them.
+  const pkce = await createPkce();
+  const url = new URL(authorizationUrl({
+    authorizationEndpoint: 'https://idp.example/authorize', clientId: 'spa', redirectUri: 'https://app.example/cb',
+    scopes: 'payment', codeChallenge: pkce.codeChallenge, acrValues: local.acrValues, maxAge: local.maxAge,
+  }));
+  assert.equal(url.searchParams.get('acr_values'), 'urn:bank:mfa urn:bank:hwk');
+  assert.equal(url.searchParams.get('max_age'), '300');
+  const base = { authorizationEndpoint: 'https://idp.example/authorize', clientId: 'spa', redirectUri: 'https://app.example/cb', scopes: 'payment', codeChallenge: pkce.codeChallenge };
+  throwsCode(() => authorizationUrl({ ...base, acrValues: ['two words'] }), 'invalid_argument');
+  throwsCode(() => authorizationUrl({ ...base, maxAge: -1 }), 'invalid_argument');
+  throwsCode(() => authorizationUrl({ ...base, extraParams: { acr_values: 'x' } }), 'invalid_argument');
+});

@@ -95,6 +95,17 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
         }
         max_age.push((Box::from(scope.as_str()), *seconds));
     }
+    let mut acr_values = Vec::with_capacity(scopes.acr_values.len());
+    for (scope, values) in &scopes.acr_values {
+        let path = format!("scopes.acr_values[\"{scope}\"]");
+        if !is_valid_scope(scope) {
+            return Err(PolicyError::new(path, invalid_scope_message(scope)));
+        }
+        acr_values.push((
+            Box::from(scope.as_str()),
+            compile_acr_values(&path, values)?,
+        ));
+    }
 
     let (role_claims, role_map) = match &doc.roles {
         None => (Vec::new(), BTreeMap::new()),
@@ -132,9 +143,19 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
                 ),
             )
         })?;
+        let route_acr =
+            match &route.acr_values {
+                None => Vec::new(),
+                Some(_) if route.public => return Err(PolicyError::new(
+                    format!("routes[{index}].acr_values"),
+                    "a public route takes no token, so it cannot ask for an authentication level",
+                )),
+                Some(values) => compile_acr_values(&format!("routes[{index}].acr_values"), values)?,
+            };
         routes.push(Route {
             path: route.path.as_str().into(),
             access,
+            acr_values: route_acr,
         });
     }
 
@@ -164,6 +185,7 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
         role_map,
         rules,
         max_age,
+        acr_values,
         routes,
         table,
         allow_unmatched: doc.unmatched == Unmatched::Allow,
@@ -175,6 +197,35 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
     };
     finish_resources(&mut policy, resources);
     Ok(policy)
+}
+
+/// Authentication context class references (RFC 9470 `acr_values`): sent space-separated
+/// in a quoted-string, so each is printable ASCII without space, `"` or `\`.
+fn compile_acr_values(path: &str, values: &[String]) -> Result<Vec<Box<str>>, PolicyError> {
+    if values.is_empty() {
+        return Err(PolicyError::new(
+            path,
+            "list at least one authentication context class, or remove the entry",
+        ));
+    }
+    let mut compiled: Vec<Box<str>> = Vec::with_capacity(values.len());
+    for (index, value) in values.iter().enumerate() {
+        let fits = !value.is_empty()
+            && value
+                .bytes()
+                .all(|b| (0x21..0x7f).contains(&b) && b != b'"' && b != b'\\');
+        if !fits {
+            return Err(PolicyError::new(
+                format!("{path}[{index}]"),
+                "an `acr` value is printable ASCII without spaces, `\"` and `\\` (it is sent in \
+                 WWW-Authenticate headers)",
+            ));
+        }
+        if !compiled.iter().any(|c| **c == **value) {
+            compiled.push(value.as_str().into());
+        }
+    }
+    Ok(compiled)
 }
 
 fn invalid_scope_message(scope: &str) -> String {
