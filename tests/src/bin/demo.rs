@@ -5,6 +5,8 @@
 //! - Envoy with the scopegate filter enforcing `examples/policy.json`, its JWKS fetched from
 //!   the IdP over the `idp` cluster;
 //! - an example API behind Envoy that echoes the claims the gateway forwards;
+//! - the MCP reference server (npm `@modelcontextprotocol/server-everything`, Streamable
+//!   HTTP) behind Envoy at `/mcp`, its own RFC 8707 resource with per-tool scopes;
 //! - the SPA (`examples/spa/`), which imports the locally built npm package `scopegate`.
 //!
 //! It fills the ports into the policy (`target/demo/policy.json`, the one file Envoy and
@@ -15,18 +17,20 @@
 //! the expected one. Every process it starts is killed by its PID when it ends.
 //!
 //! Options: `--port 8080` (Envoy), `--admin-port 9901`, `--api-port 9080`,
-//! `--idp-port 9000`, `--spa-port 5173`, `--check`, `--screenshots tests/output/e2e`.
+//! `--mcp-port 9090`, `--idp-port 9000`, `--spa-port 5173`, `--check`,
+//! `--screenshots tests/output/e2e`.
 
 use std::fs;
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use scopegate_tests::harness::{
-    eventually, filter_wasm, request, Envoy, HttpServer, ServerResponse, TempDir,
+    eventually, filter_wasm, request, send_raw, Envoy, HttpServer, Response, ServerResponse,
+    TempDir,
 };
-use scopegate_tests::node::NodeProcess;
+use scopegate_tests::node::{node_22, NodeProcess};
 use scopegate_tests::{alice_token, repo_root, TestKeys};
 use serde_json::{json, Value};
 
@@ -39,6 +43,7 @@ struct Options {
     port: u16,
     admin_port: u16,
     api_port: u16,
+    mcp_port: u16,
     idp_port: u16,
     spa_port: u16,
     check: bool,
@@ -62,6 +67,7 @@ fn options() -> Result<Options, String> {
         port: 8080,
         admin_port: 9901,
         api_port: 9080,
+        mcp_port: 9090,
         idp_port: 9000,
         spa_port: 5173,
         check: false,
@@ -75,6 +81,7 @@ fn options() -> Result<Options, String> {
             "--port" => options.port = port(value()?)?,
             "--admin-port" => options.admin_port = port(value()?)?,
             "--api-port" => options.api_port = port(value()?)?,
+            "--mcp-port" => options.mcp_port = port(value()?)?,
             "--idp-port" => options.idp_port = port(value()?)?,
             "--spa-port" => options.spa_port = port(value()?)?,
             "--screenshots" => options.screenshots = PathBuf::from(value()?),
@@ -111,6 +118,7 @@ fn envoy_yaml(options: &Options, policy: &str) -> Result<String, String> {
         .replace("${LISTEN_PORT}", &options.port.to_string())
         .replace("${ADMIN_PORT}", &options.admin_port.to_string())
         .replace("${API_PORT}", &options.api_port.to_string())
+        .replace("${MCP_PORT}", &options.mcp_port.to_string())
         .replace("${IDP_PORT}", &options.idp_port.to_string())
         .replace("${SPA_ORIGIN}", &options.spa())
         .replace("${FILTER_WASM}", &filter_wasm().display().to_string()))
@@ -132,6 +140,35 @@ fn example_api(port: u16) -> Result<HttpServer, String> {
         .to_string(),
     })
     .map_err(|e| format!("example API on 127.0.0.1:{port}: {e}"))
+}
+
+/// The MCP reference server on 127.0.0.1 (`tests/e2e/loopback.mjs` keeps its bare
+/// `listen(PORT)` off other interfaces), on Node 22 when `.tools/` has it.
+fn mcp_server(port: u16, startup: Duration) -> Result<NodeProcess, String> {
+    let e2e = repo_root().join("tests/e2e");
+    let server = e2e.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    if !server.exists() {
+        return Err(format!(
+            "{} is not installed: run ./scripts/setup",
+            server.display()
+        ));
+    }
+    let mut command = Command::new(node_22().unwrap_or_else(|| PathBuf::from("node")));
+    command
+        .arg("--import")
+        .arg(e2e.join("loopback.mjs"))
+        .arg(&server)
+        .arg("streamableHttp")
+        .current_dir(&e2e)
+        .env_clear()
+        .env("PORT", port.to_string());
+    NodeProcess::spawn(
+        "the MCP server",
+        command,
+        Some(&format!("listening on port {port}")),
+        startup,
+        false,
+    )
 }
 
 fn run() -> Result<bool, String> {
@@ -156,22 +193,21 @@ fn run() -> Result<bool, String> {
 
     let startup = Duration::from_secs(30);
     let port = |p: u16| p.to_string();
-    let idp = NodeProcess::start(
-        "the IdP",
-        &root.join("examples/idp/idp.mjs"),
-        &[
-            "--port".into(),
-            port(options.idp_port),
-            "--audience".into(),
-            options.gateway(),
-            "--spa".into(),
-            options.spa(),
-        ],
-        Some(" ready "),
-        startup,
-        true,
-    )?;
+    // oidc-provider supports the maintained LTS lines: Node 22 from .tools/ when present.
+    let mut command = Command::new(node_22().unwrap_or_else(|| PathBuf::from("node")));
+    command.arg(root.join("examples/idp/idp.mjs")).args([
+        "--port".into(),
+        port(options.idp_port),
+        "--audience".into(),
+        options.gateway(),
+        "--spa".into(),
+        options.spa(),
+        "--mcp-resource".into(),
+        format!("{}/mcp", options.gateway()),
+    ]);
+    let idp = NodeProcess::spawn("the IdP", command, Some(" ready "), startup, true)?;
     let api = example_api(options.api_port)?;
+    let mcp = mcp_server(options.mcp_port, startup)?;
     let config_path = out_dir.join("envoy.yaml");
     fs::write(&config_path, envoy_yaml(&options, &policy_text)?).map_err(|e| e.to_string())?;
     let envoy = Envoy::start_file(&config_path, options.port, TempDir::new("demo"))
@@ -219,11 +255,16 @@ fn run() -> Result<bool, String> {
         options.idp()
     );
     println!(
-        "  SPA (pid {}) on {}/, example API on 127.0.0.1:{}, Envoy admin on 127.0.0.1:{}\n",
+        "  SPA (pid {}) on {}/, example API on 127.0.0.1:{}, Envoy admin on 127.0.0.1:{}",
         spa.pid(),
         options.spa(),
         api.port,
         envoy.admin
+    );
+    println!(
+        "  MCP server (pid {}, @modelcontextprotocol/server-everything) on 127.0.0.1:{}, behind Envoy at {base}/mcp\n",
+        mcp.pid(),
+        options.mcp_port
     );
 
     let read_token = alice_token(
@@ -259,12 +300,44 @@ fn run() -> Result<bool, String> {
             .into_iter()
             .collect();
         let response = request(options.port, method, path, &headers).map_err(|e| e.to_string())?;
-        all_expected &= response.status == expected;
-        println!("# {what}: {method} {path} -> {}", response.status);
-        if let Some(challenge) = response.header("www-authenticate") {
-            println!("  WWW-Authenticate: {challenge}");
-        }
-        println!("  {}\n", response.body);
+        all_expected &= show(what, method, path, expected, &response);
+    }
+    // The MCP server: a tools/call with the API's token, then with one for the MCP resource
+    // that lacks mcp:admin.
+    let mcp_token = alice_token(
+        &TestKeys::from_seed(1),
+        &policy,
+        "ES256",
+        3600,
+        &json!({"scope": "mcp:tools", "aud": format!("{base}/mcp")}),
+    )
+    .ok_or("examples/policy.json has no issuer with inline keys")?;
+    let mcp_auth = format!("Bearer {mcp_token}");
+    for (auth, tool, expected, what) in [
+        (
+            &auth,
+            "echo",
+            401,
+            "the API's token is not the MCP server's",
+        ),
+        (
+            &mcp_auth,
+            "get-env",
+            403,
+            "an MCP token without mcp:admin cannot call get-env",
+        ),
+    ] {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                          "params": {"name": tool, "arguments": {}}})
+        .to_string();
+        let response = post_json(options.port, "/mcp", auth, &body)?;
+        all_expected &= show(
+            what,
+            "POST",
+            &format!("/mcp (tools/call {tool})"),
+            expected,
+            &response,
+        );
     }
 
     if options.check {
@@ -307,15 +380,40 @@ fn run() -> Result<bool, String> {
         println!(
             "  curl -s 'http://127.0.0.1:{admin}/stats?filter=scopegate'                                # counters"
         );
-        println!("\nPress Enter (or Ctrl-C) to stop the IdP, Envoy, the API and the SPA.");
+        println!("\nAn MCP client (the official SDK's, or `npx @modelcontextprotocol/inspector`) pointed at");
+        println!("{base}/mcp discovers the IdP from the 401, signs alice in (client scopegate-mcp-sdk, redirect");
+        println!("http://127.0.0.1:<any port>/callback), and steps up to mcp:admin for get-env: docs/mcp.md.");
+        println!("\nPress Enter (or Ctrl-C) to stop the IdP, Envoy, the API, the MCP server and the SPA.");
         let mut line = String::new();
         let _ = std::io::stdin().lock().read_line(&mut line);
     }
     drop(spa);
     drop(envoy);
+    drop(mcp);
     drop(api);
     drop(idp);
     Ok(all_expected)
+}
+
+/// Prints one answer of the gateway; is it the expected one?
+fn show(what: &str, method: &str, path: &str, expected: u16, response: &Response) -> bool {
+    println!("# {what}: {method} {path} -> {}", response.status);
+    if let Some(challenge) = response.header("www-authenticate") {
+        println!("  WWW-Authenticate: {challenge}");
+    }
+    println!("  {}\n", response.body);
+    response.status == expected
+}
+
+/// `POST path` with a JSON-RPC body, as an MCP client sends it.
+fn post_json(port: u16, path: &str, auth: &str, body: &str) -> Result<Response, String> {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nauthorization: {auth}\r\n\
+         content-type: application/json\r\naccept: application/json, text/event-stream\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    send_raw(port, head.as_bytes()).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
