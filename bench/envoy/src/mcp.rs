@@ -64,15 +64,11 @@ fn rows() -> Vec<McpRow> {
     ]
 }
 
-/// The example policy with an MCP endpoint: every message needs `resource:read`,
-/// `get-env` needs `mcp:admin` too.
+/// The example policy, whose `/mcp` route needs `mcp:tools` for every message and
+/// `mcp:admin` too for `get-env`, with its token cache.
 fn policy(example: &Value) -> Value {
     let mut policy = example.clone();
     policy["token_cache"] = json!({"max_entries": 1024});
-    let mcp = json!({"path": "/mcp", "require": "resource:read", "mcp": {"rules": [
-        {"method": "tools/call", "name": "get-env", "require": ["resource:read", "mcp:admin"]}
-    ]}});
-    policy["routes"].as_array_mut().expect("routes").push(mcp);
     policy
 }
 
@@ -148,12 +144,10 @@ fn hook(dir: &Path, index: usize, row: &McpRow) -> PathBuf {
 pub(crate) fn run(options: &Options, example: &Value) -> Result<(), String> {
     let policy = policy(example);
     let keys = TestKeys::from_seed(1);
-    let token = token(
-        &keys,
-        &policy,
-        "ES256",
-        &json!({"scope": "openid resource:read"}),
-    );
+    // One token for both resources of the example policy, so that every row sends the same.
+    let audiences = json!(["http://127.0.0.1:8080", "http://127.0.0.1:8080/mcp"]);
+    let claims = json!({"scope": "openid resource:read mcp:tools", "aud": audiences});
+    let token = token(&keys, &policy, "ES256", &claims);
     let scratch = scopegate_tests::harness::TempDir::new("bench-mcp");
     let upstream_port = free_port();
     let upstream = Envoy::start(&direct_upstream(upstream_port), upstream_port)
