@@ -19,12 +19,13 @@ use libfuzzer_sys::fuzz_target;
 use scopegate_core::{Decision, Request};
 use scopegate_fuzz::{check_decision, fields, mcp_policy, NOW};
 
-/// `Bearer` and a token the precheck accepts: right issuer, audience, type and time.
+/// `Bearer` and a token the precheck accepts: right issuer, audience (the example policy's
+/// `/mcp` resource), type and time.
 fn read_token() -> String {
     let part = |json: &str| Base64UrlUnpadded::encode_string(json.as_bytes());
     let header = part(r#"{"alg":"ES256","typ":"at+jwt","kid":"ec-1"}"#);
     let claims = part(&format!(
-        r#"{{"iss":"https://idp.scopegate.test","aud":"http://127.0.0.1:8080","exp":{},"scope":"resource:read"}}"#,
+        r#"{{"iss":"https://idp.scopegate.test","aud":"http://127.0.0.1:8080/mcp","exp":{},"scope":"resource:read"}}"#,
         NOW.0 + 600
     ));
     format!("Bearer {header}.{claims}.AAAA")
