@@ -145,7 +145,9 @@ pub fn check_decision(policy: &Policy, decision: &Decision<'_>, origin: Option<&
             // The document served is the one of the resource it names: the resource
             // URL's path governs, so looking the document up by it gives it back.
             let document: Value = serde_json::from_str(served.body).expect("metadata is JSON");
-            let resource = document["resource"].as_str().expect("metadata names its resource");
+            let resource = document["resource"]
+                .as_str()
+                .expect("metadata names its resource");
             let path = resource
                 .split_once("://")
                 .and_then(|(_, rest)| rest.find('/').map(|at| &rest[at..]))
