@@ -197,6 +197,8 @@ fn an_mcp_route_reads_the_body_and_verifies_the_token_once() {
     use scopegate_core::gateway::BodyProgress;
     let keys = TestKeys::from_seed(1);
     let mut gw = gateway(|policy| {
+        // The issuer's audience for every route: no `/mcp` resource of its own.
+        policy.as_object_mut().unwrap().remove("resources");
         policy["routes"] = json!([{"path": "/mcp", "mcp": {"max_body_bytes": 100, "rules": [
             {"method": "tools/call", "name": "get-env", "require": "mcp:admin"}]}}]);
     });
