@@ -67,9 +67,10 @@ pub fn read_denial(
     }
     let from_header = www_authenticate.and_then(|header| {
         let challenges = parse_challenges(header).ok()?;
-        let bearer = challenges
-            .into_iter()
-            .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))?;
+        // A gateway that takes DPoP tokens answers a DPoP request with a DPoP challenge.
+        let bearer = challenges.into_iter().find(|c| {
+            c.scheme.eq_ignore_ascii_case("bearer") || c.scheme.eq_ignore_ascii_case("dpop")
+        })?;
         let param = |name: &str| {
             bearer
                 .params

@@ -50,6 +50,7 @@ use core::fmt;
 
 use crate::cache::TokenCache;
 use crate::decision::{Decision, Denial, LocalResponse, Served};
+use crate::dpop::{ProofId, ReplayCache};
 use crate::policy::{KeyStore, Policy};
 use crate::refresh::{FetchError, JwksFetch, KeyRefresh};
 use crate::request::{Request, RequestReader};
@@ -66,6 +67,8 @@ pub struct Gateway {
     keys: KeyStore,
     refresh: KeyRefresh,
     cache: TokenCache,
+    /// The DPoP proofs accepted lately, when the policy takes DPoP tokens.
+    proofs: ReplayCache,
     counts: Vec<Count>,
 }
 
@@ -86,6 +89,8 @@ pub struct Exchange {
     client_certificate_sha256: Option<[u8; 32]>,
     /// How to ask the host for it, as hex digits, when a token is bound to one.
     certificate_lookup: Option<fn() -> Option<Vec<u8>>>,
+    /// The DPoP proof this request was let in with: seen again when its body is read.
+    proof: Option<ProofId>,
 }
 
 /// What the host does with the request body seen so far (see [`Gateway::body_progress`]).
@@ -247,6 +252,7 @@ impl Gateway {
         Self {
             refresh: KeyRefresh::new(&policy),
             cache: TokenCache::new(policy.token_cache_entries()),
+            proofs: ReplayCache::new(policy.dpop().map_or(1, |d| d.replay_cache_entries())),
             keys: KeyStore::default(),
             counts: Vec::new(),
             policy,
@@ -279,6 +285,7 @@ impl Gateway {
     ) -> Step<'g> {
         exchange.principal = None;
         exchange.body_limit = None;
+        exchange.proof = None;
         self.step(exchange, headers, None, now)
     }
 
@@ -310,6 +317,7 @@ impl Gateway {
         }
         let mut step = self.step(exchange, headers, Some(body), now);
         exchange.principal = None;
+        exchange.proof = None;
         if let Step::Forward(forward) = &mut step {
             // Made when the gateway asked for the body.
             forward.remove.clear();
@@ -332,18 +340,35 @@ impl Gateway {
         request.client_certificate_sha256 = exchange.client_certificate_sha256;
         let mut refetch = None;
         let (cache, counts, keys) = (&mut self.cache, &mut self.counts, &self.keys);
-        let policy = &self.policy;
+        let (policy, proofs) = (&self.policy, &mut self.proofs);
+        let accepted = &mut exchange.proof;
         // The decision, and the principal it was made for.
         let mut decide = |request: &Request<'_>, known: Option<Rc<Principal>>| {
             let mut used = None;
-            let decision = policy.decide_with(request, now, |token| {
-                let principal = match known {
-                    Some(principal) => principal,
-                    None => verify(policy, cache, counts, keys, token, now, &mut refetch)?,
-                };
-                used = Some(Rc::clone(&principal));
-                Ok::<_, TokenError>(principal)
-            });
+            let first_use = |proof: &ProofId| {
+                // The same request's proof, again once its body has come.
+                if *accepted == Some(*proof) {
+                    return true;
+                }
+                let fresh = proofs.first_use(proof, now);
+                if fresh {
+                    *accepted = Some(*proof);
+                }
+                fresh
+            };
+            let decision = policy.decide_with_proofs(
+                request,
+                now,
+                |token| {
+                    let principal = match known {
+                        Some(principal) => principal,
+                        None => verify(policy, cache, counts, keys, token, now, &mut refetch)?,
+                    };
+                    used = Some(Rc::clone(&principal));
+                    Ok::<_, TokenError>(principal)
+                },
+                first_use,
+            );
             (decision, used)
         };
         let (mut decision, mut used) = decide(&request, exchange.principal.clone());

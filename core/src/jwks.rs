@@ -301,7 +301,7 @@ impl KeySet {
     }
 }
 
-fn parse_key(key: &Value) -> Result<Jwk, String> {
+pub(crate) fn parse_key(key: &Value) -> Result<Jwk, String> {
     let object = key.as_object().ok_or("not a JSON object")?;
     let text = |name: &str| -> Result<Option<&str>, String> {
         match object.get(name) {

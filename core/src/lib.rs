@@ -52,6 +52,7 @@ pub mod cache;
 pub mod challenge;
 pub mod decision;
 pub mod denial;
+pub mod dpop;
 #[cfg(feature = "hmac")]
 pub mod gateway;
 mod json;

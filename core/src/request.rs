@@ -38,6 +38,12 @@ pub struct Request<'a> {
     /// `Mcp-Method` or `Mcp-Name` came more than once (an MCP route refuses the request:
     /// which one a server reads is anyone's guess).
     pub mcp_headers_repeated: bool,
+    /// Every `DPoP` header value (RFC 9449 proofs), in order.
+    pub dpop: &'a [&'a str],
+    /// `:scheme`, for the URI a DPoP proof must name.
+    pub scheme: Option<&'a str>,
+    /// `:authority` (`Host`), for the URI a DPoP proof must name.
+    pub authority: Option<&'a str>,
     /// The request body, once the host has read it (only MCP routes ask for it).
     pub body: Option<&'a [u8]>,
     /// The SHA-256 of the DER client certificate of a mutual-TLS connection, when the host
@@ -76,6 +82,22 @@ impl<'a> Request<'a> {
     #[must_use]
     pub fn with_preflight(mut self, requested_method: &'a str) -> Self {
         self.access_control_request_method = Some(requested_method);
+        self
+    }
+
+    /// Sets the `DPoP` header values (RFC 9449 proofs).
+    #[must_use]
+    pub fn with_dpop(mut self, proofs: &'a [&'a str]) -> Self {
+        self.dpop = proofs;
+        self
+    }
+
+    /// Sets `:scheme` and `:authority`, which with the path make the URI a DPoP proof
+    /// must name.
+    #[must_use]
+    pub fn with_scheme_and_authority(mut self, scheme: &'a str, authority: &'a str) -> Self {
+        self.scheme = Some(scheme);
+        self.authority = Some(authority);
         self
     }
 
@@ -136,6 +158,12 @@ pub enum RequestHeader {
     McpMethod,
     /// `Mcp-Name`.
     McpName,
+    /// `:scheme`.
+    Scheme,
+    /// `:authority`.
+    Authority,
+    /// `DPoP`.
+    Dpop,
 }
 
 impl RequestHeader {
@@ -149,6 +177,9 @@ impl RequestHeader {
             Self::AccessControlRequestMethod => "access-control-request-method",
             Self::McpMethod => "mcp-method",
             Self::McpName => "mcp-name",
+            Self::Scheme => ":scheme",
+            Self::Authority => ":authority",
+            Self::Dpop => "dpop",
         }
     }
 
@@ -165,6 +196,9 @@ impl RequestHeader {
             }
             Self::McpMethod => "The Mcp-Method header is not valid UTF-8 text",
             Self::McpName => "The Mcp-Name header is not valid UTF-8 text",
+            Self::Scheme => "The request scheme is not valid UTF-8 text",
+            Self::Authority => "The request authority is not valid UTF-8 text",
+            Self::Dpop => "The DPoP header is not valid UTF-8 text",
         }
     }
 
@@ -179,6 +213,9 @@ impl RequestHeader {
             Self::AccessControlRequestMethod,
             Self::McpMethod,
             Self::McpName,
+            Self::Scheme,
+            Self::Authority,
+            Self::Dpop,
         ]
         .into_iter()
         .find(|header| header.name().as_bytes().eq_ignore_ascii_case(name))
@@ -217,6 +254,9 @@ pub struct RequestReader<'a> {
     mcp_method: Option<&'a str>,
     mcp_name: Option<&'a str>,
     mcp_headers_repeated: bool,
+    dpop: Vec<&'a str>,
+    scheme: Option<&'a str>,
+    authority: Option<&'a str>,
     unreadable: Option<RequestHeader>,
 }
 
@@ -256,6 +296,9 @@ impl<'a> RequestReader<'a> {
             RequestHeader::McpName => {
                 self.mcp_headers_repeated |= self.mcp_name.replace(value).is_some();
             }
+            RequestHeader::Scheme => self.scheme = Some(value),
+            RequestHeader::Authority => self.authority = Some(value),
+            RequestHeader::Dpop => self.dpop.push(value),
         }
     }
 
@@ -270,6 +313,9 @@ impl<'a> RequestReader<'a> {
             mcp_method: self.mcp_method,
             mcp_name: self.mcp_name,
             mcp_headers_repeated: self.mcp_headers_repeated,
+            dpop: &self.dpop,
+            scheme: self.scheme,
+            authority: self.authority,
             body: None,
             client_certificate_sha256: None,
             unreadable: self.unreadable,
@@ -293,6 +339,9 @@ mod tests {
                 b"access-control-request-method",
                 b"Mcp-Method",
                 b"mcp-name",
+                b":scheme",
+                b":authority",
+                b"DPoP",
                 b"user-agent",
             ] {
                 let reader = RequestReader::from_pairs([(name, &value[..])]);

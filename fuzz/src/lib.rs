@@ -172,7 +172,9 @@ fn check_denial(
     let expected_status = match denial.error {
         Some(ErrorCode::InvalidRequest) if too_large => 413,
         Some(ErrorCode::InvalidRequest) => 400,
-        Some(ErrorCode::InvalidToken) | Some(ErrorCode::InsufficientUserAuthentication) => 401,
+        Some(ErrorCode::InvalidToken)
+        | Some(ErrorCode::InsufficientUserAuthentication)
+        | Some(ErrorCode::InvalidDpopProof) => 401,
         Some(ErrorCode::InsufficientScope) => 403,
         None => 401,
     };
@@ -196,7 +198,9 @@ fn check_denial(
     let error = denial.error.map_or("unauthorized", ErrorCode::as_str);
     assert_eq!(body["error"].as_str(), Some(error), "{}", denial.body);
 
-    // The challenge: one Bearer challenge that parses back and agrees with the body.
+    // The challenge: one Bearer or DPoP challenge that parses back and agrees with the
+    // body; a 401 without a token where DPoP is accepted offers both, the same but for
+    // the DPoP one's `algs`.
     assert!(
         is_safe_header_value(&denial.www_authenticate),
         "{:?}",
@@ -206,9 +210,28 @@ fn check_denial(
         Ok(challenges) => challenges,
         Err(err) => panic!("{:?} does not parse: {err}", denial.www_authenticate),
     };
-    assert_eq!(challenges.len(), 1, "{:?}", denial.www_authenticate);
+    let both = policy.dpop().is_some_and(|dpop| !dpop.required())
+        && denial.reason == DenyReason::NoToken;
+    assert_eq!(
+        challenges.len(),
+        if both { 2 } else { 1 },
+        "{:?}",
+        denial.www_authenticate
+    );
     let challenge = &challenges[0];
-    assert!(challenge.is_bearer());
+    let proof_refused = denial.error == Some(ErrorCode::InvalidDpopProof);
+    if both {
+        assert!(challenge.is_bearer() && challenges[1].scheme == "DPoP");
+        assert_eq!(challenges[1].param("realm"), challenge.param("realm"));
+    } else if proof_refused {
+        assert_eq!(challenge.scheme, "DPoP", "{:?}", denial.www_authenticate);
+    } else {
+        assert!(challenge.is_bearer() || challenge.scheme == "DPoP");
+    }
+    if challenge.scheme == "DPoP" {
+        let algs = policy.dpop().map(|dpop| dpop.algs());
+        assert_eq!(challenge.param("algs"), algs);
+    }
     assert_eq!(
         challenge.param("error"),
         denial.error.map(ErrorCode::as_str)

@@ -156,6 +156,99 @@ impl TestKeys {
     }
 }
 
+/// The seed of the DPoP client's keys in the vectors (the issuer's are seed 1).
+pub const CLIENT_SEED: u64 = 7;
+
+impl TestKeys {
+    /// The public JWK of the key `alg` signs with (no `kid`, no `use`): what a DPoP proof
+    /// embeds.
+    pub fn public_jwk(&self, alg: &str) -> Value {
+        let jwk = match alg {
+            "RS256" | "PS256" | "RS384" | "RS512" => {
+                serde_json::to_value(JsonWebKey::from(&self.rsa.to_public_key()))
+            }
+            "ES256" => serde_json::to_value(JsonWebKey::from(self.ec.verifying_key())),
+            "EdDSA" => serde_json::to_value(JsonWebKey::from(&self.ed.verifying_key())),
+            other => panic!("no public key for `{other}`"),
+        };
+        jwk.expect("JWK serializes")
+    }
+
+    /// The RFC 7638 thumbprint (base64url SHA-256) of that key, as jwt-compact computes it:
+    /// what a DPoP-bound token's `cnf.jkt` holds.
+    pub fn jkt(&self, alg: &str) -> String {
+        let jwk: JsonWebKey<'_> =
+            serde_json::from_value(self.public_jwk(alg)).expect("JWK deserializes");
+        Base64UrlUnpadded::encode_string(&jwk.thumbprint::<sha2::Sha256>())
+    }
+}
+
+/// `ath` of a DPoP proof for `token`: base64url SHA-256 of its bytes.
+pub fn access_token_hash(token: &str) -> String {
+    use sha2::Digest;
+    Base64UrlUnpadded::encode_string(&sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// Mints the DPoP proof a spec describes, by the client keys `client`, for a request of
+/// `method` to `htu` at `now` with `token`.
+///
+/// A spec is a string (used as the proof) or an object: `alg` (default ES256), `signer`
+/// (default the `alg`; `none` for no signature), `jwk` (whose public key to embed, by
+/// algorithm: default the signer's; `"other"` for another client's key of that type),
+/// `header` and `claims` merged over the defaults (`typ: dpop+jwt`, the `jwk`; `jti`,
+/// `htm`, `htu`, `iat`, `ath`; `null` removes), `tamper: "signature"`.
+pub fn mint_proof(
+    client: &TestKeys,
+    spec: &Value,
+    method: &str,
+    htu: &str,
+    token: &str,
+    now: u64,
+) -> String {
+    if let Some(raw) = spec.as_str() {
+        return raw.to_owned();
+    }
+    let spec = spec
+        .as_object()
+        .expect("proof spec is a string or an object");
+    let alg = spec.get("alg").and_then(Value::as_str).unwrap_or("ES256");
+    let signer = spec.get("signer").and_then(Value::as_str).unwrap_or(alg);
+    let jwk = match spec.get("jwk").and_then(Value::as_str) {
+        Some("other") => TestKeys::from_seed(CLIENT_SEED + 1).public_jwk(alg),
+        Some(other) => client.public_jwk(other),
+        None if signer == "none" || signer.starts_with("HS") => client.public_jwk("ES256"),
+        None => client.public_jwk(signer),
+    };
+    let mut header = Map::new();
+    header.insert("typ".into(), json!("dpop+jwt"));
+    header.insert("alg".into(), json!(alg));
+    header.insert("jwk".into(), jwk);
+    merge(&mut header, spec.get("header"));
+    let mut claims = Map::new();
+    let jti = format!("{:x}", {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("{method} {htu} {now} {spec:?}"));
+        u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+    });
+    claims.insert("jti".into(), json!(jti));
+    claims.insert("htm".into(), json!(method));
+    claims.insert("htu".into(), json!(htu));
+    claims.insert("iat".into(), json!(now));
+    claims.insert("ath".into(), json!(access_token_hash(token)));
+    merge(&mut claims, spec.get("claims"));
+    let proof = client.sign(&Value::Object(header), &Value::Object(claims), signer);
+    match spec.get("tamper").and_then(Value::as_str) {
+        Some("signature") => {
+            let (input, signature) = proof.rsplit_once('.').expect("a JWS");
+            let mut bytes = Base64UrlUnpadded::decode_vec(signature).expect("base64url");
+            bytes[0] ^= 1;
+            format!("{input}.{}", Base64UrlUnpadded::encode_string(&bytes))
+        }
+        Some(other) => panic!("unknown tamper `{other}`"),
+        None => proof,
+    }
+}
+
 fn b64_json(value: &Value) -> String {
     Base64UrlUnpadded::encode_string(value.to_string().as_bytes())
 }
@@ -240,7 +333,7 @@ pub fn decision_suite(suite: &Value) -> (Policy, KeyStore, UnixTime) {
 
 /// Calls `f` with the [`Request`] a vector's `request` object describes: `method`, `path`,
 /// `authorization` (every value, in order), `origin`, `access_control_request_method`,
-/// `mcp_method`, `mcp_name` and `body` (text).
+/// `mcp_method`, `mcp_name`, `body` (text), `dpop` (every value), `scheme` and `authority`.
 pub fn with_vector_request<R>(request: &Value, f: impl FnOnce(&Request<'_>) -> R) -> R {
     let text = |field: &str| request.get(field).and_then(Value::as_str);
     let authorization: Vec<&str> = request
@@ -255,6 +348,14 @@ pub fn with_vector_request<R>(request: &Value, f: impl FnOnce(&Request<'_>) -> R
     parsed.mcp_method = text("mcp_method");
     parsed.mcp_name = text("mcp_name");
     parsed.body = text("body").map(str::as_bytes);
+    let dpop: Vec<&str> = request
+        .get("dpop")
+        .and_then(Value::as_array)
+        .map(|values| values.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    parsed.dpop = &dpop;
+    parsed.scheme = text("scheme");
+    parsed.authority = text("authority");
     f(&parsed)
 }
 

@@ -377,3 +377,113 @@ fn the_client_certificate_is_looked_up_only_for_a_bound_token() {
         "one cache lookup per request: {counts:?}"
     );
 }
+
+/// A DPoP proof (RFC 9449) is accepted once: the same proof again is a replay, whether the
+/// token comes from the cache or not; a fresh proof passes. On an MCP route the proof seen
+/// with the headers is the same request's when its body comes, not a replay.
+#[test]
+fn a_dpop_proof_is_accepted_once() {
+    use scopegate_tests::{mint_proof, CLIENT_SEED};
+    let keys = TestKeys::from_seed(1);
+    let client = TestKeys::from_seed(CLIENT_SEED);
+    let mut gw = gateway(|policy| {
+        policy["dpop"] = json!({"replay_cache_entries": 4});
+        policy.as_object_mut().unwrap().remove("resources");
+        policy["routes"] = json!([
+            {"path": "/api/resources", "require": "resource:read"},
+            {"path": "/mcp", "mcp": {"rules": []}}
+        ]);
+    });
+    let _ = gw.on_tick(UnixTime(NOW));
+    let jwks = keys.jwks("").to_string();
+    let _ = gw.on_fetch_answer(0, Ok((200, jwks.as_bytes())), UnixTime(NOW));
+    gw.drain_counts().for_each(drop);
+    let jwt = token(
+        &keys,
+        json!({"alg": "ES256", "claims": {"cnf": {"jkt": client.jkt("ES256")}}}),
+    );
+    let auth = format!("DPoP {jwt}");
+    let htu = "http://127.0.0.1:8080/api/resources";
+    let proof = |jti: &str| {
+        mint_proof(
+            &client,
+            &json!({"claims": {"jti": jti}}),
+            "GET",
+            htu,
+            &jwt,
+            NOW,
+        )
+    };
+    let send = |gw: &mut Gateway, proof: &str| {
+        let request = headers(
+            "/api/resources",
+            &[
+                ("authorization", &auth),
+                ("dpop", proof),
+                (":scheme", "http"),
+                (":authority", "127.0.0.1:8080"),
+            ],
+        );
+        let mut exchange = Exchange::default();
+        match gw.on_request_headers(&mut exchange, &request, UnixTime(NOW)) {
+            Step::Forward(_) => 200,
+            Step::Respond(reply) => reply.local_response().status,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let first = proof("one");
+    assert_eq!(send(&mut gw, &first), 200);
+    assert_eq!(
+        send(&mut gw, &first),
+        401,
+        "a replay, with the token cached"
+    );
+    assert_eq!(send(&mut gw, &proof("two")), 200);
+    let counted: Vec<String> = gw.drain_counts().map(|c| c.to_string()).collect();
+    assert_eq!(
+        counted,
+        [
+            "cache.miss",
+            "decision.allow_authorized",
+            "cache.hit",
+            "decision.deny_invalid_token",
+            "invalid_token.dpop_proof_replayed",
+            "cache.hit",
+            "decision.allow_authorized",
+        ]
+    );
+
+    // The MCP route: headers, then body, one proof.
+    let mcp_proof = mint_proof(
+        &client,
+        &json!({}),
+        "POST",
+        "http://127.0.0.1:8080/mcp",
+        &jwt,
+        NOW,
+    );
+    let mut request = headers(
+        "/mcp",
+        &[
+            ("authorization", &auth),
+            ("dpop", &mcp_proof),
+            (":scheme", "http"),
+            (":authority", "127.0.0.1:8080"),
+        ],
+    );
+    request[0].1 = b"POST";
+    let mut exchange = Exchange::default();
+    assert!(matches!(
+        gw.on_request_headers(&mut exchange, &request, UnixTime(NOW)),
+        Step::ReadBody { .. }
+    ));
+    let ping = br#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+    assert!(matches!(
+        gw.on_request_body(&mut exchange, &request, ping, UnixTime(NOW)),
+        Step::Forward(_)
+    ));
+    // The same proof on a new request is a replay.
+    let mut exchange = Exchange::default();
+    let step = gw.on_request_headers(&mut exchange, &request, UnixTime(NOW));
+    assert_eq!(status(&step), Some(401));
+}

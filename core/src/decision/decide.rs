@@ -11,11 +11,14 @@ use super::{
     Allow, AllowReason, Decision, Denial, DenyReason, ErrorCode, LocalResponse, NeedBody, Served,
 };
 use crate::challenge::Challenge;
+use crate::dpop::{single_proof, ProofContext, ProofId};
 use crate::mcp::{check_headers, read_body, McpError, McpEvaluation, McpRoute, Message};
 use crate::path::{normalize, PathError};
 use crate::policy::{Access, Evaluation, KeyStore, Policy};
 use crate::request::{Request, RequestHeader};
-use crate::token::{self, bearer_token, BearerError, Principal, Signature, TokenError};
+use crate::token::{
+    self, credential_of, AuthScheme, BearerError, Confirmation, Principal, Signature, TokenError,
+};
 use crate::UnixTime;
 
 #[derive(Serialize)]
@@ -87,10 +90,16 @@ impl Policy {
     /// The decision the gateway would make, without checking the token's signature: for
     /// clients that pre-check the token they hold before sending a request. Never use it to
     /// protect anything.
+    ///
+    /// A DPoP proof is not looked at: the client makes one for each request it sends.
     pub fn precheck<'p>(&'p self, request: &Request<'_>, now: UnixTime) -> Decision<'p> {
-        self.decide_with(request, now, |token| {
-            token::authenticate(self, token, Signature::Trust, now)
-        })
+        self.decide_inner(
+            request,
+            now,
+            |token| token::authenticate(self, token, Signature::Trust, now),
+            |_| true,
+            false,
+        )
     }
 
     /// Validates a token (signature, claims, scopes) into a [`Principal`].
@@ -115,6 +124,10 @@ impl Policy {
     /// Decides a request with a caller-supplied token validation, so that a host can put a
     /// cache of [`Principal`]s in front of [`Policy::authenticate`]. A cached principal must
     /// not be used after its [`Principal::expires_at`].
+    ///
+    /// DPoP proofs are checked, but not against replay: a host that accepts DPoP-bound
+    /// tokens keeps a [`ReplayCache`](crate::dpop::ReplayCache) and decides with
+    /// [`Policy::decide_with_proofs`] (the [`gateway`](crate::gateway) does).
     pub fn decide_with<'p, P, F>(
         &'p self,
         request: &Request<'_>,
@@ -124,6 +137,39 @@ impl Policy {
     where
         P: Borrow<Principal>,
         F: FnOnce(&str) -> Result<P, TokenError>,
+    {
+        self.decide_with_proofs(request, now, authenticate, |_| true)
+    }
+
+    /// [`Policy::decide_with`], with `first_use` asked whether an accepted DPoP proof is
+    /// used for the first time (it records it and answers `true`) or replayed (`false`).
+    pub fn decide_with_proofs<'p, P, F, R>(
+        &'p self,
+        request: &Request<'_>,
+        now: UnixTime,
+        authenticate: F,
+        first_use: R,
+    ) -> Decision<'p>
+    where
+        P: Borrow<Principal>,
+        F: FnOnce(&str) -> Result<P, TokenError>,
+        R: FnOnce(&ProofId) -> bool,
+    {
+        self.decide_inner(request, now, authenticate, first_use, true)
+    }
+
+    fn decide_inner<'p, P, F, R>(
+        &'p self,
+        request: &Request<'_>,
+        now: UnixTime,
+        authenticate: F,
+        first_use: R,
+        check_proofs: bool,
+    ) -> Decision<'p>
+    where
+        P: Borrow<Principal>,
+        F: FnOnce(&str) -> Result<P, TokenError>,
+        R: FnOnce(&ProofId) -> bool,
     {
         if let Some(header) = request.unreadable {
             // A target that is not UTF-8 has a non-ASCII byte, which a UTF-8 one would be
@@ -175,15 +221,18 @@ impl Policy {
             let reason = DenyReason::BadCredentials(BearerError::TokenInQuery);
             return self.deny(request, reason, route, Needed::default(), None);
         }
-        let token = match bearer_token(request.authorization) {
-            Ok(Some(token)) => token,
-            Ok(None) => {
-                return self.deny(request, DenyReason::NoToken, route, Needed::default(), None)
-            }
+        let credential = match credential_of(request.authorization) {
+            // A DPoP token where the policy has no `dpop` is another scheme's credential.
+            Ok(Some(c)) if c.scheme == AuthScheme::Dpop && self.dpop.is_none() => None,
+            Ok(credential) => credential,
             Err(err) => {
                 let reason = DenyReason::BadCredentials(err);
                 return self.deny(request, reason, route, Needed::default(), None);
             }
+        };
+        let (scheme, token) = match credential {
+            Some(credential) => (credential.scheme, credential.token),
+            None => return self.deny(request, DenyReason::NoToken, route, Needed::default(), None),
         };
         let principal = match authenticate(token) {
             Ok(principal) => principal,
@@ -197,16 +246,22 @@ impl Policy {
             let reason = DenyReason::InvalidToken(TokenError::WrongAudience);
             return self.deny(request, reason, route, Needed::default(), None);
         }
-        if let Some(confirmation) = &principal.confirmation {
-            if let Err(err) = confirmation.proven_by(request.client_certificate_sha256.as_ref()) {
-                return self.deny(
-                    request,
-                    DenyReason::InvalidToken(err),
-                    route,
-                    Needed::default(),
-                    None,
-                );
-            }
+        if let Err(err) = self.possession(
+            request,
+            scheme,
+            token,
+            principal,
+            now,
+            first_use,
+            check_proofs,
+        ) {
+            return self.deny(
+                request,
+                DenyReason::InvalidToken(err),
+                route,
+                Needed::default(),
+                None,
+            );
         }
         let requirement = match access {
             Access::Public => return allow(AllowReason::Public, route),
@@ -325,6 +380,59 @@ impl Policy {
                 self.authorized(route, principal)
             }
         }
+    }
+
+    /// Is the request made by the token's possessor? A bound token (RFC 7800 `cnf`) needs
+    /// its proof: a DPoP proof for `cnf.jkt` (checked here, and `first_use` asked about
+    /// replay), the client certificate for `cnf.x5t#S256`. A token sent as `DPoP` must be
+    /// bound to a DPoP key; a bearer token may be refused by `dpop.required`.
+    #[allow(clippy::too_many_arguments)]
+    fn possession<R: FnOnce(&ProofId) -> bool>(
+        &self,
+        request: &Request<'_>,
+        scheme: AuthScheme,
+        token: &str,
+        principal: &Principal,
+        now: UnixTime,
+        first_use: R,
+        check_proofs: bool,
+    ) -> Result<(), TokenError> {
+        let confirmation = principal.confirmation.as_ref();
+        let (AuthScheme::Dpop, Some(rules)) = (scheme, &self.dpop) else {
+            if self.dpop.as_ref().is_some_and(|rules| rules.required())
+                && !matches!(confirmation, Some(Confirmation::DpopKey(_)))
+            {
+                return Err(TokenError::DpopRequired);
+            }
+            return match confirmation {
+                Some(confirmation) => {
+                    confirmation.proven_by(request.client_certificate_sha256.as_ref())
+                }
+                None => Ok(()),
+            };
+        };
+        let Some(Confirmation::DpopKey(jkt)) = confirmation else {
+            return Err(TokenError::NotDpopBound);
+        };
+        if !check_proofs {
+            return Ok(());
+        }
+        let proof = single_proof(request.dpop).map_err(TokenError::Proof)?;
+        let context = ProofContext {
+            method: request.method,
+            target: request.path,
+            scheme: request.scheme,
+            authority: request.authority,
+            token,
+            jkt,
+        };
+        let id = rules
+            .check(proof, &context, now)
+            .map_err(TokenError::Proof)?;
+        if !first_use(&id) {
+            return Err(TokenError::Proof(crate::dpop::ProofError::Replayed));
+        }
+        Ok(())
     }
 
     /// Was the token issued for the resource that governs `path`? (Its own audiences if it
@@ -464,6 +572,11 @@ impl Policy {
                 Some("A path parameter cannot form the required scope"),
             ),
             DenyReason::NoToken => (401, None, None),
+            DenyReason::InvalidToken(e @ TokenError::Proof(_)) => (
+                401,
+                Some(ErrorCode::InvalidDpopProof),
+                Some(e.description()),
+            ),
             DenyReason::InvalidToken(e) => {
                 (401, Some(ErrorCode::InvalidToken), Some(e.description()))
             }
@@ -490,33 +603,56 @@ impl Policy {
         // challenge's keeps what it held; the body also says which of them are missing.
         let scope = (!required.is_empty()).then(|| required.join(" "));
         let missing_text = (!missing.is_empty()).then(|| missing.join(" "));
-        let mut challenge = Challenge::new("Bearer");
-        // RFC 6750 §3: a 400 carries no realm in section 5's table; every other denial does.
         let bad_request = matches!(error, Some(ErrorCode::InvalidRequest));
-        if !bad_request {
-            challenge = challenge.with_param("realm", &self.realm);
-        }
-        if let Some(error) = error {
-            challenge = challenge.with_param("error", error.as_str());
-        }
-        if let Some(description) = description {
-            challenge = challenge.with_param("error_description", description);
-        }
-        if let Some(scope) = &scope {
-            challenge = challenge.with_param("scope", scope);
-        }
         let acr_text = (!acr_values.is_empty()).then(|| acr_values.join(" "));
-        if let Some(acr) = &acr_text {
-            challenge = challenge.with_param("acr_values", acr);
-        }
-        if let Some(max_age) = max_age {
-            challenge = challenge.with_param("max_age", &alloc::format!("{max_age}"));
-        }
-        if !bad_request {
-            if let Some(resource) = self.governing_resource(request.path) {
-                challenge = challenge.with_param("resource_metadata", &resource.metadata_url);
+        let max_age_text = max_age.map(|age| alloc::format!("{age}"));
+        let metadata = if bad_request {
+            None
+        } else {
+            self.governing_resource(request.path)
+                .map(|resource| &*resource.metadata_url)
+        };
+        let challenge = |scheme: &str, algs: Option<&str>| {
+            let mut challenge = Challenge::new(scheme);
+            // RFC 6750 §3: a 400 carries no realm in section 5's table; every other denial
+            // does.
+            if !bad_request {
+                challenge = challenge.with_param("realm", &self.realm);
             }
-        }
+            if let Some(error) = error {
+                challenge = challenge.with_param("error", error.as_str());
+            }
+            if let Some(description) = description {
+                challenge = challenge.with_param("error_description", description);
+            }
+            if let Some(scope) = &scope {
+                challenge = challenge.with_param("scope", scope);
+            }
+            if let Some(acr) = &acr_text {
+                challenge = challenge.with_param("acr_values", acr);
+            }
+            if let Some(max_age) = &max_age_text {
+                challenge = challenge.with_param("max_age", max_age);
+            }
+            if let Some(algs) = algs {
+                challenge = challenge.with_param("algs", algs);
+            }
+            if let Some(metadata) = metadata {
+                challenge = challenge.with_param("resource_metadata", metadata);
+            }
+            challenge.to_header_value()
+        };
+        let www_authenticate = match self.challenge_schemes(request, &reason) {
+            Schemes::Bearer => challenge("Bearer", None),
+            Schemes::Dpop(algs) => challenge("DPoP", Some(algs)),
+            // RFC 9449 §7.1: a resource that takes both says so in one header.
+            Schemes::Both(algs) => {
+                let mut both = challenge("Bearer", None);
+                both.push_str(", ");
+                both.push_str(&challenge("DPoP", Some(algs)));
+                both
+            }
+        };
         let body = Body {
             error: error.map_or("unauthorized", ErrorCode::as_str),
             error_description: description,
@@ -542,14 +678,41 @@ impl Policy {
             max_age,
             acr_values,
             route,
-            www_authenticate: challenge.to_header_value(),
+            www_authenticate,
             body: serde_json::to_string(&body).unwrap_or_default(),
             allowed_origin,
         })
     }
 }
 
+/// The challenges of a denial.
+enum Schemes<'p> {
+    Bearer,
+    /// With the proof algorithms.
+    Dpop(&'p str),
+    Both(&'p str),
+}
+
 impl Policy {
+    /// `DPoP` for a request that came with a DPoP token and for a refused proof; both for
+    /// a request without a token where bearer and DPoP tokens are accepted.
+    fn challenge_schemes(&self, request: &Request<'_>, reason: &DenyReason) -> Schemes<'_> {
+        let Some(rules) = &self.dpop else {
+            return Schemes::Bearer;
+        };
+        let dpop_request = matches!(credential_of(request.authorization),
+            Ok(Some(credential)) if credential.scheme == AuthScheme::Dpop);
+        match reason {
+            _ if dpop_request => Schemes::Dpop(rules.algs()),
+            DenyReason::InvalidToken(TokenError::Proof(_) | TokenError::DpopRequired) => {
+                Schemes::Dpop(rules.algs())
+            }
+            DenyReason::NoToken if rules.required() => Schemes::Dpop(rules.algs()),
+            DenyReason::NoToken => Schemes::Both(rules.algs()),
+            _ => Schemes::Bearer,
+        }
+    }
+
     /// The resource whose metadata a denial of `target` points at.
     fn governing_resource(&self, target: &str) -> Option<&crate::policy::Resource> {
         match self.resources.as_slice() {

@@ -11,6 +11,7 @@
 //! | an MCP body over the route's limit | 413 | `invalid_request` |
 //! | scopes missing | 403 | `insufficient_scope` with `scope` |
 //! | authentication older than a scope's `max_age` | 401 | `insufficient_user_authentication` with `max_age` |
+//! | a DPoP proof missing, replayed, for another request, key or token (RFC 9449) | 401 | `invalid_dpop_proof` (a `DPoP` challenge with `algs`) |
 //! | no route, default deny | 403 | `insufficient_scope` |
 
 mod answer;
@@ -180,6 +181,8 @@ pub enum ErrorCode {
     InsufficientScope,
     /// 401, RFC 9470 step-up.
     InsufficientUserAuthentication,
+    /// 401, RFC 9449: the DPoP proof is refused.
+    InvalidDpopProof,
 }
 
 impl ErrorCode {
@@ -190,6 +193,7 @@ impl ErrorCode {
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
             Self::InsufficientUserAuthentication => "insufficient_user_authentication",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
         }
     }
 }

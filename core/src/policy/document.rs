@@ -72,6 +72,35 @@ pub struct PolicyDocument {
     /// The gateway's cache of verified tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_cache: Option<TokenCacheDocument>,
+    /// DPoP (RFC 9449): tokens bound to a key, sent with a proof per request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop: Option<DpopDocument>,
+}
+
+/// DPoP-bound access tokens and their proofs (`dpop`).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpopDocument {
+    /// Proof algorithms accepted, asymmetric only; default ES256, EdDSA, PS256, RS256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithms: Option<Vec<String>>,
+    /// How old a proof's `iat` may be, in seconds (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof_max_age_seconds: Option<u64>,
+    /// How far in the future a proof's `iat` may be, in seconds (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof_leeway_seconds: Option<u64>,
+    /// The `scheme://host[:port]` clients send requests to, when the gateway sees another
+    /// (TLS ended in front of it): what a proof's `htu` is compared with. Default: the
+    /// request's own `:scheme` and `:authority`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Accepted proofs each gateway worker remembers against replay (default 16384).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_cache_entries: Option<usize>,
+    /// Refuse bearer tokens on protected routes: only DPoP-bound ones are accepted.
+    #[serde(default)]
+    pub required: bool,
 }
 
 /// One of several protected resources (`resources[]`).

@@ -208,6 +208,7 @@ pub struct Policy {
     pub(crate) cors_origins: Vec<Box<str>>,
     pub(crate) dry_run: bool,
     pub(crate) token_cache_entries: usize,
+    pub(crate) dpop: Option<crate::dpop::DpopRules>,
 }
 
 impl Policy {
@@ -272,6 +273,11 @@ impl Policy {
             .iter()
             .map(|f| &*f.header)
             .chain(self.forward_scopes.as_deref())
+    }
+
+    /// The `dpop` section, if DPoP-bound tokens are accepted.
+    pub fn dpop(&self) -> Option<&crate::dpop::DpopRules> {
+        self.dpop.as_ref()
     }
 
     /// The path template of the route at `index`, for logs and stats.

@@ -51,6 +51,39 @@ impl std::error::Error for BearerError {}
 /// assert_eq!(bearer_token(&["Bearer a,Bearer b"]), Err(BearerError::SeveralTokens));
 /// ```
 pub fn bearer_token<'a>(authorization: &[&'a str]) -> Result<Option<&'a str>, BearerError> {
+    Ok(credential_of(authorization)?
+        .filter(|c| c.scheme == AuthScheme::Bearer)
+        .map(|c| c.token))
+}
+
+/// How an access token is presented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// `Authorization: Bearer` (RFC 6750).
+    Bearer,
+    /// `Authorization: DPoP`, with a proof in the `DPoP` header (RFC 9449 §7.1).
+    Dpop,
+}
+
+/// An access token and the scheme it came with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Credential<'a> {
+    /// `Bearer` or `DPoP`.
+    pub scheme: AuthScheme,
+    /// The token.
+    pub token: &'a str,
+}
+
+/// The access token of a request, `Bearer` or `DPoP`, read as [`bearer_token`] reads a
+/// bearer token: one credential at most, whatever the headers' folding.
+///
+/// ```
+/// use scopegate_core::token::{credential_of, AuthScheme, BearerError};
+/// let dpop = credential_of(&["DPoP abc.def.ghi"]).unwrap().unwrap();
+/// assert_eq!((dpop.scheme, dpop.token), (AuthScheme::Dpop, "abc.def.ghi"));
+/// assert_eq!(credential_of(&["DPoP a", "Bearer b"]), Err(BearerError::SeveralTokens));
+/// ```
+pub fn credential_of<'a>(authorization: &[&'a str]) -> Result<Option<Credential<'a>>, BearerError> {
     let mut present = authorization
         .iter()
         .map(|value| trim_blanks(value))
@@ -75,24 +108,28 @@ pub fn bearer_token<'a>(authorization: &[&'a str]) -> Result<Option<&'a str>, Be
     }
 }
 
-/// The bearer token of one (possibly folded) `Authorization` value, trimmed.
-pub(super) fn credential(value: &str) -> Result<Option<&str>, BearerError> {
+/// The access token of one (possibly folded) `Authorization` value, trimmed.
+pub(super) fn credential(value: &str) -> Result<Option<Credential<'_>>, BearerError> {
     let (scheme, rest) = match value.bytes().position(|b| is_blank(b) || b == b',') {
         Some(at) => value.split_at(at),
         None => (value, ""),
     };
-    if !scheme.eq_ignore_ascii_case("Bearer") {
-        // `Basic xyz, Bearer t`: a bearer token hidden behind another scheme's credentials.
+    let scheme = if scheme.eq_ignore_ascii_case("Bearer") {
+        AuthScheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("DPoP") {
+        AuthScheme::Dpop
+    } else {
+        // `Basic xyz, Bearer t`: a token hidden behind another scheme's credentials.
         let hides_bearer = value.split(',').skip(1).any(|element| {
             let scheme = trim_blanks(element).split([' ', '\t']).next().unwrap_or("");
-            scheme.eq_ignore_ascii_case("bearer")
+            scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop")
         });
         return if hides_bearer {
             Err(BearerError::SeveralTokens)
         } else {
             Ok(None)
         };
-    }
+    };
     let token = trim_blanks(rest);
     if token.is_empty() {
         return Err(BearerError::Empty);
@@ -100,7 +137,7 @@ pub(super) fn credential(value: &str) -> Result<Option<&str>, BearerError> {
     if token.bytes().any(|b| is_blank(b) || b == b',') {
         return Err(BearerError::SeveralTokens);
     }
-    Ok(Some(token))
+    Ok(Some(Credential { scheme, token }))
 }
 
 // Bytes, not char patterns: this runs on every request over the whole token, and a

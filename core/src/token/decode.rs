@@ -43,6 +43,18 @@ impl UnverifiedToken<'_> {
         self.header.get("alg").and_then(Value::as_str).unwrap_or("")
     }
 
+    /// What the signature covers: the header and payload parts.
+    #[cfg_attr(not(feature = "hmac"), allow(dead_code))]
+    pub(crate) fn signing_input(&self) -> &str {
+        self.signing_input
+    }
+
+    /// The decoded signature.
+    #[cfg_attr(not(feature = "hmac"), allow(dead_code))]
+    pub(crate) fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
     /// The header's `kid`, if any.
     pub fn key_id(&self) -> Option<&str> {
         self.header.get("kid").and_then(Value::as_str)

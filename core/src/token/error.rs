@@ -107,6 +107,12 @@ pub enum TokenError {
     /// `cnf` holds no confirmation method scopegate can check (only `jkt` and `x5t#S256`
     /// are understood): the token is refused rather than taken as a bearer token.
     UnsupportedConfirmation,
+    /// `Authorization: DPoP` with a token that has no `cnf.jkt` (RFC 9449 §7.1).
+    NotDpopBound,
+    /// A bearer token where the policy accepts only DPoP-bound tokens (`dpop.required`).
+    DpopRequired,
+    /// The DPoP proof is refused: answered with 401 `invalid_dpop_proof`.
+    Proof(crate::dpop::ProofError),
 }
 
 impl TokenError {
@@ -146,6 +152,9 @@ impl TokenError {
             Self::UnsupportedConfirmation => {
                 "The access token is bound to a key in a way that cannot be checked"
             }
+            Self::NotDpopBound => "The access token is not bound to a DPoP key",
+            Self::DpopRequired => "This resource accepts DPoP-bound access tokens only",
+            Self::Proof(err) => err.description(),
         }
     }
 
@@ -198,6 +207,9 @@ impl TokenError {
             Self::CertificateMismatch => "certificate_mismatch",
             Self::UnsupportedConfirmation => "unsupported_confirmation",
             Self::InvalidScopeClaim { .. } => "invalid_scope_claim",
+            Self::NotDpopBound => "dpop_not_bound",
+            Self::DpopRequired => "dpop_required",
+            Self::Proof(err) => err.code(),
         }
     }
 }
@@ -251,6 +263,13 @@ impl fmt::Display for TokenError {
             Self::UnsupportedConfirmation => f.write_str(
                 "`cnf` has neither `jkt` nor `x5t#S256`, the confirmation methods scopegate checks",
             ),
+            Self::NotDpopBound => {
+                f.write_str("the token came with `Authorization: DPoP` but has no `cnf.jkt`")
+            }
+            Self::DpopRequired => {
+                f.write_str("a bearer token, where the policy accepts DPoP-bound tokens only")
+            }
+            Self::Proof(err) => write!(f, "{err}"),
             Self::InvalidScopeClaim { claim } => write!(
                 f,
                 "claim `{claim}` holds a scope with a character outside RFC 6749 scope-token"

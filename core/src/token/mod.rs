@@ -23,13 +23,15 @@ mod error;
 mod signature;
 
 pub use crate::policy::DEFAULT_SCOPE_CLAIMS;
-pub use bearer::{bearer_token, BearerError};
+pub use bearer::{bearer_token, credential_of, AuthScheme, BearerError, Credential};
 pub(crate) use claims::claim_value;
 pub use claims::scopes_of;
 use claims::{confirmation, effective_scopes, header_value, match_audiences, numeric_date};
 pub use decode::{decode, UnverifiedToken, MAX_TOKEN_LEN};
 pub use error::TokenError;
 use signature::verify_signature;
+#[cfg(feature = "hmac")]
+pub(crate) use signature::verify_with_key;
 
 /// What a validated token grants: everything a decision needs, detached from the token text
 /// so that a host can cache it until [`Principal::expires_at`].

@@ -101,7 +101,7 @@ pub(super) fn verify_with<A: jwt_compact::Algorithm>(
     not(any(feature = "rsa", feature = "ecdsa", feature = "eddsa")),
     allow(unused_variables)
 )]
-pub(super) fn verify_with_key(
+pub(crate) fn verify_with_key(
     material: &crate::jwks::Material,
     alg: Algorithm,
     message: &[u8],

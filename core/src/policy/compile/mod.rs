@@ -12,6 +12,7 @@ use super::{ForwardClaim, Policy, PolicyDocument, PolicyError, Route};
 use crate::route::RouteTable;
 use crate::scope::{is_valid_scope, ScopeError, ScopeRules};
 
+mod dpop;
 mod issuer;
 mod mcp;
 mod resource;
@@ -194,6 +195,7 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
         cors_origins,
         dry_run: doc.dry_run,
         token_cache_entries: token_cache_entries(doc)?,
+        dpop: doc.dpop.as_ref().map(dpop::compile_dpop).transpose()?,
     };
     finish_resources(&mut policy, resources);
     Ok(policy)

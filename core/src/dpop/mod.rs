@@ -1,0 +1,465 @@
+//! DPoP (RFC 9449): an access token bound to a key (`cnf.jkt`) is accepted only with a
+//! proof, a JWT signed by that key for this request (`Authorization: DPoP <token>` and a
+//! `DPoP` header).
+//!
+//! The checks of RFC 9449 §4.3, cheapest first so that a forged or misdirected proof costs
+//! no signature arithmetic: one proof, a JWS whose `typ` is `dpop+jwt`, an asymmetric
+//! algorithm the policy allows, a public key in `jwk` of that algorithm's type, `htm` the
+//! request method, `htu` the request URI (normalized), `iat` within the window, `ath` the
+//! hash of the access token, `jti` present, the key's RFC 7638 thumbprint the token's
+//! `cnf.jkt`; then the signature. The host remembers the `jti` of accepted proofs
+//! ([`ReplayCache`]) so that none is used twice.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::jwks::{Algorithm, KeyType};
+use crate::UnixTime;
+
+mod htu;
+mod replay;
+
+pub use replay::{ProofId, ReplayCache};
+
+/// Proof algorithms accepted when the policy does not say (`dpop.algorithms`).
+pub const DEFAULT_PROOF_ALGORITHMS: [Algorithm; 4] = [
+    Algorithm::Es256,
+    Algorithm::EdDsa,
+    Algorithm::Ps256,
+    Algorithm::Rs256,
+];
+/// How old a proof may be, in seconds (`dpop.proof_max_age_seconds`).
+pub const DEFAULT_PROOF_MAX_AGE_SECONDS: u64 = 60;
+/// How far in the future a proof's `iat` may be (`dpop.proof_leeway_seconds`).
+pub const DEFAULT_PROOF_LEEWAY_SECONDS: u64 = 5;
+/// Proofs a gateway remembers against replay (`dpop.replay_cache_entries`).
+pub const DEFAULT_REPLAY_CACHE_ENTRIES: usize = 16 * 1024;
+/// Longest `jti` accepted, in bytes.
+pub const MAX_JTI_LEN: usize = 256;
+
+/// The compiled `dpop` section of a policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DpopRules {
+    pub(crate) algorithms: Vec<Algorithm>,
+    /// The algorithms as a challenge's `algs`: space-separated.
+    pub(crate) algs: Box<str>,
+    pub(crate) max_age: u64,
+    pub(crate) leeway: u64,
+    /// `scheme://authority` clients use, when the host's own differ (TLS ended before it).
+    pub(crate) origin: Option<Box<str>>,
+    pub(crate) replay_cache_entries: usize,
+    /// Bearer tokens are refused: only DPoP-bound ones are accepted.
+    pub(crate) required: bool,
+}
+
+impl DpopRules {
+    /// The accepted proof algorithms, space-separated, as a challenge's `algs`.
+    pub fn algs(&self) -> &str {
+        &self.algs
+    }
+
+    /// How many proofs a gateway remembers against replay.
+    pub fn replay_cache_entries(&self) -> usize {
+        self.replay_cache_entries
+    }
+
+    /// Are bearer tokens refused?
+    pub fn required(&self) -> bool {
+        self.required
+    }
+}
+
+/// Why a DPoP proof is refused: 401 `invalid_dpop_proof` with a `DPoP` challenge.
+///
+/// [`ProofError::description`] is a fixed text safe for a `WWW-Authenticate` header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProofError {
+    /// A DPoP token without a `DPoP` header.
+    Missing,
+    /// More than one `DPoP` header, or one holding several values.
+    Several,
+    /// Not a compact JWS of JSON objects, or too large.
+    Malformed(&'static str),
+    /// `typ` is not `dpop+jwt`.
+    WrongType,
+    /// `alg: none`, a symmetric algorithm, or one the policy does not allow.
+    AlgorithmNotAllowed(String),
+    /// No usable public key in `jwk`.
+    BadKey(String),
+    /// A required claim is absent or of the wrong type.
+    InvalidClaim(&'static str),
+    /// `htm` is not the request method.
+    WrongMethod,
+    /// `htu` is not the request URI.
+    WrongUri,
+    /// `iat` is older than the window.
+    Stale {
+        /// The proof's `iat`.
+        iat: u64,
+        /// The time of the check.
+        now: u64,
+    },
+    /// `iat` is in the future, beyond the leeway.
+    IssuedInFuture {
+        /// The proof's `iat`.
+        iat: u64,
+    },
+    /// `ath` is not the hash of the access token.
+    WrongTokenHash,
+    /// The key is not the one the access token is bound to (`cnf.jkt`).
+    WrongKey,
+    /// The signature does not verify.
+    BadSignature,
+    /// The proof was already used.
+    Replayed,
+    /// This build cannot verify proofs.
+    VerifierNotBuilt,
+}
+
+impl ProofError {
+    /// A fixed description for the `error_description` of a challenge.
+    pub const fn description(&self) -> &'static str {
+        match self {
+            Self::Missing => "A DPoP proof is required with a DPoP-bound access token",
+            Self::Several => "Send exactly one DPoP proof",
+            Self::Malformed(_) => "The DPoP proof is malformed",
+            Self::WrongType => "The DPoP proof is not of type dpop+jwt",
+            Self::AlgorithmNotAllowed(_) => "The DPoP proof algorithm is not accepted",
+            Self::BadKey(_) => "The DPoP proof has no usable public key",
+            Self::InvalidClaim(_) => "The DPoP proof claims are invalid",
+            Self::WrongMethod => "The DPoP proof is for another request method",
+            Self::WrongUri => "The DPoP proof is for another URI",
+            Self::Stale { .. } => "The DPoP proof is too old",
+            Self::IssuedInFuture { .. } => "The DPoP proof is issued in the future",
+            Self::WrongTokenHash => "The DPoP proof is for another access token",
+            Self::WrongKey => "The DPoP proof key is not the key the access token is bound to",
+            Self::BadSignature | Self::VerifierNotBuilt => "The DPoP proof signature is invalid",
+            Self::Replayed => "The DPoP proof was already used",
+        }
+    }
+
+    /// A stable machine-readable code, for stats and the JavaScript binding.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::Missing => "dpop_proof_missing",
+            Self::Several => "dpop_proof_several",
+            Self::Malformed(_) => "dpop_proof_malformed",
+            Self::WrongType => "dpop_proof_wrong_type",
+            Self::AlgorithmNotAllowed(_) => "dpop_proof_algorithm_not_allowed",
+            Self::BadKey(_) => "dpop_proof_bad_key",
+            Self::InvalidClaim(_) => "dpop_proof_invalid_claim",
+            Self::WrongMethod => "dpop_proof_wrong_method",
+            Self::WrongUri => "dpop_proof_wrong_uri",
+            Self::Stale { .. } => "dpop_proof_stale",
+            Self::IssuedInFuture { .. } => "dpop_proof_issued_in_future",
+            Self::WrongTokenHash => "dpop_proof_wrong_token_hash",
+            Self::WrongKey => "dpop_proof_wrong_key",
+            Self::BadSignature => "dpop_proof_bad_signature",
+            Self::Replayed => "dpop_proof_replayed",
+            Self::VerifierNotBuilt => "dpop_proof_verifier_not_built",
+        }
+    }
+}
+
+impl fmt::Display for ProofError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed(what) => write!(f, "DPoP proof is malformed: {what}"),
+            Self::AlgorithmNotAllowed(alg) => {
+                write!(f, "DPoP proof algorithm `{alg}` is not accepted")
+            }
+            Self::BadKey(why) => write!(f, "DPoP proof `jwk`: {why}"),
+            Self::InvalidClaim(claim) => {
+                write!(
+                    f,
+                    "DPoP proof claim `{claim}` is missing or of the wrong type"
+                )
+            }
+            Self::Stale { iat, now } => write!(f, "DPoP proof issued at {iat} is too old at {now}"),
+            Self::IssuedInFuture { iat } => write!(f, "DPoP proof is issued in the future ({iat})"),
+            other => f.write_str(other.description()),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ProofError {}
+
+/// What a proof is checked against.
+#[cfg_attr(not(feature = "hmac"), allow(dead_code))]
+pub(crate) struct ProofContext<'a> {
+    pub(crate) method: &'a str,
+    /// The request target (`:path`).
+    pub(crate) target: &'a str,
+    /// `:scheme` and `:authority`, when the host gives them.
+    pub(crate) scheme: Option<&'a str>,
+    pub(crate) authority: Option<&'a str>,
+    /// The access token, as sent.
+    pub(crate) token: &'a str,
+    /// The token's `cnf.jkt`.
+    pub(crate) jkt: &'a str,
+}
+
+/// The one proof of a request's `DPoP` header values.
+pub(crate) fn single_proof<'a>(values: &[&'a str]) -> Result<&'a str, ProofError> {
+    let mut present = values.iter().map(|v| v.trim()).filter(|v| !v.is_empty());
+    match (present.next(), present.next()) {
+        (None, _) => Err(ProofError::Missing),
+        (Some(_), Some(_)) => Err(ProofError::Several),
+        (Some(proof), None) if proof.contains([',', ' ', '\t']) => Err(ProofError::Several),
+        (Some(proof), None) => Ok(proof),
+    }
+}
+
+impl DpopRules {
+    /// Checks `proof` for the request of `context` at `now`; the identity of the accepted
+    /// proof, for the replay check.
+    pub(crate) fn check(
+        &self,
+        proof: &str,
+        context: &ProofContext<'_>,
+        now: UnixTime,
+    ) -> Result<ProofId, ProofError> {
+        let decoded = crate::token::decode(proof).map_err(|err| match err {
+            crate::TokenError::Malformed(what) => ProofError::Malformed(what),
+            crate::TokenError::TooLarge => ProofError::Malformed("longer than 16 KiB"),
+            _ => ProofError::Malformed("nested too deeply"),
+        })?;
+        let header = decoded.header();
+        let typ = header.get("typ").and_then(Value::as_str);
+        if !typ.is_some_and(|typ| typ.eq_ignore_ascii_case("dpop+jwt")) {
+            return Err(ProofError::WrongType);
+        }
+        let alg_name = decoded.algorithm();
+        // RFC 9864's fully specified `Ed25519` is what current DPoP clients (the npm `dpop`
+        // package, say) put in a proof signed by an Ed25519 key.
+        let alg = match alg_name {
+            "Ed25519" => Some(Algorithm::EdDsa),
+            name => Algorithm::from_name(name),
+        };
+        let alg = alg
+            .filter(|alg| self.algorithms.contains(alg))
+            .ok_or_else(|| ProofError::AlgorithmNotAllowed(String::from(alg_name)))?;
+        if header.contains_key("crit") {
+            return Err(ProofError::Malformed("a `crit` header is not understood"));
+        }
+        let Some(Value::Object(jwk)) = header.get("jwk") else {
+            return Err(ProofError::BadKey(String::from("missing or not an object")));
+        };
+        let key =
+            crate::jwks::parse_key(&Value::Object(jwk.clone())).map_err(ProofError::BadKey)?;
+        if !key.fits(alg) {
+            return Err(ProofError::BadKey(alloc::format!(
+                "a {} key cannot verify {alg}",
+                key.key_type()
+            )));
+        }
+        let claims = decoded.claims();
+        let text = |name: &'static str| {
+            claims
+                .get(name)
+                .and_then(Value::as_str)
+                .ok_or(ProofError::InvalidClaim(name))
+        };
+        let jti = text("jti")?;
+        if jti.is_empty() || jti.len() > MAX_JTI_LEN {
+            return Err(ProofError::InvalidClaim("jti"));
+        }
+        if text("htm")? != context.method {
+            return Err(ProofError::WrongMethod);
+        }
+        self.check_uri(text("htu")?, context)?;
+        let iat = match claims.get("iat") {
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+                .ok_or(ProofError::InvalidClaim("iat"))?,
+            _ => return Err(ProofError::InvalidClaim("iat")),
+        };
+        if iat > now.0.saturating_add(self.leeway) {
+            return Err(ProofError::IssuedInFuture { iat });
+        }
+        if iat.saturating_add(self.max_age) < now.0 {
+            return Err(ProofError::Stale { iat, now: now.0 });
+        }
+        let ath = text("ath")?;
+        digest::check_binding(jwk, key.key_type(), context, ath)?;
+        if !digest::signature_verifies(&key, alg, &decoded) {
+            return Err(ProofError::BadSignature);
+        }
+        Ok(ProofId {
+            digest: digest::proof_digest(context.jkt, jti),
+            expires_at: iat.saturating_add(self.max_age),
+        })
+    }
+
+    fn check_uri(&self, htu: &str, context: &ProofContext<'_>) -> Result<(), ProofError> {
+        let origin = match (&self.origin, context.scheme, context.authority) {
+            (Some(origin), _, _) => alloc::borrow::Cow::Borrowed(&**origin),
+            (None, Some(scheme), Some(authority)) => {
+                alloc::borrow::Cow::Owned(alloc::format!("{scheme}://{authority}"))
+            }
+            _ => return Err(ProofError::WrongUri),
+        };
+        let expected = htu::request_uri(&origin, context.target).ok_or(ProofError::WrongUri)?;
+        match htu::normalize_uri(htu) {
+            Some(presented) if presented == expected => Ok(()),
+            _ => Err(ProofError::WrongUri),
+        }
+    }
+}
+
+/// The RFC 7638 thumbprint input of a public key: its required members in lexicographic
+/// order, no whitespace. The members were checked to be base64url by `parse_key`.
+#[cfg_attr(not(feature = "hmac"), allow(dead_code))]
+fn thumbprint_input(jwk: &Map<String, Value>, key_type: KeyType) -> String {
+    let member = |name: &str| jwk.get(name).and_then(Value::as_str).unwrap_or("");
+    match key_type {
+        KeyType::Rsa => alloc::format!(
+            r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+            member("e"),
+            member("n")
+        ),
+        KeyType::EcP256 => alloc::format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            member("x"),
+            member("y")
+        ),
+        KeyType::Ed25519 => {
+            alloc::format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, member("x"))
+        }
+        // No proof key is symmetric: `parse_key` refuses `k`.
+        KeyType::Symmetric => String::new(),
+    }
+}
+
+/// What needs SHA-256, built with the verifiers.
+#[cfg(feature = "hmac")]
+mod digest {
+    use alloc::string::String;
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    use serde_json::{Map, Value};
+    use sha2::{Digest, Sha256};
+
+    use super::{thumbprint_input, ProofContext, ProofError};
+    use crate::jwks::{Algorithm, Jwk, KeyType};
+    use crate::token::UnverifiedToken;
+
+    /// `ath` is the access token's hash, and the key is the one `cnf.jkt` names.
+    pub(super) fn check_binding(
+        jwk: &Map<String, Value>,
+        key_type: KeyType,
+        context: &ProofContext<'_>,
+        ath: &str,
+    ) -> Result<(), ProofError> {
+        let token_hash = Base64UrlUnpadded::encode_string(&Sha256::digest(context.token));
+        if ath != token_hash {
+            return Err(ProofError::WrongTokenHash);
+        }
+        let thumbprint = Sha256::digest(thumbprint_input(jwk, key_type));
+        if Base64UrlUnpadded::encode_string(&thumbprint) != context.jkt {
+            return Err(ProofError::WrongKey);
+        }
+        Ok(())
+    }
+
+    pub(super) fn signature_verifies(
+        key: &Jwk,
+        alg: Algorithm,
+        proof: &UnverifiedToken<'_>,
+    ) -> bool {
+        crate::token::verify_with_key(
+            &key.material,
+            alg,
+            proof.signing_input().as_bytes(),
+            proof.signature(),
+        )
+        .unwrap_or(false)
+    }
+
+    pub(super) fn proof_digest(jkt: &str, jti: &str) -> [u8; 16] {
+        let mut hasher = Sha256::new();
+        hasher.update(jkt);
+        hasher.update([0]);
+        hasher.update(jti);
+        let mut digest = [0u8; 16];
+        digest.copy_from_slice(&hasher.finalize()[..16]);
+        digest
+    }
+}
+
+/// Without the verifiers no proof can be checked.
+#[cfg(not(feature = "hmac"))]
+mod digest {
+    use alloc::string::String;
+    use serde_json::{Map, Value};
+
+    use super::{ProofContext, ProofError};
+    use crate::jwks::{Algorithm, Jwk, KeyType};
+    use crate::token::UnverifiedToken;
+
+    pub(super) fn check_binding(
+        _: &Map<String, Value>,
+        _: KeyType,
+        _: &ProofContext<'_>,
+        _: &str,
+    ) -> Result<(), ProofError> {
+        Err(ProofError::VerifierNotBuilt)
+    }
+
+    pub(super) fn signature_verifies(_: &Jwk, _: Algorithm, _: &UnverifiedToken<'_>) -> bool {
+        false
+    }
+
+    pub(super) fn proof_digest(_: &str, _: &str) -> [u8; 16] {
+        [0; 16]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_proof_per_request() {
+        assert_eq!(single_proof(&[]), Err(ProofError::Missing));
+        assert_eq!(single_proof(&[" "]), Err(ProofError::Missing));
+        assert_eq!(single_proof(&["a.b.c"]), Ok("a.b.c"));
+        assert_eq!(single_proof(&["a.b.c", "d.e.f"]), Err(ProofError::Several));
+        assert_eq!(single_proof(&["a.b.c, d.e.f"]), Err(ProofError::Several));
+    }
+
+    #[cfg(feature = "hmac")]
+    #[test]
+    fn thumbprint_of_rfc_7638_example() {
+        use base64ct::{Base64UrlUnpadded, Encoding};
+        use sha2::{Digest, Sha256};
+        let jwk = serde_json::json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+            "alg": "RS256",
+            "kid": "2011-04-29"
+        });
+        let input = thumbprint_input(jwk.as_object().unwrap(), KeyType::Rsa);
+        assert_eq!(
+            Base64UrlUnpadded::encode_string(&Sha256::digest(input)),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+
+    #[test]
+    fn thumbprint_input_is_rfc_7638_order() {
+        // RFC 7638 §3.1's example key.
+        let jwk: Value = serde_json::json!({"kty": "RSA", "e": "AQAB", "alg": "RS256", "n": "0vx"});
+        assert_eq!(
+            thumbprint_input(jwk.as_object().unwrap(), KeyType::Rsa),
+            r#"{"e":"AQAB","kty":"RSA","n":"0vx"}"#
+        );
+    }
+}

@@ -1,0 +1,274 @@
+//! DPoP (RFC 9449) in a real Envoy: proofs made by a client library nobody here wrote (the
+//! npm `dpop` package, run by `tests/e2e/dpop-proofs.mjs`), the token bound to the key by
+//! the thumbprint that package computes, and hostile proofs (a replay, another method,
+//! another URI, a stale `iat`, another token's `ath`, another key, `alg: none`, HS256, the
+//! wrong `typ`, none, two, bytes that are not text), each refused with a `DPoP` challenge
+//! while the valid requests around them pass. Envoy is stopped by PID when the test ends.
+
+// A test: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use scopegate_tests::harness::{
+    envoy_config, free_port, request, send_raw, Envoy, HttpServer, Response, TempDir, Upstreams,
+};
+use scopegate_tests::{mint, repo_root, unix_now, TestKeys};
+use serde_json::{json, Map, Value};
+
+const ISSUER: &str = "https://idp.scopegate.test";
+const AUDIENCE: &str = "https://api.scopegate.test";
+
+/// Runs `tests/e2e/dpop-proofs.mjs` with these arguments; its JSON output.
+fn dpop_proofs(args: &[&str]) -> Value {
+    let script = repo_root().join("tests/e2e/dpop-proofs.mjs");
+    let output = Command::new("node")
+        .arg(&script)
+        .args(args)
+        .output()
+        .expect("node (./scripts/setup installs the e2e packages)");
+    assert!(
+        output.status.success(),
+        "node {} {args:?}: {}",
+        script.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON from dpop-proofs.mjs")
+}
+
+/// A new client key pair of `alg`: its JWKs and the `dpop` package's thumbprint.
+fn client_key(alg: &str) -> Value {
+    dpop_proofs(&["key", alg])
+}
+
+/// The proofs of `requests` (name, kind, htm, htu) by `key` for `token`.
+fn proofs(alg: &str, key: &Value, token: &str, requests: &[(&str, &str, &str, &str)]) -> Value {
+    let dir = TempDir::new("dpop");
+    let spec = json!({
+        "alg": alg,
+        "privateJwk": key["privateJwk"],
+        "publicJwk": key["publicJwk"],
+        "token": token,
+        "requests": requests.iter().map(|(name, kind, htm, htu)| {
+            json!({"name": name, "kind": kind, "htm": htm, "htu": htu})
+        }).collect::<Vec<_>>(),
+    });
+    let path = dir.path().join("spec.json");
+    std::fs::write(&path, spec.to_string()).expect("write the spec");
+    dpop_proofs(&["proofs", path.to_str().expect("UTF-8 path")])
+}
+
+fn token(keys: &TestKeys, jkt: &str) -> String {
+    let mut claims = Map::new();
+    claims.insert("iss".into(), json!(ISSUER));
+    claims.insert("aud".into(), json!(AUDIENCE));
+    claims.insert("sub".into(), json!("alice"));
+    claims.insert("exp".into(), json!(unix_now() + 600));
+    claims.insert("scope".into(), json!("api"));
+    claims.insert("cnf".into(), json!({ "jkt": jkt }));
+    mint(keys, &json!({"alg": "EdDSA"}), &claims)
+}
+
+fn send(port: u16, method: &str, target: &str, token: &str, proofs: &[&str]) -> Response {
+    let auth = format!("DPoP {token}");
+    let mut headers = vec![("authorization", auth.as_str())];
+    headers.extend(proofs.iter().map(|proof| ("dpop", *proof)));
+    request(port, method, target, &headers).expect("Envoy answers")
+}
+
+/// The `error_description` of a DPoP challenge, after checking its shape.
+fn refused(response: &Response) -> String {
+    assert_eq!(response.status, 401, "{response:?}");
+    let challenge = response.header("www-authenticate").expect("a challenge");
+    assert!(
+        challenge.starts_with("DPoP realm=\"api\", error=\"invalid_dpop_proof\""),
+        "{challenge}"
+    );
+    assert!(
+        challenge.ends_with("algs=\"ES256 EdDSA Ed25519\""),
+        "{challenge}"
+    );
+    response.json()["error_description"]
+        .as_str()
+        .expect("a description")
+        .to_owned()
+}
+
+#[test]
+fn dpop_proofs_from_the_dpop_package_pass_once_and_hostile_ones_are_refused() {
+    let keys = TestKeys::from_seed(1);
+    let policy = json!({
+        "version": 1,
+        "realm": "api",
+        "issuers": [{"issuer": ISSUER, "audiences": [AUDIENCE], "algorithms": ["EdDSA"],
+                     "jwks": keys.jwks("")}],
+        "routes": [{"path": "/api/**", "require": "api"}],
+        "dpop": {"algorithms": ["ES256", "EdDSA"]}
+    });
+    let (api, recorder) = HttpServer::recording_echo();
+    let listen = free_port();
+    let config = envoy_config(
+        listen,
+        &Upstreams {
+            api: api.port,
+            jwks: None,
+        },
+        &policy.to_string(),
+    );
+    let envoy = Envoy::start(&config, listen).unwrap_or_else(|f| panic!("{}", f.log));
+    let port = envoy.port;
+    let htu = format!("http://127.0.0.1:{port}/api/x");
+    let other_htu = format!("http://127.0.0.1:{port}/api/y");
+
+    let key = client_key("ES256");
+    let jkt = key["jkt"].as_str().expect("jkt");
+    let jwt = token(&keys, jkt);
+    let made = proofs(
+        "ES256",
+        &key,
+        &jwt,
+        &[
+            ("valid", "valid", "GET", &htu),
+            ("valid-post", "valid", "POST", &htu),
+            ("again", "valid", "GET", &htu),
+            ("for-post", "valid", "POST", &htu),
+            ("for-another-uri", "valid", "GET", &other_htu),
+            ("stale", "stale", "GET", &htu),
+            ("future", "future", "GET", &htu),
+            ("for-another-token", "other_token", "GET", &htu),
+            ("no-token-hash", "no_token_hash", "GET", &htu),
+            ("another-key", "other_key", "GET", &htu),
+            ("alg-none", "alg_none", "GET", &htu),
+            ("hs256", "hs256", "GET", &htu),
+            ("typ-jwt", "typ_jwt", "GET", &htu),
+        ],
+    );
+    let proof = |name: &str| made[name].as_str().expect("a proof").to_owned();
+
+    let ok = send(port, "GET", "/api/x", &jwt, &[&proof("valid")]);
+    assert_eq!(ok.status, 200, "{ok:?}\n{}", envoy.log());
+    // The query is not part of the URI a proof names.
+    let ok = send(port, "POST", "/api/x?page=2", &jwt, &[&proof("valid-post")]);
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_eq!(recorder.len(), 2);
+
+    let cases: [(&str, Vec<String>, &str); 13] = [
+        (
+            "replayed",
+            vec![proof("valid")],
+            "The DPoP proof was already used",
+        ),
+        (
+            "for POST",
+            vec![proof("for-post")],
+            "The DPoP proof is for another request method",
+        ),
+        (
+            "another URI",
+            vec![proof("for-another-uri")],
+            "The DPoP proof is for another URI",
+        ),
+        ("stale", vec![proof("stale")], "The DPoP proof is too old"),
+        (
+            "future",
+            vec![proof("future")],
+            "The DPoP proof is issued in the future",
+        ),
+        (
+            "another token",
+            vec![proof("for-another-token")],
+            "The DPoP proof is for another access token",
+        ),
+        (
+            "no ath",
+            vec![proof("no-token-hash")],
+            "The DPoP proof claims are invalid",
+        ),
+        (
+            "another key",
+            vec![proof("another-key")],
+            "The DPoP proof key is not the key the access token is bound to",
+        ),
+        (
+            "alg none",
+            vec![proof("alg-none")],
+            "The DPoP proof algorithm is not accepted",
+        ),
+        (
+            "HS256",
+            vec![proof("hs256")],
+            "The DPoP proof algorithm is not accepted",
+        ),
+        (
+            "typ JWT",
+            vec![proof("typ-jwt")],
+            "The DPoP proof is not of type dpop+jwt",
+        ),
+        (
+            "none",
+            vec![],
+            "A DPoP proof is required with a DPoP-bound access token",
+        ),
+        (
+            "two",
+            vec![proof("again"), proof("for-post")],
+            "Send exactly one DPoP proof",
+        ),
+    ];
+    for (what, proofs, description) in cases {
+        let proofs: Vec<&str> = proofs.iter().map(String::as_str).collect();
+        let response = send(port, "GET", "/api/x", &jwt, &proofs);
+        assert_eq!(refused(&response), description, "{what}");
+    }
+    assert_eq!(recorder.len(), 2, "no refused request reached the upstream");
+
+    // The bound token as a bearer token.
+    let response = request(
+        port,
+        "GET",
+        "/api/x",
+        &[("authorization", &format!("Bearer {jwt}"))],
+    )
+    .expect("Envoy answers");
+    assert_eq!(response.status, 401);
+    assert!(response
+        .header("www-authenticate")
+        .unwrap()
+        .contains("needs a DPoP proof"));
+
+    // A `DPoP` header that is not text: 400, and the worker keeps serving.
+    let raw = format!(
+        "GET /api/x HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nauthorization: DPoP {jwt}\r\n\
+         dpop: ?\r\nconnection: close\r\n\r\n"
+    );
+    let mut bytes = raw.into_bytes();
+    let at = bytes.windows(6).position(|w| w == b"dpop: ").unwrap() + 6;
+    bytes[at] = 0xff;
+    let response = send_raw(port, &bytes).expect("Envoy answers");
+    assert_eq!(response.status, 400, "{response:?}");
+
+    // A key of the other type, with RFC 9864's `Ed25519` algorithm name; and the first
+    // proof's request still passes with a fresh proof of its own.
+    let ed_key = client_key("Ed25519");
+    let ed_jwt = token(&keys, ed_key["jkt"].as_str().unwrap());
+    let ed = proofs(
+        "Ed25519",
+        &ed_key,
+        &ed_jwt,
+        &[("valid", "valid", "GET", &htu)],
+    );
+    let response = send(
+        port,
+        "GET",
+        "/api/x",
+        &ed_jwt,
+        &[ed["valid"].as_str().unwrap()],
+    );
+    assert_eq!(response.status, 200, "{response:?}");
+    let response = send(port, "GET", "/api/x", &jwt, &[&proof("again")]);
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(
+        envoy.counter("wasmcustom.scopegate.invalid_token.dpop_proof_replayed"),
+        1
+    );
+}
