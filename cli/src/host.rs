@@ -123,6 +123,12 @@ impl Host {
                     })
                 }
                 Step::Wait(fetch) => fetch.issuer,
+                Step::Introspect(_) | Step::Park(_) => {
+                    return Err(Error::new(
+                        "the policy sends this token to its issuer's introspection endpoint, \
+                         which the command line does not call; ask the endpoint yourself",
+                    ))
+                }
                 Step::ReadBody { .. } => {
                     return Err(Error::new(
                         "the gateway asked for the body twice: this is a bug, please report it",

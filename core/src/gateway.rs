@@ -6,10 +6,11 @@
 //!
 //! | event | method | answer |
 //! | --- | --- | --- |
-//! | request headers (raw bytes) | [`Gateway::on_request_headers`] | [`Step::Forward`], [`Step::Respond`], [`Step::Wait`] for a key fetch, or [`Step::ReadBody`] on an MCP route |
+//! | request headers (raw bytes) | [`Gateway::on_request_headers`] | [`Step::Forward`], [`Step::Respond`], [`Step::Wait`] for a key fetch, [`Step::Introspect`] or [`Step::Park`] for an introspection, or [`Step::ReadBody`] on an MCP route |
 //! | request body progress | [`Gateway::body_progress`] | keep buffering, or read the body |
 //! | the request body | [`Gateway::on_request_body`] | [`Step::Forward`] or [`Step::Respond`] |
 //! | the answer of a fetch | [`Gateway::on_fetch_answer`] | what happened, for the log; then feed the waiting request's headers again |
+//! | the answer of an introspection call | [`Gateway::on_introspection_answer`] | what happened, for the log; then feed the headers of the request that sent it, and of every request parked on it, again |
 //! | a fetch the host could not send | [`Gateway::on_fetch_answer`] with `Err(())` | the same |
 //! | timer tick | [`Gateway::on_tick`] | the fetches now due |
 //! | a waiting request went away | [`Gateway::on_abandoned`] | — |
@@ -51,6 +52,7 @@ use core::fmt;
 use crate::cache::TokenCache;
 use crate::decision::{Decision, Denial, LocalResponse, Served};
 use crate::dpop::{ProofId, ReplayCache};
+use crate::introspection::{Answers, IntrospectionCall, Known};
 use crate::policy::{KeyStore, Policy};
 use crate::refresh::{FetchError, JwksFetch, KeyRefresh};
 use crate::request::{Request, RequestReader};
@@ -69,8 +71,14 @@ pub struct Gateway {
     cache: TokenCache,
     /// The DPoP proofs accepted lately, when the policy takes DPoP tokens.
     proofs: ReplayCache,
+    /// Introspection answers, and the calls in flight.
+    answers: Answers,
     counts: Vec<Count>,
 }
+
+/// A request stops at most this many times for introspection (its own call, or another
+/// request's that it waits on, and once more if that one was abandoned).
+const MAX_INTROSPECTION_WAITS: u8 = 2;
 
 /// What the gateway knows about one request across events. The host keeps one per request
 /// and passes it back with each event of that request.
@@ -91,6 +99,10 @@ pub struct Exchange {
     certificate_lookup: Option<fn() -> Option<Vec<u8>>>,
     /// The DPoP proof this request was let in with: seen again when its body is read.
     proof: Option<ProofId>,
+    /// The introspection call this request waits for, and whether it sent it.
+    introspection: Option<(u64, bool)>,
+    /// How often it stopped for introspection.
+    introspection_waits: u8,
 }
 
 /// What the host does with the request body seen so far (see [`Gateway::body_progress`]).
@@ -128,6 +140,11 @@ impl Exchange {
     pub fn waiting_for(&self) -> Option<usize> {
         self.waiting_for
     }
+
+    /// The ticket of the introspection call this request waits for, if any.
+    pub fn introspection(&self) -> Option<u64> {
+        self.introspection.map(|(ticket, _)| ticket)
+    }
 }
 
 /// What the host does next with a request.
@@ -140,6 +157,13 @@ pub enum Step<'g> {
     /// Send this fetch, then give its answer to [`Gateway::on_fetch_answer`] and feed the
     /// request's headers again; the request waits meanwhile.
     Wait(JwksFetch<'g>),
+    /// Send this introspection call, then give its answer to
+    /// [`Gateway::on_introspection_answer`] and feed the request's headers again, and those
+    /// of every request parked on its ticket; the request waits meanwhile.
+    Introspect(IntrospectionCall<'g>),
+    /// Another request's introspection call for the same token is in flight: park this
+    /// request until that ticket is answered (or abandoned), then feed its headers again.
+    Park(u64),
     /// An MCP route, its token valid: make these header changes, then buffer the request
     /// body (never the response), asking [`Gateway::body_progress`] as it arrives. A host
     /// that must let the headers go on to read the body (proxy-wasm) does so now; the body
@@ -203,6 +227,9 @@ pub enum Count {
     JwksFetchFailed,
     /// A denial let through in dry-run mode.
     DryRunLetThrough,
+    /// Introspection: `hit` (a kept answer), `call` (one sent), `wait` (a request parked
+    /// on another's call), `active`, `inactive`, `failed` (the answers).
+    Introspection(&'static str),
 }
 
 impl Count {
@@ -217,6 +244,7 @@ impl Count {
             Self::JwksFetchOk => ("jwks", "fetch_ok"),
             Self::JwksFetchFailed => ("jwks", "fetch_failed"),
             Self::DryRunLetThrough => ("dry_run", "let_through"),
+            Self::Introspection(what) => ("introspection", what),
         }
     }
 }
@@ -225,6 +253,26 @@ impl fmt::Display for Count {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (family, name) = self.parts();
         write!(f, "{family}.{name}")
+    }
+}
+
+/// What became of an introspection answer, for the host's log: never the token or the
+/// gateway's credentials.
+#[derive(Debug)]
+pub struct IntrospectionOutcome {
+    /// The endpoint's status, if it answered.
+    pub status: Option<u16>,
+    /// Why the token is refused, if it is.
+    pub refused: Option<TokenError>,
+}
+
+impl fmt::Display for IntrospectionOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.refused, self.status) {
+            (None, _) => f.write_str("introspection: the token is active"),
+            (Some(err), Some(status)) => write!(f, "introspection (status {status}): {err}"),
+            (Some(err), None) => write!(f, "introspection (no answer): {err}"),
+        }
     }
 }
 
@@ -253,6 +301,7 @@ impl Gateway {
             refresh: KeyRefresh::new(&policy),
             cache: TokenCache::new(policy.token_cache_entries()),
             proofs: ReplayCache::new(policy.dpop().map_or(1, |d| d.replay_cache_entries())),
+            answers: Answers::new(policy.token_cache_entries().max(64)),
             keys: KeyStore::default(),
             counts: Vec::new(),
             policy,
@@ -334,11 +383,14 @@ impl Gateway {
         now: UnixTime,
     ) -> Step<'g> {
         exchange.waiting_for = None;
+        exchange.introspection = None;
         let reader = RequestReader::from_pairs(headers.iter().copied());
         let mut request = reader.request();
         request.body = body;
         request.client_certificate_sha256 = exchange.client_certificate_sha256;
         let mut refetch = None;
+        let mut pending = None;
+        let answers = &mut self.answers;
         let (cache, counts, keys) = (&mut self.cache, &mut self.counts, &self.keys);
         let (policy, proofs) = (&self.policy, &mut self.proofs);
         let accepted = &mut exchange.proof;
@@ -362,7 +414,12 @@ impl Gateway {
                 |token| {
                     let principal = match known {
                         Some(principal) => principal,
-                        None => verify(policy, cache, counts, keys, token, now, &mut refetch)?,
+                        None => match policy.introspecting(token) {
+                            Some(issuer) => {
+                                introspected(answers, counts, issuer, token, now, &mut pending)?
+                            }
+                            None => verify(policy, cache, counts, keys, token, now, &mut refetch)?,
+                        },
                     };
                     used = Some(Rc::clone(&principal));
                     Ok::<_, TokenError>(principal)
@@ -391,6 +448,30 @@ impl Gateway {
         if let Decision::NeedBody(need) = &decision {
             exchange.principal = used;
             exchange.body_limit = Some(need.max_bytes);
+        }
+        if let Some(pending) = pending {
+            if exchange.introspection_waits < MAX_INTROSPECTION_WAITS {
+                match pending {
+                    Pending::Wait(ticket) => {
+                        exchange.introspection = Some((ticket, false));
+                        exchange.introspection_waits += 1;
+                        self.counts.push(Count::Introspection("wait"));
+                        return Step::Park(ticket);
+                    }
+                    Pending::Start(issuer, token) => {
+                        let rules = policy.issuers().get(issuer).and_then(|i| i.introspection());
+                        // Refused below when every kept entry is a call in flight.
+                        if let (Some(rules), Some(ticket)) =
+                            (rules, self.answers.start(&token, now))
+                        {
+                            exchange.introspection = Some((ticket, true));
+                            exchange.introspection_waits += 1;
+                            self.counts.push(Count::Introspection("call"));
+                            return Step::Introspect(rules.call(&token, issuer, ticket));
+                        }
+                    }
+                }
+            }
         }
         if let (false, Some(issuer)) = (exchange.waited, refetch) {
             if let Some(fetch) = self.refresh.request_early(policy, issuer, now) {
@@ -460,6 +541,44 @@ impl Gateway {
         FetchOutcome { issuer, result }
     }
 
+    /// The answer of the introspection call `ticket` (sent for `issuer`): its status and
+    /// body, or `Err(())` when there was none (the host could not send it, the connection
+    /// failed, it timed out). Every request that waits on the ticket is then fed again.
+    pub fn on_introspection_answer(
+        &mut self,
+        ticket: u64,
+        issuer: usize,
+        answer: Result<(u16, &[u8]), ()>,
+        now: UnixTime,
+    ) -> IntrospectionOutcome {
+        let rules = self
+            .policy
+            .issuers()
+            .get(issuer)
+            .and_then(|i| i.introspection());
+        let (result, status) = match (rules, answer) {
+            (Some(rules), Ok((200, body))) => {
+                (rules.principal(&self.policy, issuer, body, now), Some(200))
+            }
+            (_, Ok((status, _))) => (Err(TokenError::IntrospectionUnavailable), Some(status)),
+            (_, Err(())) => (Err(TokenError::IntrospectionUnavailable), None),
+        };
+        let outcome = IntrospectionOutcome {
+            status,
+            refused: result.as_ref().err().cloned(),
+        };
+        self.counts.push(Count::Introspection(match &result {
+            Ok(_) => "active",
+            Err(TokenError::IntrospectionUnavailable) => "failed",
+            Err(TokenError::Inactive) => "inactive",
+            // Active, but its claims do not pass: counted with the decision.
+            Err(_) => "active",
+        }));
+        let refused_seconds = rules.map_or(0, |r| r.inactive_cache_seconds);
+        self.answers.finish(ticket, result, refused_seconds, now);
+        outcome
+    }
+
     /// A timer tick: the key fetches now due (at start, on each refresh, and the retries
     /// after failures).
     pub fn on_tick(&mut self, now: UnixTime) -> Vec<JwksFetch<'_>> {
@@ -468,15 +587,58 @@ impl Gateway {
 
     /// The request of `exchange` went away while it waited for a fetch, which the host
     /// cancels: the next request need not wait for that fetch's timeout.
-    pub fn on_abandoned(&mut self, exchange: &mut Exchange) {
+    ///
+    /// For a request that sent an introspection call, the ticket of that call: the host
+    /// feeds the requests parked on it again (one of them then introspects anew).
+    pub fn on_abandoned(&mut self, exchange: &mut Exchange) -> Option<u64> {
         if let Some(issuer) = exchange.waiting_for.take() {
             self.refresh.abandon(issuer);
+        }
+        match exchange.introspection.take() {
+            Some((ticket, true)) => {
+                self.answers.abandon(ticket);
+                Some(ticket)
+            }
+            _ => None,
         }
     }
 
     /// The counter increments since the last call.
     pub fn drain_counts(&mut self) -> impl Iterator<Item = Count> + '_ {
         self.counts.drain(..)
+    }
+}
+
+/// What an introspected token needs before it can be decided.
+enum Pending {
+    /// A call for it is in flight: wait for this ticket.
+    Wait(u64),
+    /// Introspect it at this issuer.
+    Start(usize, String),
+}
+
+/// An introspected token: its kept answer, or what it waits for (in `pending`).
+fn introspected(
+    answers: &mut Answers,
+    counts: &mut Vec<Count>,
+    issuer: usize,
+    token: &str,
+    now: UnixTime,
+    pending: &mut Option<Pending>,
+) -> Result<Rc<Principal>, TokenError> {
+    match answers.get(token, now) {
+        Known::Answer(answer) => {
+            counts.push(Count::Introspection("hit"));
+            answer
+        }
+        Known::InFlight(ticket) => {
+            *pending = Some(Pending::Wait(ticket));
+            Err(TokenError::IntrospectionUnavailable)
+        }
+        Known::Unknown => {
+            *pending = Some(Pending::Start(issuer, String::from(token)));
+            Err(TokenError::IntrospectionUnavailable)
+        }
     }
 }
 

@@ -55,6 +55,7 @@ pub mod denial;
 pub mod dpop;
 #[cfg(feature = "hmac")]
 pub mod gateway;
+pub mod introspection;
 mod json;
 pub mod jwks;
 pub mod mcp;

@@ -28,6 +28,25 @@ pub fn example_policy() -> &'static Policy {
     })
 }
 
+/// The example policy whose first issuer introspects opaque tokens (resources removed, so
+/// that an answer's `aud` is the issuer's audience).
+pub fn introspecting_policy() -> &'static Policy {
+    static POLICY: OnceLock<Policy> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        let mut doc: Value = serde_json::from_str(EXAMPLE_POLICY).expect("example policy JSON");
+        if let Some(doc) = doc.as_object_mut() {
+            doc.remove("resources");
+        }
+        doc["issuers"][0]["introspection"] = serde_json::json!({
+            "endpoint": "https://idp.scopegate.test/introspect", "cluster": "idp-test",
+            "client_id": "gateway", "client_secret": "secret"});
+        match Policy::from_json(&doc.to_string()) {
+            Ok(policy) => policy,
+            Err(err) => panic!("the introspecting copy of the example policy: {err}"),
+        }
+    })
+}
+
 /// The example policy with the first issuer's inline JWKS replaced by a `jwks_uri`: with an
 /// empty `KeyStore` no issuer has a key, so no token can be `Authorized` by `decide`.
 pub fn remote_keys_policy() -> &'static Policy {

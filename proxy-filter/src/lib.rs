@@ -28,13 +28,14 @@ mod stats;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use log::{error, info, warn};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use scopegate_core::gateway::{BodyProgress, Exchange, Forward, Gateway, Step};
+use scopegate_core::introspection::{IntrospectionCall, MAX_ANSWER_LEN};
 use scopegate_core::jwks::MAX_JWKS_LEN;
 use scopegate_core::refresh::JwksFetch;
 use scopegate_core::{Policy, UnixTime};
@@ -49,11 +50,16 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 
+/// A request waiting for another's introspection answer: its context id and state.
+type Parked = (u32, Weak<RefCell<Request>>);
+
 /// What the root context shares with its HTTP contexts. The host runs one VM per worker
 /// thread, so each worker has its own copy; nothing here crosses threads.
 struct Shared {
     gateway: RefCell<Gateway>,
     stats: RefCell<Stats>,
+    /// Requests parked on another request's introspection call, by its ticket.
+    parked: RefCell<HashMap<u64, Vec<Parked>>>,
 }
 
 impl Shared {
@@ -83,17 +89,93 @@ impl Shared {
         }
         self.count(gateway);
     }
+
+    /// Takes the answer of the introspection call `ticket` (`None`: there was none).
+    fn introspected(&self, ticket: u64, issuer: usize, answer: Option<(u16, Vec<u8>)>) {
+        let Ok(mut gateway) = self.gateway.try_borrow_mut() else {
+            return;
+        };
+        let answer = answer
+            .as_ref()
+            .map(|(status, body)| (*status, body.as_slice()))
+            .ok_or(());
+        let (answer, now) = match now() {
+            Some(now) => (answer, now),
+            None => (Err(()), UnixTime(0)),
+        };
+        let outcome = gateway.on_introspection_answer(ticket, issuer, answer, now);
+        if outcome.refused.is_some() {
+            info!("{outcome}");
+        }
+        self.count(&mut gateway);
+    }
+
+    /// Feeds the requests parked on `ticket` again, each in its own context. They find the
+    /// answer kept; none of them sends a call from here (the SDK would route its answer to
+    /// the context that is running now), so one that would have to is refused.
+    fn wake(&self, ticket: u64) {
+        let waiters = self.parked.borrow_mut().remove(&ticket).unwrap_or_default();
+        for (context_id, request) in waiters {
+            let Some(request) = request.upgrade() else {
+                continue;
+            };
+            let Ok(mut request) = request.try_borrow_mut() else {
+                continue;
+            };
+            if proxy_wasm::hostcalls::set_effective_context(context_id).is_err() {
+                continue;
+            }
+            request.woken = true;
+            let action = request.run();
+            request.woken = false;
+            if let Action::Continue = action {
+                if let Err(err) = host::resume_request() {
+                    warn!("cannot resume a request after introspection: {err}");
+                    self.stats.borrow_mut().count_host_error();
+                }
+            }
+        }
+    }
 }
 
-/// Sends a JWKS fetch from `context`; `None` if the host refuses it (unknown cluster).
-fn dispatch(context: &dyn Context, fetch: &JwksFetch<'_>) -> Option<u32> {
+/// Sends an introspection call from the running context; `None` if the host refuses it.
+/// The call's `authorization` header holds the gateway's secret: it is never logged.
+fn dispatch_introspection(call: &IntrospectionCall<'_>) -> Option<u32> {
+    let mut headers = vec![
+        (":method", "POST"),
+        (":path", call.path),
+        (":authority", call.authority),
+    ];
+    headers.extend(call.headers.iter().copied());
+    let timeout = Duration::from_millis(call.timeout_ms);
+    let body = Some(call.body.as_bytes());
+    match proxy_wasm::hostcalls::dispatch_http_call(call.cluster, headers, body, vec![], timeout) {
+        Ok(token) => Some(token),
+        Err(status) => {
+            warn!(
+                "cannot introspect over cluster `{}`: {status:?}",
+                call.cluster
+            );
+            None
+        }
+    }
+}
+
+/// Sends a JWKS fetch from the running context; `None` if the host refuses it.
+fn dispatch_fetch(fetch: &JwksFetch<'_>) -> Option<u32> {
     let headers = vec![
         (":method", "GET"),
         (":path", fetch.path),
         (":authority", fetch.authority),
         ("accept", "application/json"),
     ];
-    match context.dispatch_http_call(fetch.cluster, headers, None, vec![], FETCH_TIMEOUT) {
+    match proxy_wasm::hostcalls::dispatch_http_call(
+        fetch.cluster,
+        headers,
+        None,
+        vec![],
+        FETCH_TIMEOUT,
+    ) {
         Ok(token) => Some(token),
         Err(status) => {
             warn!(
@@ -139,7 +221,7 @@ impl Root {
         let due: Vec<(usize, Option<u32>)> = gateway
             .on_tick(now)
             .iter()
-            .map(|fetch| (fetch.issuer, dispatch(self, fetch)))
+            .map(|fetch| (fetch.issuer, dispatch_fetch(fetch)))
             .collect();
         for (issuer, sent) in due {
             match sent {
@@ -158,7 +240,7 @@ impl Context for Root {
         else {
             return;
         };
-        let answer = call_answer(headers, body_size);
+        let answer = call_answer(headers, body_size, MAX_JWKS_LEN);
         if let Ok(mut gateway) = shared.gateway.try_borrow_mut() {
             shared.fetched(&mut gateway, issuer, answer);
         };
@@ -166,7 +248,7 @@ impl Context for Root {
 }
 
 /// The status and body of a finished `dispatch_http_call`; no headers means no answer.
-fn call_answer(headers: usize, body_size: usize) -> Option<(u16, Vec<u8>)> {
+fn call_answer(headers: usize, body_size: usize, limit: usize) -> Option<(u16, Vec<u8>)> {
     if headers == 0 {
         return None;
     }
@@ -178,7 +260,7 @@ fn call_answer(headers: usize, body_size: usize) -> Option<(u16, Vec<u8>)> {
         .find(|(name, _)| *name == b":status")
         .and_then(|(_, value)| std::str::from_utf8(value).ok()?.parse().ok())?;
     // One byte past the limit is enough for the core to refuse the body as too large.
-    let body = host::call_response_body(body_size.min(MAX_JWKS_LEN + 1)).unwrap_or_default();
+    let body = host::call_response_body(body_size.min(limit + 1)).unwrap_or_default();
     Some((status, body))
 }
 
@@ -210,6 +292,7 @@ impl RootContext for Root {
         self.shared = Some(Rc::new(Shared {
             gateway: RefCell::new(gateway),
             stats: RefCell::new(Stats::new()),
+            parked: RefCell::new(HashMap::new()),
         }));
         self.fetches.clear();
         if remote {
@@ -223,15 +306,24 @@ impl RootContext for Root {
         self.fetch_due();
     }
 
-    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let shared = Rc::clone(self.shared.as_ref()?);
-        Some(Box::new(Filter {
-            shared,
-            exchange: Exchange::with_client_certificate_lookup(host::client_certificate_sha256_hex),
-            fetch: None,
-            body: (0, false),
-            reading: None,
-        }))
+        let request = Rc::new_cyclic(|me| {
+            RefCell::new(Request {
+                shared,
+                context_id,
+                me: Weak::clone(me),
+                exchange: Exchange::with_client_certificate_lookup(
+                    host::client_certificate_sha256_hex,
+                ),
+                fetch: None,
+                introspection: None,
+                woken: false,
+                body: (0, false),
+                reading: None,
+            })
+        });
+        Some(Box::new(Filter { request }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -239,12 +331,24 @@ impl RootContext for Root {
     }
 }
 
-/// One request.
+/// One request's context: its state is shared (weakly) with the requests whose
+/// introspection answer may wake it.
 struct Filter {
+    request: Rc<RefCell<Request>>,
+}
+
+/// One request.
+struct Request {
     shared: Rc<Shared>,
+    context_id: u32,
+    me: Weak<RefCell<Request>>,
     exchange: Exchange,
     /// The call token and issuer of the key fetch this request waits for.
     fetch: Option<(u32, usize)>,
+    /// The call token, ticket and issuer of the introspection call this request sent.
+    introspection: Option<(u32, u64, usize)>,
+    /// Fed again from another request's context: it must not send calls.
+    woken: bool,
     /// The request body as the host reported it so far: bytes buffered, and whether that
     /// is all of it.
     body: (usize, bool),
@@ -258,10 +362,12 @@ enum Next {
     Act(Action),
     /// The fetch could not be sent: decide again without it.
     Again,
+    /// The introspection call (ticket, issuer) could not be sent: decide again, refused.
+    Unsent(u64, usize),
     ReadBody(host::HeaderMap),
 }
 
-impl Filter {
+impl Request {
     /// Feeds the request's headers to the gateway and does what it says.
     fn run(&mut self) -> Action {
         // Without the headers, or a clock, nothing can be decided, and in dry-run mode the
@@ -283,7 +389,7 @@ impl Filter {
             return self.fail_closed("the gateway is busy (a host call re-entered the filter)");
         };
         let next = match gateway.on_request_headers(&mut self.exchange, &pairs, now) {
-            Step::Wait(fetch) => match dispatch(self, &fetch) {
+            Step::Wait(fetch) => match (!self.woken).then(|| dispatch_fetch(&fetch)).flatten() {
                 Some(token) => {
                     self.fetch = Some((token, fetch.issuer));
                     Next::Act(Action::Pause)
@@ -295,6 +401,28 @@ impl Filter {
                     Next::Again
                 }
             },
+            Step::Introspect(call) => {
+                let sent = (!self.woken)
+                    .then(|| dispatch_introspection(&call))
+                    .flatten();
+                match sent {
+                    Some(token) => {
+                        self.introspection = Some((token, call.ticket, call.issuer));
+                        Next::Act(Action::Pause)
+                    }
+                    None => Next::Unsent(call.ticket, call.issuer),
+                }
+            }
+            Step::Park(ticket) => {
+                let me = (self.context_id, Weak::clone(&self.me));
+                shared
+                    .parked
+                    .borrow_mut()
+                    .entry(ticket)
+                    .or_default()
+                    .push(me);
+                Next::Act(Action::Pause)
+            }
             // proxy-wasm hosts hand a body only to a filter that let the headers go on
             // (Envoy turns a paused header phase into "stop all"), so the upstream gets
             // the headers now; the body waits in the filter until it is judged, and a
@@ -312,6 +440,11 @@ impl Filter {
         match next {
             Next::Act(action) => action,
             Next::Again => self.run(),
+            Next::Unsent(ticket, issuer) => {
+                shared.introspected(ticket, issuer, None);
+                shared.wake(ticket);
+                self.run()
+            }
             Next::ReadBody(headers) => {
                 self.reading = Some(headers);
                 match self.body {
@@ -397,7 +530,7 @@ impl Filter {
                 }
             }
             // The body phase never waits or asks again; refuse rather than guess.
-            Step::Wait(_) | Step::ReadBody { .. } => {
+            Step::Wait(_) | Step::Introspect(_) | Step::Park(_) | Step::ReadBody { .. } => {
                 self.fail_closed("the gateway asked for a fetch or the body after the body")
             }
         }
@@ -432,6 +565,28 @@ impl Filter {
 
 impl Context for Filter {
     fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
+        let Ok(mut request) = self.request.try_borrow_mut() else {
+            return;
+        };
+        request.call_answered(token, headers, body_size);
+    }
+}
+
+impl Request {
+    /// The answer of a call this request sent: a key fetch or an introspection.
+    fn call_answered(&mut self, token: u32, headers: usize, body_size: usize) {
+        if let Some((expected, ticket, issuer)) = self.introspection {
+            if expected == token {
+                self.introspection = None;
+                let answer = call_answer(headers, body_size, MAX_ANSWER_LEN);
+                let shared = Rc::clone(&self.shared);
+                shared.introspected(ticket, issuer, answer);
+                self.resume_after("introspection");
+                shared.wake(ticket);
+                let _ = proxy_wasm::hostcalls::set_effective_context(self.context_id);
+                return;
+            }
+        }
         let Some((expected, issuer)) = self.fetch else {
             return;
         };
@@ -439,45 +594,63 @@ impl Context for Filter {
             return;
         }
         self.fetch = None;
-        let answer = call_answer(headers, body_size);
+        let answer = call_answer(headers, body_size, MAX_JWKS_LEN);
         let shared = Rc::clone(&self.shared);
         if let Ok(mut gateway) = shared.gateway.try_borrow_mut() {
             shared.fetched(&mut gateway, issuer, answer);
         }
+        self.resume_after("the key re-fetch");
+    }
+
+    /// Decides the paused request again, and lets it go on if it may.
+    fn resume_after(&mut self, what: &str) {
         if let Action::Continue = self.run() {
             if let Err(err) = host::resume_request() {
-                warn!("cannot resume the request after the key re-fetch: {err}");
+                warn!("cannot resume the request after {what}: {err}");
                 self.shared.stats.borrow_mut().count_host_error();
             }
         }
     }
 }
 
-impl Drop for Filter {
+impl Drop for Request {
     fn drop(&mut self) {
-        // The request went away while waiting for a re-fetch; the host cancels the call.
-        if self.fetch.take().is_some() {
-            if let Ok(mut gateway) = self.shared.gateway.try_borrow_mut() {
-                gateway.on_abandoned(&mut self.exchange);
-            }
+        // The request went away while waiting for a call; the host cancels the call, and
+        // the requests parked on an introspection it sent are fed again.
+        let waited = self.fetch.take().is_some() || self.introspection.take().is_some();
+        if !waited {
+            return;
+        }
+        let abandoned = match self.shared.gateway.try_borrow_mut() {
+            Ok(mut gateway) => gateway.on_abandoned(&mut self.exchange),
+            Err(_) => None,
+        };
+        if let Some(ticket) = abandoned {
+            self.shared.wake(ticket);
         }
     }
 }
 
 impl HttpContext for Filter {
     fn on_http_request_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
+        let Ok(mut request) = self.request.try_borrow_mut() else {
+            return Action::Pause;
+        };
         if end_of_stream {
-            self.body = (0, true);
+            request.body = (0, true);
         }
-        self.run()
+        request.run()
     }
 
     /// Only an MCP route's request body is buffered, while the gateway reads it; every
     /// other body, and every response, streams through untouched.
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        self.body = (body_size, end_of_stream);
-        if self.reading.is_some() {
-            return self.body_progress();
+        let Ok(mut request) = self.request.try_borrow_mut() else {
+            return Action::Pause;
+        };
+        request.body = (body_size, end_of_stream);
+        if request.reading.is_some() {
+            return request.body_progress();
         }
         Action::Continue
     }

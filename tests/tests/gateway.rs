@@ -487,3 +487,252 @@ fn a_dpop_proof_is_accepted_once() {
     let step = gw.on_request_headers(&mut exchange, &request, UnixTime(NOW));
     assert_eq!(status(&step), Some(401));
 }
+
+/// The example policy whose issuer introspects opaque tokens at cluster `idp`.
+fn introspecting_gateway(introspection: Value) -> Gateway {
+    gateway(|policy| {
+        let mut settings = json!({"endpoint": "http://127.0.0.1:9/introspect",
+            "cluster": "idp", "client_id": "gateway", "client_secret": "s3cret:pass"});
+        if let (Some(settings), Value::Object(more)) = (settings.as_object_mut(), introspection) {
+            settings.extend(more);
+        }
+        policy["issuers"][0]["introspection"] = settings;
+    })
+}
+
+fn active_answer(scope: &str) -> String {
+    json!({"active": true, "scope": scope, "aud": "http://127.0.0.1:8080", "sub": "alice",
+           "iss": "https://idp.scopegate.test", "exp": NOW + 3600, "client_id": "spa"})
+    .to_string()
+}
+
+/// An opaque token goes to the introspection endpoint once: the call carries the token
+/// form-encoded and the gateway's credentials; the active answer decides the request and
+/// every later one with the token, until `cache_seconds`.
+#[test]
+fn an_opaque_token_is_introspected_once_and_its_answer_kept() {
+    let mut gw = introspecting_gateway(json!({"cache_seconds": 60}));
+    let request = headers(
+        "/api/resources",
+        &[("authorization", "Bearer 2YotnF+ZFEjr1zCsicMWpAA")],
+    );
+    let mut exchange = Exchange::default();
+    let Step::Introspect(call) = gw.on_request_headers(&mut exchange, &request, UnixTime(NOW))
+    else {
+        panic!("expected an introspection call")
+    };
+    assert_eq!(
+        (call.cluster, call.path, call.authority),
+        ("idp", "/introspect", "127.0.0.1:9")
+    );
+    assert_eq!(
+        call.body,
+        "token=2YotnF%2BZFEjr1zCsicMWpAA&token_type_hint=access_token"
+    );
+    // RFC 6749 §2.3.1: base64 of the form-encoded "gateway:s3cret%3Apass".
+    assert_eq!(
+        call.headers[2],
+        ("authorization", "Basic Z2F0ZXdheTpzM2NyZXQlM0FwYXNz")
+    );
+    let (ticket, issuer) = (call.ticket, call.issuer);
+    assert_eq!(exchange.introspection(), Some(ticket));
+    let answer = active_answer("resource:read");
+    let outcome =
+        gw.on_introspection_answer(ticket, issuer, Ok((200, answer.as_bytes())), UnixTime(NOW));
+    assert!(outcome.refused.is_none(), "{outcome}");
+    let Step::Forward(forward) = gw.on_request_headers(&mut exchange, &request, UnixTime(NOW))
+    else {
+        panic!("expected the request to go on")
+    };
+    assert_eq!(forward.set[0], ("x-scopegate-sub", "alice".to_owned()));
+    // Another request with the token: no call; a scope the answer lacks is a 403.
+    let write = headers(
+        "/api/resources/7",
+        &[("authorization", "Bearer 2YotnF+ZFEjr1zCsicMWpAA")],
+    );
+    let mut write = write;
+    write[0].1 = b"PUT";
+    let step = gw.on_request_headers(&mut Exchange::default(), &write, UnixTime(NOW + 59));
+    assert_eq!(status(&step), Some(403));
+    // Past `cache_seconds` it is introspected again.
+    let step = gw.on_request_headers(&mut Exchange::default(), &request, UnixTime(NOW + 61));
+    assert!(matches!(step, Step::Introspect(_)), "{step:?}");
+    let counts: Vec<String> = gw.drain_counts().map(|c| c.to_string()).collect();
+    assert_eq!(
+        counts,
+        [
+            "introspection.call",
+            "introspection.active",
+            "introspection.hit",
+            "decision.allow_authorized",
+            "introspection.hit",
+            "decision.deny_insufficient_scope",
+            "missing_scope.resource:write",
+            "introspection.call",
+        ]
+    );
+}
+
+/// Inactive answers, failures and garbage are refusals, never passes; an inactive answer is
+/// kept for `inactive_cache_seconds`, a failure for one second.
+#[test]
+fn an_introspection_that_fails_or_says_inactive_refuses_the_token() {
+    type Answer = Result<(u16, &'static [u8]), ()>;
+    let cases: [(Answer, &str); 8] = [
+        (Ok((200, br#"{"active": false}"#)), "token_inactive"),
+        (Err(()), "introspection_unavailable"),
+        (Ok((500, b"oops")), "introspection_unavailable"),
+        (
+            Ok((401, br#"{"error":"invalid_client"}"#)),
+            "introspection_unavailable",
+        ),
+        (Ok((200, b"<html>")), "introspection_unavailable"),
+        (
+            Ok((200, br#"{"active": "true"}"#)),
+            "introspection_unavailable",
+        ),
+        (
+            Ok((200, br#"[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]"#)),
+            "introspection_unavailable",
+        ),
+        (
+            Ok((
+                200,
+                br#"{"active": true, "iss": "https://evil", "aud": "http://127.0.0.1:8080"}"#,
+            )),
+            "untrusted_issuer",
+        ),
+    ];
+    for (answer, code) in cases {
+        let mut gw = introspecting_gateway(json!({"inactive_cache_seconds": 5}));
+        let request = headers("/api/resources", &[("authorization", "Bearer opaque-1")]);
+        let mut exchange = Exchange::default();
+        let Step::Introspect(call) = gw.on_request_headers(&mut exchange, &request, UnixTime(NOW))
+        else {
+            panic!("expected an introspection call")
+        };
+        let (ticket, issuer) = (call.ticket, call.issuer);
+        let _ = gw.on_introspection_answer(ticket, issuer, answer, UnixTime(NOW));
+        let step = gw.on_request_headers(&mut exchange, &request, UnixTime(NOW));
+        let Step::Respond(reply) = &step else {
+            panic!("{code}: expected a refusal, got {step:?}")
+        };
+        let response = reply.local_response();
+        assert_eq!(response.status, 401, "{code}");
+        let challenge = &response
+            .headers
+            .iter()
+            .find(|(n, _)| *n == "www-authenticate")
+            .unwrap()
+            .1;
+        assert!(
+            challenge.contains("error=\"invalid_token\""),
+            "{code}: {challenge}"
+        );
+        gw.drain_counts().for_each(drop);
+        // Kept: a second request makes no call.
+        let again = gw.on_request_headers(&mut Exchange::default(), &request, UnixTime(NOW + 1));
+        assert_eq!(status(&again), Some(401), "{code}");
+        let counts: Vec<String> = gw.drain_counts().map(|c| c.to_string()).collect();
+        assert_eq!(counts[0], "introspection.hit", "{code}");
+        assert_eq!(counts[2], format!("invalid_token.{code}"), "{code}");
+        // A failure is retried after a second; an inactive answer after five.
+        let later = gw.on_request_headers(&mut Exchange::default(), &request, UnixTime(NOW + 2));
+        assert_eq!(
+            matches!(later, Step::Introspect(_)),
+            code == "introspection_unavailable",
+            "{code}: {later:?}"
+        );
+    }
+}
+
+/// Concurrent requests with one token wait on one call; when the request that sent it
+/// goes away, one of the parked ones introspects anew.
+#[test]
+fn concurrent_requests_with_one_token_wait_on_one_introspection_call() {
+    let mut gw = introspecting_gateway(json!({}));
+    let request = headers("/api/resources", &[("authorization", "Bearer opaque-2")]);
+    let mut first = Exchange::default();
+    let Step::Introspect(call) = gw.on_request_headers(&mut first, &request, UnixTime(NOW)) else {
+        panic!("expected an introspection call")
+    };
+    let (ticket, issuer) = (call.ticket, call.issuer);
+    let mut parked: Vec<Exchange> = (0..3).map(|_| Exchange::default()).collect();
+    for exchange in &mut parked {
+        let step = gw.on_request_headers(exchange, &request, UnixTime(NOW));
+        assert!(matches!(step, Step::Park(t) if t == ticket), "{step:?}");
+    }
+    // The first request goes away: its call is forgotten and the parked ones fed again.
+    assert_eq!(gw.on_abandoned(&mut first), Some(ticket));
+    assert_eq!(
+        gw.on_abandoned(&mut parked[2]),
+        None,
+        "a parked request sent no call"
+    );
+    let Step::Introspect(retry) = gw.on_request_headers(&mut parked[0], &request, UnixTime(NOW))
+    else {
+        panic!("expected a new call")
+    };
+    let retry = (retry.ticket, retry.issuer);
+    assert_ne!(retry.0, ticket);
+    let step = gw.on_request_headers(&mut parked[1], &request, UnixTime(NOW));
+    assert!(matches!(step, Step::Park(t) if t == retry.0), "{step:?}");
+    let answer = active_answer("resource:read");
+    let _ = gw.on_introspection_answer(
+        retry.0,
+        retry.1,
+        Ok((200, answer.as_bytes())),
+        UnixTime(NOW),
+    );
+    // The late answer of the abandoned call changes nothing.
+    let _ = gw.on_introspection_answer(
+        ticket,
+        issuer,
+        Ok((200, br#"{"active":false}"#)),
+        UnixTime(NOW),
+    );
+    for exchange in &mut parked[..2] {
+        let step = gw.on_request_headers(exchange, &request, UnixTime(NOW));
+        assert!(matches!(step, Step::Forward(_)), "{step:?}");
+    }
+    // A request that already waited twice is not parked a third time.
+    let mut impatient = Exchange::default();
+    let token = "Bearer opaque-3";
+    let other = headers("/api/resources", &[("authorization", token)]);
+    let _ = gw.on_request_headers(&mut impatient, &other, UnixTime(NOW));
+    let _ = gw.on_abandoned(&mut impatient);
+    let _ = gw.on_request_headers(&mut impatient, &other, UnixTime(NOW));
+    let _ = gw.on_abandoned(&mut impatient);
+    let step = gw.on_request_headers(&mut impatient, &other, UnixTime(NOW));
+    assert_eq!(status(&step), Some(401), "{step:?}");
+}
+
+/// JWTs are verified locally unless the issuer introspects `all` its tokens; the client
+/// secret never shows in a policy error or a debug print.
+#[test]
+fn jwts_are_introspected_only_when_the_issuer_says_all_and_secrets_stay_hidden() {
+    let keys = TestKeys::from_seed(1);
+    let jwt = format!("Bearer {}", token(&keys, json!({"alg": "ES256"})));
+    let request = headers("/api/resources", &[("authorization", &jwt)]);
+    let mut opaque_only = introspecting_gateway(json!({}));
+    let step = opaque_only.on_request_headers(&mut Exchange::default(), &request, UnixTime(NOW));
+    assert!(
+        matches!(step, Step::Wait(_)),
+        "a JWT waits for its keys: {step:?}"
+    );
+    let mut all = introspecting_gateway(json!({"tokens": "all"}));
+    let step = all.on_request_headers(&mut Exchange::default(), &request, UnixTime(NOW));
+    assert!(matches!(step, Step::Introspect(_)), "{step:?}");
+    assert!(
+        !format!("{all:?}").contains("s3cret"),
+        "the secret in a debug print"
+    );
+    let mut policy = example_policy_with_remote_keys("http://127.0.0.1:1/jwks", "jwks");
+    policy["issuers"][0]["introspection"] = json!({"endpoint": "ftp://x", "cluster": "idp",
+        "client_id": "gateway", "client_secret": "s3cret"});
+    let err = Policy::from_json(&policy.to_string())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("issuers[0].introspection.endpoint"), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+}

@@ -136,7 +136,9 @@ pub struct IssuerDocument {
     pub issuer: String,
     /// Accepted `aud` values; a token must name at least one.
     pub audiences: Vec<String>,
-    /// Accepted JWS algorithms.
+    /// Accepted JWS algorithms; may be empty for an issuer whose tokens are all
+    /// introspected.
+    #[serde(default)]
     pub algorithms: Vec<String>,
     /// Inline JWKS (`{"keys": [...]}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -162,6 +164,51 @@ pub struct IssuerDocument {
     /// Required `typ` header, e.g. `at+jwt` (RFC 9068).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,
+    /// Token introspection (RFC 7662) for tokens the gateway cannot verify alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection: Option<IntrospectionDocument>,
+}
+
+/// An issuer's introspection endpoint (`issuers[].introspection`).
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionDocument {
+    /// The endpoint's URL, e.g. `https://idp.example/token/introspection`.
+    pub endpoint: String,
+    /// The Envoy cluster that reaches it.
+    pub cluster: String,
+    /// How the gateway authenticates to it: `client_secret_basic` (the only one yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_method: Option<String>,
+    /// The gateway's client id at the issuer.
+    pub client_id: String,
+    /// The gateway's client secret at the issuer. Never logged, echoed or printed.
+    pub client_secret: String,
+    /// Which tokens are introspected: `opaque` (default: those that are not a JWS) or
+    /// `all` of this issuer's, JWTs too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<String>,
+    /// Longest time an active answer is kept, in seconds (default 300; never past `exp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_seconds: Option<u64>,
+    /// How long an inactive answer is kept, in seconds (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inactive_cache_seconds: Option<u64>,
+    /// How long the gateway waits for the endpoint, in milliseconds (default 2000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+impl fmt::Debug for IntrospectionDocument {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntrospectionDocument")
+            .field("endpoint", &self.endpoint)
+            .field("cluster", &self.cluster)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"(redacted)")
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How scopes are read from tokens and compared.

@@ -125,9 +125,15 @@ pub struct Issuer {
     pub(crate) hmac_secret: Option<Vec<u8>>,
     pub(crate) leeway: u64,
     pub(crate) token_type: Option<Box<str>>,
+    pub(crate) introspection: Option<crate::introspection::IntrospectionRules>,
 }
 
 impl Issuer {
+    /// Its introspection endpoint, if its tokens are introspected.
+    pub fn introspection(&self) -> Option<&crate::introspection::IntrospectionRules> {
+        self.introspection.as_ref()
+    }
+
     /// The `iss` value.
     pub fn issuer(&self) -> &str {
         &self.issuer
@@ -322,6 +328,35 @@ impl Policy {
             .filter(|(_, resource)| is_under(path, &resource.prefix))
             .max_by_key(|(_, resource)| resource.prefix.len())
             .map(|(index, _)| index)
+    }
+
+    /// The issuer whose introspection endpoint judges `token`, if any: the one issuer
+    /// that introspects, for an opaque token, or for a JWT of its own when it introspects
+    /// `all` its tokens.
+    pub fn introspecting(&self, token: &str) -> Option<usize> {
+        use crate::introspection::{looks_like_jws, IntrospectedTokens};
+        let (index, issuer) = self
+            .issuers
+            .iter()
+            .enumerate()
+            .find(|(_, issuer)| issuer.introspection.is_some())?;
+        if !looks_like_jws(token) {
+            return Some(index);
+        }
+        let all = issuer
+            .introspection
+            .as_ref()
+            .is_some_and(|i| i.tokens() == IntrospectedTokens::All);
+        let decoded = if all {
+            crate::token::decode(token).ok()?
+        } else {
+            return None;
+        };
+        let iss = decoded
+            .claims()
+            .get("iss")
+            .and_then(serde_json::Value::as_str)?;
+        (iss == &*issuer.issuer).then_some(index)
     }
 
     pub(crate) fn issuer_by_name(&self, iss: &str) -> Option<(usize, &Issuer)> {

@@ -113,6 +113,13 @@ pub enum TokenError {
     DpopRequired,
     /// The DPoP proof is refused: answered with 401 `invalid_dpop_proof`.
     Proof(crate::dpop::ProofError),
+    /// The introspection endpoint answered `active: false` (RFC 7662 §2.2): revoked,
+    /// expired, or never issued.
+    Inactive,
+    /// The introspection endpoint is down, too slow, refused the gateway's credentials or
+    /// answered something that is not an RFC 7662 answer: the token cannot be judged, so it
+    /// is refused.
+    IntrospectionUnavailable,
 }
 
 impl TokenError {
@@ -155,6 +162,8 @@ impl TokenError {
             Self::NotDpopBound => "The access token is not bound to a DPoP key",
             Self::DpopRequired => "This resource accepts DPoP-bound access tokens only",
             Self::Proof(err) => err.description(),
+            Self::Inactive => "The access token is not active",
+            Self::IntrospectionUnavailable => "The access token could not be checked; try again",
         }
     }
 
@@ -210,6 +219,8 @@ impl TokenError {
             Self::NotDpopBound => "dpop_not_bound",
             Self::DpopRequired => "dpop_required",
             Self::Proof(err) => err.code(),
+            Self::Inactive => "token_inactive",
+            Self::IntrospectionUnavailable => "introspection_unavailable",
         }
     }
 }
@@ -270,6 +281,13 @@ impl fmt::Display for TokenError {
                 f.write_str("a bearer token, where the policy accepts DPoP-bound tokens only")
             }
             Self::Proof(err) => write!(f, "{err}"),
+            Self::Inactive => {
+                f.write_str("the introspection endpoint says the token is not active")
+            }
+            Self::IntrospectionUnavailable => f.write_str(
+                "the introspection endpoint gave no usable answer (down, slow, refused the \
+                 gateway's credentials, or not an RFC 7662 answer)",
+            ),
             Self::InvalidScopeClaim { claim } => write!(
                 f,
                 "claim `{claim}` holds a scope with a character outside RFC 6749 scope-token"

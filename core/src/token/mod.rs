@@ -189,12 +189,34 @@ pub(crate) fn authenticate(
             return Err(TokenError::WrongType);
         }
     }
+    principal_of_claims(policy, issuer_index, claims, now, true)
+}
+
+/// The principal of a token's claims, from a verified JWT or an introspection answer:
+/// validity times, audience, confirmation, scopes. `exp` is required of a JWT; an
+/// introspection answer without one is valid until the issuer says otherwise.
+pub(crate) fn principal_of_claims(
+    policy: &Policy,
+    issuer_index: usize,
+    claims: &Value,
+    now: UnixTime,
+    exp_required: bool,
+) -> Result<Principal, TokenError> {
+    let Some(issuer) = policy.issuers.get(issuer_index) else {
+        return Err(TokenError::MissingIssuer);
+    };
     let leeway = issuer.leeway;
-    let exp = numeric_date(claims, "exp")?.ok_or(TokenError::MissingClaim("exp"))?;
-    let expires_at = exp.saturating_add(leeway);
-    if now.0 > expires_at {
-        return Err(TokenError::Expired { exp, now: now.0 });
-    }
+    let expires_at = match numeric_date(claims, "exp")? {
+        Some(exp) => {
+            let expires_at = exp.saturating_add(leeway);
+            if now.0 > expires_at {
+                return Err(TokenError::Expired { exp, now: now.0 });
+            }
+            expires_at
+        }
+        None if exp_required => return Err(TokenError::MissingClaim("exp")),
+        None => u64::MAX,
+    };
     if let Some(nbf) = numeric_date(claims, "nbf")? {
         if nbf > now.0.saturating_add(leeway) {
             return Err(TokenError::NotYetValid { nbf });

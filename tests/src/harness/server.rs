@@ -84,7 +84,8 @@ impl Recorder {
         self.len() == 0
     }
 
-    fn push(&self, request: &ServerRequest) {
+    /// Records `request`, for a handler of the test's own.
+    pub fn push(&self, request: &ServerRequest) {
         if let Ok(mut requests) = self.0.lock() {
             requests.push(request.clone());
         }

@@ -36,10 +36,15 @@ pub(super) fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer,
             ));
         }
     }
-    if doc.algorithms.is_empty() {
+    let introspection = doc
+        .introspection
+        .as_ref()
+        .map(|i| super::introspection::compile_introspection(&format!("{path}.introspection"), i))
+        .transpose()?;
+    if doc.algorithms.is_empty() && introspection.is_none() {
         return Err(PolicyError::new(
             format!("{path}.algorithms"),
-            "at least one algorithm is required",
+            "at least one algorithm is required (or `introspection`, for an issuer of opaque tokens)",
         ));
     }
     let mut algorithms = Vec::with_capacity(doc.algorithms.len());
@@ -180,6 +185,7 @@ pub(super) fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer,
         hmac_secret,
         leeway: doc.leeway_seconds.unwrap_or(DEFAULT_LEEWAY_SECONDS),
         token_type: doc.token_type.as_deref().map(Into::into),
+        introspection,
     })
 }
 

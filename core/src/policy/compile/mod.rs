@@ -13,6 +13,7 @@ use crate::route::RouteTable;
 use crate::scope::{is_valid_scope, ScopeError, ScopeRules};
 
 mod dpop;
+mod introspection;
 mod issuer;
 mod mcp;
 mod resource;
@@ -65,7 +66,19 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
                 format!("issuer `{}` is listed twice", issuer.issuer),
             ));
         }
-        issuers.push(compile_issuer(&path, issuer)?);
+        let issuer = compile_issuer(&path, issuer)?;
+        // An opaque token names no issuer: one endpoint must be the one to ask.
+        if issuer.introspection.is_some()
+            && issuers
+                .iter()
+                .any(|i: &crate::policy::Issuer| i.introspection.is_some())
+        {
+            return Err(PolicyError::new(
+                format!("{path}.introspection"),
+                "only one issuer can introspect: an opaque token does not say which issuer made it",
+            ));
+        }
+        issuers.push(issuer);
     }
 
     let scopes = &doc.scopes;

@@ -1,0 +1,247 @@
+//! Token introspection (RFC 7662): tokens the gateway cannot judge alone, such as opaque
+//! access tokens, are sent to their issuer's introspection endpoint, and the answer's
+//! members (`active`, `scope`, `exp`, `aud`, `iss`, `sub`, `cnf`, `acr`, `auth_time`, …)
+//! feed the same decision as a JWT's claims.
+//!
+//! The core builds the call and reads its answer; the host sends it
+//! ([`Step::Introspect`](crate::gateway::Step::Introspect)). Answers are kept in
+//! [`Answers`]: active ones until `exp`, capped by the issuer's `cache_seconds`; inactive
+//! ones for `inactive_cache_seconds`; a failed call for one second, long enough for every
+//! request that waited on it to read the failure. An endpoint that is down, slow or
+//! answers garbage gives 401 `introspection_unavailable`, never a pass.
+//!
+//! ```
+//! use scopegate_core::{Policy, UnixTime};
+//! let policy = Policy::from_json(r#"{"version": 1, "realm": "api",
+//!   "issuers": [{"issuer": "https://idp", "audiences": ["api"],
+//!     "introspection": {"endpoint": "http://127.0.0.1:9000/introspect", "cluster": "idp",
+//!                       "client_id": "gateway", "client_secret": "s3cret"}}],
+//!   "routes": [{"path": "/api", "require": "read"}]}"#)?;
+//! let rules = policy.issuers()[0].introspection().unwrap();
+//! let call = rules.call("opaque-token", 0, 7);
+//! assert_eq!((call.cluster, call.path, call.body.as_str()),
+//!            ("idp", "/introspect", "token=opaque-token&token_type_hint=access_token"));
+//! // The secret goes in the `authorization` header only, never in a log line.
+//! assert!(!format!("{rules:?}").contains("s3cret"));
+//!
+//! let answer = br#"{"active": true, "scope": "read", "aud": "api", "exp": 1767000600}"#;
+//! let principal = rules.principal(&policy, 0, answer, UnixTime(1_767_000_000)).unwrap();
+//! assert!(principal.scopes.contains("read"));
+//! # Ok::<(), scopegate_core::PolicyError>(())
+//! ```
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use core::fmt;
+
+use base64ct::{Base64, Encoding};
+use serde_json::Value;
+
+use crate::policy::Policy;
+use crate::token::{principal_of_claims, Principal, TokenError};
+use crate::UnixTime;
+
+mod answers;
+
+pub use answers::{Answers, Known};
+
+/// Longest answer read, in bytes: a token's worth of claims.
+pub const MAX_ANSWER_LEN: usize = 16 * 1024;
+/// Default cap on how long an active answer is kept (`cache_seconds`).
+pub const DEFAULT_CACHE_SECONDS: u64 = 300;
+/// Default time an inactive answer is kept (`inactive_cache_seconds`).
+pub const DEFAULT_INACTIVE_CACHE_SECONDS: u64 = 10;
+/// Default time the gateway waits for the endpoint (`timeout_ms`).
+pub const DEFAULT_TIMEOUT_MS: u64 = 2_000;
+
+/// Which of an issuer's tokens are introspected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntrospectedTokens {
+    /// Those that are not a JWS (opaque tokens); JWTs are verified locally.
+    Opaque,
+    /// Every token of the issuer, JWTs too (their signatures are then not checked
+    /// locally: the issuer answers for them).
+    All,
+}
+
+/// An issuer's compiled introspection settings.
+#[derive(Clone)]
+pub struct IntrospectionRules {
+    pub(crate) cluster: Box<str>,
+    pub(crate) authority: Box<str>,
+    pub(crate) path: Box<str>,
+    /// `Basic base64(client_id:client_secret)`, form-encoded first (RFC 6749 §2.3.1).
+    pub(crate) authorization: Box<str>,
+    pub(crate) client_id: Box<str>,
+    pub(crate) tokens: IntrospectedTokens,
+    pub(crate) cache_seconds: u64,
+    pub(crate) inactive_cache_seconds: u64,
+    pub(crate) timeout_ms: u64,
+}
+
+impl fmt::Debug for IntrospectionRules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntrospectionRules")
+            .field("cluster", &self.cluster)
+            .field("authority", &self.authority)
+            .field("path", &self.path)
+            .field("client_id", &self.client_id)
+            .field("authorization", &"(redacted)")
+            .field("tokens", &self.tokens)
+            .field("cache_seconds", &self.cache_seconds)
+            .field("inactive_cache_seconds", &self.inactive_cache_seconds)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+/// One introspection call for the host to send: `POST path` over `cluster`.
+#[derive(Debug)]
+pub struct IntrospectionCall<'g> {
+    /// Which call this is: give it back with the answer.
+    pub ticket: u64,
+    /// Position of the issuer in the policy's `issuers`.
+    pub issuer: usize,
+    /// The cluster to send it over.
+    pub cluster: &'g str,
+    /// The request's `:authority`.
+    pub authority: &'g str,
+    /// The request's `:path`.
+    pub path: &'g str,
+    /// The request headers besides the pseudo-headers. The `authorization` value holds the
+    /// client secret: hosts must not log it.
+    pub headers: [(&'static str, &'g str); 3],
+    /// The form-encoded body.
+    pub body: String,
+    /// How long to wait for the answer, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl IntrospectionRules {
+    /// Which tokens it introspects.
+    pub fn tokens(&self) -> IntrospectedTokens {
+        self.tokens
+    }
+
+    /// The call that introspects `token` for the issuer at `issuer`.
+    pub fn call(&self, token: &str, issuer: usize, ticket: u64) -> IntrospectionCall<'_> {
+        let mut body = String::with_capacity(token.len() + 40);
+        body.push_str("token=");
+        form_encode(token, &mut body);
+        body.push_str("&token_type_hint=access_token");
+        IntrospectionCall {
+            ticket,
+            issuer,
+            cluster: &self.cluster,
+            authority: &self.authority,
+            path: &self.path,
+            headers: [
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("accept", "application/json"),
+                ("authorization", &self.authorization),
+            ],
+            body,
+            timeout_ms: self.timeout_ms,
+        }
+    }
+
+    /// Reads an answer's body (status 200 already checked by the caller) into the
+    /// principal it describes, or why the token is refused: inactive, from another issuer,
+    /// or claims that fail the same checks as a JWT's.
+    pub fn principal(
+        &self,
+        policy: &Policy,
+        issuer: usize,
+        body: &[u8],
+        now: UnixTime,
+    ) -> Result<Principal, TokenError> {
+        if body.len() > MAX_ANSWER_LEN || !crate::json::depth_within(body, crate::json::MAX_DEPTH) {
+            return Err(TokenError::IntrospectionUnavailable);
+        }
+        let answer: Value =
+            serde_json::from_slice(body).map_err(|_| TokenError::IntrospectionUnavailable)?;
+        let Value::Object(members) = &answer else {
+            return Err(TokenError::IntrospectionUnavailable);
+        };
+        match members.get("active") {
+            Some(Value::Bool(true)) => {}
+            Some(Value::Bool(false)) => return Err(TokenError::Inactive),
+            _ => return Err(TokenError::IntrospectionUnavailable),
+        }
+        let Some(trusted) = policy.issuers().get(issuer) else {
+            return Err(TokenError::IntrospectionUnavailable);
+        };
+        // RFC 7662 makes `iss` optional; when the endpoint names one, it is this issuer.
+        match members.get("iss") {
+            None => {}
+            Some(Value::String(iss)) if iss.as_str() == trusted.issuer() => {}
+            Some(Value::String(iss)) => return Err(TokenError::UntrustedIssuer(iss.clone())),
+            Some(_) => {
+                return Err(TokenError::InvalidClaim {
+                    claim: String::from("iss"),
+                    expected: "a string",
+                })
+            }
+        }
+        let mut principal = principal_of_claims(policy, issuer, &answer, now, false)?;
+        principal.expires_at = principal
+            .expires_at
+            .min(now.0.saturating_add(self.cache_seconds));
+        Ok(principal)
+    }
+}
+
+/// `application/x-www-form-urlencoded` (the WHATWG URL standard's byte serializer).
+pub(crate) fn form_encode(text: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &byte in text.as_bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(char::from(byte));
+            }
+            b' ' => out.push('+'),
+            _ => {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 15)]));
+            }
+        }
+    }
+}
+
+/// The `authorization` value of `client_secret_basic` (RFC 6749 §2.3.1: both parts are
+/// form-encoded before they are joined and base64-encoded).
+pub(crate) fn basic_authorization(client_id: &str, client_secret: &str) -> String {
+    let mut credentials = String::new();
+    form_encode(client_id, &mut credentials);
+    credentials.push(':');
+    form_encode(client_secret, &mut credentials);
+    let mut value = String::from("Basic ");
+    value.push_str(&Base64::encode_string(credentials.as_bytes()));
+    value
+}
+
+/// Is `token` a JWS in compact form (three base64url parts), as opposed to an opaque token?
+pub(crate) fn looks_like_jws(token: &str) -> bool {
+    token.bytes().filter(|b| *b == b'.').count() == 2 && token.starts_with("eyJ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_form_encoded_before_base64() {
+        // RFC 6749 §2.3.1: "a:b" as a client id is sent as "a%3Ab".
+        let value = basic_authorization("a:b", "p w+");
+        let decoded = Base64::decode_vec(&value["Basic ".len()..]).unwrap();
+        assert_eq!(decoded, b"a%3Ab:p+w%2B");
+    }
+
+    #[test]
+    fn opaque_and_jws_tokens() {
+        assert!(looks_like_jws("eyJhbGciOiJFUzI1NiJ9.e30.c2ln"));
+        assert!(!looks_like_jws("2YotnFZFEjr1zCsicMWpAA"));
+        assert!(!looks_like_jws("a.b.c"));
+    }
+}

@@ -1,0 +1,109 @@
+//! An issuer's `introspection` block: the endpoint, the gateway's credentials, which tokens
+//! and how long answers are kept. The client secret is never part of an error message.
+
+use alloc::format;
+
+use crate::introspection::{
+    basic_authorization, IntrospectedTokens, IntrospectionRules, DEFAULT_CACHE_SECONDS,
+    DEFAULT_INACTIVE_CACHE_SECONDS, DEFAULT_TIMEOUT_MS,
+};
+use crate::policy::document::IntrospectionDocument;
+use crate::policy::url::split_url;
+use crate::policy::PolicyError;
+
+/// An answer is a credential for as long as it is kept: at most a day.
+const MAX_CACHE_SECONDS: u64 = 86_400;
+const MAX_INACTIVE_CACHE_SECONDS: u64 = 3_600;
+const MAX_TIMEOUT_MS: u64 = 60_000;
+
+pub(super) fn compile_introspection(
+    path: &str,
+    doc: &IntrospectionDocument,
+) -> Result<IntrospectionRules, PolicyError> {
+    let Some((authority, endpoint_path)) = split_url(&doc.endpoint) else {
+        return Err(PolicyError::new(
+            format!("{path}.endpoint"),
+            "must be an absolute http or https URL with a host (`https://idp.example/introspect`)",
+        ));
+    };
+    if doc.cluster.is_empty() {
+        return Err(PolicyError::new(
+            format!("{path}.cluster"),
+            "must name the Envoy cluster that reaches the endpoint",
+        ));
+    }
+    match doc.auth_method.as_deref() {
+        None | Some("client_secret_basic") => {}
+        Some(other) => {
+            return Err(PolicyError::new(
+                format!("{path}.auth_method"),
+                format!(
+                    "`{other}` is not supported; use `client_secret_basic` (private_key_jwt is \
+                     not built yet)"
+                ),
+            ))
+        }
+    }
+    if doc.client_id.is_empty() {
+        return Err(PolicyError::new(
+            format!("{path}.client_id"),
+            "must not be empty",
+        ));
+    }
+    if doc.client_secret.is_empty() {
+        return Err(PolicyError::new(
+            format!("{path}.client_secret"),
+            "must not be empty",
+        ));
+    }
+    let tokens = match doc.tokens.as_deref() {
+        None | Some("opaque") => IntrospectedTokens::Opaque,
+        Some("all") => IntrospectedTokens::All,
+        Some(other) => {
+            return Err(PolicyError::new(
+                format!("{path}.tokens"),
+                format!("`{other}` is neither `opaque` nor `all`"),
+            ))
+        }
+    };
+    let bounded = |field: &str, value: Option<u64>, default: u64, min: u64, max: u64| {
+        let value = value.unwrap_or(default);
+        if (min..=max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(PolicyError::new(
+                format!("{path}.{field}"),
+                format!("must be between {min} and {max}"),
+            ))
+        }
+    };
+    Ok(IntrospectionRules {
+        cluster: doc.cluster.as_str().into(),
+        authority: authority.into(),
+        path: endpoint_path.into(),
+        authorization: basic_authorization(&doc.client_id, &doc.client_secret).into(),
+        client_id: doc.client_id.as_str().into(),
+        tokens,
+        cache_seconds: bounded(
+            "cache_seconds",
+            doc.cache_seconds,
+            DEFAULT_CACHE_SECONDS,
+            1,
+            MAX_CACHE_SECONDS,
+        )?,
+        inactive_cache_seconds: bounded(
+            "inactive_cache_seconds",
+            doc.inactive_cache_seconds,
+            DEFAULT_INACTIVE_CACHE_SECONDS,
+            0,
+            MAX_INACTIVE_CACHE_SECONDS,
+        )?,
+        timeout_ms: bounded(
+            "timeout_ms",
+            doc.timeout_ms,
+            DEFAULT_TIMEOUT_MS,
+            100,
+            MAX_TIMEOUT_MS,
+        )?,
+    })
+}
