@@ -16,8 +16,16 @@
 //   approve fewer (the "minimal" grant of step-up authorization); every authorization
 //   request of theirs is logged (`idp: authorization request ...`).
 //
+// - with `--opaque-resource URL --client-secret S`, a resource whose access tokens are opaque
+//   (RFC 7662 introspection at /token/introspection), client credentials for two
+//   confidential clients (`scopegate-service` gets tokens, `scopegate-gateway` introspects
+//   them; both with secret S, client_secret_basic), revocation at /token/revocation, and
+//   DPoP (RFC 9449): a token request with a DPoP proof gets a token bound to its key, JWT
+//   or opaque.
+//
 // Usage: node idp.mjs --port 9000 --audience http://127.0.0.1:8080 --spa http://127.0.0.1:5173
 //        [--mcp-resource http://127.0.0.1:8080/mcp]
+//        [--opaque-resource http://127.0.0.1:8080/opaque --client-secret S]
 // The signing keys are made at start and published at /jwks: every run has new keys, which
 // the gateway fetches from there (its `jwks_uri`).
 import { createServer } from 'node:http';
@@ -31,6 +39,8 @@ const { values: args } = parseArgs({
     audience: { type: 'string', default: 'http://127.0.0.1:8080' },
     spa: { type: 'string', default: 'http://127.0.0.1:5173' },
     'mcp-resource': { type: 'string' },
+    'opaque-resource': { type: 'string' },
+    'client-secret': { type: 'string' },
   },
 });
 const port = Number(args.port);
@@ -38,6 +48,8 @@ const issuer = `http://127.0.0.1:${port}`;
 const audience = args.audience;
 const spaOrigin = new URL(args.spa).origin;
 const mcpResource = args['mcp-resource'];
+const opaqueResource = args['opaque-resource'];
+if (opaqueResource && !args['client-secret']) throw new Error('--opaque-resource needs --client-secret');
 
 /** The API's scopes, as the gateway's policy (examples/policy.json) names them. */
 const API_SCOPES = ['resource:read', 'resource:write', 'order', 'order:item', 'inventory.write'];
@@ -72,6 +84,19 @@ const MCP_ALLOWED_SCOPES = {
 /** The resource servers by RFC 8707 resource indicator: the API, and the MCP server if any. */
 const RESOURCES = new Map([[audience, { scopes: API_SCOPES, allowed: ALLOWED_SCOPES }]]);
 if (mcpResource) RESOURCES.set(mcpResource, { scopes: MCP_SCOPES, allowed: MCP_ALLOWED_SCOPES });
+if (opaqueResource) RESOURCES.set(opaqueResource, { scopes: API_SCOPES, allowed: ALLOWED_SCOPES, opaque: true });
+
+/** The confidential clients of `--opaque-resource`: a service and the gateway. */
+const CONFIDENTIAL_CLIENTS = opaqueResource
+  ? ['scopegate-service', 'scopegate-gateway'].map((clientId) => ({
+    client_id: clientId,
+    client_secret: args['client-secret'],
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+  }))
+  : [];
 
 /** The MCP clients: public native apps whose redirect is a loopback URL (any port). */
 const MCP_CLIENTS = {
@@ -112,6 +137,7 @@ const provider = new Provider(issuer, {
       response_types: ['code'],
       redirect_uris: ['http://127.0.0.1/callback'],
     })),
+    ...CONFIDENTIAL_CLIENTS,
   ],
   // ES256 for access tokens (see getResourceServerInfo), RS256 for ID tokens (the default).
   jwks: {
@@ -137,6 +163,9 @@ const provider = new Provider(issuer, {
       getResourceServerInfo: (_ctx, resourceIndicator) => {
         const resource = RESOURCES.get(resourceIndicator);
         if (!resource) throw new errors.InvalidTarget();
+        if (resource.opaque) {
+          return { scope: resource.scopes.join(' '), audience: resourceIndicator, accessTokenFormat: 'opaque', accessTokenTTL: 600 };
+        }
         return {
           scope: resource.scopes.join(' '),
           audience: resourceIndicator,
@@ -146,6 +175,12 @@ const provider = new Provider(issuer, {
         };
       },
     },
+    ...(opaqueResource && {
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      dPoP: { enabled: true },
+    }),
   },
   async findAccount(_ctx, id) {
     const user = USERS[id];
@@ -354,6 +389,7 @@ const server = createServer(async (req, res) => {
 });
 server.listen(port, '127.0.0.1', () => {
   const mcp = mcpResource ? `; MCP resource ${mcpResource}, clients ${Object.keys(MCP_CLIENTS).join(', ')}` : '';
-  console.log(`idp: ${issuer} ready (audience ${audience}, client scopegate-spa for ${spaOrigin}${mcp})`);
+  const opaque = opaqueResource ? `; opaque resource ${opaqueResource}, introspection and DPoP` : '';
+  console.log(`idp: ${issuer} ready (audience ${audience}, client scopegate-spa for ${spaOrigin}${mcp}${opaque})`);
 });
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => server.close(() => process.exit(0)));

@@ -1,0 +1,225 @@
+//! Tokens of a real issuer that the gateway cannot judge alone, in a real Envoy: the demo
+//! IdP (npm `oidc-provider`, `examples/idp/idp.mjs --opaque-resource`) issues opaque access
+//! tokens, which the filter introspects at the IdP's RFC 7662 endpoint, and DPoP-bound
+//! tokens (RFC 9449), JWT and opaque, for proofs made by npm's `dpop` package
+//! (`tests/e2e/dpop-proofs.mjs`). A revoked token is refused once its kept answer is stale.
+//! The IdP and Envoy are stopped by PID when the test ends.
+
+// A test: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+use base64ct::{Base64, Encoding};
+use scopegate_tests::harness::{
+    envoy_config, free_port, request, send_raw, Envoy, HttpServer, Response, TempDir, Upstreams,
+};
+use scopegate_tests::node::{node_22, NodeProcess};
+use scopegate_tests::repo_root;
+use serde_json::{json, Value};
+
+const SECRET: &str = "demo-client-secret-for-tests";
+
+fn node() -> Command {
+    match node_22() {
+        Some(node) => Command::new(node),
+        None => Command::new("node"),
+    }
+}
+
+/// Runs `tests/e2e/dpop-proofs.mjs` with these arguments; its JSON output.
+fn dpop_proofs(args: &[&str]) -> Value {
+    let output = node()
+        .arg(repo_root().join("tests/e2e/dpop-proofs.mjs"))
+        .args(args)
+        .output()
+        .expect("node (./scripts/setup installs the e2e packages)");
+    assert!(
+        output.status.success(),
+        "dpop-proofs.mjs {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON from dpop-proofs.mjs")
+}
+
+/// One proof by `key` of `kind` for `htm htu`, bound to `token` (`""`: none).
+fn proof(key: &Value, token: &str, kind: &str, htm: &str, htu: &str) -> String {
+    let dir = TempDir::new("dpop");
+    let spec = json!({"alg": "ES256", "privateJwk": key["privateJwk"],
+        "publicJwk": key["publicJwk"], "token": token,
+        "requests": [{"name": "p", "kind": kind, "htm": htm, "htu": htu}]});
+    let path = dir.path().join("spec.json");
+    std::fs::write(&path, spec.to_string()).expect("write the spec");
+    dpop_proofs(&["proofs", path.to_str().expect("UTF-8 path")])["p"]
+        .as_str()
+        .expect("a proof")
+        .to_owned()
+}
+
+/// `POST path` with a form body, as `scopegate-service` (client_secret_basic).
+fn post_form(port: u16, path: &str, form: &str, dpop: Option<&str>) -> Response {
+    let basic = Base64::encode_string(format!("scopegate-service:{SECRET}").as_bytes());
+    let dpop = dpop.map_or(String::new(), |proof| format!("dpop: {proof}\r\n"));
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nauthorization: Basic {basic}\r\n\
+         content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n{dpop}\
+         connection: close\r\n\r\n{form}",
+        form.len()
+    );
+    send_raw(port, head.as_bytes()).expect("the IdP answers")
+}
+
+/// A client-credentials token for `resource` with `scope`, bound to a DPoP key if a proof
+/// for the token endpoint is given: (access token, token type).
+fn token(idp: u16, resource: &str, scope: &str, dpop: Option<&str>) -> (String, String) {
+    let form = format!("grant_type=client_credentials&resource={resource}&scope={scope}");
+    let response = post_form(idp, "/token", &form, dpop);
+    assert_eq!(response.status, 200, "{response:?}");
+    let body = response.json();
+    let access = body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned();
+    (
+        access,
+        body["token_type"].as_str().expect("token_type").to_owned(),
+    )
+}
+
+fn call(
+    port: u16,
+    method: &str,
+    path: &str,
+    scheme: &str,
+    token: &str,
+    dpop: Option<&str>,
+) -> Response {
+    let auth = format!("{scheme} {token}");
+    let mut headers = vec![("authorization", auth.as_str())];
+    headers.extend(dpop.map(|proof| ("dpop", proof)));
+    request(port, method, path, &headers).expect("Envoy answers")
+}
+
+fn description(response: &Response) -> String {
+    let challenge = response.header("www-authenticate").unwrap_or_default();
+    let (_, rest) = challenge
+        .split_once("error_description=\"")
+        .unwrap_or(("", ""));
+    rest.split('"').next().unwrap_or("").to_owned()
+}
+
+#[test]
+fn the_demo_idps_opaque_and_dpop_bound_tokens_are_judged_through_envoy() {
+    let (idp_port, envoy_port) = (free_port(), free_port());
+    let idp = format!("http://127.0.0.1:{idp_port}");
+    let api = format!("http://127.0.0.1:{envoy_port}");
+    let opaque = format!("http://127.0.0.1:{envoy_port}/opaque");
+    let mut command = node();
+    command.arg(repo_root().join("examples/idp/idp.mjs")).args([
+        "--port",
+        &idp_port.to_string(),
+        "--audience",
+        &api,
+        "--opaque-resource",
+        &opaque,
+        "--client-secret",
+        SECRET,
+    ]);
+    let _idp = NodeProcess::spawn(
+        "the IdP",
+        command,
+        Some(" ready "),
+        Duration::from_secs(30),
+        true,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let policy = json!({
+        "version": 1,
+        "realm": "api",
+        "issuers": [{
+            "issuer": idp, "audiences": [api, opaque], "algorithms": ["ES256"],
+            "token_type": "at+jwt",
+            "jwks_uri": format!("{idp}/jwks"), "jwks_cluster": "jwks",
+            "introspection": {
+                "endpoint": format!("{idp}/token/introspection"), "cluster": "jwks",
+                "client_id": "scopegate-gateway", "client_secret": SECRET, "cache_seconds": 1
+            }
+        }],
+        "routes": [
+            {"path": "/api/write", "require": "resource:write"},
+            {"path": "/api/**", "require": "resource:read"}
+        ],
+        "dpop": {"algorithms": ["ES256"]}
+    });
+    let upstream = HttpServer::echo();
+    let upstreams = Upstreams {
+        api: upstream.port,
+        jwks: Some(idp_port),
+    };
+    let config = envoy_config(envoy_port, &upstreams, &policy.to_string());
+    let envoy = Envoy::start(&config, envoy_port).unwrap_or_else(|f| panic!("{}", f.log));
+    let port = envoy.port;
+
+    // An opaque bearer token: introspected at the IdP, then decided by its scopes.
+    let (access, kind) = token(idp_port, &opaque, "resource:read", None);
+    assert_eq!(kind, "Bearer");
+    assert!(!access.contains('.'), "an opaque token: {access}");
+    let ok = call(port, "GET", "/api/items", "Bearer", &access, None);
+    assert_eq!(ok.status, 200, "{ok:?}\n{}", envoy.log());
+    let write = call(port, "GET", "/api/write", "Bearer", &access, None);
+    assert_eq!(write.status, 403, "{write:?}");
+    assert!(
+        write
+            .header("www-authenticate")
+            .unwrap_or_default()
+            .contains("scope=\"resource:write\""),
+        "{write:?}"
+    );
+    // Revoked at the IdP: refused once the kept answer (cache_seconds 1) is stale.
+    let revoked = post_form(
+        idp_port,
+        "/token/revocation",
+        &format!("token={access}"),
+        None,
+    );
+    assert_eq!(revoked.status, 200, "{revoked:?}");
+    thread::sleep(Duration::from_millis(2_100));
+    let refused = call(port, "GET", "/api/items", "Bearer", &access, None);
+    assert_eq!(refused.status, 401, "{refused:?}");
+    assert_eq!(description(&refused), "The access token is not active");
+
+    // DPoP-bound tokens, JWT and opaque, for a key of the `dpop` package.
+    let key = dpop_proofs(&["key", "ES256"]);
+    let htu = format!("{api}/api/items");
+    for resource in [&api, &opaque] {
+        let for_token = proof(&key, "", "no_token_hash", "POST", &format!("{idp}/token"));
+        let (access, kind) = token(idp_port, resource, "resource:read", Some(&for_token));
+        assert_eq!(kind, "DPoP", "{resource}");
+        let valid = proof(&key, &access, "valid", "GET", &htu);
+        let ok = call(port, "GET", "/api/items", "DPoP", &access, Some(&valid));
+        assert_eq!(ok.status, 200, "{resource}: {ok:?}\n{}", envoy.log());
+        let replayed = call(port, "GET", "/api/items", "DPoP", &access, Some(&valid));
+        assert_eq!(replayed.status, 401, "{resource}: {replayed:?}");
+        assert_eq!(description(&replayed), "The DPoP proof was already used");
+        let bearer = call(port, "GET", "/api/items", "Bearer", &access, None);
+        assert_eq!(bearer.status, 401, "{resource}: {bearer:?}");
+        assert_eq!(
+            description(&bearer),
+            "The access token is bound to a DPoP key and needs a DPoP proof"
+        );
+        let other_key = proof(&key, &access, "other_key", "GET", &htu);
+        let stolen = call(port, "GET", "/api/items", "DPoP", &access, Some(&other_key));
+        assert_eq!(
+            description(&stolen),
+            "The DPoP proof key is not the key the access token is bound to",
+            "{resource}"
+        );
+    }
+    assert!(
+        !envoy.log().contains(SECRET),
+        "the client secret in Envoy's log"
+    );
+}
