@@ -159,5 +159,117 @@ fn mcp(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decision, token, mcp);
+/// What a DPoP-bound request costs beside its token (RFC 9449): the proof's cheap checks,
+/// its key's thumbprint, `ath` and the proof signature, per proof algorithm, with the token
+/// already verified (a cache hit); the vectors' own proofs. And what an introspected token
+/// costs once its answer is kept (a hit, through the gateway), and reading an answer (a
+/// miss, without the network round trip).
+fn bound_and_introspected(c: &mut Criterion) {
+    let vectors: serde_json::Value =
+        serde_json::from_str(&decisions_json()).unwrap_or_else(|e| panic!("decisions.json: {e}"));
+    let suite = vectors["suites"]
+        .as_array()
+        .and_then(|suites| suites.iter().find(|s| s["name"] == "dpop"))
+        .unwrap_or_else(|| panic!("decisions.json has no dpop suite"));
+    let policy = scopegate_core::Policy::from_json(&suite["policy"].to_string())
+        .unwrap_or_else(|e| panic!("dpop policy: {e}"));
+    let now = scopegate_core::UnixTime(suite["now"].as_u64().unwrap_or_default());
+    let keys = KeyStore::default();
+    let mut group = c.benchmark_group("dpop");
+    for (alg, name) in [
+        (
+            "ES256",
+            "dpop: a DPoP-bound token with its ES256 proof passes",
+        ),
+        ("EdDSA", "dpop: an EdDSA proof key"),
+        ("RS256", "dpop: an RS256 proof key"),
+        ("PS256", "dpop: a PS256 proof key"),
+    ] {
+        let case = suite["cases"]
+            .as_array()
+            .and_then(|cases| cases.iter().find(|c| c["name"] == name))
+            .unwrap_or_else(|| panic!("no case `{name}`"));
+        let text = |field: &str| {
+            case["request"][field]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let first = |field: &str| {
+            case["request"][field][0]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (authorization, proof) = (first("authorization"), first("dpop"));
+        let (method, path) = (text("method"), text("path"));
+        let (scheme, authority) = (text("scheme"), text("authority"));
+        let token = authorization.trim_start_matches("DPoP ");
+        let holder = policy
+            .authenticate(token, &keys, now)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let authorization = [authorization.as_str()];
+        let proofs = [proof.as_str()];
+        let request = scopegate_core::Request::new(&method, &path)
+            .with_authorization(&authorization)
+            .with_dpop(&proofs)
+            .with_scheme_and_authority(&scheme, &authority);
+        let decision = policy.decide_with(&request, now, |_| Ok::<_, TokenError>(&holder));
+        assert!(
+            matches!(decision, Decision::Allow(_)),
+            "{name}: {decision:?}"
+        );
+        group.bench_function(BenchmarkId::new("proof_checked", alg), |b| {
+            b.iter(|| {
+                policy.decide_with(black_box(&request), now, |_| Ok::<_, TokenError>(&holder))
+            })
+        });
+    }
+    group.finish();
+
+    let mut document: serde_json::Value =
+        serde_json::from_str(&support::example_policy_text(&decisions_json()))
+            .unwrap_or_else(|e| panic!("example policy: {e}"));
+    if let Some(document) = document.as_object_mut() {
+        document.remove("resources");
+    }
+    document["issuers"][0]["introspection"] = serde_json::json!({
+        "endpoint": "http://127.0.0.1:9000/introspect", "cluster": "idp",
+        "client_id": "gateway", "client_secret": "secret"});
+    let policy = scopegate_core::Policy::from_json(&document.to_string())
+        .unwrap_or_else(|e| panic!("introspecting policy: {e}"));
+    let now = scopegate_core::UnixTime(1_767_225_600);
+    let answer = serde_json::json!({"active": true, "scope": "resource:read openid",
+        "aud": "http://127.0.0.1:8080", "sub": "alice", "client_id": "spa",
+        "iss": "https://idp.scopegate.test", "exp": now.0 + 600, "iat": now.0})
+    .to_string();
+    let rules = policy.issuers()[0]
+        .introspection()
+        .unwrap_or_else(|| panic!("no introspection"));
+    let mut group = c.benchmark_group("introspection");
+    group.bench_function("answer_read", |b| {
+        b.iter(|| rules.principal(&policy, 0, black_box(answer.as_bytes()), now))
+    });
+    let mut gateway = Gateway::new(policy.clone());
+    let pairs = support::header_pairs("/api/resources", "Bearer 2YotnFZFEjr1zCsicMWpAA");
+    let pairs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+    let mut exchange = scopegate_core::gateway::Exchange::default();
+    let scopegate_core::gateway::Step::Introspect(call) =
+        gateway.on_request_headers(&mut exchange, &pairs, now)
+    else {
+        panic!("an opaque token is introspected")
+    };
+    let (ticket, issuer) = (call.ticket, call.issuer);
+    let _ = gateway.on_introspection_answer(ticket, issuer, Ok((200, answer.as_bytes())), now);
+    assert!(
+        support::through_gateway(&mut gateway, &pairs, now),
+        "kept answer"
+    );
+    group.bench_function("gateway_hit", |b| {
+        b.iter(|| support::through_gateway(&mut gateway, black_box(&pairs), now))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decision, token, mcp, bound_and_introspected);
 criterion_main!(benches);

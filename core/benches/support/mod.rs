@@ -30,6 +30,16 @@ pub struct Example {
     pub tokens: Vec<(&'static str, String)>,
 }
 
+/// The `example` suite's policy document, as JSON text.
+pub fn example_policy_text(decisions_json: &str) -> String {
+    let vectors: Value = serde_json::from_str(decisions_json).expect("decisions.json is JSON");
+    vectors["suites"]
+        .as_array()
+        .and_then(|suites| suites.iter().find(|s| s["name"] == "example"))
+        .expect("suite `example`")["policy"]
+        .to_string()
+}
+
 /// Reads the `example` suite out of the text of `tests/vectors/decisions.json`.
 pub fn example(decisions_json: &str) -> Example {
     let vectors: Value = serde_json::from_str(decisions_json).expect("decisions.json is JSON");
