@@ -193,7 +193,8 @@ fn check_denial(
         Some(ErrorCode::InvalidRequest) => 400,
         Some(ErrorCode::InvalidToken)
         | Some(ErrorCode::InsufficientUserAuthentication)
-        | Some(ErrorCode::InvalidDpopProof) => 401,
+        | Some(ErrorCode::InvalidDpopProof)
+        | Some(ErrorCode::UseDpopNonce) => 401,
         Some(ErrorCode::InsufficientScope) => 403,
         None => 401,
     };
@@ -238,7 +239,16 @@ fn check_denial(
         denial.www_authenticate
     );
     let challenge = &challenges[0];
-    let proof_refused = denial.error == Some(ErrorCode::InvalidDpopProof);
+    let proof_refused = matches!(
+        denial.error,
+        Some(ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce)
+    );
+    // A fresh nonce comes with, and only with, a `use_dpop_nonce` challenge.
+    assert_eq!(
+        denial.dpop_nonce().is_some(),
+        denial.error == Some(ErrorCode::UseDpopNonce),
+        "{denial:?}"
+    );
     if both {
         assert!(challenge.is_bearer() && challenges[1].scheme == "DPoP");
         assert_eq!(challenges[1].param("realm"), challenge.param("realm"));

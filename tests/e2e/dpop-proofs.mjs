@@ -7,7 +7,8 @@
 //                                        thumbprint is the `dpop` package's
 //   node dpop-proofs.mjs proofs SPEC     prints {"NAME": "proof", ...} for SPEC's requests:
 //                                        {"alg", "privateJwk", "publicJwk", "token",
-//                                         "requests": [{"name", "kind", "htm", "htu"}]}
+//                                         "requests": [{"name", "kind", "htm", "htu",
+//                                                       "nonce"?}]}
 //
 // Kinds: valid, other_key, other_token, no_token_hash (the `dpop` package's own proofs),
 // stale, future, alg_none, hs256, typ_jwt (crafted: header and claims as the package makes
@@ -69,7 +70,7 @@ async function proof(spec, pair, request) {
   const now = Math.floor(Date.now() / 1000);
   switch (request.kind) {
     case 'valid':
-      return generateProof(pair, request.htu, request.htm, undefined, spec.token);
+      return generateProof(pair, request.htu, request.htm, request.nonce, spec.token);
     case 'other_key':
       return generateProof(await generateKeyPair(spec.alg), request.htu, request.htm, undefined, spec.token);
     case 'other_token':

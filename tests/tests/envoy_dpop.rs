@@ -272,3 +272,67 @@ fn dpop_proofs_from_the_dpop_package_pass_once_and_hostile_ones_are_refused() {
         1
     );
 }
+
+/// With `dpop.nonce`, Envoy answers a proof without a nonce with `use_dpop_nonce` and a
+/// `DPoP-Nonce` header (RFC 9449 §9); the `dpop` package's proof with that nonce passes.
+#[test]
+fn a_server_nonce_is_handed_out_through_envoy_and_then_required() {
+    let keys = TestKeys::from_seed(1);
+    let policy = json!({
+        "version": 1,
+        "realm": "api",
+        "issuers": [{"issuer": ISSUER, "audiences": [AUDIENCE], "algorithms": ["EdDSA"],
+                     "jwks": keys.jwks("")}],
+        "routes": [{"path": "/api/**", "require": "api"}],
+        "dpop": {"algorithms": ["ES256"],
+                 "nonce": {"secret": "c2NvcGVnYXRlLWRwb3Atbm9uY2Utc2VjcmV0LTMyYnk"}}
+    });
+    let api = HttpServer::echo();
+    let listen = free_port();
+    let upstreams = Upstreams {
+        api: api.port,
+        jwks: None,
+    };
+    let config = envoy_config(listen, &upstreams, &policy.to_string());
+    let envoy = Envoy::start(&config, listen).unwrap_or_else(|f| panic!("{}", f.log));
+    let port = envoy.port;
+    let htu = format!("http://127.0.0.1:{port}/api/x");
+    let key = client_key("ES256");
+    let jwt = token(&keys, key["jkt"].as_str().expect("jkt"));
+
+    let first = proofs("ES256", &key, &jwt, &[("first", "valid", "GET", &htu)]);
+    let response = send(
+        port,
+        "GET",
+        "/api/x",
+        &jwt,
+        &[first["first"].as_str().unwrap()],
+    );
+    assert_eq!(response.status, 401, "{response:?}");
+    let challenge = response.header("www-authenticate").expect("a challenge");
+    assert!(
+        challenge.starts_with("DPoP realm=\"api\", error=\"use_dpop_nonce\""),
+        "{challenge}"
+    );
+    let nonce = response
+        .header("dpop-nonce")
+        .expect("a DPoP-Nonce header")
+        .to_owned();
+
+    let dir = TempDir::new("dpop-nonce");
+    let spec = json!({"alg": "ES256", "privateJwk": key["privateJwk"],
+        "publicJwk": key["publicJwk"], "token": jwt,
+        "requests": [{"name": "with_nonce", "kind": "valid", "htm": "GET", "htu": htu,
+                      "nonce": nonce}]});
+    let path = dir.path().join("spec.json");
+    std::fs::write(&path, spec.to_string()).expect("write the spec");
+    let made = dpop_proofs(&["proofs", path.to_str().expect("UTF-8 path")]);
+    let response = send(
+        port,
+        "GET",
+        "/api/x",
+        &jwt,
+        &[made["with_nonce"].as_str().unwrap()],
+    );
+    assert_eq!(response.status, 200, "{response:?}\n{}", envoy.log());
+}

@@ -736,3 +736,74 @@ fn jwts_are_introspected_only_when_the_issuer_says_all_and_secrets_stay_hidden()
     assert!(err.contains("issuers[0].introspection.endpoint"), "{err}");
     assert!(!err.contains("s3cret"), "{err}");
 }
+
+/// With `dpop.nonce`, a proof without the gateway's nonce is answered `use_dpop_nonce` with a
+/// fresh `DPoP-Nonce` header; a proof carrying it passes, also in the next window, and not
+/// after (RFC 9449 §9).
+#[test]
+fn a_dpop_nonce_is_handed_out_and_then_required() {
+    use scopegate_tests::{mint_proof, CLIENT_SEED};
+    let keys = TestKeys::from_seed(1);
+    let client = TestKeys::from_seed(CLIENT_SEED);
+    let mut gw = gateway(|policy| {
+        policy["dpop"] = json!({"nonce": {"secret": "c2NvcGVnYXRlLWRwb3Atbm9uY2Utc2VjcmV0LTMyYnk",
+                                          "lifetime_seconds": 30}});
+        policy.as_object_mut().unwrap().remove("resources");
+    });
+    let _ = gw.on_tick(UnixTime(NOW));
+    let jwks = keys.jwks("").to_string();
+    let _ = gw.on_fetch_answer(0, Ok((200, jwks.as_bytes())), UnixTime(NOW));
+    let jwt = token(
+        &keys,
+        json!({"alg": "ES256", "claims": {"cnf": {"jkt": client.jkt("ES256")}}}),
+    );
+    let auth = format!("DPoP {jwt}");
+    let htu = "http://127.0.0.1:8080/api/resources";
+    let mut send = |claims: Value, at: u64| {
+        let proof = mint_proof(&client, &json!({"claims": claims}), "GET", htu, &jwt, at);
+        let request = headers(
+            "/api/resources",
+            &[
+                ("authorization", &auth),
+                ("dpop", &proof),
+                (":scheme", "http"),
+                (":authority", "127.0.0.1:8080"),
+            ],
+        );
+        match gw.on_request_headers(&mut Exchange::default(), &request, UnixTime(at)) {
+            Step::Forward(_) => (200, None, String::new()),
+            Step::Respond(reply) => {
+                let response = reply.local_response();
+                let header = |name: &str| {
+                    response
+                        .headers
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map(|(_, v)| v.to_string())
+                };
+                (
+                    response.status,
+                    header("dpop-nonce"),
+                    header("www-authenticate").unwrap_or_default(),
+                )
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let (status, nonce, challenge) = send(json!({"jti": "a"}), NOW);
+    assert_eq!(status, 401);
+    assert!(
+        challenge.contains("error=\"use_dpop_nonce\""),
+        "{challenge}"
+    );
+    let nonce = nonce.expect("a DPoP-Nonce header");
+    assert_eq!(send(json!({"jti": "b", "nonce": nonce}), NOW).0, 200);
+    assert_eq!(
+        send(json!({"jti": "c", "nonce": nonce}), NOW + 30).0,
+        200,
+        "the next window"
+    );
+    let (status, fresh, _) = send(json!({"jti": "d", "nonce": nonce}), NOW + 60);
+    assert_eq!(status, 401, "two windows later");
+    assert_ne!(fresh.as_deref(), Some(nonce.as_str()), "a new nonce");
+}

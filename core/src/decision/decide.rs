@@ -11,7 +11,7 @@ use super::{
     Allow, AllowReason, Decision, Denial, DenyReason, ErrorCode, LocalResponse, NeedBody, Served,
 };
 use crate::challenge::Challenge;
-use crate::dpop::{single_proof, ProofContext, ProofId};
+use crate::dpop::{single_proof, ProofContext, ProofError, ProofId};
 use crate::mcp::{check_headers, read_body, McpError, McpEvaluation, McpRoute, Message};
 use crate::path::{normalize, PathError};
 use crate::policy::{Access, Evaluation, KeyStore, Policy};
@@ -572,6 +572,9 @@ impl Policy {
                 Some("A path parameter cannot form the required scope"),
             ),
             DenyReason::NoToken => (401, None, None),
+            DenyReason::InvalidToken(e @ TokenError::Proof(ProofError::UseNonce(_))) => {
+                (401, Some(ErrorCode::UseDpopNonce), Some(e.description()))
+            }
             DenyReason::InvalidToken(e @ TokenError::Proof(_)) => (
                 401,
                 Some(ErrorCode::InvalidDpopProof),

@@ -183,6 +183,8 @@ pub enum ErrorCode {
     InsufficientUserAuthentication,
     /// 401, RFC 9449: the DPoP proof is refused.
     InvalidDpopProof,
+    /// RFC 9449 §9: the proof must carry the server's current nonce.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -194,6 +196,7 @@ impl ErrorCode {
             Self::InsufficientScope => "insufficient_scope",
             Self::InsufficientUserAuthentication => "insufficient_user_authentication",
             Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }
@@ -288,6 +291,16 @@ pub struct Denial {
 }
 
 impl Denial {
+    /// The fresh DPoP nonce a `use_dpop_nonce` denial hands out (`DPoP-Nonce`, RFC 9449 §9).
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        match &self.reason {
+            DenyReason::InvalidToken(crate::TokenError::Proof(
+                crate::dpop::ProofError::UseNonce(nonce),
+            )) => Some(nonce),
+            _ => None,
+        }
+    }
+
     /// The response headers: `www-authenticate`, `content-type`, `cache-control`, and the
     /// CORS headers that let an allowed origin's scripts read the challenge.
     pub fn headers(&self) -> Vec<(&'static str, &str)> {
@@ -296,9 +309,17 @@ impl Denial {
             ("content-type", "application/json"),
             ("cache-control", "no-store"),
         ];
+        let nonce = self.dpop_nonce();
+        if let Some(nonce) = nonce {
+            headers.push(("dpop-nonce", nonce));
+        }
         if let Some(origin) = &self.allowed_origin {
             headers.push(("access-control-allow-origin", origin.as_str()));
-            headers.push(("access-control-expose-headers", "WWW-Authenticate"));
+            let exposed = match nonce {
+                Some(_) => "WWW-Authenticate, DPoP-Nonce",
+                None => "WWW-Authenticate",
+            };
+            headers.push(("access-control-expose-headers", exposed));
             headers.push(("vary", "Origin"));
         }
         headers

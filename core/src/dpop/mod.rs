@@ -21,8 +21,10 @@ use crate::jwks::{Algorithm, KeyType};
 use crate::UnixTime;
 
 mod htu;
+mod nonce;
 mod replay;
 
+pub use nonce::NonceRules;
 pub use replay::{ProofId, ReplayCache};
 
 /// Proof algorithms accepted when the policy does not say (`dpop.algorithms`).
@@ -54,6 +56,8 @@ pub struct DpopRules {
     pub(crate) replay_cache_entries: usize,
     /// Bearer tokens are refused: only DPoP-bound ones are accepted.
     pub(crate) required: bool,
+    /// Server-provided nonces, when proofs must carry one.
+    pub(crate) nonce: Option<NonceRules>,
 }
 
 impl DpopRules {
@@ -70,6 +74,11 @@ impl DpopRules {
     /// Are bearer tokens refused?
     pub fn required(&self) -> bool {
         self.required
+    }
+
+    /// The server-provided nonces proofs must carry, if any.
+    pub fn nonce(&self) -> Option<&NonceRules> {
+        self.nonce.as_ref()
     }
 }
 
@@ -117,6 +126,10 @@ pub enum ProofError {
     BadSignature,
     /// The proof was already used.
     Replayed,
+    /// The policy wants a server-provided nonce (RFC 9449 §9) and the proof has none, or
+    /// one that is not current: answered with `use_dpop_nonce` and this fresh nonce in a
+    /// `DPoP-Nonce` header.
+    UseNonce(String),
     /// This build cannot verify proofs.
     VerifierNotBuilt,
 }
@@ -140,6 +153,7 @@ impl ProofError {
             Self::WrongKey => "The DPoP proof key is not the key the access token is bound to",
             Self::BadSignature | Self::VerifierNotBuilt => "The DPoP proof signature is invalid",
             Self::Replayed => "The DPoP proof was already used",
+            Self::UseNonce(_) => "Resource server requires nonce in DPoP proof",
         }
     }
 
@@ -161,6 +175,7 @@ impl ProofError {
             Self::WrongKey => "dpop_proof_wrong_key",
             Self::BadSignature => "dpop_proof_bad_signature",
             Self::Replayed => "dpop_proof_replayed",
+            Self::UseNonce(_) => "dpop_proof_use_nonce",
             Self::VerifierNotBuilt => "dpop_proof_verifier_not_built",
         }
     }
@@ -286,6 +301,12 @@ impl DpopRules {
         }
         if iat.saturating_add(self.max_age) < now.0 {
             return Err(ProofError::Stale { iat, now: now.0 });
+        }
+        if let Some(nonces) = &self.nonce {
+            match claims.get("nonce").and_then(Value::as_str) {
+                Some(nonce) if nonces.accepts(nonce, now) => {}
+                _ => return Err(ProofError::UseNonce(nonces.issue(now))),
+            }
         }
         let ath = text("ath")?;
         digest::check_binding(jwk, key.key_type(), context, ath)?;

@@ -101,6 +101,30 @@ pub struct DpopDocument {
     /// Refuse bearer tokens on protected routes: only DPoP-bound ones are accepted.
     #[serde(default)]
     pub required: bool,
+    /// Server-provided nonces (RFC 9449 §9): proofs must carry one the gateway issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<DpopNonceDocument>,
+}
+
+/// Server-provided DPoP nonces (`dpop.nonce`).
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpopNonceDocument {
+    /// The key nonces are made with: 32 to 64 random bytes, unpadded base64url, the same for
+    /// every gateway of the API. Never logged or printed.
+    pub secret: String,
+    /// How long a nonce is current, in seconds (default 60); it is accepted for one more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime_seconds: Option<u64>,
+}
+
+impl fmt::Debug for DpopNonceDocument {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DpopNonceDocument")
+            .field("secret", &"(redacted)")
+            .field("lifetime_seconds", &self.lifetime_seconds)
+            .finish()
+    }
 }
 
 /// One of several protected resources (`resources[]`).

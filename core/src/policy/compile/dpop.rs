@@ -5,10 +5,12 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::super::document::DpopDocument;
+use base64ct::{Base64UrlUnpadded, Encoding};
+
+use super::super::document::{DpopDocument, DpopNonceDocument};
 use super::PolicyError;
 use crate::dpop::{
-    DpopRules, DEFAULT_PROOF_ALGORITHMS, DEFAULT_PROOF_LEEWAY_SECONDS,
+    DpopRules, NonceRules, DEFAULT_PROOF_ALGORITHMS, DEFAULT_PROOF_LEEWAY_SECONDS,
     DEFAULT_PROOF_MAX_AGE_SECONDS, DEFAULT_REPLAY_CACHE_ENTRIES,
 };
 use crate::jwks::{Algorithm, KeyType};
@@ -89,7 +91,9 @@ pub(super) fn compile_dpop(doc: &DpopDocument) -> Result<DpopRules, PolicyError>
         None => None,
         Some(origin) => Some(compile_origin(origin)?),
     };
+    let nonce = doc.nonce.as_ref().map(compile_nonce).transpose()?;
     Ok(DpopRules {
+        nonce,
         algs: algs.join(" ").into(),
         algorithms,
         max_age,
@@ -97,6 +101,36 @@ pub(super) fn compile_dpop(doc: &DpopDocument) -> Result<DpopRules, PolicyError>
         origin,
         replay_cache_entries,
         required: doc.required,
+    })
+}
+
+/// Longest nonce lifetime: a nonce bounds how long a proof made ahead of time is usable.
+const MAX_NONCE_LIFETIME_SECONDS: u64 = 3_600;
+/// Default nonce lifetime (`dpop.nonce.lifetime_seconds`).
+const DEFAULT_NONCE_LIFETIME_SECONDS: u64 = 60;
+
+/// The nonce secret (never in an error message) and lifetime.
+fn compile_nonce(doc: &DpopNonceDocument) -> Result<NonceRules, PolicyError> {
+    let secret = Base64UrlUnpadded::decode_vec(&doc.secret)
+        .map_err(|_| PolicyError::new("dpop.nonce.secret", "is not unpadded base64url"))?;
+    if !(32..=64).contains(&secret.len()) {
+        return Err(PolicyError::new(
+            "dpop.nonce.secret",
+            "must be 32 to 64 random bytes (43 to 86 base64url characters), the same for every gateway",
+        ));
+    }
+    let lifetime = doc
+        .lifetime_seconds
+        .unwrap_or(DEFAULT_NONCE_LIFETIME_SECONDS);
+    if !(1..=MAX_NONCE_LIFETIME_SECONDS).contains(&lifetime) {
+        return Err(PolicyError::new(
+            "dpop.nonce.lifetime_seconds",
+            format!("must be from 1 to {MAX_NONCE_LIFETIME_SECONDS}"),
+        ));
+    }
+    Ok(NonceRules {
+        secret: secret.into_boxed_slice(),
+        lifetime,
     })
 }
 

@@ -1,0 +1,133 @@
+//! Server-provided DPoP nonces (RFC 9449 §9): with `dpop.nonce`, a proof must carry a
+//! `nonce` the gateway issued lately, which bounds how long a proof made ahead of time (a
+//! precomputed proof on a compromised client) stays usable to the nonce's lifetime.
+//!
+//! Nonces are stateless, so every worker and every restart agrees on them: the time window
+//! and an HMAC-SHA256 of it under the policy's `dpop.nonce.secret`, base64url. A nonce is
+//! accepted in its window and the next, so it lives one to two `lifetime_seconds`.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use core::fmt;
+
+/// The compiled `dpop.nonce` section.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NonceRules {
+    pub(crate) secret: Box<[u8]>,
+    pub(crate) lifetime: u64,
+}
+
+impl fmt::Debug for NonceRules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NonceRules")
+            .field("secret", &"(redacted)")
+            .field("lifetime", &self.lifetime)
+            .finish()
+    }
+}
+
+/// Bytes of the HMAC kept in a nonce: 128 bits cannot be guessed.
+const TAG_LEN: usize = 16;
+
+impl NonceRules {
+    /// The nonce to hand out at `now`.
+    pub fn issue(&self, now: crate::UnixTime) -> String {
+        self.nonce_of(now.0 / self.lifetime)
+    }
+
+    /// Was `nonce` issued in this window or the previous one?
+    pub fn accepts(&self, nonce: &str, now: crate::UnixTime) -> bool {
+        let window = now.0 / self.lifetime;
+        [window, window.saturating_sub(1)]
+            .iter()
+            .any(|w| constant_time_eq(nonce.as_bytes(), self.nonce_of(*w).as_bytes()))
+    }
+
+    #[cfg(feature = "hmac")]
+    fn nonce_of(&self, window: u64) -> String {
+        use base64ct::{Base64UrlUnpadded, Encoding};
+        let mut message = [0u8; 28];
+        message[..20].copy_from_slice(b"scopegate dpop nonce");
+        message[20..].copy_from_slice(&window.to_be_bytes());
+        let tag = hmac_sha256(&self.secret, &message);
+        let mut bytes = [0u8; 8 + TAG_LEN];
+        bytes[..8].copy_from_slice(&window.to_be_bytes());
+        bytes[8..].copy_from_slice(&tag[..TAG_LEN]);
+        Base64UrlUnpadded::encode_string(&bytes)
+    }
+
+    /// Without SHA-256 (the browser's build, which checks no proof) no nonce is valid.
+    #[cfg(not(feature = "hmac"))]
+    fn nonce_of(&self, _: u64) -> String {
+        let _ = (&self.secret, TAG_LEN);
+        String::new()
+    }
+}
+
+#[cfg(feature = "hmac")]
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    // RFC 2104 with SHA-256's 64-byte block; the policy's secret is at most 64 bytes.
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.map(|b| b ^ byte);
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(all(test, feature = "hmac"))]
+mod tests {
+    use super::*;
+    use crate::UnixTime;
+
+    #[test]
+    fn a_nonce_lives_its_window_and_the_next() {
+        let rules = NonceRules {
+            secret: Box::from(&[7u8; 32][..]),
+            lifetime: 60,
+        };
+        let nonce = rules.issue(UnixTime(600));
+        assert_eq!(nonce.len(), 32);
+        assert!(rules.accepts(&nonce, UnixTime(659)));
+        assert!(rules.accepts(&nonce, UnixTime(719)));
+        assert!(!rules.accepts(&nonce, UnixTime(720)));
+        assert!(
+            !rules.accepts(&nonce, UnixTime(599)),
+            "not before it was issued"
+        );
+        let other = NonceRules {
+            secret: Box::from(&[8u8; 32][..]),
+            lifetime: 60,
+        };
+        assert!(
+            !other.accepts(&nonce, UnixTime(600)),
+            "another secret's nonce"
+        );
+    }
+
+    #[test]
+    fn hmac_is_rfc_4231s() {
+        // RFC 4231 §4.3, test case 2.
+        let tag = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        let hex: String = tag.iter().map(|b| alloc::format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
