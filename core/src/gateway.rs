@@ -464,10 +464,15 @@ impl Gateway {
                         if let (Some(rules), Some(ticket)) =
                             (rules, self.answers.start(&token, now))
                         {
-                            exchange.introspection = Some((ticket, true));
-                            exchange.introspection_waits += 1;
-                            self.counts.push(Count::Introspection("call"));
-                            return Step::Introspect(rules.call(&token, issuer, ticket));
+                            if let Some(call) = rules.call(&token, issuer, ticket, now) {
+                                exchange.introspection = Some((ticket, true));
+                                exchange.introspection_waits += 1;
+                                self.counts.push(Count::Introspection("call"));
+                                return Step::Introspect(call);
+                            }
+                            // Nothing to sign the client assertion with: a failed call.
+                            let failed = Err(TokenError::IntrospectionUnavailable);
+                            self.answers.finish(ticket, failed, 0, now);
                         }
                     }
                 }

@@ -21,7 +21,8 @@
 //   confidential clients (`scopegate-service` gets tokens, `scopegate-gateway` introspects
 //   them; both with secret S, client_secret_basic), revocation at /token/revocation, and
 //   DPoP (RFC 9449): a token request with a DPoP proof gets a token bound to its key, JWT
-//   or opaque.
+//   or opaque. With `--gateway-jwk JWK` too, a third, `scopegate-gateway-jwt`, authenticates
+//   with private_key_jwt (RFC 7523) by that public Ed25519 key.
 //
 // Usage: node idp.mjs --port 9000 --audience http://127.0.0.1:8080 --spa http://127.0.0.1:5173
 //        [--mcp-resource http://127.0.0.1:8080/mcp]
@@ -41,6 +42,7 @@ const { values: args } = parseArgs({
     'mcp-resource': { type: 'string' },
     'opaque-resource': { type: 'string' },
     'client-secret': { type: 'string' },
+    'gateway-jwk': { type: 'string' },
   },
 });
 const port = Number(args.port);
@@ -97,6 +99,19 @@ const CONFIDENTIAL_CLIENTS = opaqueResource
     redirect_uris: [],
   }))
   : [];
+// With `--gateway-jwk` (a public Ed25519 JWK), a gateway that authenticates with
+// private_key_jwt (RFC 7523) instead of a secret.
+if (opaqueResource && args['gateway-jwk']) {
+  CONFIDENTIAL_CLIENTS.push({
+    client_id: 'scopegate-gateway-jwt',
+    token_endpoint_auth_method: 'private_key_jwt',
+    token_endpoint_auth_signing_alg: 'EdDSA',
+    jwks: { keys: [JSON.parse(args['gateway-jwk'])] },
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+  });
+}
 
 /** The MCP clients: public native apps whose redirect is a loopback URL (any port). */
 const MCP_CLIENTS = {

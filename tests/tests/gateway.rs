@@ -807,3 +807,72 @@ fn a_dpop_nonce_is_handed_out_and_then_required() {
     assert_eq!(status, 401, "two windows later");
     assert_ne!(fresh.as_deref(), Some(nonce.as_str()), "a new nonce");
 }
+
+/// With `private_key_jwt` the call carries an RFC 7523 client assertion signed with the
+/// gateway's Ed25519 key (no `authorization` header): for the gateway's client id, at the
+/// endpoint, a `jti` per call.
+#[test]
+fn a_private_key_jwt_introspection_call_carries_a_signed_assertion() {
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    use ed25519_dalek::Verifier;
+    let keys = TestKeys::from_seed(3);
+    let private_key = json!({"kty": "OKP", "crv": "Ed25519", "kid": "gw-1",
+        "d": Base64UrlUnpadded::encode_string(&keys.ed.to_bytes()),
+        "x": Base64UrlUnpadded::encode_string(keys.ed.verifying_key().as_bytes())});
+    let mut gw = gateway(|policy| {
+        policy["issuers"][0]["introspection"] = json!({
+            "endpoint": "http://127.0.0.1:9/token/introspection", "cluster": "idp",
+            "client_id": "gateway", "auth_method": "private_key_jwt",
+            "private_key": private_key});
+    });
+    assert!(
+        !format!("{gw:?}").contains(private_key["d"].as_str().unwrap()),
+        "the key in a debug print"
+    );
+    let mut jtis = Vec::new();
+    for token in ["opaque-a", "opaque-b"] {
+        let auth = format!("Bearer {token}");
+        let request = headers("/api/resources", &[("authorization", &auth)]);
+        let Step::Introspect(call) =
+            gw.on_request_headers(&mut Exchange::default(), &request, UnixTime(NOW))
+        else {
+            panic!("expected an introspection call")
+        };
+        assert!(call
+            .headers
+            .iter()
+            .all(|(name, _)| *name != "authorization"));
+        let form: std::collections::HashMap<String, String> = call
+            .body
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.replace("%3A", ":")))
+            .collect();
+        assert_eq!(form["token"], token);
+        assert_eq!(form["client_id"], "gateway");
+        assert_eq!(
+            form["client_assertion_type"],
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        );
+        let assertion = &form["client_assertion"];
+        let (input, signature) = assertion.rsplit_once('.').unwrap();
+        let signature = Base64UrlUnpadded::decode_vec(signature).unwrap();
+        let signature = ed25519_dalek::Signature::from_slice(&signature).unwrap();
+        keys.ed
+            .verifying_key()
+            .verify(input.as_bytes(), &signature)
+            .expect("signed by the gateway's key");
+        let (header, claims) = input.split_once('.').unwrap();
+        let header: Value =
+            serde_json::from_slice(&Base64UrlUnpadded::decode_vec(header).unwrap()).unwrap();
+        let claims: Value =
+            serde_json::from_slice(&Base64UrlUnpadded::decode_vec(claims).unwrap()).unwrap();
+        assert_eq!(header, json!({"alg": "EdDSA", "typ": "JWT", "kid": "gw-1"}));
+        assert_eq!(claims["iss"], "gateway");
+        assert_eq!(claims["sub"], "gateway");
+        assert_eq!(claims["aud"], "http://127.0.0.1:9/token/introspection");
+        assert_eq!(claims["exp"], json!(NOW + 60));
+        jtis.push(claims["jti"].clone());
+    }
+    assert_ne!(jtis[0], jtis[1], "a jti per call");
+}

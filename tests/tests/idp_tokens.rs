@@ -12,7 +12,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use base64ct::{Base64, Encoding};
+use base64ct::{Base64, Base64UrlUnpadded, Encoding};
 use scopegate_tests::harness::{
     envoy_config, free_port, request, send_raw, Envoy, HttpServer, Response, TempDir, Upstreams,
 };
@@ -116,6 +116,7 @@ fn the_demo_idps_opaque_and_dpop_bound_tokens_are_judged_through_envoy() {
     let idp = format!("http://127.0.0.1:{idp_port}");
     let api = format!("http://127.0.0.1:{envoy_port}");
     let opaque = format!("http://127.0.0.1:{envoy_port}/opaque");
+    let gateway_key = gateway_key();
     let mut command = node();
     command.arg(repo_root().join("examples/idp/idp.mjs")).args([
         "--port",
@@ -126,6 +127,8 @@ fn the_demo_idps_opaque_and_dpop_bound_tokens_are_judged_through_envoy() {
         &opaque,
         "--client-secret",
         SECRET,
+        "--gateway-jwk",
+        &gateway_key.1.to_string(),
     ]);
     let _idp = NodeProcess::spawn(
         "the IdP",
@@ -222,4 +225,35 @@ fn the_demo_idps_opaque_and_dpop_bound_tokens_are_judged_through_envoy() {
         !envoy.log().contains(SECRET),
         "the client secret in Envoy's log"
     );
+
+    // The same IdP introspecting for a gateway that signs RFC 7523 client assertions.
+    let mut jwt_policy = policy.clone();
+    jwt_policy["issuers"][0]["introspection"] = json!({
+        "endpoint": format!("{idp}/token/introspection"), "cluster": "jwks",
+        "client_id": "scopegate-gateway-jwt", "auth_method": "private_key_jwt",
+        "private_key": gateway_key.0});
+    let listen = free_port();
+    let config = envoy_config(listen, &upstreams, &jwt_policy.to_string());
+    let jwt_envoy = Envoy::start(&config, listen).unwrap_or_else(|f| panic!("{}", f.log));
+    let (access, _) = token(idp_port, &opaque, "resource:read", None);
+    let ok = call(jwt_envoy.port, "GET", "/api/items", "Bearer", &access, None);
+    assert_eq!(ok.status, 200, "{ok:?}\n{}", jwt_envoy.log());
+    let write = call(jwt_envoy.port, "GET", "/api/write", "Bearer", &access, None);
+    assert_eq!(write.status, 403, "{write:?}");
+    let d = gateway_key.0["d"].as_str().unwrap();
+    assert!(
+        !jwt_envoy.log().contains(d),
+        "the private key in Envoy's log"
+    );
+}
+
+/// An Ed25519 key pair for the gateway's client assertions: (private JWK, public JWK).
+fn gateway_key() -> (Value, Value) {
+    let keys = scopegate_tests::TestKeys::from_seed(11);
+    let x = Base64UrlUnpadded::encode_string(keys.ed.verifying_key().as_bytes());
+    let d = Base64UrlUnpadded::encode_string(&keys.ed.to_bytes());
+    let public = json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "gateway-1"});
+    let mut private = public.clone();
+    private["d"] = json!(d);
+    (private, public)
 }

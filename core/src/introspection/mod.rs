@@ -18,7 +18,7 @@
 //!                       "client_id": "gateway", "client_secret": "s3cret"}}],
 //!   "routes": [{"path": "/api", "require": "read"}]}"#)?;
 //! let rules = policy.issuers()[0].introspection().unwrap();
-//! let call = rules.call("opaque-token", 0, 7);
+//! let call = rules.call("opaque-token", 0, 7, UnixTime(1_767_000_000)).unwrap();
 //! assert_eq!((call.cluster, call.path, call.body.as_str()),
 //!            ("idp", "/introspect", "token=opaque-token&token_type_hint=access_token"));
 //! // The secret goes in the `authorization` header only, never in a log line.
@@ -32,6 +32,7 @@
 
 use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 
 use base64ct::{Base64, Encoding};
@@ -42,8 +43,10 @@ use crate::token::{principal_of_claims, Principal, TokenError};
 use crate::UnixTime;
 
 mod answers;
+mod assertion;
 
 pub use answers::{Answers, Known};
+pub use assertion::AssertionKey;
 
 /// Longest answer read, in bytes: a token's worth of claims.
 pub const MAX_ANSWER_LEN: usize = 16 * 1024;
@@ -64,14 +67,24 @@ pub enum IntrospectedTokens {
     All,
 }
 
+/// How the gateway authenticates to the introspection endpoint.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// `client_secret_basic`: this `authorization` value (`Basic …`).
+    SecretBasic(Box<str>),
+    /// `private_key_jwt` (RFC 7523): an assertion signed with this key per call.
+    PrivateKeyJwt(AssertionKey),
+}
+
 /// An issuer's compiled introspection settings.
 #[derive(Clone)]
 pub struct IntrospectionRules {
     pub(crate) cluster: Box<str>,
     pub(crate) authority: Box<str>,
     pub(crate) path: Box<str>,
-    /// `Basic base64(client_id:client_secret)`, form-encoded first (RFC 6749 §2.3.1).
-    pub(crate) authorization: Box<str>,
+    /// The endpoint's URL: a client assertion's audience.
+    pub(crate) endpoint: Box<str>,
+    pub(crate) auth: ClientAuth,
     pub(crate) client_id: Box<str>,
     pub(crate) tokens: IntrospectedTokens,
     pub(crate) cache_seconds: u64,
@@ -86,7 +99,7 @@ impl fmt::Debug for IntrospectionRules {
             .field("authority", &self.authority)
             .field("path", &self.path)
             .field("client_id", &self.client_id)
-            .field("authorization", &"(redacted)")
+            .field("auth", &"(redacted)")
             .field("tokens", &self.tokens)
             .field("cache_seconds", &self.cache_seconds)
             .field("inactive_cache_seconds", &self.inactive_cache_seconds)
@@ -108,10 +121,10 @@ pub struct IntrospectionCall<'g> {
     pub authority: &'g str,
     /// The request's `:path`.
     pub path: &'g str,
-    /// The request headers besides the pseudo-headers. The `authorization` value holds the
+    /// The request headers besides the pseudo-headers. An `authorization` value holds the
     /// client secret: hosts must not log it.
-    pub headers: [(&'static str, &'g str); 3],
-    /// The form-encoded body.
+    pub headers: Vec<(&'static str, &'g str)>,
+    /// The form-encoded body (with a client assertion, for `private_key_jwt`).
     pub body: String,
     /// How long to wait for the answer, in milliseconds.
     pub timeout_ms: u64,
@@ -123,26 +136,51 @@ impl IntrospectionRules {
         self.tokens
     }
 
-    /// The call that introspects `token` for the issuer at `issuer`.
-    pub fn call(&self, token: &str, issuer: usize, ticket: u64) -> IntrospectionCall<'_> {
+    /// The call that introspects `token` for the issuer at `issuer`, at `now`; `None` when
+    /// this build cannot sign the client assertion `private_key_jwt` needs.
+    pub fn call(
+        &self,
+        token: &str,
+        issuer: usize,
+        ticket: u64,
+        now: UnixTime,
+    ) -> Option<IntrospectionCall<'_>> {
         let mut body = String::with_capacity(token.len() + 40);
         body.push_str("token=");
         form_encode(token, &mut body);
         body.push_str("&token_type_hint=access_token");
-        IntrospectionCall {
+        let mut headers = Vec::with_capacity(3);
+        headers.push(("content-type", "application/x-www-form-urlencoded"));
+        headers.push(("accept", "application/json"));
+        match &self.auth {
+            ClientAuth::SecretBasic(authorization) => {
+                headers.push(("authorization", &**authorization))
+            }
+            ClientAuth::PrivateKeyJwt(key) => {
+                let mut jti = Vec::with_capacity(token.len() + 16);
+                jti.extend_from_slice(token.as_bytes());
+                jti.extend_from_slice(&ticket.to_be_bytes());
+                jti.extend_from_slice(&now.0.to_be_bytes());
+                let assertion = key.assertion(&self.client_id, &self.endpoint, &jti, now.0)?;
+                body.push_str("&client_id=");
+                form_encode(&self.client_id, &mut body);
+                body.push_str(
+                    "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer",
+                );
+                body.push_str("&client_assertion=");
+                body.push_str(&assertion);
+            }
+        }
+        Some(IntrospectionCall {
             ticket,
             issuer,
             cluster: &self.cluster,
             authority: &self.authority,
             path: &self.path,
-            headers: [
-                ("content-type", "application/x-www-form-urlencoded"),
-                ("accept", "application/json"),
-                ("authorization", &self.authorization),
-            ],
+            headers,
             body,
             timeout_ms: self.timeout_ms,
-        }
+        })
     }
 
     /// Reads an answer's body (status 200 already checked by the caller) into the

@@ -201,13 +201,20 @@ pub struct IntrospectionDocument {
     pub endpoint: String,
     /// The Envoy cluster that reaches it.
     pub cluster: String,
-    /// How the gateway authenticates to it: `client_secret_basic` (the only one yet).
+    /// How the gateway authenticates to it: `client_secret_basic` (default) or
+    /// `private_key_jwt` (RFC 7523, an Ed25519 key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_method: Option<String>,
     /// The gateway's client id at the issuer.
     pub client_id: String,
-    /// The gateway's client secret at the issuer. Never logged, echoed or printed.
-    pub client_secret: String,
+    /// The gateway's client secret at the issuer (`client_secret_basic`). Never logged,
+    /// echoed or printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// The gateway's private key (`private_key_jwt`): an Ed25519 JWK with `d`. Never logged,
+    /// echoed or printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<Value>,
     /// Which tokens are introspected: `opaque` (default: those that are not a JWS) or
     /// `all` of this issuer's, JWTs too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,6 +237,7 @@ impl fmt::Debug for IntrospectionDocument {
             .field("cluster", &self.cluster)
             .field("client_id", &self.client_id)
             .field("client_secret", &"(redacted)")
+            .field("private_key", &"(redacted)")
             .field("tokens", &self.tokens)
             .finish_non_exhaustive()
     }

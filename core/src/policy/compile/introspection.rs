@@ -4,8 +4,8 @@
 use alloc::format;
 
 use crate::introspection::{
-    basic_authorization, IntrospectedTokens, IntrospectionRules, DEFAULT_CACHE_SECONDS,
-    DEFAULT_INACTIVE_CACHE_SECONDS, DEFAULT_TIMEOUT_MS,
+    basic_authorization, AssertionKey, ClientAuth, IntrospectedTokens, IntrospectionRules,
+    DEFAULT_CACHE_SECONDS, DEFAULT_INACTIVE_CACHE_SECONDS, DEFAULT_TIMEOUT_MS,
 };
 use crate::policy::document::IntrospectionDocument;
 use crate::policy::url::split_url;
@@ -32,30 +32,59 @@ pub(super) fn compile_introspection(
             "must name the Envoy cluster that reaches the endpoint",
         ));
     }
-    match doc.auth_method.as_deref() {
-        None | Some("client_secret_basic") => {}
-        Some(other) => {
-            return Err(PolicyError::new(
-                format!("{path}.auth_method"),
-                format!(
-                    "`{other}` is not supported; use `client_secret_basic` (private_key_jwt is \
-                     not built yet)"
-                ),
-            ))
-        }
-    }
     if doc.client_id.is_empty() {
         return Err(PolicyError::new(
             format!("{path}.client_id"),
             "must not be empty",
         ));
     }
-    if doc.client_secret.is_empty() {
-        return Err(PolicyError::new(
-            format!("{path}.client_secret"),
-            "must not be empty",
-        ));
-    }
+    let auth = match doc.auth_method.as_deref() {
+        None | Some("client_secret_basic") => {
+            if doc.private_key.is_some() {
+                return Err(PolicyError::new(
+                    format!("{path}.private_key"),
+                    "only applies with `auth_method: private_key_jwt`",
+                ));
+            }
+            match doc.client_secret.as_deref() {
+                Some(secret) if !secret.is_empty() => {
+                    ClientAuth::SecretBasic(basic_authorization(&doc.client_id, secret).into())
+                }
+                _ => {
+                    return Err(PolicyError::new(
+                        format!("{path}.client_secret"),
+                        "is required with `client_secret_basic` and must not be empty",
+                    ))
+                }
+            }
+        }
+        Some("private_key_jwt") => {
+            if doc.client_secret.is_some() {
+                return Err(PolicyError::new(
+                    format!("{path}.client_secret"),
+                    "does not apply with `private_key_jwt`: the gateway signs with `private_key`",
+                ));
+            }
+            let key = doc.private_key.as_ref().ok_or_else(|| {
+                PolicyError::new(
+                    format!("{path}.private_key"),
+                    "is required with `private_key_jwt`: an Ed25519 JWK with `d`",
+                )
+            })?;
+            ClientAuth::PrivateKeyJwt(
+                AssertionKey::from_jwk(key)
+                    .map_err(|why| PolicyError::new(format!("{path}.private_key"), why))?,
+            )
+        }
+        Some(other) => {
+            return Err(PolicyError::new(
+                format!("{path}.auth_method"),
+                format!(
+                    "`{other}` is not supported; use `client_secret_basic` or `private_key_jwt`"
+                ),
+            ))
+        }
+    };
     let tokens = match doc.tokens.as_deref() {
         None | Some("opaque") => IntrospectedTokens::Opaque,
         Some("all") => IntrospectedTokens::All,
@@ -81,7 +110,8 @@ pub(super) fn compile_introspection(
         cluster: doc.cluster.as_str().into(),
         authority: authority.into(),
         path: endpoint_path.into(),
-        authorization: basic_authorization(&doc.client_id, &doc.client_secret).into(),
+        auth,
+        endpoint: doc.endpoint.as_str().into(),
         client_id: doc.client_id.as_str().into(),
         tokens,
         cache_seconds: bounded(
