@@ -248,7 +248,7 @@ fn bound_and_introspected(c: &mut Criterion) {
         .unwrap_or_else(|| panic!("no introspection"));
     let mut group = c.benchmark_group("introspection");
     group.bench_function("answer_read", |b| {
-        b.iter(|| rules.principal(&policy, 0, black_box(answer.as_bytes()), now))
+        b.iter(|| rules.principal(&policy, 0, black_box(answer.as_bytes()), &keys, now))
     });
     let mut gateway = Gateway::new(policy.clone());
     let pairs = support::header_pairs("/api/resources", "Bearer 2YotnFZFEjr1zCsicMWpAA");

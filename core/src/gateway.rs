@@ -563,7 +563,8 @@ impl Gateway {
             .and_then(|i| i.introspection());
         let (result, status) = match (rules, answer) {
             (Some(rules), Ok((200, body))) => {
-                (rules.principal(&self.policy, issuer, body, now), Some(200))
+                let principal = rules.principal(&self.policy, issuer, body, &self.keys, now);
+                (principal, Some(200))
             }
             (_, Ok((status, _))) => (Err(TokenError::IntrospectionUnavailable), Some(status)),
             (_, Err(())) => (Err(TokenError::IntrospectionUnavailable), None),

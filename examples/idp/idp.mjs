@@ -22,7 +22,8 @@
 //   them; both with secret S, client_secret_basic), revocation at /token/revocation, and
 //   DPoP (RFC 9449): a token request with a DPoP proof gets a token bound to its key, JWT
 //   or opaque. With `--gateway-jwk JWK` too, a third, `scopegate-gateway-jwt`, authenticates
-//   with private_key_jwt (RFC 7523) by that public Ed25519 key.
+//   with private_key_jwt (RFC 7523) by that public Ed25519 key and gets its introspection
+//   answers as signed JWTs (RFC 9701).
 //
 // Usage: node idp.mjs --port 9000 --audience http://127.0.0.1:8080 --spa http://127.0.0.1:5173
 //        [--mcp-resource http://127.0.0.1:8080/mcp]
@@ -106,6 +107,8 @@ if (opaqueResource && args['gateway-jwk']) {
     client_id: 'scopegate-gateway-jwt',
     token_endpoint_auth_method: 'private_key_jwt',
     token_endpoint_auth_signing_alg: 'EdDSA',
+    // Its introspection answers are JWTs (RFC 9701), signed with the access tokens' key.
+    introspection_signed_response_alg: 'ES256',
     jwks: { keys: [JSON.parse(args['gateway-jwk'])] },
     grant_types: ['client_credentials'],
     response_types: [],
@@ -193,6 +196,7 @@ const provider = new Provider(issuer, {
     ...(opaqueResource && {
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
+      jwtIntrospection: { enabled: true },
       revocation: { enabled: true },
       dPoP: { enabled: true },
     }),

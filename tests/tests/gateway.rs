@@ -876,3 +876,44 @@ fn a_private_key_jwt_introspection_call_carries_a_signed_assertion() {
     }
     assert_ne!(jtis[0], jtis[1], "a jti per call");
 }
+
+/// With `jwt_response` (RFC 9701) only an answer the issuer signed, typed
+/// `token-introspection+jwt`, for the gateway's client id, is taken; a plain JSON answer or
+/// one for another audience is no answer.
+#[test]
+fn a_signed_introspection_answer_is_verified_with_the_issuers_keys() {
+    let keys = TestKeys::from_seed(1);
+    let answer_of = |typ: &str, aud: &str| {
+        let header = json!({"alg": "ES256", "kid": "ec-1", "typ": typ});
+        let claims = json!({"iss": "https://idp.scopegate.test", "aud": aud, "iat": NOW,
+            "token_introspection": serde_json::from_str::<Value>(&active_answer("resource:read")).unwrap()});
+        keys.sign(&header, &claims, "ES256")
+    };
+    let cases = [
+        (answer_of("token-introspection+jwt", "gateway"), true),
+        (answer_of("token-introspection+jwt", "someone-else"), false),
+        (answer_of("JWT", "gateway"), false),
+        (active_answer("resource:read"), false),
+    ];
+    for (body, passes) in cases {
+        let mut gw = introspecting_gateway(json!({"jwt_response": true}));
+        let _ = gw.on_tick(UnixTime(NOW));
+        let jwks = keys.jwks("").to_string();
+        let _ = gw.on_fetch_answer(0, Ok((200, jwks.as_bytes())), UnixTime(NOW));
+        let request = headers("/api/resources", &[("authorization", "Bearer opaque-9")]);
+        let mut exchange = Exchange::default();
+        let Step::Introspect(call) = gw.on_request_headers(&mut exchange, &request, UnixTime(NOW))
+        else {
+            panic!("expected an introspection call")
+        };
+        assert_eq!(
+            call.headers[1],
+            ("accept", "application/token-introspection+jwt")
+        );
+        let (ticket, issuer) = (call.ticket, call.issuer);
+        let _ =
+            gw.on_introspection_answer(ticket, issuer, Ok((200, body.as_bytes())), UnixTime(NOW));
+        let step = gw.on_request_headers(&mut exchange, &request, UnixTime(NOW));
+        assert_eq!(matches!(step, Step::Forward(_)), passes, "{body}: {step:?}");
+    }
+}

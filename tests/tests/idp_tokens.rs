@@ -226,12 +226,13 @@ fn the_demo_idps_opaque_and_dpop_bound_tokens_are_judged_through_envoy() {
         "the client secret in Envoy's log"
     );
 
-    // The same IdP introspecting for a gateway that signs RFC 7523 client assertions.
+    // The same IdP introspecting for a gateway that signs RFC 7523 client assertions and
+    // takes signed answers (RFC 9701).
     let mut jwt_policy = policy.clone();
     jwt_policy["issuers"][0]["introspection"] = json!({
         "endpoint": format!("{idp}/token/introspection"), "cluster": "jwks",
         "client_id": "scopegate-gateway-jwt", "auth_method": "private_key_jwt",
-        "private_key": gateway_key.0});
+        "private_key": gateway_key.0, "jwt_response": true});
     let listen = free_port();
     let config = envoy_config(listen, &upstreams, &jwt_policy.to_string());
     let jwt_envoy = Envoy::start(&config, listen).unwrap_or_else(|f| panic!("{}", f.log));

@@ -25,7 +25,8 @@
 //! assert!(!format!("{rules:?}").contains("s3cret"));
 //!
 //! let answer = br#"{"active": true, "scope": "read", "aud": "api", "exp": 1767000600}"#;
-//! let principal = rules.principal(&policy, 0, answer, UnixTime(1_767_000_000)).unwrap();
+//! let keys = scopegate_core::KeyStore::default();
+//! let principal = rules.principal(&policy, 0, answer, &keys, UnixTime(1_767_000_000)).unwrap();
 //! assert!(principal.scopes.contains("read"));
 //! # Ok::<(), scopegate_core::PolicyError>(())
 //! ```
@@ -87,6 +88,8 @@ pub struct IntrospectionRules {
     pub(crate) auth: ClientAuth,
     pub(crate) client_id: Box<str>,
     pub(crate) tokens: IntrospectedTokens,
+    /// Ask for RFC 9701 answers: a JWT the issuer signs.
+    pub(crate) jwt_response: bool,
     pub(crate) cache_seconds: u64,
     pub(crate) inactive_cache_seconds: u64,
     pub(crate) timeout_ms: u64,
@@ -151,7 +154,14 @@ impl IntrospectionRules {
         body.push_str("&token_type_hint=access_token");
         let mut headers = Vec::with_capacity(3);
         headers.push(("content-type", "application/x-www-form-urlencoded"));
-        headers.push(("accept", "application/json"));
+        headers.push((
+            "accept",
+            if self.jwt_response {
+                "application/token-introspection+jwt"
+            } else {
+                "application/json"
+            },
+        ));
         match &self.auth {
             ClientAuth::SecretBasic(authorization) => {
                 headers.push(("authorization", &**authorization))
@@ -186,18 +196,27 @@ impl IntrospectionRules {
     /// Reads an answer's body (status 200 already checked by the caller) into the
     /// principal it describes, or why the token is refused: inactive, from another issuer,
     /// or claims that fail the same checks as a JWT's.
+    ///
+    /// With `jwt_response` the body is an RFC 9701 JWT: signed by the issuer with one of
+    /// its keys in `keys`, `typ` `token-introspection+jwt`, `iss` the issuer, `aud` the
+    /// gateway's client id, and the answer in `token_introspection`. Anything else, a plain
+    /// JSON answer included, is no answer.
     pub fn principal(
         &self,
         policy: &Policy,
         issuer: usize,
         body: &[u8],
+        keys: &crate::KeyStore,
         now: UnixTime,
     ) -> Result<Principal, TokenError> {
         if body.len() > MAX_ANSWER_LEN || !crate::json::depth_within(body, crate::json::MAX_DEPTH) {
             return Err(TokenError::IntrospectionUnavailable);
         }
-        let answer: Value =
-            serde_json::from_slice(body).map_err(|_| TokenError::IntrospectionUnavailable)?;
+        let answer: Value = if self.jwt_response {
+            self.signed_answer(policy, issuer, body, keys)?
+        } else {
+            serde_json::from_slice(body).map_err(|_| TokenError::IntrospectionUnavailable)?
+        };
         let Value::Object(members) = &answer else {
             return Err(TokenError::IntrospectionUnavailable);
         };
@@ -226,6 +245,42 @@ impl IntrospectionRules {
             .expires_at
             .min(now.0.saturating_add(self.cache_seconds));
         Ok(principal)
+    }
+}
+
+impl IntrospectionRules {
+    /// The `token_introspection` member of an RFC 9701 answer, after its signature, `typ`,
+    /// `iss` and `aud`.
+    fn signed_answer(
+        &self,
+        policy: &Policy,
+        issuer: usize,
+        body: &[u8],
+        keys: &crate::KeyStore,
+    ) -> Result<Value, TokenError> {
+        let unavailable = |_| TokenError::IntrospectionUnavailable;
+        let jws = core::str::from_utf8(body).map_err(unavailable)?.trim();
+        let mut claims = crate::token::issuer_signed_claims(
+            policy,
+            issuer,
+            jws,
+            "token-introspection+jwt",
+            keys,
+        )
+        .map_err(|_| TokenError::IntrospectionUnavailable)?;
+        let trusted = policy.issuers().get(issuer).map(|i| i.issuer());
+        let aud_fits = match claims.get("aud") {
+            Some(Value::String(aud)) => *aud == *self.client_id,
+            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(&self.client_id)),
+            _ => false,
+        };
+        if claims.get("iss").and_then(Value::as_str) != trusted || !aud_fits {
+            return Err(TokenError::IntrospectionUnavailable);
+        }
+        match claims.get_mut("token_introspection").map(Value::take) {
+            Some(answer @ Value::Object(_)) => Ok(answer),
+            _ => Err(TokenError::IntrospectionUnavailable),
+        }
     }
 }
 

@@ -228,6 +228,9 @@ pub struct IntrospectionDocument {
     /// How long the gateway waits for the endpoint, in milliseconds (default 2000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Ask for JWT answers (RFC 9701), signed by the issuer with its keys.
+    #[serde(default)]
+    pub jwt_response: bool,
 }
 
 impl fmt::Debug for IntrospectionDocument {

@@ -261,6 +261,50 @@ pub(crate) fn principal_of_claims(
     })
 }
 
+/// The claims of a JWS the issuer at `issuer_index` signed for the gateway itself (an RFC
+/// 9701 introspection answer): the header checks of RFC 8725, the signature against the
+/// issuer's keys, and `typ` equal to `typ`; no access-token claim is checked.
+pub(crate) fn issuer_signed_claims(
+    policy: &Policy,
+    issuer_index: usize,
+    jws: &str,
+    typ: &str,
+    store: &crate::KeyStore,
+) -> Result<Value, TokenError> {
+    let decoded = decode(jws)?;
+    let alg_name = decoded.algorithm();
+    if alg_name.eq_ignore_ascii_case("none") {
+        return Err(TokenError::AlgNone);
+    }
+    let alg = Algorithm::from_name(alg_name)
+        .ok_or_else(|| TokenError::UnsupportedAlgorithm(String::from(alg_name)))?;
+    if decoded.header.contains_key("crit") {
+        return Err(TokenError::CriticalHeader);
+    }
+    let issuer = policy
+        .issuers
+        .get(issuer_index)
+        .ok_or(TokenError::MissingIssuer)?;
+    if !issuer.algorithms.contains(&alg) {
+        return Err(TokenError::AlgorithmNotAllowed {
+            alg,
+            issuer: String::from(&*issuer.issuer),
+        });
+    }
+    verify_signature(
+        &decoded,
+        alg,
+        issuer,
+        issuer_index,
+        store.keys_for(policy, issuer_index),
+    )?;
+    let found = decoded.header.get("typ").and_then(Value::as_str);
+    if !found.is_some_and(|found| media_type_matches(found, typ)) {
+        return Err(TokenError::WrongType);
+    }
+    Ok(decoded.claims)
+}
+
 /// `typ` values compare as media types: case-insensitive, `application/` optional (RFC 7515
 /// §4.1.9, RFC 9068 §2.1).
 fn media_type_matches(typ: &str, required: &str) -> bool {

@@ -114,6 +114,7 @@ pub(super) fn compile_introspection(
         endpoint: doc.endpoint.as_str().into(),
         client_id: doc.client_id.as_str().into(),
         tokens,
+        jwt_response: doc.jwt_response,
         cache_seconds: bounded(
             "cache_seconds",
             doc.cache_seconds,
