@@ -23,6 +23,8 @@ pub struct JwksArg {
 enum IssuerName {
     Index(usize),
     Iss(String),
+    /// `--jwks FILE`: the issuer of the token, or the policy's one remote issuer.
+    OfToken,
 }
 
 /// The `--jwks` option, shared by the commands that verify tokens.
@@ -30,8 +32,8 @@ enum IssuerName {
 pub struct JwksArgs {
     /// The JWKS of an issuer whose keys come from a `jwks_uri`: ISSUER is its position in
     /// the policy's `issuers` (0, 1, ...) or its `issuer` value; FILE is the JWKS as its
-    /// server answers it. Repeat for several issuers.
-    #[arg(long = "jwks", value_name = "ISSUER=FILE", value_parser = JwksArg::parse)]
+    /// server answers it. A FILE alone is for the token's issuer. Repeat for several issuers.
+    #[arg(long = "jwks", value_name = "[ISSUER=]FILE", value_parser = JwksArg::parse)]
     jwks: Vec<JwksArg>,
 }
 
@@ -51,11 +53,14 @@ impl JwksArg {
     /// without a query), so the first `=` separates.
     pub fn parse(value: &str) -> Result<Self, String> {
         let Some((issuer, file)) = value.split_once('=') else {
-            return Err(
-                "expected ISSUER=FILE, where ISSUER is the issuer's position in the policy or \
-                 its `issuer` value: `1=jwks.json` or `https://idp.example=jwks.json`"
-                    .to_owned(),
-            );
+            if value.is_empty() {
+                return Err("expected [ISSUER=]FILE".to_owned());
+            }
+            return Ok(Self {
+                given: value.to_owned(),
+                issuer: IssuerName::OfToken,
+                file: PathBuf::from(value),
+            });
         };
         if issuer.is_empty() || file.is_empty() {
             return Err("expected ISSUER=FILE with neither part empty".to_owned());
@@ -72,16 +77,41 @@ impl JwksArg {
     }
 
     /// The position of the issuer this names in `policy`, which must fetch its keys.
-    fn resolve(&self, policy: &Policy, policy_path: &Path) -> Result<usize, Error> {
+    fn resolve(
+        &self,
+        policy: &Policy,
+        policy_path: &Path,
+        token_issuer: Option<usize>,
+    ) -> Result<usize, Error> {
         let issuers = policy.issuers();
         let found = match &self.issuer {
             IssuerName::Index(index) => issuers.get(*index).map(|issuer| (*index, issuer)),
             IssuerName::Iss(iss) => issuers.iter().enumerate().find(|(_, i)| i.issuer() == iss),
+            IssuerName::OfToken => {
+                let mut remote = issuers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, i)| matches!(i.keys(), KeySource::Remote(_)));
+                let only = match (remote.next(), remote.next()) {
+                    (Some(only), None) => Some(only),
+                    _ => None,
+                };
+                let of_token = token_issuer.and_then(|index| Some((index, issuers.get(index)?)));
+                let Some(found) = of_token.or(only) else {
+                    return Err(Error::new(format!(
+                        "--jwks {}: the policy has several issuers with a `jwks_uri` and the \
+                         token names none of them: write --jwks ISSUER=FILE",
+                        self.given
+                    )));
+                };
+                Some(found)
+            }
         };
         let Some((index, issuer)) = found else {
             let named = match &self.issuer {
                 IssuerName::Index(index) => format!("issuers[{index}]"),
                 IssuerName::Iss(iss) => format!("issuer `{iss}`"),
+                IssuerName::OfToken => "issuer for this token".to_owned(),
             };
             let known: Vec<String> = issuers
                 .iter()
@@ -110,9 +140,19 @@ impl JwksArg {
 impl JwksArgs {
     /// Every `--jwks`, resolved against `policy` and read. Each issuer at most once.
     pub fn load(&self, policy: &Policy, policy_path: &Path) -> Result<Vec<IssuerJwks>, Error> {
+        self.load_for(policy, policy_path, None)
+    }
+
+    /// [`JwksArgs::load`], where a FILE alone is for `token_issuer`.
+    pub fn load_for(
+        &self,
+        policy: &Policy,
+        policy_path: &Path,
+        token_issuer: Option<usize>,
+    ) -> Result<Vec<IssuerJwks>, Error> {
         let mut loaded: Vec<IssuerJwks> = Vec::new();
         for arg in &self.jwks {
-            let issuer = arg.resolve(policy, policy_path)?;
+            let issuer = arg.resolve(policy, policy_path, token_issuer)?;
             if let Some(earlier) = loaded.iter().find(|l| l.issuer == issuer) {
                 return Err(Error::new(format!(
                     "--jwks gives issuers[{issuer}] twice ({} and {}): give one file",
@@ -157,7 +197,10 @@ mod tests {
         let arg = JwksArg::parse("https://idp.example=dir/a=b.json").unwrap();
         assert_eq!(arg.issuer, IssuerName::Iss("https://idp.example".into()));
         assert_eq!(arg.file, PathBuf::from("dir/a=b.json"));
-        assert!(JwksArg::parse("keys.json").is_err());
+        assert_eq!(
+            JwksArg::parse("keys.json").unwrap().issuer,
+            IssuerName::OfToken
+        );
         assert!(JwksArg::parse("=keys.json").is_err());
         assert!(JwksArg::parse("0=").is_err());
     }

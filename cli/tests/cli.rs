@@ -291,7 +291,7 @@ fn decide_with_the_keys_of_a_remote_issuer_from_jwks() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "resource:read\n");
-    let (code, _, err) = scopegate(&["scopes", &policy, token, "--now", &now]);
+    let (code, _, err) = scopegate(&["scopes", &policy, token, "--now", &now, "--offline"]);
     assert_eq!(code, 2);
     assert!(
         err.contains("token refused: the issuer's keys have not been fetched yet"),

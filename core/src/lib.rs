@@ -53,6 +53,7 @@ pub mod challenge;
 pub mod decision;
 pub mod denial;
 pub mod dpop;
+pub mod explain;
 #[cfg(feature = "hmac")]
 pub mod gateway;
 pub mod introspection;

@@ -225,7 +225,8 @@ pub enum Methods {
 }
 
 impl Methods {
-    fn contains(&self, method: &str) -> bool {
+    /// Does the set contain `method`?
+    pub fn contains(&self, method: &str) -> bool {
         match self {
             Self::Any => true,
             Self::Only(list) => list.iter().any(|m| **m == *method),
@@ -242,7 +243,8 @@ impl Methods {
         }
     }
 
-    fn is_any(&self) -> bool {
+    /// Is it every method?
+    pub fn is_any(&self) -> bool {
         matches!(self, Self::Any)
     }
 }

@@ -4,16 +4,17 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use scopegate_core::{KeySet, KeyStore};
-
 use crate::error::Error;
 use crate::input::{load_policy, Clock};
 use crate::jwks::{missing_keys_hint, JwksArgs};
+use crate::keys::keys_for;
 
 /// Verify a token and print its effective scopes, one a line
 ///
 /// The effective scopes are the token's scope claims and its mapped roles, as the policy
-/// reads them. A token the policy refuses is an error (exit 2) that says why.
+/// reads them. The keys of an issuer with a `jwks_uri` come from a `--jwks` file, or are
+/// fetched from that URL (`--offline` never fetches). A token the policy refuses is an
+/// error (exit 2) that says why.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The policy document (JSON)
@@ -23,6 +24,9 @@ pub struct Args {
     token: String,
     #[command(flatten)]
     jwks: JwksArgs,
+    /// Never fetch a `jwks_uri`: only `--jwks` files and inline keys
+    #[arg(long)]
+    offline: bool,
     #[command(flatten)]
     clock: Clock,
 }
@@ -30,17 +34,16 @@ pub struct Args {
 /// Prints the scopes; a refused token is an error (exit 2) that says why.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<ExitCode, Error> {
     let policy = load_policy(&args.policy)?;
-    let mut keys = KeyStore::default();
-    for given in args.jwks.load(&policy, &args.policy)? {
-        let set = std::str::from_utf8(&given.body)
-            .map_err(|_| Error::file(&given.file, "not UTF-8 text"))
-            .and_then(|text| {
-                KeySet::from_json(text).map_err(|err| Error::file(&given.file, err))
-            })?;
-        keys.install(given.issuer, set);
-    }
+    let token = token(&args.token);
+    let (keys, _) = keys_for(
+        &policy,
+        &args.policy,
+        &args.jwks,
+        Some(token),
+        !args.offline,
+    )?;
     let principal = policy
-        .authenticate(token(&args.token), &keys, args.clock.now()?)
+        .authenticate(token, &keys, args.clock.now()?)
         .map_err(|err| {
             let hint = err
                 .refetch_issuer()

@@ -162,6 +162,8 @@ pub(crate) enum Access {
 #[derive(Clone, Debug)]
 pub(crate) struct Route {
     pub(crate) path: Box<str>,
+    /// Kept beside the route table for explanations and lint.
+    pub(crate) methods: crate::route::Methods,
     pub(crate) access: Access,
     /// The `acr` values one of which every request needs; empty for none.
     pub(crate) acr_values: Vec<Box<str>>,

@@ -88,6 +88,26 @@ impl ScopeTemplate {
         }
     }
 
+    /// The scope as a person reads it: rendered, or with a value that cannot form a scope
+    /// shown as it is.
+    pub(crate) fn shown(&self, rules: &ScopeRules, params: &[&str]) -> String {
+        match (self.render(rules, params), self) {
+            (Some(scope), _) => scope.into_owned(),
+            (
+                None,
+                Self::Bound {
+                    prefix,
+                    param,
+                    suffix,
+                },
+            ) => {
+                let value = params.get(*param).copied().unwrap_or("?");
+                alloc::format!("{prefix}{value}{suffix} (`{value}` cannot form a scope)")
+            }
+            (None, Self::Literal(scope)) => String::from(&**scope),
+        }
+    }
+
     pub(crate) fn literal(&self) -> Option<&str> {
         match self {
             Self::Literal(scope) => Some(scope),

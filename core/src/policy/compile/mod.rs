@@ -147,7 +147,7 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
     let mut routes = Vec::with_capacity(doc.routes.len());
     for (index, route) in doc.routes.iter().enumerate() {
         let (template, methods, access) = compile_route(index, route, &rules)?;
-        table.insert(&template, methods).map_err(|conflict| {
+        table.insert(&template, methods.clone()).map_err(|conflict| {
             PolicyError::new(
                 format!("routes[{index}]"),
                 format!(
@@ -168,6 +168,7 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
             };
         routes.push(Route {
             path: route.path.as_str().into(),
+            methods,
             access,
             acr_values: route_acr,
         });
