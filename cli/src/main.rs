@@ -9,16 +9,20 @@
 
 mod commands;
 mod error;
+mod fetch;
 mod host;
 mod input;
 mod jwks;
+mod keys;
+mod openapi;
+mod time;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use commands::{challenge, check, completions, decide, demo, next, scopes};
+use commands::{challenge, check, completions, decide, demo, explain, import, lint, next, scopes};
 use error::Error;
 
 /// OAuth 2.0 scope decisions on the command line
@@ -29,7 +33,7 @@ use error::Error;
 #[command(
     name = "scopegate",
     version,
-    after_help = "Exit codes: 0 success or a pass, 1 a denial (decide), 2 a usage, policy or input error."
+    after_help = "Exit codes: 0 success or a pass, 1 a denial (decide, explain) or findings (lint), 2 a usage, policy or input error."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -40,11 +44,14 @@ struct Cli {
 enum Command {
     Check(check::Args),
     Decide(decide::Args),
+    Explain(explain::Args),
+    Lint(lint::Args),
     Scopes(scopes::Args),
     Next(next::Args),
     Challenge(challenge::Args),
     Demo(demo::Args),
     Completions(completions::Args),
+    Import(import::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,11 +61,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(&args, &mut out),
         Command::Decide(args) => decide::run(&args, &mut out),
+        Command::Explain(args) => explain::run(&args, &mut out),
+        Command::Lint(args) => lint::run(&args, &mut out),
         Command::Scopes(args) => scopes::run(&args, &mut out),
         Command::Next(args) => next::run(&args, &mut out),
         Command::Challenge(args) => challenge::run(&args, &mut out),
         Command::Demo(args) => demo::run(&args, &mut out),
         Command::Completions(args) => completions::run(&args, &mut Cli::command(), &mut out),
+        Command::Import(args) => import::run(&args, &mut out),
     };
     match result.and_then(|code| out.flush().map(|()| code).map_err(Error::from)) {
         Ok(code) => code,

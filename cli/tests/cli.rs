@@ -5,58 +5,13 @@
 // A test: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use serde_json::Value;
 
-const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+mod support;
 
-/// Runs `scopegate ARGS` in `dir`: exit code, stdout, stderr.
-fn scopegate_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// Runs `scopegate ARGS` at the repository's root.
-fn scopegate(args: &[&str]) -> (i32, String, String) {
-    scopegate_in(Path::new(REPO), args)
-}
-
-/// A directory of its own for one test, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(test: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("scopegate-cli-{}-{test}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).expect("write");
-        path.to_str().expect("utf-8").to_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
-}
-
-fn json(out: &str) -> Value {
-    serde_json::from_str(out).unwrap_or_else(|err| panic!("{err}: {out}"))
-}
+use support::{bearer, case, json, scopegate, scopegate_in, suite, TempDir, REPO};
 
 #[test]
 fn check_lists_the_example_policy() {
@@ -190,33 +145,6 @@ fn decide_a_token_its_cors_and_forwarded_claims() {
     ]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(json(&out)["code"], "allow_preflight");
-}
-
-/// A suite of the shared decision vectors.
-fn suite(name: &str) -> Value {
-    let text = std::fs::read_to_string(Path::new(REPO).join("tests/vectors/decisions.json"))
-        .expect("vectors");
-    let vectors: Value = serde_json::from_str(&text).expect("JSON");
-    vectors["suites"]
-        .as_array()
-        .and_then(|suites| suites.iter().find(|s| s["name"] == name))
-        .cloned()
-        .unwrap_or_else(|| panic!("no suite `{name}`"))
-}
-
-fn case<'a>(suite: &'a Value, name: &str) -> &'a Value {
-    suite["cases"]
-        .as_array()
-        .and_then(|cases| cases.iter().find(|c| c["name"] == name))
-        .unwrap_or_else(|| panic!("no case `{name}`"))
-}
-
-/// The case's token, without `Bearer `.
-fn bearer(case: &Value) -> &str {
-    case["request"]["authorization"][0]
-        .as_str()
-        .and_then(|a| a.strip_prefix("Bearer "))
-        .expect("a bearer token")
 }
 
 #[test]
@@ -383,9 +311,9 @@ fn usage_errors_exit_2_with_clap_messages() {
                 "GET",
                 "/",
                 "--jwks",
-                "keys.json",
+                "=keys.json",
             ],
-            "expected ISSUER=FILE",
+            "expected ISSUER=FILE with neither part empty",
         ),
         (
             &["completions", "cmd.exe"],
@@ -406,6 +334,9 @@ fn help_lists_every_command_and_exits_0() {
     assert_eq!(code, 0);
     for command in [
         "check",
+        "lint",
+        "explain",
+        "import",
         "decide",
         "scopes",
         "next",
@@ -418,7 +349,7 @@ fn help_lists_every_command_and_exits_0() {
     assert!(out.contains("Exit codes: 0"), "{out}");
     let (code, out, _) = scopegate(&["decide", "--help"]);
     assert_eq!(code, 0);
-    assert!(out.contains("--jwks <ISSUER=FILE>"), "{out}");
+    assert!(out.contains("--jwks <[ISSUER=]FILE>"), "{out}");
     assert!(out.contains("--now <SECONDS>"), "{out}");
 }
 

@@ -59,6 +59,7 @@ pub mod gateway;
 pub mod introspection;
 mod json;
 pub mod jwks;
+pub mod lint;
 pub mod mcp;
 pub mod path;
 pub mod policy;

@@ -117,6 +117,36 @@ pub struct RouteTemplate {
 }
 
 impl RouteTemplate {
+    /// Request paths this template fits, for probing which route a table picks: each
+    /// placeholder filled with `value`, and `**` with nothing, one segment and two.
+    pub(crate) fn sample_paths(&self, value: &str) -> Vec<String> {
+        let mut base = String::new();
+        for segment in &self.segments {
+            base.push('/');
+            match segment {
+                Segment::Literal(literal) => base.push_str(literal),
+                Segment::Param(_) => base.push_str(value),
+            }
+        }
+        if !self.catch_all {
+            return alloc::vec![if base.is_empty() {
+                String::from("/")
+            } else {
+                base
+            }];
+        }
+        let root = if base.is_empty() {
+            String::from("/")
+        } else {
+            base.clone()
+        };
+        alloc::vec![
+            root,
+            alloc::format!("{base}/{value}"),
+            alloc::format!("{base}/{value}/{value}"),
+        ]
+    }
+
     /// Parses and checks a template.
     pub fn parse(template: &str) -> Result<Self, TemplateError> {
         let Some(rest) = template.strip_prefix('/') else {

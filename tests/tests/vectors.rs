@@ -6,6 +6,7 @@
 
 use std::fs;
 
+use scopegate_core::lint::{lint, Severity};
 use scopegate_core::path::normalize;
 use scopegate_core::{parse_challenges, Policy, ScopeRules};
 use scopegate_tests::repo_root;
@@ -145,7 +146,20 @@ fn policy_vectors() {
     for case in file["cases"].as_array().expect("cases") {
         let doc = patched(&file["base"], &case["set"]);
         let name = &case["name"];
-        match (Policy::from_json(&doc.to_string()), case.get("ok")) {
+        // `scopegate lint` reports the same first error, and none for a policy that loads.
+        let errors: Vec<String> = lint(&doc.to_string(), &[])
+            .into_iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(|f| format!("{}: {}", f.path, f.message))
+            .collect();
+        let loaded = Policy::from_json(&doc.to_string());
+        let first = loaded.as_ref().err().map(ToString::to_string);
+        if errors.first() != first.as_ref() {
+            failures.push(format!(
+                "{name}: lint says {errors:?}, loading says {first:?}"
+            ));
+        }
+        match (loaded, case.get("ok")) {
             (Ok(_), Some(_)) => {}
             (Ok(_), None) => failures.push(format!("{name}: loaded, expected an error")),
             (Err(err), Some(_)) => failures.push(format!("{name}: {err}")),

@@ -6,5 +6,8 @@ pub mod check;
 pub mod completions;
 pub mod decide;
 pub mod demo;
+pub mod explain;
+pub mod import;
+pub mod lint;
 pub mod next;
 pub mod scopes;

@@ -154,6 +154,7 @@ impl Policy {
                     &needed,
                     options.keys,
                     options.now,
+                    path.as_deref().ok(),
                 )
             });
         let remedies = denial

@@ -113,7 +113,8 @@ const REGISTERED: [&str; 12] = [
 impl TokenReport {
     /// Reads `token` under `policy`. `error` is the gateway's verdict (with the signature
     /// checked or not, as the caller chose); `required` the scopes the request needs, for
-    /// finding them in claims the policy does not read.
+    /// finding them in claims the policy does not read; `path` the normalized request path,
+    /// whose resource says which audiences are wanted.
     pub(super) fn read(
         policy: &Policy,
         token: &str,
@@ -121,6 +122,7 @@ impl TokenReport {
         required: &[String],
         keys: Option<&KeyStore>,
         now: UnixTime,
+        path: Option<&str>,
     ) -> Self {
         let mut report = Self {
             algorithm: None,
@@ -170,7 +172,7 @@ impl TokenReport {
         report.acr = text(claims.get("acr"));
         report.read_scopes(policy, claims);
         report.find_unread(policy, claims, required);
-        report.fault = report.fault(policy, claims, keys, now);
+        report.fault = report.fault(policy, claims, keys, now, path);
         report
     }
 
@@ -279,6 +281,7 @@ impl TokenReport {
         claims: &Value,
         keys: Option<&KeyStore>,
         now: UnixTime,
+        path: Option<&str>,
     ) -> Option<Fault> {
         let issuer = self.policy_issuer.map(|index| &policy.issuers[index]);
         let json = |name: &str| claims.get(name).map(|v| v.to_string());
@@ -305,24 +308,24 @@ impl TokenReport {
                 got: Some(iat.to_string()),
                 wanted: format!("a time before {} (leeway included)", now.0),
             },
-            TokenError::WrongAudience => Fault {
-                name: String::from("aud"),
-                got: json("aud"),
-                wanted: format!(
-                    "one of: {}",
-                    list(
-                        &mut issuer
-                            .into_iter()
-                            .flat_map(|i| i.audiences.iter().map(|a| &**a))
-                            .chain(
-                                policy
-                                    .resources
-                                    .iter()
-                                    .flat_map(|r| { r.audiences.iter().flatten().map(|a| &**a) })
-                            )
-                    )
-                ),
-            },
+            TokenError::WrongAudience => {
+                // The audiences of the resource that governs the path, else the issuer's.
+                let resource = path
+                    .and_then(|path| policy.resource_for(path))
+                    .and_then(|index| policy.resources[index].audiences.as_ref());
+                let wanted: Vec<&str> = match resource {
+                    Some(audiences) => audiences.iter().map(|a| &**a).collect(),
+                    None => issuer
+                        .into_iter()
+                        .flat_map(|i| i.audiences.iter().map(|a| &**a))
+                        .collect(),
+                };
+                Fault {
+                    name: String::from("aud"),
+                    got: json("aud"),
+                    wanted: format!("one of: {}", wanted.join(", ")),
+                }
+            }
             TokenError::MissingIssuer | TokenError::UntrustedIssuer(_) => Fault {
                 name: String::from("iss"),
                 got: json("iss"),

@@ -17,7 +17,7 @@ pub use document::{
     DEFAULT_LEEWAY_SECONDS, DEFAULT_MCP_MAX_BODY_BYTES, DEFAULT_ROLE_CLAIMS, DEFAULT_SCOPE_CLAIMS,
     DEFAULT_SEPARATOR, DEFAULT_WRITE_SUFFIX,
 };
-pub(crate) use requirement::{Evaluation, Requirement};
+pub(crate) use requirement::{Evaluation, Requirement, ScopeTemplate};
 
 use crate::jwks::{Algorithm, KeySet};
 use crate::route::RouteTable;

@@ -147,16 +147,18 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
     let mut routes = Vec::with_capacity(doc.routes.len());
     for (index, route) in doc.routes.iter().enumerate() {
         let (template, methods, access) = compile_route(index, route, &rules)?;
-        table.insert(&template, methods.clone()).map_err(|conflict| {
-            PolicyError::new(
-                format!("routes[{index}]"),
-                format!(
-                    "duplicate route: routes[{}] already matches {} {}; merge them or make \
+        table
+            .insert(&template, methods.clone())
+            .map_err(|conflict| {
+                PolicyError::new(
+                    format!("routes[{index}]"),
+                    format!(
+                        "duplicate route: routes[{}] already matches {} {}; merge them or make \
                      their methods disjoint",
-                    conflict.existing, conflict.method, route.path
-                ),
-            )
-        })?;
+                        conflict.existing, conflict.method, route.path
+                    ),
+                )
+            })?;
         let route_acr =
             match &route.acr_values {
                 None => Vec::new(),
