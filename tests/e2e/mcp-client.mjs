@@ -256,6 +256,8 @@ class Provider {
     transcript.tokens.push({
       scope: tokens.scope ?? null,
       refresh_token: Boolean(tokens.refresh_token),
+      // For `scopegate explain` in the test; a test IdP's short-lived token.
+      access_token: tokens.access_token,
       claims: claims && { iss: claims.iss, aud: claims.aud, sub: claims.sub, scope: claims.scope ?? null },
     });
   }

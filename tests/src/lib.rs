@@ -29,6 +29,23 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// The `scopegate` binary of this build: beside the test binary's `deps/` directory
+/// (`cargo test --workspace` builds it with the tests).
+pub fn scopegate_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let binary = dir.join("scopegate");
+    assert!(
+        binary.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (or build scopegate-cli)",
+        binary.display()
+    );
+    binary
+}
+
 /// Seconds since 1970, from the system clock.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use scopegate_tests::harness::{envoy_config, eventually, free_port, Envoy, TempDir, Upstreams};
 use scopegate_tests::node::{node_22, NodeProcess};
-use scopegate_tests::repo_root;
+use scopegate_tests::{repo_root, scopegate_binary};
 use serde_json::{json, Value};
 
 /// An environment variable of the MCP server, which only `get-env` shows.
@@ -181,6 +181,55 @@ impl Stack {
             scopes_supported,
             _dir: dir,
         }
+    }
+
+    /// `scopegate explain` on bob's stepped-up token and his refused `get-env` call: the
+    /// IdP's keys fetched from its `jwks_uri`, the MCP rule that decided, what is missing,
+    /// and that no role of the policy grants it.
+    fn assert_explained(&self, bob: &Value) {
+        let token = bob["tokens"][1]["access_token"].as_str().expect("bob's token");
+        let body = self._dir.path().join("get-env.json");
+        let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+            "params": {"name": "get-env", "arguments": {}}});
+        std::fs::write(&body, call.to_string()).unwrap();
+        let output = Command::new(scopegate_binary())
+            .arg("explain")
+            .arg(&self.policy_file)
+            .args(["POST", &self.resource, "--token", token])
+            .args(["-H", "Mcp-Method: tools/call", "-H", "Mcp-Name: get-env"])
+            .arg("--body")
+            .arg(&body)
+            .args(["--policy-changed-at", "0", "--json"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let why: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(why["decision"]["status"], 403, "{why}");
+        assert_eq!(why["decision"]["missing"], json!(["mcp:admin"]));
+        assert_eq!(
+            why["keys"],
+            json!({"from": "jwks_uri", "uri": format!("{}/jwks", self.idp_origin)})
+        );
+        assert_eq!(why["routes"][0]["outcome"], "chosen");
+        assert_eq!(why["token"]["sub"], "bob");
+        assert_eq!(
+            why["token"]["scopes"],
+            json!([{"scope": "mcp:tools", "claim": "scope"}])
+        );
+        let remedies: Vec<&str> = why["remedies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(remedies, ["no_role_grants", "request_scopes"], "{why}");
+        assert_eq!(why["remedies"][1]["scope"], "mcp:tools mcp:admin");
     }
 
     /// Runs `tests/e2e/mcp-client.mjs` with `args` and returns its transcript.
@@ -411,6 +460,7 @@ fn mcp_clients_discover_sign_in_and_step_up_through_the_gateway() {
         ]
     );
     assert_eq!(bob["calls"][1]["code"], 403);
+    stack.assert_explained(&bob);
     assert_eq!(
         bob["calls"][1]["error"],
         "Streamable HTTP error: Server returned 403 after trying upscoping"
