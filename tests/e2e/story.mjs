@@ -5,7 +5,7 @@
 // browser whatever happens (Playwright kills it by PID on close, and on exit).
 //
 // Usage: node story.mjs --spa http://127.0.0.1:5173 --screenshots tests/output/e2e
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
@@ -114,7 +114,15 @@ async function story() {
   await page.click('#sign-out');
   check('signing out forgets the token', (await text(page, '#user')) === 'Not signed in.');
   const bobPage = page;
+  // The token of bob's refused write, for `scopegate explain` (demo --check runs it).
+  let bobAuthorization = null;
+  const onRequest = (request) => {
+    if (request.method() === 'POST' && new URL(request.url()).pathname === '/api/resources') {
+      bobAuthorization = request.headers().authorization ?? null;
+    }
+  };
   await signIn(bobPage, 'bob');
+  bobPage.on('request', onRequest);
   check('bob signs in, not alice', (await text(bobPage, '#user')).includes('(bob)'), await text(bobPage, '#user'));
   check('bob signs in and holds read scopes', (await text(bobPage, '#scopes')).includes('resource:read'));
   await askForWriteScope(bobPage);
@@ -135,6 +143,9 @@ async function story() {
     explanation,
   );
   await bobPage.screenshot({ path: join(shots, '3-bob-403.png'), fullPage: true });
+  bobPage.off('request', onRequest);
+  check("bob's refused write carried his token", Boolean(bobAuthorization?.startsWith('Bearer ')), bobAuthorization);
+  if (bobAuthorization) writeFileSync(join(shots, 'bob-authorization.txt'), `${bobAuthorization}\n`);
   // Chromium logs every 4xx response as an error; bob's 403 is the one expected.
   const unexpected = consoleErrors.filter((m) => !m.includes('status of 403'));
   check('no other errors in the console', unexpected.length === 0 && consoleErrors.length === 1, consoleErrors.join('\n'));

@@ -29,14 +29,16 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_default()
 }
 
-/// The `scopegate` binary of this build: beside the test binary's `deps/` directory
-/// (`cargo test --workspace` builds it with the tests).
+/// The `scopegate` binary of this build, in `target/<profile>/` beside this binary (or
+/// beside the test binary's `deps/`): `cargo test --workspace` builds it with the tests.
 pub fn scopegate_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps");
+    let exe = std::env::current_exe().expect("this binary's path");
+    let parent = exe.parent().expect("target/<profile>");
+    let dir = if parent.ends_with("deps") {
+        parent.parent().expect("target/<profile>")
+    } else {
+        parent
+    };
     let binary = dir.join("scopegate");
     assert!(
         binary.exists(),

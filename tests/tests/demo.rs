@@ -47,6 +47,17 @@ fn demo_tells_the_whole_story_in_a_browser() {
         stdout.contains("idp: refused resource:write to bob"),
         "{stdout}"
     );
+    // `scopegate explain` on bob's real token, its keys fetched from the demo IdP.
+    for line in [
+        "explain: POST /api/resources -> 403 insufficient_scope (insufficient scope)",
+        "explain:   (signature checked with keys fetched from http://127.0.0.1:",
+        "explain:   routes[3] /api/resources [POST]: chosen",
+        "explain:   resource:write",
+        "explain:   - `resource:write` is granted by role `resource-admin` (roles.map)",
+        "explain:   - request scope=\"",
+    ] {
+        assert!(stdout.contains(line), "{line}: {stdout}");
+    }
     for shot in [
         "1-alice-read-only.png",
         "2-alice-wrote.png",

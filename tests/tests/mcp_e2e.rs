@@ -187,7 +187,9 @@ impl Stack {
     /// IdP's keys fetched from its `jwks_uri`, the MCP rule that decided, what is missing,
     /// and that no role of the policy grants it.
     fn assert_explained(&self, bob: &Value) {
-        let token = bob["tokens"][1]["access_token"].as_str().expect("bob's token");
+        let token = bob["tokens"][1]["access_token"]
+            .as_str()
+            .expect("bob's token");
         let body = self._dir.path().join("get-env.json");
         let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
             "params": {"name": "get-env", "arguments": {}}});

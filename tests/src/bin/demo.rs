@@ -358,6 +358,7 @@ fn run() -> Result<bool, String> {
         // The story stops itself after 150 s; this is the backstop.
         let status = story.wait(Duration::from_secs(180))?;
         all_expected &= status.success();
+        all_expected &= explain_bob(&options, &demo_policy_path, &base);
     } else {
         println!("Open {}/ in a browser and sign in as alice (password alice), who may get resource:write,", options.spa());
         println!("or bob (password bob), who may not. Or try the gateway with curl (the token is an ES256");
@@ -393,6 +394,32 @@ fn run() -> Result<bool, String> {
     drop(api);
     drop(idp);
     Ok(all_expected)
+}
+
+/// `scopegate explain` on bob's refused write (the story saved his token), while the IdP
+/// still serves its keys: the README's session. Did it explain a 403?
+fn explain_bob(options: &Options, policy: &std::path::Path, base: &str) -> bool {
+    let Ok(authorization) = fs::read_to_string(options.screenshots.join("bob-authorization.txt"))
+    else {
+        println!("explain: the story saved no token of bob's");
+        return false;
+    };
+    let url = format!("{base}/api/resources");
+    let output = Command::new(scopegate_tests::scopegate_binary())
+        .arg("explain")
+        .arg(policy)
+        .args(["POST", &url, "--token", authorization.trim()])
+        .output();
+    let Ok(output) = output else {
+        println!("explain: cannot run scopegate");
+        return false;
+    };
+    println!("# scopegate explain target/demo/policy.json POST {url} --token \"$BOB\"");
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        println!("explain: {line}");
+    }
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    output.status.code() == Some(1)
 }
 
 /// Prints one answer of the gateway; is it the expected one?
