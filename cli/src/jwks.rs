@@ -178,7 +178,7 @@ pub fn missing_keys_hint(policy: &Policy, issuer: usize) -> Option<String> {
         return None;
     };
     Some(format!(
-        "the keys of issuers[{issuer}] `{}` come from {}, which scopegate does not fetch: \
+        "the keys of issuers[{issuer}] `{}` come from {}, which this command does not fetch: \
          save them to a file and give it with --jwks {issuer}=FILE",
         entry.issuer(),
         remote.uri
