@@ -288,6 +288,7 @@ export function createApi(raw, ready = () => {}) {
       result.reason = answer.code;
       if (answer.tokenError !== null) result.tokenError = answer.tokenError;
       if (answer.maxAge !== null) result.maxAge = answer.maxAge;
+      if (answer.acrValues !== undefined) result.acrValues = answer.acrValues;
       return result;
     }
 

@@ -301,6 +301,8 @@ export interface McpCallAccess {
   tokenError?: string;
   /** For `deny_step_up`: the RFC 9470 `max_age` to authenticate within. */
   maxAge?: number;
+  /** For `deny_step_up`: the RFC 9470 `acr_values` to ask for (one of them); pass them to `authorizationUrl({acrValues})`. */
+  acrValues?: string[];
 }
 
 export interface McpAccess {

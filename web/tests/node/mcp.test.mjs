@@ -216,6 +216,14 @@ test('no scope helps: the reason is the core\'s decision code', () => {
     ...refused, reason: 'deny_step_up', maxAge: 300,
   });
   assert.equal(call(mint({ scope: 'mcp:admin', auth_time: NOW - 60 }), {}, stepUp).allowed, true);
+  // An `acr_values` step-up: the classes to ask for, for authorizationUrl({acrValues}).
+  const mfa = policyWith((doc) => {
+    doc.scopes.acr_values = { 'mcp:admin': ['mfa'] };
+  });
+  assert.deepEqual(call(mint({ scope: 'mcp:admin', acr: 'pwd' }), {}, mfa), {
+    ...refused, reason: 'deny_step_up', acrValues: ['mfa'],
+  });
+  assert.equal(call(mint({ scope: 'mcp:admin', acr: 'mfa' }), {}, mfa).allowed, true);
 
   // A capture that cannot form a scope, a call without its name, a URL no route matches.
   const token = vectorTokens['mcp:tools'];
