@@ -324,6 +324,10 @@ pub struct RouteDocument {
     /// No token needed.
     #[serde(default)]
     pub public: bool,
+    /// Any valid token, no particular scope (OpenAPI's OAuth requirement with an empty
+    /// scope list).
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+    pub authenticated: bool,
     /// The scopes needed. On an MCP route: what a message no rule names needs (absent: a
     /// valid token, no particular scope).
     #[serde(default, skip_serializing_if = "Option::is_none")]

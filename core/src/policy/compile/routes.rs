@@ -47,6 +47,13 @@ pub(super) fn compile_route(
             Methods::Only(methods)
         }
     };
+    if route.authenticated && (route.public || route.require.is_some() || route.mcp.is_some()) {
+        return Err(PolicyError::new(
+            format!("{path}.authenticated"),
+            "`authenticated: true` is for a route that needs a valid token and no scope: not \
+             with `public`, `require` or `mcp` (a token is needed for those already)",
+        ));
+    }
     if let Some(mcp) = &route.mcp {
         if route.public {
             return Err(PolicyError::new(
@@ -73,10 +80,15 @@ pub(super) fn compile_route(
             ))
         }
         (true, None) => Access::Public,
+        // One alternative of no scopes: satisfied by every valid token.
+        (false, None) if route.authenticated => Access::Protected(Requirement {
+            alternatives: alloc::vec![Vec::new()],
+        }),
         (false, None) => {
             return Err(PolicyError::new(
                 path,
-                "add `require` with the scopes this route needs, or `public: true`",
+                "add `require` with the scopes this route needs, `authenticated: true` for any \
+                 valid token, or `public: true`",
             ))
         }
         (false, Some(requirement)) => Access::Protected(compile_requirement(
