@@ -182,13 +182,6 @@ fn note(notes: &mut Notes, at: &str, why: Why) {
             "operations without security",
             format!("{at}: no `security` on the operation nor in the document: public"),
         ),
-        Why::TokenOnly => notes.add(
-            "operations that need a token but no scope",
-            format!(
-                "{at}: a token without a particular scope is enough; scopegate routes cannot \
-                 require that alone, so the route is public and the upstream must check the token"
-            ),
-        ),
         Why::OtherOnly(schemes) => notes.add(
             "operations secured by schemes scopegate cannot check",
             format!(

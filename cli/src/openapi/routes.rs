@@ -26,6 +26,8 @@ pub struct RouteOut {
     methods: [String; 1],
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     public: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    authenticated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     require: Option<Value>,
 }
@@ -120,14 +122,21 @@ impl Routes {
         self.list
             .into_iter()
             .map(|route| {
-                let (public, require) = match route.access {
-                    Access::Public => (true, None),
-                    Access::Require(alternatives) => (false, Some(requirement(alternatives))),
+                let (public, authenticated, require) = match route.access {
+                    Access::Public => (true, false, None),
+                    // An alternative of no scopes: any valid token will do.
+                    Access::Require(alternatives) if alternatives.iter().any(Vec::is_empty) => {
+                        (false, true, None)
+                    }
+                    Access::Require(alternatives) => {
+                        (false, false, Some(requirement(alternatives)))
+                    }
                 };
                 RouteOut {
                     path: route.path,
                     methods: [route.method],
                     public,
+                    authenticated,
                     require,
                 }
             })

@@ -82,8 +82,6 @@ pub enum Access {
 pub enum Why {
     /// No `security` on the operation nor the document.
     NoSecurity,
-    /// OAuth without scopes: a token only, which scopegate cannot require alone.
-    TokenOnly,
     /// Only schemes scopegate cannot check (`apiKey`, `http`, ...).
     OtherOnly(Vec<String>),
     /// Alternatives with such schemes were dropped.
@@ -158,7 +156,8 @@ pub fn access(
         return Ok((Access::Public, None));
     }
     if token_only {
-        return Ok((Access::Public, Some(Why::TokenOnly)));
+        // One alternative of no scopes: any valid token (the policy's `authenticated`).
+        return Ok((Access::Require(vec![Vec::new()]), None));
     }
     if alternatives.is_empty() {
         return Ok((Access::Public, Some(Why::OtherOnly(others))));
@@ -236,7 +235,11 @@ mod tests {
             of(json!([{"key": []}])).1,
             Some(Why::OtherOnly(_))
         ));
-        assert!(matches!(of(json!([{"oidc": []}])).1, Some(Why::TokenOnly)));
+        assert_eq!(of(json!([{"oidc": []}])).0, Access::Require(vec![vec![]]));
+        assert_eq!(
+            of(json!([{"oidc": []}, {"oauth": ["a"]}])).0,
+            Access::Require(vec![vec![]])
+        );
         assert!(matches!(
             of(json!([{"key": []}, {"oauth": ["a"]}])).1,
             Some(Why::Dropped(_))

@@ -165,8 +165,10 @@ pub fn render(report: &Report<'_>, colour: bool, out: &mut dyn Write) -> Result<
 }
 
 fn write_alternatives(alternatives: &[Vec<String>], out: &mut dyn Write) -> Result<(), Error> {
-    if alternatives.is_empty() {
+    // No alternative (an MCP route without `require`) or an empty one (`authenticated`).
+    if alternatives.is_empty() || alternatives.iter().any(Vec::is_empty) {
         writeln!(out, "  a valid token, no scope")?;
+        return Ok(());
     }
     for (index, alternative) in alternatives.iter().enumerate() {
         let lead = if index == 0 { "  " } else { "  or " };

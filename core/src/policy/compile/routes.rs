@@ -72,32 +72,31 @@ pub(super) fn compile_route(
         let mcp = compile_mcp(&format!("{path}.mcp"), mcp, default, rules, &template)?;
         return Ok((template, methods, Access::Mcp(mcp)));
     }
-    let access = match (route.public, &route.require) {
-        (true, Some(_)) => {
-            return Err(PolicyError::new(
-                path,
-                "a route is either `public: true` or has `require`, not both",
-            ))
-        }
-        (true, None) => Access::Public,
-        // One alternative of no scopes: satisfied by every valid token.
-        (false, None) if route.authenticated => Access::Protected(Requirement {
-            alternatives: alloc::vec![Vec::new()],
-        }),
-        (false, None) => {
-            return Err(PolicyError::new(
+    let access =
+        match (route.public, &route.require) {
+            (true, Some(_)) => {
+                return Err(PolicyError::new(
+                    path,
+                    "a route is either `public: true` or has `require`, not both",
+                ))
+            }
+            (true, None) => Access::Public,
+            // One alternative of no scopes: satisfied by every valid token.
+            (false, None) if route.authenticated => Access::Protected(Requirement {
+                alternatives: alloc::vec![Vec::new()],
+            }),
+            (false, None) => return Err(PolicyError::new(
                 path,
                 "add `require` with the scopes this route needs, `authenticated: true` for any \
                  valid token, or `public: true`",
-            ))
-        }
-        (false, Some(requirement)) => Access::Protected(compile_requirement(
-            &format!("{path}.require"),
-            requirement,
-            rules,
-            &|name: &str| template.param_index(name),
-        )?),
-    };
+            )),
+            (false, Some(requirement)) => Access::Protected(compile_requirement(
+                &format!("{path}.require"),
+                requirement,
+                rules,
+                &|name: &str| template.param_index(name),
+            )?),
+        };
     Ok((template, methods, access))
 }
 
