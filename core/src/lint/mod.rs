@@ -83,8 +83,11 @@ pub fn lint(text: &str, tokens: &[&str]) -> Vec<Finding> {
     }
     let mut findings = Vec::new();
     let mut placeholders = false;
+    // The first error as the gateway reports it: from the text, whose member order a
+    // `Value` (sorted by name) does not keep.
+    let mut pending = Policy::from_json(text).err();
     let compiled = loop {
-        let err = match compile(&value) {
+        let err = match pending.take().map_or_else(|| compile(&value), Err) {
             Ok(compiled) => break Some(compiled),
             Err(err) => err,
         };
