@@ -591,3 +591,38 @@ fn imported_petstore_decides_a_write_without_the_scope_403() {
         "{answer:#}"
     );
 }
+
+#[test]
+fn imported_scopes_are_opaque_strings() {
+    let spec = published("@readme/oas-examples/3.0/json/petstore.json");
+    let (policy, _) = import(&spec, &ISSUER);
+    assert_eq!(
+        policy["scopes"],
+        json!({"separator": "~", "write_suffix": null})
+    );
+    let file = TempFile::new("opaque-policy.json", &policy.to_string());
+    // A token with `write`, which scopegate's default hierarchy would let cover `write:pets`.
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    let part = |v: &str| Base64UrlUnpadded::encode_string(v.as_bytes());
+    let claims = json!({"iss": policy["issuers"][0]["issuer"], "aud": policy["issuers"][0]["audiences"][0],
+        "exp": 4_000_000_000u64, "scope": "read:pets write write:pets.write"});
+    let token = format!(
+        "{}.{}.c2ln",
+        part(r#"{"alg":"ES256"}"#),
+        part(&claims.to_string())
+    );
+    let (code, out, err) = scopegate(&[
+        "explain",
+        file.path(),
+        "POST",
+        "/v2/pet",
+        "--token",
+        &token,
+        "--no-verify",
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    let why: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(why["decision"]["status"], 403, "{why}");
+    assert_eq!(why["decision"]["missing"], json!(["write:pets"]), "{why}");
+}

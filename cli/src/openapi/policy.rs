@@ -19,8 +19,27 @@ struct PolicyOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     resources: Option<[ResourceOut; 1]>,
     issuers: [IssuerOut; 1],
+    scopes: ScopesOut,
     routes: Vec<RouteOut>,
     unmatched: &'static str,
+}
+
+/// OpenAPI scopes are opaque strings: no hierarchy, no write suffix.
+#[derive(Serialize)]
+struct ScopesOut {
+    /// A separator no scope of the document contains, so no scope covers another.
+    separator: String,
+    /// `null`: no write suffix.
+    write_suffix: Option<String>,
+}
+
+/// A hierarchy separator that none of `scopes` contains.
+fn unused_separator(scopes: &[String]) -> String {
+    let mut separator = String::from("~");
+    while scopes.iter().any(|s| s.contains(separator.as_str())) {
+        separator.push('~');
+    }
+    separator
 }
 
 #[derive(Serialize)]
@@ -167,10 +186,21 @@ pub fn build(
             None
         }
     };
+    let mut every_scope = routes.scopes();
+    for scheme in schemes.values() {
+        if let Scheme::OAuth2 { scopes } = scheme {
+            every_scope.extend(scopes.iter().cloned());
+        }
+    }
+    let scopes = ScopesOut {
+        separator: unused_separator(&every_scope),
+        write_suffix: None,
+    };
     let policy = PolicyOut {
         version: 1,
         realm,
         resources,
+        scopes,
         issuers: [IssuerOut {
             issuer,
             audiences,
