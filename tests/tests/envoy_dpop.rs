@@ -8,55 +8,15 @@
 // A test: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
-
+use scopegate_tests::dpop::{client_key, proofs, proofs_of_spec};
 use scopegate_tests::harness::{
-    envoy_config, free_port, request, send_raw, Envoy, HttpServer, Response, TempDir, Upstreams,
+    envoy_config, free_port, request, send_raw, Envoy, HttpServer, Response, Upstreams,
 };
-use scopegate_tests::{mint, repo_root, unix_now, TestKeys};
-use serde_json::{json, Map, Value};
+use scopegate_tests::{mint, unix_now, TestKeys};
+use serde_json::{json, Map};
 
 const ISSUER: &str = "https://idp.scopegate.test";
 const AUDIENCE: &str = "https://api.scopegate.test";
-
-/// Runs `tests/e2e/dpop-proofs.mjs` with these arguments; its JSON output.
-fn dpop_proofs(args: &[&str]) -> Value {
-    let script = repo_root().join("tests/e2e/dpop-proofs.mjs");
-    let output = Command::new("node")
-        .arg(&script)
-        .args(args)
-        .output()
-        .expect("node (./scripts/setup installs the e2e packages)");
-    assert!(
-        output.status.success(),
-        "node {} {args:?}: {}",
-        script.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("JSON from dpop-proofs.mjs")
-}
-
-/// A new client key pair of `alg`: its JWKs and the `dpop` package's thumbprint.
-fn client_key(alg: &str) -> Value {
-    dpop_proofs(&["key", alg])
-}
-
-/// The proofs of `requests` (name, kind, htm, htu) by `key` for `token`.
-fn proofs(alg: &str, key: &Value, token: &str, requests: &[(&str, &str, &str, &str)]) -> Value {
-    let dir = TempDir::new("dpop");
-    let spec = json!({
-        "alg": alg,
-        "privateJwk": key["privateJwk"],
-        "publicJwk": key["publicJwk"],
-        "token": token,
-        "requests": requests.iter().map(|(name, kind, htm, htu)| {
-            json!({"name": name, "kind": kind, "htm": htm, "htu": htu})
-        }).collect::<Vec<_>>(),
-    });
-    let path = dir.path().join("spec.json");
-    std::fs::write(&path, spec.to_string()).expect("write the spec");
-    dpop_proofs(&["proofs", path.to_str().expect("UTF-8 path")])
-}
 
 fn token(keys: &TestKeys, jkt: &str) -> String {
     let mut claims = Map::new();
@@ -319,14 +279,10 @@ fn a_server_nonce_is_handed_out_through_envoy_and_then_required() {
         .expect("a DPoP-Nonce header")
         .to_owned();
 
-    let dir = TempDir::new("dpop-nonce");
-    let spec = json!({"alg": "ES256", "privateJwk": key["privateJwk"],
+    let made = proofs_of_spec(&json!({"alg": "ES256", "privateJwk": key["privateJwk"],
         "publicJwk": key["publicJwk"], "token": jwt,
         "requests": [{"name": "with_nonce", "kind": "valid", "htm": "GET", "htu": htu,
-                      "nonce": nonce}]});
-    let path = dir.path().join("spec.json");
-    std::fs::write(&path, spec.to_string()).expect("write the spec");
-    let made = dpop_proofs(&["proofs", path.to_str().expect("UTF-8 path")]);
+                      "nonce": nonce}]}));
     let response = send(
         port,
         "GET",

@@ -13,8 +13,9 @@ use std::thread;
 use std::time::Duration;
 
 use base64ct::{Base64, Base64UrlUnpadded, Encoding};
+use scopegate_tests::dpop::{client_key, proof};
 use scopegate_tests::harness::{
-    envoy_config, free_port, request, send_raw, Envoy, HttpServer, Response, TempDir, Upstreams,
+    envoy_config, free_port, request, send_raw, Envoy, HttpServer, Response, Upstreams,
 };
 use scopegate_tests::node::{node_22, NodeProcess};
 use scopegate_tests::repo_root;
@@ -27,35 +28,6 @@ fn node() -> Command {
         Some(node) => Command::new(node),
         None => Command::new("node"),
     }
-}
-
-/// Runs `tests/e2e/dpop-proofs.mjs` with these arguments; its JSON output.
-fn dpop_proofs(args: &[&str]) -> Value {
-    let output = node()
-        .arg(repo_root().join("tests/e2e/dpop-proofs.mjs"))
-        .args(args)
-        .output()
-        .expect("node (./scripts/setup installs the e2e packages)");
-    assert!(
-        output.status.success(),
-        "dpop-proofs.mjs {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("JSON from dpop-proofs.mjs")
-}
-
-/// One proof by `key` of `kind` for `htm htu`, bound to `token` (`""`: none).
-fn proof(key: &Value, token: &str, kind: &str, htm: &str, htu: &str) -> String {
-    let dir = TempDir::new("dpop");
-    let spec = json!({"alg": "ES256", "privateJwk": key["privateJwk"],
-        "publicJwk": key["publicJwk"], "token": token,
-        "requests": [{"name": "p", "kind": kind, "htm": htm, "htu": htu}]});
-    let path = dir.path().join("spec.json");
-    std::fs::write(&path, spec.to_string()).expect("write the spec");
-    dpop_proofs(&["proofs", path.to_str().expect("UTF-8 path")])["p"]
-        .as_str()
-        .expect("a proof")
-        .to_owned()
 }
 
 /// `POST path` with a form body, as `scopegate-service` (client_secret_basic).
@@ -195,7 +167,7 @@ fn the_demo_idps_opaque_and_dpop_bound_tokens_are_judged_through_envoy() {
     assert_eq!(description(&refused), "The access token is not active");
 
     // DPoP-bound tokens, JWT and opaque, for a key of the `dpop` package.
-    let key = dpop_proofs(&["key", "ES256"]);
+    let key = client_key("ES256");
     let htu = format!("{api}/api/items");
     for resource in [&api, &opaque] {
         let for_token = proof(&key, "", "no_token_hash", "POST", &format!("{idp}/token"));
