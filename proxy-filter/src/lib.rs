@@ -73,15 +73,7 @@ impl Shared {
 
     /// Takes the answer of a JWKS fetch of `issuer` (`None`: there was none).
     fn fetched(&self, gateway: &mut Gateway, issuer: usize, answer: Option<(u16, Vec<u8>)>) {
-        let answer = answer
-            .as_ref()
-            .map(|(status, body)| (*status, body.as_slice()))
-            .ok_or(());
-        // Without a clock the answer is taken as none; the schedule retries it.
-        let (answer, now) = match now() {
-            Some(now) => (answer, now),
-            None => (Err(()), UnixTime(0)),
-        };
+        let (answer, now) = answer_now(answer.as_ref());
         let outcome = gateway.on_fetch_answer(issuer, answer, now);
         match &outcome.result {
             Ok(_) => info!("{outcome}"),
@@ -95,14 +87,7 @@ impl Shared {
         let Ok(mut gateway) = self.gateway.try_borrow_mut() else {
             return;
         };
-        let answer = answer
-            .as_ref()
-            .map(|(status, body)| (*status, body.as_slice()))
-            .ok_or(());
-        let (answer, now) = match now() {
-            Some(now) => (answer, now),
-            None => (Err(()), UnixTime(0)),
-        };
+        let (answer, now) = answer_now(answer.as_ref());
         let outcome = gateway.on_introspection_answer(ticket, issuer, answer, now);
         if outcome.refused.is_some() {
             info!("{outcome}");
@@ -184,6 +169,18 @@ fn dispatch_fetch(fetch: &JwksFetch<'_>) -> Option<u32> {
             );
             None
         }
+    }
+}
+
+/// A call's answer as the gateway takes it (`Err`: there was none), and the time. Without a
+/// clock the answer is taken as none: the gateway's schedule retries.
+fn answer_now(answer: Option<&(u16, Vec<u8>)>) -> (Result<(u16, &[u8]), ()>, UnixTime) {
+    let answer = answer
+        .map(|(status, body)| (*status, body.as_slice()))
+        .ok_or(());
+    match now() {
+        Some(now) => (answer, now),
+        None => (Err(()), UnixTime(0)),
     }
 }
 
