@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use serde_json::Value;
 
 use crate::jwks::Algorithm;
-use crate::policy::Policy;
+use crate::policy::{Issuer, Policy};
 use crate::scope::ScopeSet;
 use crate::UnixTime;
 
@@ -145,15 +145,7 @@ pub(crate) fn authenticate(
     now: UnixTime,
 ) -> Result<Principal, TokenError> {
     let decoded = decode(token)?;
-    let alg_name = decoded.algorithm();
-    if alg_name.eq_ignore_ascii_case("none") {
-        return Err(TokenError::AlgNone);
-    }
-    let alg = Algorithm::from_name(alg_name)
-        .ok_or_else(|| TokenError::UnsupportedAlgorithm(String::from(alg_name)))?;
-    if decoded.header.contains_key("crit") {
-        return Err(TokenError::CriticalHeader);
-    }
+    let alg = header_algorithm(&decoded)?;
     let claims = &decoded.claims;
     let iss = match claims.get("iss") {
         Some(Value::String(iss)) => iss.as_str(),
@@ -168,12 +160,7 @@ pub(crate) fn authenticate(
     let (issuer_index, issuer) = policy
         .issuer_by_name(iss)
         .ok_or_else(|| TokenError::UntrustedIssuer(String::from(iss)))?;
-    if !issuer.algorithms.contains(&alg) {
-        return Err(TokenError::AlgorithmNotAllowed {
-            alg,
-            issuer: String::from(iss),
-        });
-    }
+    allowed_by(issuer, alg)?;
     if let Signature::Verify(store) = signature {
         verify_signature(
             &decoded,
@@ -272,25 +259,12 @@ pub(crate) fn issuer_signed_claims(
     store: &crate::KeyStore,
 ) -> Result<Value, TokenError> {
     let decoded = decode(jws)?;
-    let alg_name = decoded.algorithm();
-    if alg_name.eq_ignore_ascii_case("none") {
-        return Err(TokenError::AlgNone);
-    }
-    let alg = Algorithm::from_name(alg_name)
-        .ok_or_else(|| TokenError::UnsupportedAlgorithm(String::from(alg_name)))?;
-    if decoded.header.contains_key("crit") {
-        return Err(TokenError::CriticalHeader);
-    }
+    let alg = header_algorithm(&decoded)?;
     let issuer = policy
         .issuers
         .get(issuer_index)
         .ok_or(TokenError::MissingIssuer)?;
-    if !issuer.algorithms.contains(&alg) {
-        return Err(TokenError::AlgorithmNotAllowed {
-            alg,
-            issuer: String::from(&*issuer.issuer),
-        });
-    }
+    allowed_by(issuer, alg)?;
     verify_signature(
         &decoded,
         alg,
@@ -303,6 +277,32 @@ pub(crate) fn issuer_signed_claims(
         return Err(TokenError::WrongType);
     }
     Ok(decoded.claims)
+}
+
+/// The header's algorithm, after RFC 8725's checks on the header: never `none`, only an
+/// algorithm scopegate implements, no `crit` (no extension is understood).
+fn header_algorithm(decoded: &UnverifiedToken<'_>) -> Result<Algorithm, TokenError> {
+    let alg_name = decoded.algorithm();
+    if alg_name.eq_ignore_ascii_case("none") {
+        return Err(TokenError::AlgNone);
+    }
+    let alg = Algorithm::from_name(alg_name)
+        .ok_or_else(|| TokenError::UnsupportedAlgorithm(String::from(alg_name)))?;
+    if decoded.header.contains_key("crit") {
+        return Err(TokenError::CriticalHeader);
+    }
+    Ok(alg)
+}
+
+/// Is `alg` on the issuer's allow-list?
+fn allowed_by(issuer: &Issuer, alg: Algorithm) -> Result<(), TokenError> {
+    if issuer.algorithms.contains(&alg) {
+        return Ok(());
+    }
+    Err(TokenError::AlgorithmNotAllowed {
+        alg,
+        issuer: String::from(&*issuer.issuer),
+    })
 }
 
 /// `typ` values compare as media types: case-insensitive, `application/` optional (RFC 7515
