@@ -8,7 +8,8 @@
 //!   `scopegate_fuzz::check_decision` for that policy (so: its realm is safe in a header,
 //!   its denials' bodies are JSON, its challenges parse back);
 //! - without a token, `decide` and `precheck` agree;
-//! - an error names a JSON path and a message, both without a line/column suffix.
+//! - an error names a JSON path and a message, without a line/column suffix (but for text
+//!   after the document, which only a line and column can locate).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -223,23 +223,32 @@ impl Policy {
     /// Parses and compiles a policy document.
     ///
     /// ```
-    /// let policy = scopegate_core::Policy::from_json(r#"{
+    /// let text = r#"{
     ///   "version": 1,
     ///   "realm": "orders",
     ///   "issuers": [{"issuer": "https://idp.example", "audiences": ["orders"],
     ///                "algorithms": ["HS256"], "hmac_secret": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}],
     ///   "routes": [{"path": "/orders/{id}", "methods": ["GET"], "require": "order:item"}]
-    /// }"#).unwrap();
+    /// }"#;
+    /// let policy = scopegate_core::Policy::from_json(text).unwrap();
     /// assert_eq!(policy.realm(), "orders");
+    /// // Anything after the document is refused.
+    /// let err = scopegate_core::Policy::from_json(&format!("{text} {text}")).unwrap_err();
+    /// assert_eq!(err.to_string(), ".: after the document: trailing characters at line 7 column 3");
     /// ```
     pub fn from_json(text: &str) -> Result<Self, PolicyError> {
         let deserializer = &mut serde_json::Deserializer::from_str(text);
-        let document: PolicyDocument =
-            serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let document: PolicyDocument = serde_path_to_error::deserialize(&mut *deserializer)
+            .map_err(|err| {
                 let path = alloc::format!("{}", err.path());
                 let message = alloc::format!("{}", err.inner());
                 PolicyError::new(path, strip_position(&message))
             })?;
+        // Text after the document (two documents pasted together, a truncated edit) is an
+        // error, not ignored.
+        deserializer
+            .end()
+            .map_err(|err| PolicyError::new(".", alloc::format!("after the document: {err}")))?;
         Self::compile(&document)
     }
 
