@@ -271,5 +271,60 @@ fn bound_and_introspected(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decision, token, mcp, bound_and_introspected);
+/// What a refused token costs `Policy::authenticate` (RS256 key set): an expired token and
+/// one for another audience, which need no signature arithmetic to refuse, beside a forged
+/// one (payload changed after signing), which does, and a valid one.
+fn refusal(c: &mut Criterion) {
+    let vectors: serde_json::Value =
+        serde_json::from_str(&decisions_json()).unwrap_or_else(|e| panic!("decisions.json: {e}"));
+    let example = support::example(&decisions_json());
+    let (policy, now) = (&example.policy, example.now);
+    let keys = KeyStore::default();
+    let token_of = |name: &str| -> String {
+        let case = vectors["suites"][0]["cases"]
+            .as_array()
+            .and_then(|cases| cases.iter().find(|c| c["name"] == name))
+            .unwrap_or_else(|| panic!("no case `{name}`"));
+        case["request"]["authorization"][0]
+            .as_str()
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .unwrap_or_else(|| panic!("`{name}` has no bearer token"))
+            .to_owned()
+    };
+    let mut group = c.benchmark_group("refusal");
+    for (label, case, expected) in [
+        (
+            "expired",
+            "expired one second past the leeway",
+            Some("expired"),
+        ),
+        ("wrong_audience", "wrong audience", Some("wrong_audience")),
+        (
+            "forged",
+            "payload changed after signing",
+            Some("bad_signature"),
+        ),
+        ("valid", "read token reads, claims forwarded", None),
+    ] {
+        let token = token_of(case);
+        let got = policy
+            .authenticate(&token, &keys, now)
+            .err()
+            .map(|e| e.code());
+        assert_eq!(got, expected, "{case}");
+        group.bench_function(label, |b| {
+            b.iter(|| policy.authenticate(black_box(&token), &keys, now))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    decision,
+    token,
+    mcp,
+    bound_and_introspected,
+    refusal
+);
 criterion_main!(benches);

@@ -136,8 +136,8 @@ pub enum Signature<'k> {
     Trust,
 }
 
-/// Validates `token` for `policy` at `now`: the whole of RFC 8725's checks, then the
-/// claims, then the scopes.
+/// Validates `token` for `policy` at `now`: RFC 8725's header checks, the issuer, `typ`,
+/// the claims and scopes, and last the signature.
 pub(crate) fn authenticate(
     policy: &Policy,
     token: &str,
@@ -161,6 +161,16 @@ pub(crate) fn authenticate(
         .issuer_by_name(iss)
         .ok_or_else(|| TokenError::UntrustedIssuer(String::from(iss)))?;
     allowed_by(issuer, alg)?;
+    if let Some(required) = &issuer.token_type {
+        let typ = decoded.header.get("typ").and_then(Value::as_str);
+        if !typ.is_some_and(|typ| media_type_matches(typ, required)) {
+            return Err(TokenError::WrongType);
+        }
+    }
+    // Every check that needs no key comes before the signature: an expired token, or one
+    // for another audience, costs no signature arithmetic (nor a key re-fetch for its
+    // `kid`). What the claims say is only used once the signature verifies.
+    let principal = principal_of_claims(policy, issuer_index, claims, now, true)?;
     if let Signature::Verify(store) = signature {
         verify_signature(
             &decoded,
@@ -170,13 +180,7 @@ pub(crate) fn authenticate(
             store.keys_for(policy, issuer_index),
         )?;
     }
-    if let Some(required) = &issuer.token_type {
-        let typ = decoded.header.get("typ").and_then(Value::as_str);
-        if !typ.is_some_and(|typ| media_type_matches(typ, required)) {
-            return Err(TokenError::WrongType);
-        }
-    }
-    principal_of_claims(policy, issuer_index, claims, now, true)
+    Ok(principal)
 }
 
 /// The principal of a token's claims, from a verified JWT or an introspection answer:
