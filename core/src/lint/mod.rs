@@ -154,7 +154,7 @@ fn placeholder(name: &str) -> Option<Value> {
 fn compile(value: &Value) -> Result<(Policy, PolicyDocument), PolicyError> {
     let document: PolicyDocument = serde_path_to_error::deserialize(value).map_err(|err| {
         let message = format!("{}", err.inner());
-        PolicyError::new(format!("{}", err.path()), message)
+        PolicyError::new(crate::policy::json_path(&err), message)
     })?;
     let policy = Policy::compile(&document)?;
     Ok((policy, document))

@@ -240,9 +240,8 @@ impl Policy {
         let deserializer = &mut serde_json::Deserializer::from_str(text);
         let document: PolicyDocument = serde_path_to_error::deserialize(&mut *deserializer)
             .map_err(|err| {
-                let path = alloc::format!("{}", err.path());
                 let message = alloc::format!("{}", err.inner());
-                PolicyError::new(path, strip_position(&message))
+                PolicyError::new(json_path(&err), strip_position(&message))
             })?;
         // Text after the document (two documents pasted together, a truncated edit) is an
         // error, not ignored.
@@ -403,6 +402,17 @@ pub(crate) fn is_under(path: &str, prefix: &str) -> bool {
     match path.strip_prefix(prefix) {
         Some(rest) => prefix.is_empty() || rest.is_empty() || rest.starts_with('/'),
         None => false,
+    }
+}
+
+/// The JSON path of a deserialization error; `.` for the document itself, which
+/// serde_path_to_error writes as nothing when the offending member's name is empty.
+pub(crate) fn json_path<E>(err: &serde_path_to_error::Error<E>) -> String {
+    let path = alloc::format!("{}", err.path());
+    if path.is_empty() {
+        String::from(".")
+    } else {
+        path
     }
 }
 
