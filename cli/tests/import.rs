@@ -6,25 +6,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use serde_json::{json, Value};
 
 const CLI: &str = env!("CARGO_MANIFEST_DIR");
 
+mod support;
+
 /// Runs `scopegate ARGS` in the CLI crate's directory: exit code, stdout, stderr.
 fn scopegate(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .args(args)
-        .current_dir(CLI)
-        .output()
-        .expect("runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    support::scopegate_in(Path::new(CLI), args)
 }
 
 /// Where the fixture `name` is, relative to the CLI crate.
@@ -609,15 +601,9 @@ fn imported_scopes_are_opaque_strings() {
     );
     let file = TempFile::new("opaque-policy.json", &policy.to_string());
     // A token with `write`, which scopegate's default hierarchy would let cover `write:pets`.
-    use base64ct::{Base64UrlUnpadded, Encoding};
-    let part = |v: &str| Base64UrlUnpadded::encode_string(v.as_bytes());
     let claims = json!({"iss": policy["issuers"][0]["issuer"], "aud": policy["issuers"][0]["audiences"][0],
         "exp": 4_000_000_000u64, "scope": "read:pets write write:pets.write"});
-    let token = format!(
-        "{}.{}.c2ln",
-        part(r#"{"alg":"ES256"}"#),
-        part(&claims.to_string())
-    );
+    let token = support::unsigned_jwt(&claims);
     let (code, out, err) = scopegate(&[
         "explain",
         file.path(),

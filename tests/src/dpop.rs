@@ -1,23 +1,17 @@
 //! DPoP proofs (RFC 9449) made by npm's `dpop` package, through `tests/e2e/dpop-proofs.mjs`:
 //! client keys, valid proofs and hostile ones, for the real-Envoy and demo-IdP tests.
 
-use std::process::Command;
-
 use serde_json::{json, Value};
 
 use crate::harness::TempDir;
-use crate::node::node_22;
+use crate::node::node_command;
 use crate::repo_root;
 
 /// Runs `tests/e2e/dpop-proofs.mjs` with these arguments (Node 22 from `.tools/` when
 /// installed); its JSON output.
 pub fn dpop_proofs(args: &[&str]) -> Value {
     let script = repo_root().join("tests/e2e/dpop-proofs.mjs");
-    let mut node = match node_22() {
-        Some(node) => Command::new(node),
-        None => Command::new("node"),
-    };
-    let output = node
+    let output = node_command()
         .arg(&script)
         .args(args)
         .output()

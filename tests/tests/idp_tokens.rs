@@ -8,7 +8,6 @@
 // A test: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
@@ -17,18 +16,11 @@ use scopegate_tests::dpop::{client_key, proof};
 use scopegate_tests::harness::{
     envoy_config, free_port, request, send_raw, Envoy, HttpServer, Response, Upstreams,
 };
-use scopegate_tests::node::{node_22, NodeProcess};
+use scopegate_tests::node::{node_command, NodeProcess};
 use scopegate_tests::repo_root;
 use serde_json::{json, Value};
 
 const SECRET: &str = "demo-client-secret-for-tests";
-
-fn node() -> Command {
-    match node_22() {
-        Some(node) => Command::new(node),
-        None => Command::new("node"),
-    }
-}
 
 /// `POST path` with a form body, as `scopegate-service` (client_secret_basic).
 fn post_form(port: u16, path: &str, form: &str, dpop: Option<&str>) -> Response {
@@ -89,7 +81,7 @@ fn the_demo_idps_opaque_and_dpop_bound_tokens_are_judged_through_envoy() {
     let api = format!("http://127.0.0.1:{envoy_port}");
     let opaque = format!("http://127.0.0.1:{envoy_port}/opaque");
     let gateway_key = gateway_key();
-    let mut command = node();
+    let mut command = node_command();
     command.arg(repo_root().join("examples/idp/idp.mjs")).args([
         "--port",
         &idp_port.to_string(),
