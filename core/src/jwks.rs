@@ -186,9 +186,9 @@ impl fmt::Display for SkippedKey {
 #[derive(Clone, Debug)]
 pub(crate) enum Material {
     #[cfg(feature = "rsa")]
-    Rsa(jwt_compact::alg::RsaPublicKey),
+    Rsa(crate::verify::rsa::RsaKey),
     #[cfg(feature = "ecdsa")]
-    EcP256(<jwt_compact::alg::Es256 as jwt_compact::Algorithm>::VerifyingKey),
+    EcP256(crate::verify::es256::P256Key),
     #[cfg(feature = "eddsa")]
     Ed25519(<jwt_compact::alg::Ed25519 as jwt_compact::Algorithm>::VerifyingKey),
     /// This build has no verifier for the key's type; the key was checked for shape only.
@@ -224,6 +224,32 @@ impl Jwk {
     /// algorithm's and the key's own `alg`, if set, agrees (RFC 8725 §3.1).
     pub fn fits(&self, alg: Algorithm) -> bool {
         alg.key_type() == self.key_type && self.alg.is_none_or(|own| own == alg)
+    }
+
+    /// Does `signature` sign `message` (a JWS signing input) with this key under `alg`?
+    /// The verification a token's signature gets, without the token around it.
+    ///
+    /// `Err` when the key does not [fit](Self::fits) `alg` or this build has no verifier
+    /// for it (the browser build has none).
+    ///
+    /// ```
+    /// use scopegate_core::{Algorithm, KeySet};
+    /// let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519",
+    ///   "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+    /// let key = KeySet::from_json(jwks).unwrap().keys().next().unwrap().clone();
+    /// assert_eq!(key.verify(Algorithm::EdDsa, b"a.b", &[0; 64]), Ok(false));
+    /// assert!(key.verify(Algorithm::Rs256, b"a.b", &[0; 256]).is_err());
+    /// ```
+    pub fn verify(
+        &self,
+        alg: Algorithm,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, crate::TokenError> {
+        if !self.fits(alg) {
+            return Err(crate::TokenError::KeyMismatch { alg });
+        }
+        crate::token::verify_with_key(&self.material, alg, message, signature)
     }
 }
 
@@ -410,14 +436,20 @@ fn material(key: &Value, key_type: KeyType) -> Result<Material, String> {
     let invalid = |e: jwt_compact::jwk::JwkError| alloc::format!("not a valid key: {e}");
     match key_type {
         #[cfg(feature = "rsa")]
-        KeyType::Rsa => jwt_compact::alg::RsaPublicKey::try_from(&jwk)
-            .map(Material::Rsa)
-            .map_err(invalid),
+        KeyType::Rsa => {
+            let object = key.as_object().ok_or("not a JSON object")?;
+            let (n, e) = (base64_member(object, "n")?, base64_member(object, "e")?);
+            crate::verify::rsa::RsaKey::new(&n, &e)
+                .map(Material::Rsa)
+                .map_err(|e| alloc::format!("{e}"))
+        }
         #[cfg(feature = "ecdsa")]
         KeyType::EcP256 => {
-            <jwt_compact::alg::Es256 as jwt_compact::Algorithm>::VerifyingKey::try_from(&jwk)
+            let object = key.as_object().ok_or("not a JSON object")?;
+            let (x, y) = (base64_member(object, "x")?, base64_member(object, "y")?);
+            crate::verify::es256::P256Key::new(&x, &y)
                 .map(Material::EcP256)
-                .map_err(invalid)
+                .ok_or_else(|| String::from("not a valid key: the point is not on P-256"))
         }
         #[cfg(feature = "eddsa")]
         KeyType::Ed25519 => {

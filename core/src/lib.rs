@@ -69,6 +69,8 @@ pub mod route;
 pub mod scope;
 pub mod time;
 pub mod token;
+#[cfg(feature = "hmac")]
+mod verify;
 
 pub use challenge::{parse_challenges, Challenge, ChallengeParseError};
 pub use decision::{

@@ -30,7 +30,6 @@ use claims::{confirmation, effective_scopes, header_value, match_audiences, nume
 pub use decode::{decode, UnverifiedToken, MAX_TOKEN_LEN};
 pub use error::TokenError;
 use signature::verify_signature;
-#[cfg(feature = "hmac")]
 pub(crate) use signature::verify_with_key;
 
 /// What a validated token grants: everything a decision needs, detached from the token text

@@ -111,25 +111,23 @@ pub(crate) fn verify_with_key(
     match material {
         #[cfg(feature = "rsa")]
         Material::Rsa(key) => {
-            use jwt_compact::alg::Rsa;
-            let rsa = match alg {
-                Algorithm::Rs256 => Rsa::rs256(),
-                Algorithm::Rs384 => Rsa::rs384(),
-                Algorithm::Rs512 => Rsa::rs512(),
-                Algorithm::Ps256 => Rsa::ps256(),
-                Algorithm::Ps384 => Rsa::ps384(),
-                Algorithm::Ps512 => Rsa::ps512(),
+            use crate::verify::rsa::Hash;
+            let (hash, pss) = match alg {
+                Algorithm::Rs256 => (Hash::Sha256, false),
+                Algorithm::Rs384 => (Hash::Sha384, false),
+                Algorithm::Rs512 => (Hash::Sha512, false),
+                Algorithm::Ps256 => (Hash::Sha256, true),
+                Algorithm::Ps384 => (Hash::Sha384, true),
+                Algorithm::Ps512 => (Hash::Sha512, true),
                 _ => return Err(TokenError::KeyMismatch { alg }),
             };
+            let rsa = crate::verify::Rsa { hash, pss };
             Ok(verify_with(&rsa, key, message, signature))
         }
         #[cfg(feature = "ecdsa")]
-        Material::EcP256(key) if alg == Algorithm::Es256 => Ok(verify_with(
-            &jwt_compact::alg::Es256,
-            key,
-            message,
-            signature,
-        )),
+        Material::EcP256(key) if alg == Algorithm::Es256 => {
+            Ok(verify_with(&crate::verify::Es256, key, message, signature))
+        }
         #[cfg(feature = "eddsa")]
         Material::Ed25519(key) if alg == Algorithm::EdDsa => Ok(verify_with(
             &jwt_compact::alg::Ed25519,
