@@ -62,6 +62,19 @@ def loops(native3, native, wasm):
               f"| {ns / native3[name]:.1f}× | {ns / native[name]:.1f}× |")
 
 
+def verify(wasm):
+    """The core's signature verifiers beside the ones jwt-compact ships, in V8."""
+    results = read_loop(wasm)
+    print("| algorithm | scopegate (V8) | jwt-compact's crate (V8) | speed-up |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, ns in results.items():
+        if name.startswith("verify/"):
+            alg = name.split("/", 1)[1]
+            crate = results.get(f"verify_jwt_compact/{alg}")
+            if crate:
+                print(f"| {alg} | {fmt_ns(ns)} | {fmt_ns(crate)} | {crate / ns:.1f}× |")
+
+
 def levels(specs):
     runs = []
     for spec in specs:
@@ -78,4 +91,4 @@ def levels(specs):
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     {"criterion": lambda: criterion(*args), "loops": lambda: loops(*args),
-     "levels": lambda: levels(args)}[command]()
+     "levels": lambda: levels(args), "verify": lambda: verify(*args)}[command]()

@@ -22,8 +22,11 @@ use std::hint::black_box;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use base64ct::{Base64UrlUnpadded, Encoding};
+use jwt_compact::jwk::JsonWebKey;
+use jwt_compact::AlgorithmSignature as _;
 use scopegate_core::gateway::Gateway;
-use scopegate_core::{Decision, KeyStore, TokenError};
+use scopegate_core::{Algorithm, Decision, KeySet, KeyStore, TokenError};
 
 /// Time `f` per call: warm up for `warm_up`, size batches of about 20 ms, return the median
 /// batch's nanoseconds per call.
@@ -92,6 +95,9 @@ fn main() {
             println!("{name} {ns:.0}");
         }
     }
+    for (alg, token) in &example.tokens {
+        verify_side_by_side(&input, alg, token, &wanted);
+    }
     for n in [10, 1_000] {
         let name = format!("decision_allow/{n}");
         if !wanted(&name) {
@@ -112,4 +118,78 @@ fn main() {
         });
         println!("{name} {ns:.0}");
     }
+}
+
+/// Signature verification alone (SHA of the signing input included), the core's verifier
+/// (`verify/…`) beside the one jwt-compact ships for the same algorithm
+/// (`verify_jwt_compact/…`), on the same key and signature.
+fn verify_side_by_side(vectors: &str, alg: &str, token: &str, wanted: &impl Fn(&str) -> bool) {
+    let policy: serde_json::Value =
+        serde_json::from_str(&support::example_policy_text(vectors)).unwrap();
+    let jwks = &policy["issuers"][0]["jwks"];
+    let (input, signature) = token.rsplit_once('.').unwrap();
+    let signature = Base64UrlUnpadded::decode_vec(signature).unwrap();
+    let header = Base64UrlUnpadded::decode_vec(input.split('.').next().unwrap()).unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+    let kid = header["kid"].as_str().unwrap();
+    let algorithm = Algorithm::from_name(alg).unwrap();
+    let keys = KeySet::from_value(jwks).unwrap();
+    let key = keys.keys().find(|k| k.kid() == Some(kid)).unwrap();
+    assert_eq!(
+        key.verify(algorithm, input.as_bytes(), &signature),
+        Ok(true)
+    );
+    let name = format!("verify/{alg}");
+    if wanted(&name) {
+        let ns = measure(Duration::from_millis(300), || {
+            let _ = black_box(key.verify(algorithm, black_box(input.as_bytes()), &signature));
+        });
+        println!("{name} {ns:.0}");
+    }
+    let name = format!("verify_jwt_compact/{alg}");
+    if !wanted(&name) {
+        return;
+    }
+    let jwk_value = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .unwrap();
+    let jwk: JsonWebKey<'_> = serde_json::from_value(jwk_value.clone()).unwrap();
+    fn time<A: jwt_compact::Algorithm>(
+        alg: &A,
+        key: &A::VerifyingKey,
+        input: &[u8],
+        signature: &[u8],
+    ) -> f64 {
+        let parsed = A::Signature::try_from_slice(signature).unwrap();
+        assert!(alg.verify_signature(&parsed, key, input));
+        measure(Duration::from_millis(300), || {
+            let parsed = A::Signature::try_from_slice(black_box(signature)).unwrap();
+            black_box(alg.verify_signature(&parsed, key, black_box(input)));
+        })
+    }
+    let input = input.as_bytes();
+    let ns = match alg {
+        "RS256" => {
+            let key = jwt_compact::alg::RsaPublicKey::try_from(&jwk).unwrap();
+            time(&jwt_compact::alg::Rsa::rs256(), &key, input, &signature)
+        }
+        "ES256" => {
+            let alg = jwt_compact::alg::Es256;
+            let key =
+                <jwt_compact::alg::Es256 as jwt_compact::Algorithm>::VerifyingKey::try_from(&jwk)
+                    .unwrap();
+            time(&alg, &key, input, &signature)
+        }
+        _ => {
+            let alg = jwt_compact::alg::Ed25519;
+            let key =
+                <jwt_compact::alg::Ed25519 as jwt_compact::Algorithm>::VerifyingKey::try_from(&jwk)
+                    .unwrap();
+            time(&alg, &key, input, &signature)
+        }
+    };
+    println!("{name} {ns:.0}");
 }

@@ -185,29 +185,49 @@ impl Setup {
     }
 }
 
-/// A row: one token, and the status every setup but (1) must answer.
+/// What a row's token gets from every setup that authenticates.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Allowed,
+    Denied,
+    /// The allowed token with one signature byte changed: what an anonymous client can
+    /// send to make the gateway verify a signature it never caches.
+    Forged,
+}
+
+/// A row: one token, and the status every setup but (1) and (0) must answer.
 pub(crate) struct Row {
     pub(crate) alg: &'static str,
-    pub(crate) allowed: bool,
+    pub(crate) outcome: Outcome,
     pub(crate) token: String,
 }
 
 impl Row {
     fn expected(&self, setup: Setup) -> u16 {
-        if self.allowed || matches!(setup, Setup::NoAuth | Setup::Empty) {
-            200
-        } else {
-            403
+        match self.outcome {
+            _ if matches!(setup, Setup::NoAuth | Setup::Empty) => 200,
+            Outcome::Allowed => 200,
+            Outcome::Denied => 403,
+            Outcome::Forged => 401,
         }
     }
 
     fn label(&self) -> &'static str {
-        if self.allowed {
-            "allowed (200)"
-        } else {
-            "denied (403)"
+        match self.outcome {
+            Outcome::Allowed => "allowed (200)",
+            Outcome::Denied => "denied (403)",
+            Outcome::Forged => "forged signature (401)",
         }
     }
+}
+
+/// `token` with one base64url character in the middle of its signature changed, so that
+/// the signature still decodes, to bytes that do not verify.
+fn forged(token: &str) -> String {
+    let dot = token.rfind('.').expect("a JWS");
+    let at = dot + 1 + (token.len() - dot - 1) / 2;
+    let replacement = if &token[at..=at] == "A" { "B" } else { "A" };
+    format!("{}{replacement}{}", &token[..at], &token[at + 1..])
 }
 
 /// The filter that does nothing, as `./scripts/bench` builds it.
@@ -224,13 +244,22 @@ pub(crate) fn token(keys: &TestKeys, policy: &Value, alg: &str, claims: &Value) 
 pub(crate) fn rows(policy: &Value, keys: &TestKeys) -> Vec<Row> {
     let mut rows = Vec::new();
     for alg in ["RS256", "ES256", "EdDSA"] {
-        for (allowed, scope) in [(true, "openid resource:read"), (false, "openid")] {
+        for (outcome, scope) in [
+            (Outcome::Allowed, "openid resource:read"),
+            (Outcome::Denied, "openid"),
+        ] {
             rows.push(Row {
                 alg,
-                allowed,
+                outcome,
                 token: token(keys, policy, alg, &json!({ "scope": scope })),
             });
         }
+        let allowed = &rows[rows.len() - 2].token;
+        rows.push(Row {
+            alg,
+            outcome: Outcome::Forged,
+            token: forged(allowed),
+        });
     }
     rows
 }

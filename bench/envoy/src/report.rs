@@ -167,7 +167,7 @@ pub(crate) fn report(
     if anomalies.is_empty() {
         let _ = writeln!(
             out,
-            "\nEvery run answered as expected (allowed rows all 2xx, denied rows all 403) \
+            "\nEvery run answered as expected (allowed rows all 2xx, denied rows all 403, forged rows all 401) \
              without socket errors."
         );
     } else {
