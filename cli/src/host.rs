@@ -122,7 +122,10 @@ impl Host {
                         body: served.body.to_owned(),
                     })
                 }
+                // The command line answers every fetch at once, so none stays in flight;
+                // a hold is answered as a fetch would be.
                 Step::Wait(fetch) => fetch.issuer,
+                Step::Hold(issuer) => issuer,
                 Step::Introspect(_) | Step::Park(_) => {
                     return Err(Error::new(
                         "the policy sends this token to its issuer's introspection endpoint, \

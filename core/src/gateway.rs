@@ -6,10 +6,10 @@
 //!
 //! | event | method | answer |
 //! | --- | --- | --- |
-//! | request headers (raw bytes) | [`Gateway::on_request_headers`] | [`Step::Forward`], [`Step::Respond`], [`Step::Wait`] for a key fetch, [`Step::Introspect`] or [`Step::Park`] for an introspection, or [`Step::ReadBody`] on an MCP route |
+//! | request headers (raw bytes) | [`Gateway::on_request_headers`] | [`Step::Forward`], [`Step::Respond`], [`Step::Wait`] for a key fetch or [`Step::Hold`] for one in flight, [`Step::Introspect`] or [`Step::Park`] for an introspection, or [`Step::ReadBody`] on an MCP route |
 //! | request body progress | [`Gateway::body_progress`] | keep buffering, or read the body |
 //! | the request body | [`Gateway::on_request_body`] | [`Step::Forward`] or [`Step::Respond`] |
-//! | the answer of a fetch | [`Gateway::on_fetch_answer`] | what happened, for the log; then feed the waiting request's headers again |
+//! | the answer of a fetch | [`Gateway::on_fetch_answer`] | what happened, for the log; then feed the headers of the request that waited for it, and of every request held for that issuer, again |
 //! | the answer of an introspection call | [`Gateway::on_introspection_answer`] | what happened, for the log; then feed the headers of the request that sent it, and of every request parked on it, again |
 //! | a fetch the host could not send | [`Gateway::on_fetch_answer`] with `Err(())` | the same |
 //! | timer tick | [`Gateway::on_tick`] | the fetches now due |
@@ -86,7 +86,7 @@ const MAX_INTROSPECTION_WAITS: u8 = 2;
 pub struct Exchange {
     /// The issuer whose keys the request waits for.
     waiting_for: Option<usize>,
-    /// A request waits for at most one fetch.
+    /// A request waits for at most one fetch (its own, or one it is held for).
     waited: bool,
     /// The token's principal, kept while an MCP route's body is read so that the token
     /// is verified once per request.
@@ -157,6 +157,12 @@ pub enum Step<'g> {
     /// Send this fetch, then give its answer to [`Gateway::on_fetch_answer`] and feed the
     /// request's headers again; the request waits meanwhile.
     Wait(JwksFetch<'g>),
+    /// A fetch of this issuer's keys is in flight (the timer's, or another request's): hold
+    /// this request until the host has given that fetch's answer to
+    /// [`Gateway::on_fetch_answer`] (or the fetch went away), then feed its headers again.
+    /// So a burst of tokens signed by a newly published key waits for the one re-fetch
+    /// instead of being refused against the old keys.
+    Hold(usize),
     /// Send this introspection call, then give its answer to
     /// [`Gateway::on_introspection_answer`] and feed the request's headers again, and those
     /// of every request parked on its ticket; the request waits meanwhile.
@@ -225,6 +231,8 @@ pub enum Count {
     JwksFetchOk,
     /// A JWKS fetch that failed or answered something unusable.
     JwksFetchFailed,
+    /// A request held for a fetch in flight ([`Step::Hold`]).
+    JwksHold,
     /// A denial let through in dry-run mode.
     DryRunLetThrough,
     /// Introspection: `hit` (a kept answer), `call` (one sent), `wait` (a request parked
@@ -243,6 +251,7 @@ impl Count {
             Self::CacheMiss => ("cache", "miss"),
             Self::JwksFetchOk => ("jwks", "fetch_ok"),
             Self::JwksFetchFailed => ("jwks", "fetch_failed"),
+            Self::JwksHold => ("jwks", "hold"),
             Self::DryRunLetThrough => ("dry_run", "let_through"),
             Self::Introspection(what) => ("introspection", what),
         }
@@ -484,6 +493,11 @@ impl Gateway {
                 exchange.waited = true;
                 return Step::Wait(fetch);
             }
+            if self.refresh.in_flight(issuer, now) {
+                exchange.waited = true;
+                self.counts.push(Count::JwksHold);
+                return Step::Hold(issuer);
+            }
         }
         record(&mut self.counts, &decision);
         let remove = || {
@@ -607,6 +621,12 @@ impl Gateway {
             }
             _ => None,
         }
+    }
+
+    /// Whether a key fetch of `issuer` is in flight: the requests held for it
+    /// ([`Step::Hold`]) are fed again once it is not.
+    pub fn fetch_in_flight(&self, issuer: usize, now: UnixTime) -> bool {
+        self.refresh.in_flight(issuer, now)
     }
 
     /// The counter increments since the last call.

@@ -189,6 +189,14 @@ impl KeyRefresh {
         Some(fetch)
     }
 
+    /// Whether a fetch of `issuer` is in flight, so that a request needing fresh keys can
+    /// wait for its answer rather than be refused against the keys held.
+    pub fn in_flight(&self, issuer: usize, now: UnixTime) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.issuer == issuer && e.in_flight(now))
+    }
+
     /// Forgets a fetch of `issuer` whose answer will never come (the host cancelled it, as
     /// when the request that waited for it went away), so the next one need not wait for
     /// [`FETCH_LOST_AFTER_SECONDS`]. The schedule is otherwise unchanged.
@@ -425,6 +433,29 @@ remote connection failure, transport failure reason: delayed connect error: Conn
         // Inline issuers and unknown positions never fetch.
         assert!(refresh.request_early(&policy, 0, UnixTime(500)).is_none());
         assert!(refresh.request_early(&policy, 9, UnixTime(500)).is_none());
+    }
+
+    #[test]
+    fn a_fetch_is_in_flight_until_answered_abandoned_or_lost() {
+        let policy = policy("");
+        let mut refresh = KeyRefresh::new(&policy);
+        let mut keys = KeyStore::default();
+        assert!(!refresh.in_flight(1, UnixTime(0)));
+        refresh.due(&policy, UnixTime(0));
+        assert!(refresh.in_flight(1, UnixTime(0)));
+        assert!(
+            !refresh.in_flight(0, UnixTime(0)),
+            "inline keys are never fetched"
+        );
+        assert!(!refresh.in_flight(1, UnixTime(FETCH_LOST_AFTER_SECONDS)));
+        refresh
+            .completed(&policy, 1, Ok((200, JWKS)), &mut keys, UnixTime(1))
+            .unwrap();
+        assert!(!refresh.in_flight(1, UnixTime(1)));
+        refresh.request_early(&policy, 1, UnixTime(2)).unwrap();
+        assert!(refresh.in_flight(1, UnixTime(2)));
+        refresh.abandon(1);
+        assert!(!refresh.in_flight(1, UnixTime(2)));
     }
 
     #[test]

@@ -50,6 +50,9 @@ fuzz_target!(|data: &[u8]| {
                 let issuer = fetch.issuer;
                 let _ = gateway.on_fetch_answer(issuer, Err(()), NOW);
             }
+            Step::Hold(issuer) => {
+                let _ = gateway.on_fetch_answer(issuer, Err(()), NOW);
+            }
             Step::Forward(forward) => {
                 assert!(
                     forward.set.is_empty(),

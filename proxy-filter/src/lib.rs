@@ -60,6 +60,8 @@ struct Shared {
     stats: RefCell<Stats>,
     /// Requests parked on another request's introspection call, by its ticket.
     parked: RefCell<HashMap<u64, Vec<Parked>>>,
+    /// Requests held for a key fetch in flight, by issuer.
+    held: RefCell<HashMap<usize, Vec<Parked>>>,
 }
 
 impl Shared {
@@ -100,6 +102,36 @@ impl Shared {
     /// the context that is running now), so one that would have to is refused.
     fn wake(&self, ticket: u64) {
         let waiters = self.parked.borrow_mut().remove(&ticket).unwrap_or_default();
+        self.feed_again(waiters, "introspection");
+    }
+
+    /// Feeds again the requests held for a key fetch that is no longer in flight: it was
+    /// answered, could not be sent, went away with the request that sent it, or was lost.
+    fn wake_held(&self) {
+        if self.held.borrow().is_empty() {
+            return;
+        }
+        let Some(now) = now() else {
+            return;
+        };
+        let done: Vec<usize> = {
+            let Ok(gateway) = self.gateway.try_borrow() else {
+                return;
+            };
+            let held = self.held.borrow();
+            held.keys()
+                .copied()
+                .filter(|issuer| !gateway.fetch_in_flight(*issuer, now))
+                .collect()
+        };
+        for issuer in done {
+            let waiters = self.held.borrow_mut().remove(&issuer).unwrap_or_default();
+            self.feed_again(waiters, "the key fetch");
+        }
+    }
+
+    /// Feeds each waiting request again, in its own context; none may send a call.
+    fn feed_again(&self, waiters: Vec<Parked>, what: &str) {
         for (context_id, request) in waiters {
             let Some(request) = request.upgrade() else {
                 continue;
@@ -115,7 +147,7 @@ impl Shared {
             request.woken = false;
             if let Action::Continue = action {
                 if let Err(err) = host::resume_request() {
-                    warn!("cannot resume a request after introspection: {err}");
+                    warn!("cannot resume a request after {what}: {err}");
                     self.stats.borrow_mut().count_host_error();
                 }
             }
@@ -228,6 +260,8 @@ impl Root {
                 None => shared.fetched(&mut gateway, issuer, None),
             }
         }
+        drop(gateway);
+        shared.wake_held();
     }
 }
 
@@ -241,6 +275,7 @@ impl Context for Root {
         if let Ok(mut gateway) = shared.gateway.try_borrow_mut() {
             shared.fetched(&mut gateway, issuer, answer);
         };
+        shared.wake_held();
     }
 }
 
@@ -290,6 +325,7 @@ impl RootContext for Root {
             gateway: RefCell::new(gateway),
             stats: RefCell::new(Stats::new()),
             parked: RefCell::new(HashMap::new()),
+            held: RefCell::new(HashMap::new()),
         }));
         self.fetches.clear();
         if remote {
@@ -410,6 +446,11 @@ impl Request {
                     None => Next::Unsent(call.ticket, call.issuer),
                 }
             }
+            Step::Hold(issuer) => {
+                let me = (self.context_id, Weak::clone(&self.me));
+                shared.held.borrow_mut().entry(issuer).or_default().push(me);
+                Next::Act(Action::Pause)
+            }
             Step::Park(ticket) => {
                 let me = (self.context_id, Weak::clone(&self.me));
                 shared
@@ -436,7 +477,12 @@ impl Request {
         drop(gateway);
         match next {
             Next::Act(action) => action,
-            Next::Again => self.run(),
+            Next::Again => {
+                // Those held for this request's fetch are fed again first.
+                shared.wake_held();
+                let _ = proxy_wasm::hostcalls::set_effective_context(self.context_id);
+                self.run()
+            }
             Next::Unsent(ticket, issuer) => {
                 shared.introspected(ticket, issuer, None);
                 shared.wake(ticket);
@@ -527,7 +573,11 @@ impl Request {
                 }
             }
             // The body phase never waits or asks again; refuse rather than guess.
-            Step::Wait(_) | Step::Introspect(_) | Step::Park(_) | Step::ReadBody { .. } => {
+            Step::Wait(_)
+            | Step::Hold(_)
+            | Step::Introspect(_)
+            | Step::Park(_)
+            | Step::ReadBody { .. } => {
                 self.fail_closed("the gateway asked for a fetch or the body after the body")
             }
         }
@@ -597,6 +647,8 @@ impl Request {
             shared.fetched(&mut gateway, issuer, answer);
         }
         self.resume_after("the key re-fetch");
+        shared.wake_held();
+        let _ = proxy_wasm::hostcalls::set_effective_context(self.context_id);
     }
 
     /// Decides the paused request again, and lets it go on if it may.
@@ -614,7 +666,8 @@ impl Drop for Request {
     fn drop(&mut self) {
         // The request went away while waiting for a call; the host cancels the call, and
         // the requests parked on an introspection it sent are fed again.
-        let waited = self.fetch.take().is_some() || self.introspection.take().is_some();
+        let fetched = self.fetch.take().is_some();
+        let waited = fetched || self.introspection.take().is_some();
         if !waited {
             return;
         }
@@ -624,6 +677,9 @@ impl Drop for Request {
         };
         if let Some(ticket) = abandoned {
             self.shared.wake(ticket);
+        }
+        if fetched {
+            self.shared.wake_held();
         }
     }
 }

@@ -90,6 +90,69 @@ fn a_request_waits_for_the_first_keys_once_then_is_decided() {
 }
 
 #[test]
+fn requests_needing_a_fetch_in_flight_are_held_for_it() {
+    let old = TestKeys::from_seed(1);
+    let next = TestKeys::from_seed(2);
+    let mut gw = gateway(|_| {});
+    let _ = gw.on_tick(UnixTime(NOW));
+    let jwks = old.jwks("").to_string();
+    let _ = gw.on_fetch_answer(0, Ok((200, jwks.as_bytes())), UnixTime(NOW));
+    // The issuer rotates: a burst of tokens under a kid not yet fetched.
+    let auths: Vec<String> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|sub| {
+            let spec =
+                json!({"alg": "ES256", "header": {"kid": "next-ec-1"}, "claims": {"sub": sub}});
+            format!("Bearer {}", token(&next, spec))
+        })
+        .collect();
+    let requests: Vec<_> = auths
+        .iter()
+        .map(|auth| headers("/api/resources", &[("authorization", auth)]))
+        .collect();
+    let mut exchanges = [
+        Exchange::default(),
+        Exchange::default(),
+        Exchange::default(),
+    ];
+    let step = gw.on_request_headers(&mut exchanges[0], &requests[0], UnixTime(NOW + 1));
+    assert!(matches!(step, Step::Wait(_)), "{step:?}");
+    // The others are held for that one fetch rather than refused against the old keys.
+    for (exchange, request) in exchanges[1..].iter_mut().zip(&requests[1..]) {
+        let step = gw.on_request_headers(exchange, request, UnixTime(NOW + 1));
+        assert!(matches!(step, Step::Hold(0)), "{step:?}");
+        assert_eq!(exchange.waiting_for(), None, "a held request owns no fetch");
+    }
+    let mut both = next.jwks("next-");
+    both["keys"]
+        .as_array_mut()
+        .unwrap()
+        .extend(old.jwks("")["keys"].as_array().unwrap().iter().cloned());
+    let both = both.to_string();
+    let _ = gw.on_fetch_answer(0, Ok((200, both.as_bytes())), UnixTime(NOW + 1));
+    for (exchange, request) in exchanges.iter_mut().zip(&requests) {
+        let step = gw.on_request_headers(exchange, request, UnixTime(NOW + 1));
+        assert!(matches!(step, Step::Forward(_)), "{step:?}");
+    }
+    let holds = gw.drain_counts().filter(|c| *c == Count::JwksHold).count();
+    assert_eq!(holds, 2);
+    // Held once at most: a fetch (the timer's refresh here) that brings no key for the
+    // kid ends in a 401.
+    let _ = gw.on_tick(UnixTime(NOW + 400));
+    let mut held = Exchange::default();
+    let forged = format!(
+        "Bearer {}",
+        token(&next, json!({"alg": "ES256", "header": {"kid": "made-up"}}))
+    );
+    let request = headers("/api/resources", &[("authorization", &forged)]);
+    let step = gw.on_request_headers(&mut held, &request, UnixTime(NOW + 400));
+    assert!(matches!(step, Step::Hold(0)), "{step:?}");
+    let _ = gw.on_fetch_answer(0, Ok((200, both.as_bytes())), UnixTime(NOW + 400));
+    let step = gw.on_request_headers(&mut held, &request, UnixTime(NOW + 400));
+    assert_eq!(status(&step), Some(401), "{step:?}");
+}
+
+#[test]
 fn a_request_waits_for_at_most_one_fetch() {
     let keys = TestKeys::from_seed(1);
     let mut gw = gateway(|_| {});

@@ -109,9 +109,22 @@ impl Envoy {
     /// Envoy with the filter enforcing `policy`, on a free port, in front of `upstreams`;
     /// panics with Envoy's log if it does not start.
     pub fn with_filter(upstreams: &Upstreams, policy: &Value) -> Self {
+        Self::with_filter_on_workers(upstreams, policy, 1)
+    }
+
+    /// As [`Envoy::with_filter`], with `workers` worker threads (`--concurrency`): one VM of
+    /// the filter per worker, besides the main thread's.
+    pub fn with_filter_on_workers(upstreams: &Upstreams, policy: &Value, workers: u32) -> Self {
         let listen = crate::harness::free_port();
         let config = envoy_config(listen, upstreams, &policy.to_string());
-        Self::start(&config, listen)
+        let dir = TempDir::new("envoy");
+        let config_path = dir.path().join("envoy.json");
+        fs::write(
+            &config_path,
+            serde_json::to_vec_pretty(&config).expect("JSON"),
+        )
+        .expect("write config");
+        Self::start_file_on_workers(&config_path, listen, dir, workers)
             .unwrap_or_else(|failed| panic!("Envoy did not start: {failed:?}"))
     }
 
@@ -131,6 +144,16 @@ impl Envoy {
     /// Starts Envoy on a config file (YAML or JSON); `dir` holds its log and lives as long
     /// as the process.
     pub fn start_file(config_path: &Path, listen: u16, dir: TempDir) -> Result<Self, EnvoyFailed> {
+        Self::start_file_on_workers(config_path, listen, dir, 1)
+    }
+
+    /// As [`Envoy::start_file`], with `workers` worker threads.
+    pub fn start_file_on_workers(
+        config_path: &Path,
+        listen: u16,
+        dir: TempDir,
+        workers: u32,
+    ) -> Result<Self, EnvoyFailed> {
         require_envoy_and_filter();
         let admin_path = dir.path().join("admin-address");
         let log = dir.path().join("envoy.log");
@@ -138,7 +161,8 @@ impl Envoy {
         let child = Command::new(envoy_binary())
             .arg("-c")
             .arg(config_path)
-            .args(["--concurrency", "1", "--disable-hot-restart", "-l", "info"])
+            .args(["--concurrency", &workers.to_string()])
+            .args(["--disable-hot-restart", "-l", "info"])
             .arg("--admin-address-path")
             .arg(&admin_path)
             .stdin(Stdio::null())
