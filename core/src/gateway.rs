@@ -233,6 +233,8 @@ pub enum Count {
     JwksFetchFailed,
     /// A request held for a fetch in flight ([`Step::Hold`]).
     JwksHold,
+    /// A JWKS another VM of the host fetched, installed here.
+    JwksShared,
     /// A denial let through in dry-run mode.
     DryRunLetThrough,
     /// Introspection: `hit` (a kept answer), `call` (one sent), `wait` (a request parked
@@ -252,6 +254,7 @@ impl Count {
             Self::JwksFetchOk => ("jwks", "fetch_ok"),
             Self::JwksFetchFailed => ("jwks", "fetch_failed"),
             Self::JwksHold => ("jwks", "hold"),
+            Self::JwksShared => ("jwks", "shared"),
             Self::DryRunLetThrough => ("dry_run", "let_through"),
             Self::Introspection(what) => ("introspection", what),
         }
@@ -621,6 +624,59 @@ impl Gateway {
             }
             _ => None,
         }
+    }
+
+    /// Every issuer's key fetch (due or not): what a host that shares keys between its VMs
+    /// looks up in its shared data on each tick (see [`crate::shared_keys`]).
+    pub fn key_sources(&self) -> Vec<JwksFetch<'_>> {
+        self.refresh.sources(&self.policy)
+    }
+
+    /// A keys record another VM of the host wrote (see [`crate::shared_keys`]): its keys
+    /// are installed if they are good, and the next refresh is rescheduled from its fetch.
+    /// A fetch of this issuer in flight here is no longer waited for (its requests held
+    /// are fed again).
+    pub fn on_keys_shared(&mut self, issuer: usize, record: &[u8]) -> FetchOutcome<'_> {
+        let result = match crate::shared_keys::decode_keys(record) {
+            Some((at, jwks)) => self.refresh.installed_elsewhere(
+                &self.policy,
+                issuer,
+                jwks,
+                UnixTime(at),
+                &mut self.keys,
+            ),
+            None => Err(FetchError::Jwks(crate::JwksError::Json(
+                "the shared keys record has no fetch time".into(),
+            ))),
+        };
+        if result.is_ok() {
+            self.counts.push(Count::JwksShared);
+        }
+        let issuer = self
+            .policy
+            .issuers()
+            .get(issuer)
+            .map_or("?", |i| i.issuer());
+        FetchOutcome { issuer, result }
+    }
+
+    /// The fetch of `issuer` is left to another VM of the host: not in flight here, and
+    /// not due before `retry_at`. Requests held for it are fed again once it is not in
+    /// flight; a host that waits for the other VM's keys keeps them held until then.
+    pub fn on_fetch_deferred(&mut self, issuer: usize, retry_at: UnixTime) {
+        self.refresh.defer(issuer, retry_at);
+    }
+
+    /// The lease to write when this VM's fetch of `issuer`, made under `lease`, is over.
+    pub fn lease_after_fetch(
+        &self,
+        issuer: usize,
+        lease: &crate::shared_keys::Lease,
+        succeeded: bool,
+        now: UnixTime,
+    ) -> crate::shared_keys::Lease {
+        let refresh = self.refresh.refresh_seconds(&self.policy, issuer);
+        lease.after_fetch(succeeded, now.0, refresh)
     }
 
     /// Whether a key fetch of `issuer` is in flight: the requests held for it

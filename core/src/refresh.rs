@@ -184,7 +184,12 @@ impl KeyRefresh {
             return None;
         }
         let fetch = fetch_for(policy, issuer)?;
-        entry.early_at = Some(now.0);
+        // The first fetch of all is the start fetch, whichever event sends it (a request
+        // may come before the host's first timer tick): it leaves the early allowance.
+        let first = entry.next_at == 0 && entry.failures == 0;
+        if !first {
+            entry.early_at = Some(now.0);
+        }
         entry.sent_at = Some(now.0);
         Some(fetch)
     }
@@ -195,6 +200,60 @@ impl KeyRefresh {
         self.entries
             .iter()
             .any(|e| e.issuer == issuer && e.in_flight(now))
+    }
+
+    /// The fetch of every issuer with a `jwks_uri`, whether due or not.
+    pub fn sources<'p>(&self, policy: &'p Policy) -> Vec<JwksFetch<'p>> {
+        self.entries
+            .iter()
+            .filter_map(|entry| fetch_for(policy, entry.issuer))
+            .collect()
+    }
+
+    /// Leaves a fetch of `issuer` to another VM of the host (see
+    /// [`shared_keys`](crate::shared_keys)): it is no longer in flight here, and the next
+    /// attempt is not before `retry_at` (unless keys come from that VM first).
+    pub fn defer(&mut self, issuer: usize, retry_at: UnixTime) {
+        if let Some(entry) = self.entries.iter_mut().find(|e| e.issuer == issuer) {
+            entry.sent_at = None;
+            entry.next_at = entry.next_at.max(retry_at.0);
+        }
+    }
+
+    /// Takes a JWKS of `issuer` that another VM fetched at `fetched_at` and installed. Good
+    /// keys are installed into `keys` as if this VM had fetched them (the next refresh is
+    /// due a refresh period after `fetched_at`); anything else changes nothing, since the
+    /// fetch was not this VM's.
+    pub fn installed_elsewhere(
+        &mut self,
+        policy: &Policy,
+        issuer: usize,
+        jwks: &[u8],
+        fetched_at: UnixTime,
+        keys: &mut KeyStore,
+    ) -> Result<usize, FetchError> {
+        let refresh = match policy.issuers().get(issuer).map(|i| i.keys()) {
+            Some(KeySource::Remote(remote)) => remote.refresh_seconds,
+            _ => return Err(FetchError::NoResponse),
+        };
+        let set = parse_answer(Ok((200, jwks)))?;
+        let Some(entry) = self.entries.iter_mut().find(|e| e.issuer == issuer) else {
+            return Err(FetchError::NoResponse);
+        };
+        let usable = set.keys().count();
+        keys.install(issuer, set);
+        entry.sent_at = None;
+        entry.failures = 0;
+        entry.next_at = fetched_at.0.saturating_add(refresh);
+        Ok(usable)
+    }
+
+    /// The refresh period of `issuer`'s keys (0 for an issuer whose keys are not fetched).
+    pub fn refresh_seconds(&self, policy: &Policy, issuer: usize) -> u64 {
+        match policy.issuers().get(issuer).map(|i| i.keys()) {
+            Some(KeySource::Remote(remote)) => remote.refresh_seconds,
+            _ => 0,
+        }
     }
 
     /// Forgets a fetch of `issuer` whose answer will never come (the host cancelled it, as
@@ -456,6 +515,53 @@ remote connection failure, transport failure reason: delayed connect error: Conn
         assert!(refresh.in_flight(1, UnixTime(2)));
         refresh.abandon(1);
         assert!(!refresh.in_flight(1, UnixTime(2)));
+    }
+
+    #[test]
+    fn keys_fetched_elsewhere_are_installed_and_reschedule() {
+        let policy = policy(r#", "jwks_refresh_seconds": 30"#);
+        let mut refresh = KeyRefresh::new(&policy);
+        let mut keys = KeyStore::default();
+        assert_eq!(refresh.sources(&policy).len(), 1);
+        // Due, but another VM fetches: left to it until its lease ends.
+        assert_eq!(refresh.due(&policy, UnixTime(100)).len(), 1);
+        refresh.defer(1, UnixTime(107));
+        assert!(!refresh.in_flight(1, UnixTime(100)));
+        assert!(refresh.due(&policy, UnixTime(106)).is_empty());
+        // Its keys arrive: installed, the next refresh a period after its fetch.
+        let installed = refresh.installed_elsewhere(&policy, 1, JWKS, UnixTime(103), &mut keys);
+        assert_eq!(installed, Ok(1));
+        assert!(keys.get(1).is_some());
+        assert!(refresh.due(&policy, UnixTime(132)).is_empty());
+        assert_eq!(refresh.due(&policy, UnixTime(133)).len(), 1);
+        // A record that is not a JWKS changes nothing.
+        let err = refresh.installed_elsewhere(&policy, 1, b"<html>", UnixTime(140), &mut keys);
+        assert!(matches!(err, Err(FetchError::Jwks(_))));
+        assert_eq!(keys.get(1).unwrap().keys().count(), 1);
+        assert!(refresh
+            .installed_elsewhere(&policy, 0, JWKS, UnixTime(140), &mut keys)
+            .is_err());
+        assert_eq!(refresh.refresh_seconds(&policy, 1), 30);
+        assert_eq!(refresh.refresh_seconds(&policy, 0), 0);
+    }
+
+    #[test]
+    fn a_start_fetch_a_request_sends_leaves_the_early_allowance() {
+        let policy = policy(r#", "jwks_refetch_seconds": 10"#);
+        let mut refresh = KeyRefresh::new(&policy);
+        let mut keys = KeyStore::default();
+        // A request before the first tick sends the start fetch.
+        assert!(refresh.request_early(&policy, 1, UnixTime(100)).is_some());
+        assert!(refresh.due(&policy, UnixTime(100)).is_empty(), "in flight");
+        refresh
+            .completed(&policy, 1, Ok((200, JWKS)), &mut keys, UnixTime(100))
+            .unwrap();
+        // A rotation right after: the early fetch is still allowed, once.
+        assert!(refresh.request_early(&policy, 1, UnixTime(101)).is_some());
+        refresh
+            .completed(&policy, 1, Ok((200, JWKS)), &mut keys, UnixTime(101))
+            .unwrap();
+        assert!(refresh.request_early(&policy, 1, UnixTime(102)).is_none());
     }
 
     #[test]

@@ -95,6 +95,21 @@ mod abi {
             return_value_data: *mut *mut u8,
             return_value_size: *mut usize,
         ) -> u32;
+        pub fn proxy_get_shared_data(
+            key_data: *const u8,
+            key_size: usize,
+            return_value_data: *mut *mut u8,
+            return_value_size: *mut usize,
+            return_cas: *mut u32,
+        ) -> u32;
+        pub fn proxy_set_shared_data(
+            key_data: *const u8,
+            key_size: usize,
+            value_data: *const u8,
+            value_size: usize,
+            cas: u32,
+        ) -> u32;
+        pub fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     }
 }
 
@@ -157,6 +172,27 @@ mod abi {
         _: *mut *mut u8,
         _: *mut usize,
     ) -> u32 {
+        UNIMPLEMENTED
+    }
+    pub unsafe fn proxy_get_shared_data(
+        _: *const u8,
+        _: usize,
+        _: *mut *mut u8,
+        _: *mut usize,
+        _: *mut u32,
+    ) -> u32 {
+        UNIMPLEMENTED
+    }
+    pub unsafe fn proxy_set_shared_data(
+        _: *const u8,
+        _: usize,
+        _: *const u8,
+        _: usize,
+        _: u32,
+    ) -> u32 {
+        UNIMPLEMENTED
+    }
+    pub unsafe fn proxy_set_tick_period_milliseconds(_: u32) -> u32 {
         UNIMPLEMENTED
     }
 }
@@ -324,10 +360,15 @@ pub(crate) fn resume_request() -> Result<(), HostError> {
 
 /// The host's clock in seconds since 1970.
 pub(crate) fn now_seconds() -> Result<u64, HostError> {
+    Ok(now_nanos()? / 1_000_000_000)
+}
+
+/// The host's clock in nanoseconds since 1970.
+pub(crate) fn now_nanos() -> Result<u64, HostError> {
     let mut nanos = 0u64;
     // SAFETY: the host writes one u64.
     status(unsafe { abi::proxy_get_current_time_nanoseconds(&mut nanos) })?;
-    Ok(nanos / 1_000_000_000)
+    Ok(nanos)
 }
 
 /// Defines a counter.
@@ -344,6 +385,39 @@ pub(crate) fn define_counter(name: &str) -> Result<u32, HostError> {
 pub(crate) fn increment_counter(id: u32) -> Result<(), HostError> {
     // SAFETY: no pointers.
     status(unsafe { abi::proxy_increment_metric(id, 1) })
+}
+
+/// A record of the host's shared data (shared by every VM with the same `vm_id`) and its
+/// version; `None` when there is none.
+pub(crate) fn shared_data(key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {
+    let mut data = null_mut();
+    let mut size = 0;
+    let mut cas = 0;
+    // SAFETY: as in `header_map`, plus one u32 the host writes.
+    unsafe {
+        let code =
+            abi::proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas);
+        if code == 1 {
+            return Ok(None);
+        }
+        status(code)?;
+        Ok(Some((take_host_buffer(data, size), cas)))
+    }
+}
+
+/// Writes a shared-data record if its version is still `cas` (0: whatever it is);
+/// `Err(HostError(8))` (`CasMismatch`) when another VM wrote it since.
+pub(crate) fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+    // SAFETY: two live byte slices.
+    status(unsafe {
+        abi::proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas)
+    })
+}
+
+/// How often the root context's `on_tick` runs.
+pub(crate) fn set_tick_period(milliseconds: u32) -> Result<(), HostError> {
+    // SAFETY: no pointers.
+    status(unsafe { abi::proxy_set_tick_period_milliseconds(milliseconds) })
 }
 
 /// A header's name and value bytes.

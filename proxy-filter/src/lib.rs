@@ -24,6 +24,7 @@
 //! `proxy_define_metric`, `proxy_increment_metric`.
 
 mod host;
+mod sharing;
 mod stats;
 
 use std::cell::RefCell;
@@ -40,6 +41,7 @@ use scopegate_core::jwks::MAX_JWKS_LEN;
 use scopegate_core::refresh::JwksFetch;
 use scopegate_core::{Policy, UnixTime};
 
+use sharing::{Permit, Sharing};
 use stats::Stats;
 
 /// How long a JWKS fetch may take.
@@ -62,6 +64,8 @@ struct Shared {
     parked: RefCell<HashMap<u64, Vec<Parked>>>,
     /// Requests held for a key fetch in flight, by issuer.
     held: RefCell<HashMap<usize, Vec<Parked>>>,
+    /// The fetched keys this VM shares with the host's other VMs.
+    sharing: Sharing,
 }
 
 impl Shared {
@@ -75,12 +79,18 @@ impl Shared {
 
     /// Takes the answer of a JWKS fetch of `issuer` (`None`: there was none).
     fn fetched(&self, gateway: &mut Gateway, issuer: usize, answer: Option<(u16, Vec<u8>)>) {
-        let (answer, now) = answer_now(answer.as_ref());
-        let outcome = gateway.on_fetch_answer(issuer, answer, now);
+        let (taken, now) = answer_now(answer.as_ref());
+        let outcome = gateway.on_fetch_answer(issuer, taken, now);
+        let installed = outcome.result.is_ok();
         match &outcome.result {
             Ok(_) => info!("{outcome}"),
             Err(_) => warn!("{outcome}"),
         }
+        let jwks = answer
+            .as_ref()
+            .filter(|_| installed)
+            .map(|(_, body)| body.as_slice());
+        self.sharing.fetched(gateway, issuer, jwks, now);
         self.count(gateway);
     }
 
@@ -234,10 +244,15 @@ struct Root {
     shared: Option<Rc<Shared>>,
     /// JWKS fetches in flight from the root context: call token to issuer.
     fetches: HashMap<u32, usize>,
+    /// The timer's period now, in milliseconds.
+    tick_ms: u32,
 }
 
 impl Root {
-    fn fetch_due(&mut self) {
+    /// Sends the fetches due; `share`: through the leases of the host's shared data (not
+    /// in `on_configure`, where Envoy may be running a VM only to check the configuration,
+    /// which would hold a lease and never use it).
+    fn fetch_due(&mut self, share: bool) {
         let Some(shared) = self.shared.clone() else {
             return;
         };
@@ -247,21 +262,50 @@ impl Root {
         let Some(now) = now() else {
             return;
         };
-        let due: Vec<(usize, Option<u32>)> = gateway
+        if share {
+            shared.sharing.start(now);
+            shared.sharing.sync(&mut gateway, now);
+        }
+        let sharing = &shared.sharing;
+        let due: Vec<(usize, Result<Option<u32>, UnixTime>)> = gateway
             .on_tick(now)
             .iter()
-            .map(|fetch| (fetch.issuer, dispatch_fetch(fetch)))
+            .map(|fetch| {
+                let permit = match share {
+                    true => sharing.permit(fetch, false, now),
+                    false => Permit::Send,
+                };
+                let sent = match permit {
+                    Permit::Send => Ok(dispatch_fetch(fetch)),
+                    Permit::Leave(until) => Err(until),
+                };
+                (fetch.issuer, sent)
+            })
             .collect();
         for (issuer, sent) in due {
             match sent {
-                Some(token) => {
+                Ok(Some(token)) => {
                     self.fetches.insert(token, issuer);
                 }
-                None => shared.fetched(&mut gateway, issuer, None),
+                Ok(None) => shared.fetched(&mut gateway, issuer, None),
+                Err(until) => gateway.on_fetch_deferred(issuer, until),
             }
         }
+        shared.count(&mut gateway);
         drop(gateway);
         shared.wake_held();
+        // Faster while requests wait for another worker's fetch: they see its keys sooner.
+        let period = if shared.sharing.is_watching() {
+            100
+        } else {
+            1000
+        };
+        if period != self.tick_ms {
+            match host::set_tick_period(period) {
+                Ok(()) => self.tick_ms = period,
+                Err(err) => warn!("cannot set the timer: {err}"),
+            }
+        }
     }
 }
 
@@ -326,17 +370,23 @@ impl RootContext for Root {
             stats: RefCell::new(Stats::new()),
             parked: RefCell::new(HashMap::new()),
             held: RefCell::new(HashMap::new()),
+            sharing: Sharing::default(),
         }));
         self.fetches.clear();
+        // Every VM fetches its start keys on its own, at once, so that the first requests
+        // find them; the refreshes are shared from the first tick on.
         if remote {
-            self.set_tick_period(Duration::from_secs(1));
-            self.fetch_due();
+            match host::set_tick_period(1000) {
+                Ok(()) => self.tick_ms = 1000,
+                Err(err) => warn!("cannot set the timer, so keys are never refreshed: {err}"),
+            }
+            self.fetch_due(false);
         }
         true
     }
 
     fn on_tick(&mut self) {
-        self.fetch_due();
+        self.fetch_due(true);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
@@ -422,9 +472,27 @@ impl Request {
             return self.fail_closed("the gateway is busy (a host call re-entered the filter)");
         };
         let next = match gateway.on_request_headers(&mut self.exchange, &pairs, now) {
-            Step::Wait(fetch) => match (!self.woken).then(|| dispatch_fetch(&fetch)).flatten() {
-                Some(token) => {
+            Step::Wait(fetch) => match (!self.woken)
+                .then(|| match shared.sharing.permit(&fetch, true, now) {
+                    Permit::Send => dispatch_fetch(&fetch).map(Ok),
+                    Permit::Leave(until) => Some(Err(until)),
+                })
+                .flatten()
+            {
+                Some(Ok(token)) => {
                     self.fetch = Some((token, fetch.issuer));
+                    Next::Act(Action::Pause)
+                }
+                // Another worker fetches these keys: held until they come (or it fails).
+                Some(Err(until)) => {
+                    shared.sharing.watch(fetch.issuer, until);
+                    let me = (self.context_id, Weak::clone(&self.me));
+                    shared
+                        .held
+                        .borrow_mut()
+                        .entry(fetch.issuer)
+                        .or_default()
+                        .push(me);
                     Next::Act(Action::Pause)
                 }
                 None => {
@@ -666,13 +734,20 @@ impl Drop for Request {
     fn drop(&mut self) {
         // The request went away while waiting for a call; the host cancels the call, and
         // the requests parked on an introspection it sent are fed again.
-        let fetched = self.fetch.take().is_some();
+        let fetch = self.fetch.take();
+        let fetched = fetch.is_some();
         let waited = fetched || self.introspection.take().is_some();
         if !waited {
             return;
         }
         let abandoned = match self.shared.gateway.try_borrow_mut() {
-            Ok(mut gateway) => gateway.on_abandoned(&mut self.exchange),
+            Ok(mut gateway) => {
+                // The host cancels the fetch: its lease ends as a failure would.
+                if let (Some((_, issuer)), Some(now)) = (fetch, now()) {
+                    self.shared.sharing.fetched(&gateway, issuer, None, now);
+                }
+                gateway.on_abandoned(&mut self.exchange)
+            }
             Err(_) => None,
         };
         if let Some(ticket) = abandoned {
