@@ -67,6 +67,7 @@ pub mod refresh;
 pub mod request;
 pub mod route;
 pub mod scope;
+#[cfg(feature = "hmac")]
 pub mod shared_keys;
 pub mod time;
 pub mod token;

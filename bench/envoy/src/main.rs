@@ -18,13 +18,16 @@
 //! each setup to (2) and (1).
 //!
 //! Options: `--duration 5` (seconds per run), `--warmup 1`, `--rounds 3`,
-//! `--connections 16`, `--setups 1,0,2,2c,3,4` (a subset, for a quick comparison), and
-//! `--mcp` for the MCP route's cost instead (see `mcp.rs`).
+//! `--connections 16`, `--setups 1,0,2,2c,3,4` (a subset, for a quick comparison),
+//! `--workers 1` (Envoy's `--concurrency` for every setup), `--distinct N` for many
+//! distinct tokens instead (see `distinct.rs`), and `--mcp` for the MCP route's cost
+//! instead (see `mcp.rs`).
 
 // A benchmark harness: a broken setup aborts the run with the reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agreement;
+mod distinct;
 mod mcp;
 mod native;
 mod report;
@@ -53,6 +56,10 @@ pub(crate) struct Options {
     pub(crate) setups: Vec<Setup>,
     /// `--mcp`: the MCP comparison (mcp.rs) instead of the token comparison.
     pub(crate) mcp: bool,
+    /// Envoy's worker threads in every setup.
+    pub(crate) workers: u32,
+    /// `--distinct N`: N distinct tokens per run (distinct.rs) instead of one.
+    pub(crate) distinct: Option<usize>,
 }
 
 pub(crate) fn options() -> Result<Options, String> {
@@ -63,6 +70,8 @@ pub(crate) fn options() -> Result<Options, String> {
         connections: 16,
         setups: SETUPS.to_vec(),
         mcp: false,
+        workers: 1,
+        distinct: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -78,6 +87,8 @@ pub(crate) fn options() -> Result<Options, String> {
             "--warmup" => options.warmup = number()?,
             "--rounds" => options.rounds = number()? as usize,
             "--connections" => options.connections = number()?,
+            "--workers" => options.workers = number()?,
+            "--distinct" => options.distinct = Some(number()? as usize),
             "--setups" => {
                 let list = args.next().unwrap_or_default();
                 options.setups = SETUPS
@@ -117,7 +128,7 @@ pub(crate) const SETUPS: [Setup; 6] = [
 ];
 
 impl Setup {
-    fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Self::NoAuth => "1",
             Self::Empty => "0",
@@ -128,7 +139,7 @@ impl Setup {
         }
     }
 
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::NoAuth => "(1) no auth",
             Self::Empty => "(0) empty Wasm filter",
@@ -141,7 +152,7 @@ impl Setup {
 
     /// The Envoy bootstrap of this setup, from the harness's (listener, admin, filter
     /// configuration), with its routes and HTTP filters replaced.
-    fn config(self, listen: u16, policy: &Value) -> Value {
+    pub(crate) fn config(self, listen: u16, policy: &Value) -> Value {
         let mut policy = policy.clone();
         let entries = if self == Self::Filter { 0 } else { 1024 };
         policy["token_cache"] = json!({"max_entries": entries});
@@ -287,6 +298,9 @@ pub(crate) fn run() -> Result<(), String> {
     if options.mcp {
         return mcp::run(&options, &policy);
     }
+    if let Some(count) = options.distinct {
+        return distinct::run(&options, &policy, count);
+    }
     let keys = TestKeys::from_seed(1);
     let rows = rows(&policy, &keys);
     let scratch = TempDir::new("bench");
@@ -296,8 +310,9 @@ pub(crate) fn run() -> Result<(), String> {
     let mut envoys = Vec::new();
     for &setup in &options.setups {
         let listen = free_port();
-        let envoy = Envoy::start(&setup.config(listen, &policy), listen)
-            .map_err(|f| format!("{}: Envoy did not start:\n{}", setup.label(), f.log))?;
+        let envoy =
+            Envoy::start_on_workers(&setup.config(listen, &policy), listen, options.workers)
+                .map_err(|f| format!("{}: Envoy did not start:\n{}", setup.label(), f.log))?;
         eprintln!(
             "bench: {} on 127.0.0.1:{} (pid {})",
             setup.label(),

@@ -109,8 +109,9 @@ pub(crate) fn report(
     );
     let _ = writeln!(
         out,
-        "Envoy --concurrency 1 per setup; wrk -t1, {}s runs after a {}s warm-up, medians of {} \
+        "Envoy --concurrency {} per setup; wrk -t1, {}s runs after a {}s warm-up, medians of {} \
          rounds ({:.0} s); `GET {PATH}`, filter {}.\n",
+        options.workers,
         options.duration,
         options.warmup,
         options.rounds,

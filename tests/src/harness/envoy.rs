@@ -117,20 +117,22 @@ impl Envoy {
     pub fn with_filter_on_workers(upstreams: &Upstreams, policy: &Value, workers: u32) -> Self {
         let listen = crate::harness::free_port();
         let config = envoy_config(listen, upstreams, &policy.to_string());
-        let dir = TempDir::new("envoy");
-        let config_path = dir.path().join("envoy.json");
-        fs::write(
-            &config_path,
-            serde_json::to_vec_pretty(&config).expect("JSON"),
-        )
-        .expect("write config");
-        Self::start_file_on_workers(&config_path, listen, dir, workers)
+        Self::start_on_workers(&config, listen, workers)
             .unwrap_or_else(|failed| panic!("Envoy did not start: {failed:?}"))
     }
 
     /// Starts Envoy on `config` with one worker and waits until its admin says LIVE and its
     /// listener accepts connections.
     pub fn start(config: &Value, listen: u16) -> Result<Self, EnvoyFailed> {
+        Self::start_on_workers(config, listen, 1)
+    }
+
+    /// As [`Envoy::start`], with `workers` worker threads (`--concurrency`).
+    pub fn start_on_workers(
+        config: &Value,
+        listen: u16,
+        workers: u32,
+    ) -> Result<Self, EnvoyFailed> {
         let dir = TempDir::new("envoy");
         let config_path = dir.path().join("envoy.json");
         fs::write(
@@ -138,7 +140,7 @@ impl Envoy {
             serde_json::to_vec_pretty(config).expect("JSON"),
         )
         .expect("write config");
-        Self::start_file(&config_path, listen, dir)
+        Self::start_file_on_workers(&config_path, listen, dir, workers)
     }
 
     /// Starts Envoy on a config file (YAML or JSON); `dir` holds its log and lives as long
