@@ -667,6 +667,13 @@ impl Gateway {
         self.refresh.defer(issuer, retry_at);
     }
 
+    /// The fetch a request was handed for `issuer` ([`Step::Wait`]) is not sent: another VM's
+    /// keys for it came in first and are installed with [`Gateway::on_keys_shared`]. The
+    /// request is then fed again; it may still fetch if those keys lack its `kid`.
+    pub fn on_fetch_unsent(&mut self, issuer: usize) {
+        self.refresh.unsent(issuer);
+    }
+
     /// The lease to write when this VM's fetch of `issuer`, made under `lease`, is over.
     pub fn lease_after_fetch(
         &self,

@@ -88,6 +88,8 @@ struct Entry {
     next_at: u64,
     sent_at: Option<u64>,
     early_at: Option<u64>,
+    /// `early_at` before the last early fetch was handed out, for [`KeyRefresh::unsent`].
+    early_before: Option<u64>,
     failures: u32,
 }
 
@@ -133,6 +135,7 @@ impl KeyRefresh {
                 next_at: 0,
                 sent_at: None,
                 early_at: None,
+                early_before: None,
                 failures: 0,
             })
             .collect();
@@ -187,6 +190,7 @@ impl KeyRefresh {
         // The first fetch of all is the start fetch, whichever event sends it (a request
         // may come before the host's first timer tick): it leaves the early allowance.
         let first = entry.next_at == 0 && entry.failures == 0;
+        entry.early_before = entry.early_at;
         if !first {
             entry.early_at = Some(now.0);
         }
@@ -253,6 +257,16 @@ impl KeyRefresh {
         match policy.issuers().get(issuer).map(|i| i.keys()) {
             Some(KeySource::Remote(remote)) => remote.refresh_seconds,
             _ => 0,
+        }
+    }
+
+    /// The early fetch of `issuer` last handed out was not sent after all (another VM's
+    /// keys came in first): it is not in flight, and its early allowance is given back, so
+    /// a token whose `kid` those keys lack may still fetch.
+    pub fn unsent(&mut self, issuer: usize) {
+        if let Some(entry) = self.entries.iter_mut().find(|e| e.issuer == issuer) {
+            entry.sent_at = None;
+            entry.early_at = entry.early_before;
         }
     }
 
@@ -489,6 +503,14 @@ remote connection failure, transport failure reason: delayed connect error: Conn
             .unwrap();
         assert!(refresh.request_early(&policy, 1, UnixTime(110)).is_none());
         assert!(refresh.request_early(&policy, 1, UnixTime(111)).is_some());
+        // One that is not sent gives its allowance back, once.
+        refresh.unsent(1);
+        assert!(!refresh.in_flight(1, UnixTime(112)));
+        assert!(refresh.request_early(&policy, 1, UnixTime(112)).is_some());
+        refresh
+            .completed(&policy, 1, Ok((200, JWKS)), &mut keys, UnixTime(112))
+            .unwrap();
+        assert!(refresh.request_early(&policy, 1, UnixTime(113)).is_none());
         // Inline issuers and unknown positions never fetch.
         assert!(refresh.request_early(&policy, 0, UnixTime(500)).is_none());
         assert!(refresh.request_early(&policy, 9, UnixTime(500)).is_none());

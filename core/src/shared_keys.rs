@@ -89,6 +89,24 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// The lease a host's records start with: held by nobody, over since ever. A VM that
+    /// finds no lease record writes this one before it claims it: the host's
+    /// compare-and-swap cannot create a record only if it is absent (version 0 means "write
+    /// whatever is there"), so two VMs claiming a missing record at once would both win.
+    /// Claiming a record that exists is a real compare-and-swap.
+    ///
+    /// ```
+    /// use scopegate_core::shared_keys::{claim, Claim, Lease};
+    /// assert_eq!(Lease::VACANT.to_string(), "0 0 waiting 0");
+    /// assert!(matches!(claim(Some(&Lease::VACANT), 7, 1000, false), Claim::Fetch(_)));
+    /// ```
+    pub const VACANT: Self = Self {
+        owner: 0,
+        until: 0,
+        fetching: false,
+        failures: 0,
+    };
+
     /// Reads a lease record; `None` for anything else (then the lease is anyone's).
     pub fn parse(bytes: &[u8]) -> Option<Self> {
         let text = core::str::from_utf8(bytes).ok()?;
@@ -225,6 +243,20 @@ mod tests {
             b"\xff 10 fetching 0",
         ] {
             assert_eq!(Lease::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_vacant_lease_is_anyones_and_reads_back() {
+        assert_eq!(
+            Lease::parse(Lease::VACANT.to_string().as_bytes()),
+            Some(Lease::VACANT)
+        );
+        for early in [false, true] {
+            let Claim::Fetch(taken) = claim(Some(&Lease::VACANT), 5, 100, early) else {
+                panic!("a vacant lease, early: {early}")
+            };
+            assert_eq!(taken, lease(5, 100 + FETCH_LEASE_SECONDS, true, 0));
         }
     }
 

@@ -244,8 +244,6 @@ struct Root {
     shared: Option<Rc<Shared>>,
     /// JWKS fetches in flight from the root context: call token to issuer.
     fetches: HashMap<u32, usize>,
-    /// The timer's period now, in milliseconds.
-    tick_ms: u32,
 }
 
 impl Root {
@@ -294,17 +292,8 @@ impl Root {
         shared.count(&mut gateway);
         drop(gateway);
         shared.wake_held();
-        // Faster while requests wait for another worker's fetch: they see its keys sooner.
-        let period = if shared.sharing.is_watching() {
-            100
-        } else {
-            1000
-        };
-        if period != self.tick_ms {
-            match host::set_tick_period(period) {
-                Ok(()) => self.tick_ms = period,
-                Err(err) => warn!("cannot set the timer: {err}"),
-            }
+        if let Err(err) = shared.sharing.pace() {
+            warn!("cannot set the timer: {err}");
         }
     }
 }
@@ -365,21 +354,23 @@ impl RootContext for Root {
         );
         let gateway = Gateway::new(policy);
         let remote = gateway.fetches_keys();
-        self.shared = Some(Rc::new(Shared {
+        let shared = Rc::new(Shared {
             gateway: RefCell::new(gateway),
             stats: RefCell::new(Stats::new()),
             parked: RefCell::new(HashMap::new()),
             held: RefCell::new(HashMap::new()),
             sharing: Sharing::default(),
-        }));
+        });
         self.fetches.clear();
         // Every VM fetches its start keys on its own, at once, so that the first requests
         // find them; the refreshes are shared from the first tick on.
         if remote {
-            match host::set_tick_period(1000) {
-                Ok(()) => self.tick_ms = 1000,
-                Err(err) => warn!("cannot set the timer, so keys are never refreshed: {err}"),
+            if let Err(err) = shared.sharing.pace() {
+                warn!("cannot set the timer, so keys are never refreshed: {err}");
             }
+        }
+        self.shared = Some(shared);
+        if remote {
             self.fetch_due(false);
         }
         true
@@ -447,6 +438,8 @@ enum Next {
     Again,
     /// The introspection call (ticket, issuer) could not be sent: decide again, refused.
     Unsent(u64, usize),
+    /// Another worker has fetched this issuer's keys: install them and decide again.
+    KeysShared(usize),
     ReadBody(host::HeaderMap),
 }
 
@@ -472,6 +465,10 @@ impl Request {
             return self.fail_closed("the gateway is busy (a host call re-entered the filter)");
         };
         let next = match gateway.on_request_headers(&mut self.exchange, &pairs, now) {
+            // Another worker may have fetched the keys since this one's last tick.
+            Step::Wait(fetch) if !self.woken && shared.sharing.has_newer_keys(&fetch) => {
+                Next::KeysShared(fetch.issuer)
+            }
             Step::Wait(fetch) => match (!self.woken)
                 .then(|| match shared.sharing.permit(&fetch, true, now) {
                     Permit::Send => dispatch_fetch(&fetch).map(Ok),
@@ -541,10 +538,20 @@ impl Request {
             },
             step => Next::Act(self.act(step, &pairs)),
         };
+        if let Next::KeysShared(issuer) = next {
+            shared.sharing.install_instead(&mut gateway, issuer);
+        }
         shared.count(&mut gateway);
         drop(gateway);
         match next {
             Next::Act(action) => action,
+            // The rerun finds the keys, or fetches (the record is taken as seen), or is
+            // decided without them if it may not.
+            Next::KeysShared(_) => {
+                shared.wake_held();
+                let _ = proxy_wasm::hostcalls::set_effective_context(self.context_id);
+                self.run()
+            }
             Next::Again => {
                 // Those held for this request's fetch are fed again first.
                 shared.wake_held();

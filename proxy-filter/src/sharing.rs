@@ -9,7 +9,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use log::{info, warn};
-use scopegate_core::gateway::Gateway;
+use scopegate_core::gateway::{FetchOutcome, Gateway};
 use scopegate_core::refresh::JwksFetch;
 use scopegate_core::shared_keys::{claim, encode_keys, Claim, Lease, RecordNames};
 use scopegate_core::UnixTime;
@@ -18,6 +18,12 @@ use crate::host;
 
 /// The shared-data record that hands each VM its number.
 const VM_NUMBERS: &str = "scopegate.vm.v1 numbers";
+
+/// The timer's period while requests wait for another VM's fetch, in milliseconds.
+const WATCH_TICK_MS: u32 = 100;
+
+/// The timer's period otherwise: key refreshes are scheduled in seconds.
+const IDLE_TICK_MS: u32 = 1000;
 
 /// `CasMismatch`: another VM wrote the record since it was read.
 const CAS_MISMATCH: host::HostError = host::HostError(8);
@@ -44,6 +50,10 @@ pub(crate) struct Sharing {
     leases: RefCell<HashMap<usize, Lease>>,
     /// Issuers whose keys another VM is fetching while requests here wait for them.
     watching: RefCell<HashMap<usize, UnixTime>>,
+    /// Whether the first sync has created the missing lease records.
+    vacated: Cell<bool>,
+    /// The timer's period as last set, in milliseconds (0: not set yet).
+    tick_ms: Cell<u32>,
 }
 
 impl Sharing {
@@ -67,7 +77,7 @@ impl Sharing {
     }
 
     /// Whether this VM may send `fetch` now (`early`: for a token whose `kid` the keys
-    /// lack). Taking the lease is a compare-and-swap, tried twice if another VM wrote it.
+    /// lack). Taking the lease is a compare-and-swap, tried again if another VM wrote it.
     pub(crate) fn permit(&self, fetch: &JwksFetch<'_>, early: bool, now: UnixTime) -> Permit {
         // A request before the first tick: this VM is serving, so it is no check-only VM.
         self.start(now);
@@ -75,13 +85,15 @@ impl Sharing {
             return Permit::Send;
         };
         let names = RecordNames::of(fetch);
-        for _ in 0..2 {
-            let Ok(record) = host::shared_data(&names.lease) else {
-                return Permit::Send;
-            };
-            let (current, cas) = match &record {
-                Some((bytes, cas)) => (Lease::parse(bytes), *cas),
-                None => (None, 0),
+        for _ in 0..3 {
+            let (current, cas) = match host::shared_data(&names.lease) {
+                Ok(Some((bytes, cas))) => (Lease::parse(&bytes), cas),
+                // No record yet: one is created vacant, then claimed by compare-and-swap.
+                Ok(None) => match create_vacant(&names.lease) {
+                    Ok(()) => continue,
+                    Err(_) => return Permit::Send,
+                },
+                Err(_) => return Permit::Send,
             };
             match claim(current.as_ref(), me, now.0, early) {
                 Claim::Leave { until } => return Permit::Leave(UnixTime(until)),
@@ -101,8 +113,61 @@ impl Sharing {
     }
 
     /// Requests here wait for the keys another VM fetches for `issuer`, until `until`.
+    /// The timer runs faster from now on, so they see the keys within 100 ms.
     pub(crate) fn watch(&self, issuer: usize, until: UnixTime) {
         self.watching.borrow_mut().insert(issuer, until);
+        if let Err(err) = self.pace() {
+            warn!("cannot set the timer: {err}");
+        }
+    }
+
+    /// Sets the timer: every 100 ms while requests wait for another VM's fetch, else
+    /// every second.
+    pub(crate) fn pace(&self) -> Result<(), host::HostError> {
+        let period = if self.is_watching() {
+            WATCH_TICK_MS
+        } else {
+            IDLE_TICK_MS
+        };
+        if period != self.tick_ms.get() {
+            host::set_tick_period(period)?;
+            self.tick_ms.set(period);
+        }
+        Ok(())
+    }
+
+    /// Whether another VM wrote a keys record for `fetch` that this VM has not installed
+    /// yet. A request whose `kid` the keys lack asks this before it fetches: the keys it
+    /// needs may have come in since the last tick.
+    pub(crate) fn has_newer_keys(&self, fetch: &JwksFetch<'_>) -> bool {
+        self.me.get().is_some()
+            && host::shared_data(&RecordNames::of(fetch).keys)
+                .is_ok_and(|record| record.is_some_and(|(_, cas)| !self.is_seen(fetch.issuer, cas)))
+    }
+
+    /// The fetch a request was handed for `issuer` is not sent: the keys record another VM
+    /// wrote since is installed instead, if it is good. The request then decides again,
+    /// and may still fetch if those keys lack its `kid`.
+    pub(crate) fn install_instead(&self, gateway: &mut Gateway, issuer: usize) {
+        gateway.on_fetch_unsent(issuer);
+        let Some(names) = names_of(gateway, issuer) else {
+            return;
+        };
+        if let Some(record) = self.take_newer(issuer, &names) {
+            log_shared(&gateway.on_keys_shared(issuer, &record));
+        }
+    }
+
+    fn is_seen(&self, issuer: usize, cas: u32) -> bool {
+        self.seen.borrow().get(&issuer) == Some(&cas)
+    }
+
+    fn take_newer(&self, issuer: usize, names: &RecordNames) -> Option<Vec<u8>> {
+        let (record, cas) = host::shared_data(&names.keys).ok()??;
+        if self.seen.borrow_mut().insert(issuer, cas) == Some(cas) {
+            return None;
+        }
+        Some(record)
     }
 
     /// This VM's fetch of `issuer` is over: the lease is released (kept for the backoff
@@ -149,47 +214,60 @@ impl Sharing {
             .iter()
             .map(|fetch| (fetch.issuer, RecordNames::of(fetch)))
             .collect();
-        for (issuer, names) in sources {
-            let Ok(Some((record, cas))) = host::shared_data(&names.keys) else {
-                continue;
-            };
-            if self.seen.borrow().get(&issuer) == Some(&cas) {
-                continue;
-            }
-            self.seen.borrow_mut().insert(issuer, cas);
-            let outcome = gateway.on_keys_shared(issuer, &record);
-            match &outcome.result {
-                Ok(_) => info!("{outcome} (fetched by another worker)"),
-                Err(_) => warn!("{outcome} (a record another worker wrote)"),
+        if !self.vacated.replace(true) {
+            for (_, names) in &sources {
+                if let Ok(None) = host::shared_data(&names.lease) {
+                    let _ = create_vacant(&names.lease);
+                }
             }
         }
-        let watched: Vec<(usize, UnixTime)> = self
+        // Which waits are over is read before the keys: a VM writes its keys before it
+        // releases its lease, so a wait seen over here finds the keys installed below.
+        let over: Vec<usize> = self
             .watching
             .borrow()
             .iter()
-            .map(|(issuer, until)| (*issuer, *until))
+            .filter(|(issuer, until)| {
+                !gateway.fetch_in_flight(**issuer, now)
+                    || now.0 >= until.0
+                    || !another_fetching(&sources, **issuer)
+            })
+            .map(|(issuer, _)| *issuer)
             .collect();
-        for (issuer, until) in watched {
-            let over = !gateway.fetch_in_flight(issuer, now)
-                || now.0 >= until.0
-                || !another_fetching(gateway, issuer);
-            if over {
-                self.watching.borrow_mut().remove(&issuer);
-                gateway.on_fetch_deferred(issuer, now);
-            }
+        for (issuer, names) in &sources {
+            let Some(record) = self.take_newer(*issuer, names) else {
+                continue;
+            };
+            log_shared(&gateway.on_keys_shared(*issuer, &record));
+        }
+        for issuer in over {
+            self.watching.borrow_mut().remove(&issuer);
+            gateway.on_fetch_deferred(issuer, now);
         }
     }
 }
 
 /// Whether the lease of `issuer` says another VM's fetch is still in flight.
-fn another_fetching(gateway: &Gateway, issuer: usize) -> bool {
-    let Some(names) = names_of(gateway, issuer) else {
+fn another_fetching(sources: &[(usize, RecordNames)], issuer: usize) -> bool {
+    let Some((_, names)) = sources.iter().find(|(i, _)| *i == issuer) else {
         return false;
     };
     match host::shared_data(&names.lease) {
         Ok(Some((bytes, _))) => Lease::parse(&bytes).is_some_and(|lease| lease.fetching),
         _ => false,
     }
+}
+
+fn log_shared(outcome: &FetchOutcome<'_>) {
+    match &outcome.result {
+        Ok(_) => info!("{outcome} (fetched by another worker)"),
+        Err(_) => warn!("{outcome} (a record another worker wrote)"),
+    }
+}
+
+/// Writes a vacant lease where there is none (see [`Lease::VACANT`]).
+fn create_vacant(name: &str) -> Result<(), host::HostError> {
+    host::set_shared_data(name, Lease::VACANT.to_string().as_bytes(), 0)
 }
 
 fn names_of(gateway: &Gateway, issuer: usize) -> Option<RecordNames> {
