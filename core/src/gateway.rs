@@ -246,9 +246,26 @@ impl Count {
     /// The counter's family and the name within it.
     pub fn parts(&self) -> (&'static str, &str) {
         match self {
+            Self::MissingScope(scope) => ("missing_scope", scope),
+            // Every other count has fixed parts.
+            fixed => fixed.fixed_parts().unwrap_or_default(),
+        }
+    }
+
+    /// The family and name of every count but [`Count::MissingScope`], whose name is the
+    /// scope: a host keeps its counter ids by these without building a name per request.
+    ///
+    /// ```
+    /// use scopegate_core::gateway::Count;
+    ///
+    /// assert_eq!(Count::CacheHit.fixed_parts(), Some(("cache", "hit")));
+    /// assert_eq!(Count::MissingScope("resource:write".into()).fixed_parts(), None);
+    /// ```
+    pub fn fixed_parts(&self) -> Option<(&'static str, &'static str)> {
+        Some(match self {
             Self::Decision(code) => ("decision", code),
             Self::InvalidToken(code) => ("invalid_token", code),
-            Self::MissingScope(scope) => ("missing_scope", scope),
+            Self::MissingScope(_) => return None,
             Self::CacheHit => ("cache", "hit"),
             Self::CacheMiss => ("cache", "miss"),
             Self::JwksFetchOk => ("jwks", "fetch_ok"),
@@ -257,7 +274,7 @@ impl Count {
             Self::JwksShared => ("jwks", "shared"),
             Self::DryRunLetThrough => ("dry_run", "let_through"),
             Self::Introspection(what) => ("introspection", what),
-        }
+        })
     }
 }
 

@@ -11,47 +11,49 @@ use scopegate_core::gateway::Count;
 /// from path parameters would otherwise make one counter per resource.
 const MAX_SCOPE_COUNTERS: usize = 128;
 
-/// Counter ids by name, defined on first use. Names that are `&'static str` codes are
-/// looked up by code, so that counting a decision does not build a string.
+/// Counter ids, defined on first use. Counts with fixed names are kept by those
+/// (`&'static str` pairs, compared without hashing), so that counting a request builds no
+/// string: a cached request counts two of them.
 pub(crate) struct Stats {
+    fixed: Vec<FixedCounter>,
     ids: HashMap<String, Option<u32>>,
-    decisions: HashMap<&'static str, Option<u32>>,
-    token_errors: HashMap<&'static str, Option<u32>>,
     scope_counters: usize,
 }
+
+/// A counter of a [`Count`] with fixed parts: family, name, id.
+type FixedCounter = (&'static str, &'static str, Option<u32>);
 
 impl Stats {
     pub(crate) fn new() -> Self {
         // Declared up front so that every decision counter shows, at 0, from the start.
-        let decisions = DECISION_CODES
+        let fixed = DECISION_CODES
             .iter()
-            .map(|code| (*code, define(&format!("decision.{code}"))))
+            .map(|code| ("decision", *code, define("decision", code)))
             .collect();
         Self {
+            fixed,
             ids: HashMap::new(),
-            decisions,
-            token_errors: HashMap::new(),
             scope_counters: 0,
         }
     }
 
     /// Records one counter event of the gateway.
     pub(crate) fn count(&mut self, count: &Count) {
-        match count {
-            Count::Decision(code) => count_code(&mut self.decisions, "decision", code),
-            Count::InvalidToken(code) => count_code(&mut self.token_errors, "invalid_token", code),
-            Count::MissingScope(scope) => {
-                let name = format!("missing_scope.{scope}");
-                if self.ids.contains_key(&name) || self.scope_counters < MAX_SCOPE_COUNTERS {
-                    if !self.ids.contains_key(&name) {
-                        self.scope_counters += 1;
-                    }
-                    self.increment(&name);
-                } else {
-                    self.increment("missing_scope.other");
+        if let Some((family, name)) = count.fixed_parts() {
+            let id = self.fixed_id(family, name);
+            increment(id);
+            return;
+        }
+        if let Count::MissingScope(scope) = count {
+            let name = format!("missing_scope.{scope}");
+            if self.ids.contains_key(&name) || self.scope_counters < MAX_SCOPE_COUNTERS {
+                if !self.ids.contains_key(&name) {
+                    self.scope_counters += 1;
                 }
+                self.increment(&name);
+            } else {
+                self.increment("missing_scope.other");
             }
-            other => self.increment(&other.to_string()),
         }
     }
 
@@ -60,32 +62,35 @@ impl Stats {
         self.increment("host_error");
     }
 
-    fn increment(&mut self, name: &str) {
-        let id = self.id(name);
-        increment(id);
-    }
-
-    fn id(&mut self, name: &str) -> Option<u32> {
-        if let Some(id) = self.ids.get(name) {
+    fn fixed_id(&mut self, family: &'static str, name: &'static str) -> Option<u32> {
+        let known = self
+            .fixed
+            .iter()
+            .find(|(f, n, _)| *n == name && *f == family);
+        if let Some((_, _, id)) = known {
             return *id;
         }
-        let id = define(name);
-        self.ids.insert(name.to_owned(), id);
+        let id = define(family, name);
+        self.fixed.push((family, name, id));
         id
+    }
+
+    fn increment(&mut self, name: &str) {
+        let id = match self.ids.get(name) {
+            Some(id) => *id,
+            None => {
+                let id = define_counter(&format!("scopegate.{name}")).ok();
+                self.ids.insert(name.to_owned(), id);
+                id
+            }
+        };
+        increment(id);
     }
 }
 
-/// Defines the counter `scopegate.<name>`; `None` if the host has no metrics.
-fn define(name: &str) -> Option<u32> {
-    define_counter(&format!("scopegate.{name}")).ok()
-}
-
-/// Adds one to `scopegate.<family>.<code>`, defining it on first use.
-fn count_code(ids: &mut HashMap<&'static str, Option<u32>>, family: &str, code: &'static str) {
-    let id = *ids
-        .entry(code)
-        .or_insert_with(|| define(&format!("{family}.{code}")));
-    increment(id);
+/// Defines the counter `scopegate.<family>.<name>`; `None` if the host has no metrics.
+fn define(family: &str, name: &str) -> Option<u32> {
+    define_counter(&format!("scopegate.{family}.{name}")).ok()
 }
 
 fn increment(id: Option<u32>) {

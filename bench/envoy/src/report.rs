@@ -142,18 +142,18 @@ pub(crate) fn report(
         for (setup, cell) in options.setups.iter().zip(row_cells) {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:+.0} µs |",
+                "| {} | {} | {} | {:.0} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
                 row.alg,
                 row.label(),
                 setup.label(),
                 cell.rps(),
-                cell.rps() / native_rps,
-                cell.rps() / no_auth_rps,
+                ratio(cell.rps() / native_rps),
+                ratio(cell.rps() / no_auth_rps),
                 cell.load_p50(),
                 cell.load_p99(),
                 cell.p50(),
                 cell.p99(),
-                cell.p99() - no_auth_p99,
+                added(cell.p99() - no_auth_p99),
             );
             for anomaly in &cell.anomalies {
                 anomalies.push(format!(
@@ -178,4 +178,21 @@ pub(crate) fn report(
         }
     }
     out
+}
+
+/// A ratio to a setup of the run, or `—` when that setup was not measured (`--setups`
+/// without it).
+fn ratio(figure: f64) -> String {
+    if figure.is_nan() {
+        return "—".to_owned();
+    }
+    format!("{figure:.2}")
+}
+
+/// Microseconds added to a setup of the run, or `—` as for [`ratio`].
+fn added(figure: f64) -> String {
+    if figure.is_nan() {
+        return "—".to_owned();
+    }
+    format!("{figure:+.0} µs")
 }

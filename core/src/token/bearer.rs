@@ -134,7 +134,7 @@ pub(super) fn credential(value: &str) -> Result<Option<Credential<'_>>, BearerEr
     if token.is_empty() {
         return Err(BearerError::Empty);
     }
-    if token.bytes().any(|b| is_blank(b) || b == b',') {
+    if has_blank_or_comma(token.as_bytes()) {
         return Err(BearerError::SeveralTokens);
     }
     Ok(Some(Credential { scheme, token }))
@@ -145,6 +145,28 @@ pub(super) fn credential(value: &str) -> Result<Option<Credential<'_>>, BearerEr
 // the filter's build).
 pub(super) const fn is_blank(b: u8) -> bool {
     b == b' ' || b == b'\t'
+}
+
+/// Whether a space, tab or comma is in `bytes`, read eight bytes at a time: this scans
+/// the whole token on every request, and a byte loop was an eighth of a cached request's
+/// time in V8.
+fn has_blank_or_comma(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Exact for the question "is any byte zero?": a borrow can only set high bits above a
+    // byte that was zero already.
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+    let words = bytes.chunks_exact(8);
+    let tail = words.remainder();
+    let found = words.map(|word| u64::from_ne_bytes(word.try_into().unwrap_or_default()));
+    found
+        .map(|word| {
+            has_zero(word ^ (ONES * u64::from(b' ')))
+                | has_zero(word ^ (ONES * u64::from(b'\t')))
+                | has_zero(word ^ (ONES * u64::from(b',')))
+        })
+        .fold(false, |any, this| any | this)
+        || tail.iter().any(|&b| is_blank(b) || b == b',')
 }
 
 /// `value` without leading and trailing spaces and tabs. Both ends are ASCII bytes, so the
@@ -197,6 +219,28 @@ mod tests {
             Err(BearerError::SeveralTokens)
         );
         assert_eq!(bearer_token(&["Bearer,x"]), Err(BearerError::SeveralTokens));
+    }
+
+    #[test]
+    fn blanks_and_commas_are_found_at_every_position() {
+        let naive = |bytes: &[u8]| bytes.iter().any(|&b| is_blank(b) || b == b',');
+        for len in 0..20 {
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut bytes = alloc::vec![b'a'; len];
+                    bytes[at] = byte;
+                    assert_eq!(
+                        has_blank_or_comma(&bytes),
+                        naive(&bytes),
+                        "{len} {at} {byte}"
+                    );
+                }
+            }
+        }
+        // Bytes next to the searched ones (and their borrows) are not taken for them.
+        assert!(!has_blank_or_comma(
+            b"\x21\x1f\x08\x0a\x2b\x2d\x00\xff\x21\x1f"
+        ));
     }
 
     #[test]
