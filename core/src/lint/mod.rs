@@ -61,14 +61,14 @@ const ENTRIES: [&str; 3] = ["issuers", "resources", "routes"];
 /// assert_eq!(errors, ["issuers[0].algorithms[1]", "routes[0].require", "routes[2].path"]);
 /// ```
 pub fn lint(text: &str, tokens: &[&str]) -> Vec<Finding> {
-    let mut value: Value = match serde_json::from_str(text) {
+    let mut value: Value = match PolicyDocument::parse_strict(text) {
         Ok(value) => value,
         Err(err) => {
             return alloc::vec![Finding {
                 severity: Severity::Error,
                 rule: "error",
-                path: String::from("."),
-                message: format!("not JSON: {err}"),
+                path: err.path,
+                message: err.message,
             }]
         }
     };
@@ -152,10 +152,7 @@ fn placeholder(name: &str) -> Option<Value> {
 }
 
 fn compile(value: &Value) -> Result<(Policy, PolicyDocument), PolicyError> {
-    let document: PolicyDocument = serde_path_to_error::deserialize(value).map_err(|err| {
-        let message = format!("{}", err.inner());
-        PolicyError::new(crate::policy::json_path(&err), message)
-    })?;
+    let document = PolicyDocument::from_value(value)?;
     let policy = Policy::compile(&document)?;
     Ok((policy, document))
 }

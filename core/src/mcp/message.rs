@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::McpError;
 use crate::json::depth_within;
+use crate::json::strict::{self, StrictError};
 
 /// Deepest nesting accepted in an MCP body: tool arguments are nested deeper than tokens.
 pub(crate) const MAX_BODY_DEPTH: usize = 64;
@@ -48,86 +49,14 @@ pub(crate) fn read_body(body: &[u8]) -> Result<Vec<Message>, McpError> {
     if !depth_within(body, MAX_BODY_DEPTH) {
         return Err(McpError::TooDeep);
     }
-    let Strict(value) = serde_json::from_slice(body).map_err(|_| {
-        // Only on the way out: tell a repeated key from JSON that does not parse at all.
-        match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-            Ok(_) => McpError::RepeatedKey,
-            Err(_) => McpError::NotJson,
-        }
+    let value = strict::parse(body).map_err(|err| match err {
+        StrictError::RepeatedKey { .. } => McpError::RepeatedKey,
+        StrictError::Syntax(_) | StrictError::Trailing(_) => McpError::NotJson,
     })?;
     match value {
         Value::Array(items) if items.is_empty() => Err(McpError::EmptyBatch),
         Value::Array(items) => items.iter().map(read_message).collect(),
         value => Ok(alloc::vec![read_message(&value)?]),
-    }
-}
-
-/// A JSON value read with one rule more than serde_json's: an object may not repeat a key.
-/// Parsers differ on which of two `"method"`s counts (serde_json keeps the last, others the
-/// first), so a body the gateway and the server could read as two different calls is
-/// refused.
-struct Strict(Value);
-
-impl<'de> serde::Deserialize<'de> for Strict {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StrictVisitor).map(Strict)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> serde::de::Visitor<'de> for StrictVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("JSON without repeated object keys")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(String::from(v)))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(Strict(item)) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut object = serde_json::Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let Strict(value) = map.next_value()?;
-            if object.insert(key, value).is_some() {
-                return Err(serde::de::Error::custom("repeated key"));
-            }
-        }
-        Ok(Value::Object(object))
     }
 }
 

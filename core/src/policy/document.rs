@@ -1,4 +1,5 @@
-//! The policy document as JSON: serde types that mirror `policy.schema.json` one to one.
+//! The policy document as JSON: types that mirror `policy.schema.json` one to one, read by
+//! `policy::read` (by hand, with the JSON path of every error) and written by serde.
 //!
 //! These types only describe shape; [`crate::Policy::from_json`] compiles them into the form
 //! requests are decided on, and refuses what is well-formed JSON but cannot work.
@@ -8,9 +9,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use serde::de::{self, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+use alloc::format;
+
+use serde::Serialize;
 use serde_json::Value;
+
+use super::PolicyError;
+use crate::json::strict::{self, StrictError};
 
 /// The claims that hold scopes when the document does not say (`scopes.claims`).
 pub const DEFAULT_SCOPE_CLAIMS: [&str; 3] = ["scope", "scp", "permissions"];
@@ -28,11 +33,10 @@ pub const DEFAULT_JWKS_REFRESH_SECONDS: u64 = 300;
 pub const DEFAULT_JWKS_REFETCH_SECONDS: u64 = 30;
 
 /// The whole policy document.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PolicyDocument {
     /// Editor hint pointing at the JSON Schema; ignored.
-    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "$schema", skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
     /// Format version; must be 1.
     pub version: u32,
@@ -40,81 +44,121 @@ pub struct PolicyDocument {
     pub realm: String,
     /// The protected resource identifier (RFC 9728), e.g. `https://api.example.com`. When
     /// set, the metadata document is served and challenges carry `resource_metadata`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
     /// Several protected resources behind one gateway (RFC 9728), instead of `resource`:
     /// each governs the requests under its URL's path, with its own metadata document and
     /// audiences.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<Vec<ResourceDocument>>,
     /// Trusted token issuers.
     pub issuers: Vec<IssuerDocument>,
     /// How scopes are read and compared.
-    #[serde(default)]
     pub scopes: ScopesDocument,
     /// Role claims mapped to scopes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub roles: Option<RolesDocument>,
     /// The routes.
     pub routes: Vec<RouteDocument>,
     /// What happens to a request no route matches.
-    #[serde(default)]
     pub unmatched: Unmatched,
     /// Claims forwarded to the upstream as request headers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub forward: Option<ForwardDocument>,
     /// Cross-origin settings for denials read by browsers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cors: Option<CorsDocument>,
     /// Log decisions but let every request through.
-    #[serde(default)]
     pub dry_run: bool,
     /// The gateway's cache of verified tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token_cache: Option<TokenCacheDocument>,
     /// DPoP (RFC 9449): tokens bound to a key, sent with a proof per request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dpop: Option<DpopDocument>,
 }
 
+impl PolicyDocument {
+    /// Reads a document from its JSON text: one JSON value, no object repeating a key, no
+    /// member the format does not have. Errors name the JSON path of the offending value.
+    ///
+    /// ```
+    /// use scopegate_core::PolicyDocument;
+    /// let err = PolicyDocument::from_json(r#"{"version": 1, "realm": "api", "issuers": [],
+    ///     "routes": [{"path": "/a", "public": "yes"}]}"#).unwrap_err();
+    /// assert_eq!(err.to_string(), r#"routes[0].public: invalid type: string "yes", expected a boolean"#);
+    /// let err = PolicyDocument::from_json(r#"{"version": 1, "version": 1}"#).unwrap_err();
+    /// assert_eq!(err.to_string(), ".: duplicate field `version`");
+    /// ```
+    pub fn from_json(text: &str) -> Result<Self, PolicyError> {
+        Self::from_value(&Self::parse_strict(text)?)
+    }
+
+    /// The JSON value of a document's text, refused if it is not one value or if an object
+    /// repeats a key.
+    pub(crate) fn parse_strict(text: &str) -> Result<Value, PolicyError> {
+        strict::parse(text.as_bytes()).map_err(|err| match err {
+            StrictError::RepeatedKey { at, key } => {
+                PolicyError::new(at, format!("duplicate field `{key}`"))
+            }
+            StrictError::Syntax(err) => PolicyError::new(".", format!("not JSON: {err}")),
+            // Two documents pasted together, a truncated edit: an error, not ignored.
+            StrictError::Trailing(err) => {
+                PolicyError::new(".", format!("after the document: {err}"))
+            }
+        })
+    }
+
+    /// Reads a document from a parsed JSON value.
+    ///
+    /// ```
+    /// use scopegate_core::PolicyDocument;
+    /// let value = serde_json::json!({"version": 1, "realm": "api", "issuers": [], "routes": []});
+    /// let document = PolicyDocument::from_value(&value).unwrap();
+    /// assert_eq!(document.scopes.separator, ":");
+    /// let err = PolicyDocument::from_value(&serde_json::json!({"version": 1})).unwrap_err();
+    /// assert_eq!(err.to_string(), ".: missing field `realm`");
+    /// ```
+    pub fn from_value(value: &Value) -> Result<Self, PolicyError> {
+        super::read::document(value)
+    }
+}
+
 /// DPoP-bound access tokens and their proofs (`dpop`).
-#[derive(Clone, Debug, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize)]
 pub struct DpopDocument {
     /// Proof algorithms accepted, asymmetric only; default ES256, EdDSA, PS256, RS256.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub algorithms: Option<Vec<String>>,
     /// How old a proof's `iat` may be, in seconds (default 60).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub proof_max_age_seconds: Option<u64>,
     /// How far in the future a proof's `iat` may be, in seconds (default 5).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub proof_leeway_seconds: Option<u64>,
     /// The `scheme://host[:port]` clients send requests to, when the gateway sees another
     /// (TLS ended in front of it): what a proof's `htu` is compared with. Default: the
     /// request's own `:scheme` and `:authority`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
     /// Accepted proofs each gateway worker remembers against replay (default 16384).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub replay_cache_entries: Option<usize>,
     /// Refuse bearer tokens on protected routes: only DPoP-bound ones are accepted.
-    #[serde(default)]
     pub required: bool,
     /// Server-provided nonces (RFC 9449 §9): proofs must carry one the gateway issued.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<DpopNonceDocument>,
 }
 
 /// Server-provided DPoP nonces (`dpop.nonce`).
-#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct DpopNonceDocument {
     /// The key nonces are made with: 32 to 64 random bytes, unpadded base64url, the same for
     /// every gateway of the API. Never logged or printed.
     pub secret: String,
     /// How long a nonce is current, in seconds (default 60); it is accepted for one more.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub lifetime_seconds: Option<u64>,
 }
 
@@ -128,33 +172,30 @@ impl fmt::Debug for DpopNonceDocument {
 }
 
 /// One of several protected resources (`resources[]`).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ResourceDocument {
     /// The resource identifier, exactly the URL clients use, e.g. `https://gw.example/mcp`.
     /// Its path decides which requests the resource governs.
     pub resource: String,
     /// The `aud` values its tokens carry (one of them); default: the `resource` URL
     /// (RFC 8707). On the requests it governs they replace the issuers' `audiences`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub audiences: Option<Vec<String>>,
     /// `scopes_supported` of its metadata document; default: every literal scope of the
     /// routes it governs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes_supported: Option<Vec<String>>,
 }
 
 /// The gateway's cache of verified tokens.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TokenCacheDocument {
     /// How many verified tokens to keep until their `exp`; 0 turns the cache off.
     pub max_entries: usize,
 }
 
 /// One trusted issuer.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct IssuerDocument {
     /// Exact `iss` value.
     pub issuer: String,
@@ -162,40 +203,38 @@ pub struct IssuerDocument {
     pub audiences: Vec<String>,
     /// Accepted JWS algorithms; may be empty for an issuer whose tokens are all
     /// introspected.
-    #[serde(default)]
     pub algorithms: Vec<String>,
     /// Inline JWKS (`{"keys": [...]}`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks: Option<Value>,
     /// Remote JWKS URL, fetched by the host.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
     /// Envoy cluster that reaches `jwks_uri`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_cluster: Option<String>,
     /// Seconds between JWKS refreshes (default 300).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_refresh_seconds: Option<u64>,
     /// Minimum seconds between re-fetches caused by an unknown `kid` (default 30).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_refetch_seconds: Option<u64>,
     /// Shared secret for HS256, base64url; at least 32 bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hmac_secret: Option<String>,
     /// Clock leeway for `exp`, `nbf` and `iat`, in seconds (default 60).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub leeway_seconds: Option<u64>,
     /// Required `typ` header, e.g. `at+jwt` (RFC 9068).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,
     /// Token introspection (RFC 7662) for tokens the gateway cannot verify alone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub introspection: Option<IntrospectionDocument>,
 }
 
 /// An issuer's introspection endpoint (`issuers[].introspection`).
-#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct IntrospectionDocument {
     /// The endpoint's URL, e.g. `https://idp.example/token/introspection`.
     pub endpoint: String,
@@ -203,33 +242,32 @@ pub struct IntrospectionDocument {
     pub cluster: String,
     /// How the gateway authenticates to it: `client_secret_basic` (default) or
     /// `private_key_jwt` (RFC 7523, an Ed25519 key).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_method: Option<String>,
     /// The gateway's client id at the issuer.
     pub client_id: String,
     /// The gateway's client secret at the issuer (`client_secret_basic`). Never logged,
     /// echoed or printed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
     /// The gateway's private key (`private_key_jwt`): an Ed25519 JWK with `d`. Never logged,
     /// echoed or printed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub private_key: Option<Value>,
     /// Which tokens are introspected: `opaque` (default: those that are not a JWS) or
     /// `all` of this issuer's, JWTs too.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tokens: Option<String>,
     /// Longest time an active answer is kept, in seconds (default 300; never past `exp`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_seconds: Option<u64>,
     /// How long an inactive answer is kept, in seconds (default 10).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub inactive_cache_seconds: Option<u64>,
     /// How long the gateway waits for the endpoint, in milliseconds (default 2000).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     /// Ask for JWT answers (RFC 9701), signed by the issuer with its keys.
-    #[serde(default)]
     pub jwt_response: bool,
 }
 
@@ -247,27 +285,21 @@ impl fmt::Debug for IntrospectionDocument {
 }
 
 /// How scopes are read from tokens and compared.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ScopesDocument {
     /// Claims holding scopes, in order (default `scope`, `scp`, `permissions`).
-    #[serde(default = "default_scope_claims")]
     pub claims: Vec<String>,
     /// Hierarchy separator (default `:`).
-    #[serde(default = "default_separator")]
     pub separator: String,
     /// Write suffix (default `.write`); `null` turns write semantics off.
-    #[serde(default = "default_write_suffix")]
     pub write_suffix: Option<String>,
     /// Prefix scopes such as `transaction-`.
-    #[serde(default)]
     pub prefixes: Vec<String>,
     /// Step-up: seconds since `auth_time` after which a scope needs a fresh login.
-    #[serde(default)]
     pub max_age: BTreeMap<String, u64>,
     /// Step-up: the authentication context classes (`acr`) a scope needs, one of them
     /// (RFC 9470).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub acr_values: BTreeMap<String, Vec<String>>,
 }
 
@@ -298,77 +330,66 @@ fn default_write_suffix() -> Option<String> {
 }
 
 /// Role claims and the scopes each role grants.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RolesDocument {
     /// Claims holding roles (default `roles`); a name starting with `/` is a JSON pointer.
-    #[serde(default = "default_role_claims")]
     pub claims: Vec<String>,
     /// Role name to the scopes it grants.
     pub map: BTreeMap<String, Vec<String>>,
 }
 
-fn default_role_claims() -> Vec<String> {
-    DEFAULT_ROLE_CLAIMS.into_iter().map(String::from).collect()
-}
-
 /// One route.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RouteDocument {
     /// Path template: `/api/orders/{id}`, `/api/public/**`.
     pub path: String,
     /// Methods (upper case); absent means every method.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub methods: Option<Vec<String>>,
     /// No token needed.
-    #[serde(default)]
     pub public: bool,
     /// Any valid token, no particular scope (OpenAPI's OAuth requirement with an empty
     /// scope list).
-    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+    #[serde(skip_serializing_if = "core::ops::Not::not")]
     pub authenticated: bool,
     /// The scopes needed. On an MCP route: what a message no rule names needs (absent: a
     /// valid token, no particular scope).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub require: Option<RequirementDocument>,
     /// The route is an MCP (Model Context Protocol) endpoint: its JSON-RPC request bodies
     /// are read and each message is held to the rule for its method and name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpDocument>,
     /// Step-up: the authentication context classes (`acr`) every request of the route
     /// needs, one of them (RFC 9470).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub acr_values: Option<Vec<String>>,
 }
 
 /// The JSON-RPC rules of an MCP endpoint.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct McpDocument {
     /// The largest request body read, in bytes (default 1 MiB); a larger one gets 413.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<usize>,
     /// The rules, most specific first or in any order: a rule with a `name` or `uri` wins
     /// over one with the method alone.
-    #[serde(default)]
     pub rules: Vec<McpRuleDocument>,
 }
 
 /// One JSON-RPC rule: a method (`tools/call`), optionally a tool or prompt `name` or a
 /// resource `uri` template, and the scopes it needs.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct McpRuleDocument {
     /// The JSON-RPC `method`, e.g. `tools/call`, `prompts/get`, `resources/read`.
     pub method: String,
     /// `params.name` of `tools/call` and `prompts/get`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// A URI template matched against `params.uri` of `resources/read`,
     /// `resources/subscribe` and `resources/unsubscribe`: `{id}` captures a non-empty run
     /// without `/`, `?` or `#`, usable in bound prefix scopes (`doc-{id}`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
     /// The scopes needed.
     pub require: RequirementDocument,
@@ -402,56 +423,8 @@ impl Serialize for RequirementDocument {
     }
 }
 
-impl<'de> Deserialize<'de> for RequirementDocument {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(RequirementVisitor)
-    }
-}
-
-struct RequirementVisitor;
-
-impl<'de> Visitor<'de> for RequirementVisitor {
-    type Value = RequirementDocument;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(
-            "a scope string, an array of scopes (all required), {\"all_of\": [...]} or \
-             {\"any_of\": [[...], ...]}",
-        )
-    }
-
-    fn visit_str<E: de::Error>(self, scope: &str) -> Result<Self::Value, E> {
-        Ok(RequirementDocument::AllOf(alloc::vec![String::from(scope)]))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut scopes = Vec::new();
-        while let Some(scope) = seq.next_element::<String>()? {
-            scopes.push(scope);
-        }
-        Ok(RequirementDocument::AllOf(scopes))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let Some(key) = map.next_key::<String>()? else {
-            return Err(de::Error::custom("expected `all_of` or `any_of`"));
-        };
-        let requirement = match key.as_str() {
-            "all_of" => RequirementDocument::AllOf(map.next_value()?),
-            "any_of" => RequirementDocument::AnyOf(map.next_value()?),
-            other => return Err(de::Error::unknown_field(other, &["all_of", "any_of"])),
-        };
-        if let Some(extra) = map.next_key::<String>()? {
-            return Err(de::Error::custom(alloc::format!(
-                "unexpected `{extra}`: a requirement has exactly one of `all_of` or `any_of`"
-            )));
-        }
-        Ok(requirement)
-    }
-}
-
 /// What happens to a request no route matches.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Unmatched {
     /// 403 `insufficient_scope` (the default: fail closed).
@@ -462,20 +435,17 @@ pub enum Unmatched {
 }
 
 /// Claims forwarded to the upstream.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ForwardDocument {
     /// One request header per claim.
-    #[serde(default)]
     pub claims: Vec<ForwardClaimDocument>,
     /// A header that receives the effective scopes, space-separated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes_header: Option<String>,
 }
 
 /// One forwarded claim.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ForwardClaimDocument {
     /// Claim name, or a JSON pointer starting with `/`.
     pub claim: String,
@@ -484,8 +454,7 @@ pub struct ForwardClaimDocument {
 }
 
 /// Cross-origin settings.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CorsDocument {
     /// Origins (`scheme://host[:port]`) whose scripts may read denials; `*` for any.
     pub allowed_origins: Vec<String>,

@@ -3,6 +3,7 @@
 
 mod compile;
 pub mod document;
+mod read;
 mod requirement;
 mod url;
 
@@ -237,18 +238,7 @@ impl Policy {
     /// assert_eq!(err.to_string(), ".: after the document: trailing characters at line 7 column 3");
     /// ```
     pub fn from_json(text: &str) -> Result<Self, PolicyError> {
-        let deserializer = &mut serde_json::Deserializer::from_str(text);
-        let document: PolicyDocument = serde_path_to_error::deserialize(&mut *deserializer)
-            .map_err(|err| {
-                let message = alloc::format!("{}", err.inner());
-                PolicyError::new(json_path(&err), strip_position(&message))
-            })?;
-        // Text after the document (two documents pasted together, a truncated edit) is an
-        // error, not ignored.
-        deserializer
-            .end()
-            .map_err(|err| PolicyError::new(".", alloc::format!("after the document: {err}")))?;
-        Self::compile(&document)
+        Self::compile(&PolicyDocument::from_json(text)?)
     }
 
     /// Compiles an already parsed document.
@@ -402,25 +392,6 @@ pub(crate) fn is_under(path: &str, prefix: &str) -> bool {
     match path.strip_prefix(prefix) {
         Some(rest) => prefix.is_empty() || rest.is_empty() || rest.starts_with('/'),
         None => false,
-    }
-}
-
-/// The JSON path of a deserialization error; `.` for the document itself, which
-/// serde_path_to_error writes as nothing when the offending member's name is empty.
-pub(crate) fn json_path<E>(err: &serde_path_to_error::Error<E>) -> String {
-    let path = alloc::format!("{}", err.path());
-    if path.is_empty() {
-        String::from(".")
-    } else {
-        path
-    }
-}
-
-/// serde_json appends " at line 1 column 42" to messages; the JSON path says more.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(at) => String::from(&message[..at]),
-        None => String::from(message),
     }
 }
 

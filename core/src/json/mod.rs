@@ -1,4 +1,8 @@
-//! Guards applied to untrusted JSON before it reaches serde_json.
+//! JSON as the core reads it: guards applied to untrusted JSON before it reaches
+//! serde_json, strict parsing (no repeated keys) and the JSON paths errors name.
+
+pub(crate) mod path;
+pub(crate) mod strict;
 
 /// Deepest nesting of arrays and objects accepted in a token or a JWKS.
 pub(crate) const MAX_DEPTH: usize = 16;

@@ -1,0 +1,215 @@
+//! Reading a [`PolicyDocument`] out of a JSON value by hand, every error naming the JSON
+//! path of the offending value.
+//!
+//! serde's derived deserializers would do the same in a few attributes, but with
+//! serde_path_to_error they were a third of the browser package's wasm: one copy of the
+//! generated code per type and per deserializer. This is one function per type, over
+//! serde_json's [`Value`].
+
+mod sections;
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde_json::{Map, Value};
+
+use super::{PolicyDocument, PolicyError};
+use crate::json::path::At;
+
+/// Reads the whole document.
+pub(crate) fn document(value: &Value) -> Result<PolicyDocument, PolicyError> {
+    PolicyDocument::read(value, &At::ROOT)
+}
+
+/// A value of the document that can be read at a path.
+pub(crate) trait Read: Sized {
+    fn read(value: &Value, at: &At<'_>) -> Result<Self, PolicyError>;
+}
+
+/// `invalid type: string "yes", expected a boolean`, the way serde says it.
+pub(crate) fn invalid_type(value: &Value, expected: &str, at: &At<'_>) -> PolicyError {
+    let found = match value {
+        Value::Null => String::from("null"),
+        Value::Bool(b) => format!("boolean `{b}`"),
+        Value::Number(n) if n.is_f64() => format!("floating point `{n}`"),
+        Value::Number(n) => format!("integer `{n}`"),
+        Value::String(s) => format!("string {s:?}"),
+        Value::Array(_) => String::from("an array"),
+        Value::Object(_) => String::from("an object"),
+    };
+    PolicyError::new(
+        format!("{at}"),
+        format!("invalid type: {found}, expected {expected}"),
+    )
+}
+
+/// `expected one of `a`, `b`` for an unknown name.
+fn one_of(names: &[&str]) -> String {
+    match names {
+        [] => String::from("there are none"),
+        [only] => format!("expected `{only}`"),
+        [first, second] => format!("expected `{first}` or `{second}`"),
+        _ => {
+            let mut out = String::from("expected one of ");
+            for (i, name) in names.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push('`');
+                out.push_str(name);
+                out.push('`');
+            }
+            out
+        }
+    }
+}
+
+/// A JSON object of the format, with a fixed set of member names.
+pub(crate) struct Object<'v, 'a> {
+    members: &'v Map<String, Value>,
+    at: &'a At<'a>,
+}
+
+impl<'v, 'a> Object<'v, 'a> {
+    /// `value` as an object with no member outside `fields`.
+    pub(crate) fn new(
+        value: &'v Value,
+        at: &'a At<'a>,
+        fields: &[&str],
+    ) -> Result<Self, PolicyError> {
+        let Value::Object(members) = value else {
+            return Err(invalid_type(value, "an object", at));
+        };
+        if let Some(unknown) = members.keys().find(|k| !fields.contains(&k.as_str())) {
+            return Err(PolicyError::new(
+                format!("{}", at.field(unknown)),
+                format!("unknown field `{unknown}`, {}", one_of(fields)),
+            ));
+        }
+        Ok(Self { members, at })
+    }
+
+    /// The member `name`, which must be there.
+    pub(crate) fn required<T: Read>(&self, name: &str) -> Result<T, PolicyError> {
+        match self.members.get(name) {
+            Some(value) => T::read(value, &self.at.field(name)),
+            None => Err(PolicyError::new(
+                format!("{}", self.at),
+                format!("missing field `{name}`"),
+            )),
+        }
+    }
+
+    /// The member `name`; absent or `null` is `None`.
+    pub(crate) fn optional<T: Read>(&self, name: &str) -> Result<Option<T>, PolicyError> {
+        match self.members.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => T::read(value, &self.at.field(name)).map(Some),
+        }
+    }
+
+    /// The member `name`, or `default` when it is absent (not when it is `null`).
+    pub(crate) fn or<T: Read>(&self, name: &str, default: T) -> Result<T, PolicyError> {
+        match self.members.get(name) {
+            None => Ok(default),
+            Some(value) => T::read(value, &self.at.field(name)),
+        }
+    }
+
+    /// The member `name` as it is, if present and not `null`.
+    pub(crate) fn raw(&self, name: &str) -> Option<&'v Value> {
+        self.members.get(name).filter(|v| !v.is_null())
+    }
+
+    /// The member `name` as it is, if present, `null` included.
+    pub(crate) fn get(&self, name: &str) -> Option<&'v Value> {
+        self.members.get(name)
+    }
+}
+
+impl Read for String {
+    fn read(value: &Value, at: &At<'_>) -> Result<Self, PolicyError> {
+        match value {
+            Value::String(s) => Ok(s.clone()),
+            _ => Err(invalid_type(value, "a string", at)),
+        }
+    }
+}
+
+impl Read for bool {
+    fn read(value: &Value, at: &At<'_>) -> Result<Self, PolicyError> {
+        value
+            .as_bool()
+            .ok_or_else(|| invalid_type(value, "a boolean", at))
+    }
+}
+
+impl Read for u64 {
+    fn read(value: &Value, at: &At<'_>) -> Result<Self, PolicyError> {
+        match value {
+            Value::Number(n) => match n.as_u64() {
+                Some(wide) => Ok(wide),
+                None if n.is_i64() => Err(PolicyError::new(
+                    format!("{at}"),
+                    format!("invalid value: integer `{n}`, expected a non-negative integer"),
+                )),
+                None => Err(invalid_type(value, "a non-negative integer", at)),
+            },
+            _ => Err(invalid_type(value, "a non-negative integer", at)),
+        }
+    }
+}
+
+/// An integer narrower than `u64`, with `max` its largest value.
+fn narrow<T: TryFrom<u64>>(value: &Value, at: &At<'_>, max: u64) -> Result<T, PolicyError> {
+    let wide = u64::read(value, at)?;
+    T::try_from(wide).map_err(|_| {
+        PolicyError::new(
+            format!("{at}"),
+            format!("invalid value: integer `{wide}`, expected an integer from 0 to {max}"),
+        )
+    })
+}
+
+impl Read for u32 {
+    fn read(value: &Value, at: &At<'_>) -> Result<Self, PolicyError> {
+        narrow(value, at, u64::from(u32::MAX))
+    }
+}
+
+impl Read for usize {
+    fn read(value: &Value, at: &At<'_>) -> Result<Self, PolicyError> {
+        narrow(value, at, usize::MAX as u64)
+    }
+}
+
+impl<T: Read> Read for Vec<T> {
+    fn read(value: &Value, at: &At<'_>) -> Result<Self, PolicyError> {
+        let Value::Array(items) = value else {
+            return Err(invalid_type(value, "an array", at));
+        };
+        items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| T::read(item, &at.index(index)))
+            .collect()
+    }
+}
+
+/// An object whose member names are the user's (`roles.map`, `scopes.max_age`).
+impl<T: Read> Read for BTreeMap<String, T> {
+    fn read(value: &Value, at: &At<'_>) -> Result<Self, PolicyError> {
+        let Value::Object(members) = value else {
+            return Err(invalid_type(value, "an object", at));
+        };
+        members
+            .iter()
+            .map(|(key, item)| Ok((key.clone(), T::read(item, &at.key(key))?)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;
