@@ -172,8 +172,8 @@ impl ScopeRules {
             }
             declared.push((*prefix).into());
         }
-        // Longest first, so that the most specific declared prefix is found first.
-        declared.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        // The same sort as a token's scopes (`ScopeSet`): one copy of the sort code.
+        declared.sort_unstable();
         declared.dedup();
         Ok(Self {
             separator: separator.into(),
@@ -192,7 +192,7 @@ impl ScopeRules {
         self.write_suffix.as_deref()
     }
 
-    /// The declared prefix scopes, longest first.
+    /// The declared prefix scopes, sorted, once each.
     pub fn prefixes(&self) -> impl Iterator<Item = &str> {
         self.prefixes.iter().map(|p| &**p)
     }
@@ -385,7 +385,7 @@ impl ScopeSet {
 impl<'a> FromIterator<&'a str> for ScopeSet {
     fn from_iter<T: IntoIterator<Item = &'a str>>(iter: T) -> Self {
         let mut scopes: Vec<Box<str>> = iter.into_iter().map(Into::into).collect();
-        scopes.sort();
+        scopes.sort_unstable();
         scopes.dedup();
         Self { scopes }
     }

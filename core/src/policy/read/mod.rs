@@ -190,11 +190,11 @@ impl<T: Read> Read for Vec<T> {
         let Value::Array(items) = value else {
             return Err(invalid_type(value, "an array", at));
         };
-        items
-            .iter()
-            .enumerate()
-            .map(|(index, item)| T::read(item, &at.index(index)))
-            .collect()
+        let mut read = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            read.push(T::read(item, &at.index(index))?);
+        }
+        Ok(read)
     }
 }
 
@@ -204,10 +204,13 @@ impl<T: Read> Read for BTreeMap<String, T> {
         let Value::Object(members) = value else {
             return Err(invalid_type(value, "an object", at));
         };
-        members
-            .iter()
-            .map(|(key, item)| Ok((key.clone(), T::read(item, &at.key(key))?)))
-            .collect()
+        // Inserted one by one: collecting would sort what is already sorted, with a copy of
+        // the sort per value type.
+        let mut map = BTreeMap::new();
+        for (key, item) in members {
+            map.insert(key.clone(), T::read(item, &at.key(key))?);
+        }
+        Ok(map)
     }
 }
 
