@@ -115,3 +115,21 @@ fn requirements_take_four_forms() {
         .unwrap_err()
         .starts_with("require: invalid type: integer `3`, expected a scope string"));
 }
+
+#[test]
+fn the_text_is_one_json_value_without_repeated_keys() {
+    use crate::policy::PolicyDocument;
+    let err = |text: &str| PolicyDocument::from_json(text).unwrap_err().to_string();
+    assert_eq!(
+        err(r#"{"roles": {"map": {"admin": ["a"], "admin": ["b"]}}}"#),
+        "roles.map: duplicate field `admin`"
+    );
+    assert_eq!(
+        err("{\"version\": 1,\n \"realm\": }"),
+        ".: not JSON: expected value at line 2 column 11"
+    );
+    assert_eq!(
+        err(r#"{"version": 1} []"#),
+        ".: after the document: trailing characters at line 1 column 16"
+    );
+}
