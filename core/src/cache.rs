@@ -27,7 +27,7 @@ use crate::UnixTime;
 /// Longest token the cache keeps, in bytes (4 KiB, as Envoy's `jwt_authn` cache).
 pub const MAX_CACHED_TOKEN_LEN: usize = 4 * 1024;
 
-type Fingerprint = u64;
+pub(crate) type Fingerprint = u64;
 
 #[derive(Clone, Debug)]
 struct Entry {
@@ -149,7 +149,7 @@ impl TokenCache {
 /// does not tell how much of a cached token (one that shares the fingerprint) a guess got
 /// right.
 /// Eight bytes at a time: this runs over the whole token on every cache hit.
-fn same_token(cached: &str, presented: &str) -> bool {
+pub(crate) fn same_token(cached: &str, presented: &str) -> bool {
     let (cached, presented) = (cached.as_bytes(), presented.as_bytes());
     if cached.len() != presented.len() {
         return false;
@@ -164,7 +164,7 @@ fn same_token(cached: &str, presented: &str) -> bool {
     words == 0 && tail == 0
 }
 
-fn fingerprint(token: &str) -> Fingerprint {
+pub(crate) fn fingerprint(token: &str) -> Fingerprint {
     let bytes = token.as_bytes();
     bytes[bytes.len().saturating_sub(16)..]
         .iter()

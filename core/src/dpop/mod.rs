@@ -403,14 +403,19 @@ mod digest {
         .unwrap_or(false)
     }
 
-    pub(super) fn proof_digest(jkt: &str, jti: &str) -> [u8; 16] {
+    /// 64 bits of SHA-256: two distinct proofs among a worker's few thousand share them
+    /// with a chance of about 2^-40, and a crafted `jti` can only make its own proof look
+    /// replayed. A `u64` key also lets the replay cache share its map code with the token
+    /// caches'.
+    pub(super) fn proof_digest(jkt: &str, jti: &str) -> u64 {
         let mut hasher = Sha256::new();
         hasher.update(jkt);
         hasher.update([0]);
         hasher.update(jti);
-        let mut digest = [0u8; 16];
-        digest.copy_from_slice(&hasher.finalize()[..16]);
-        digest
+        let digest = hasher.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first)
     }
 }
 

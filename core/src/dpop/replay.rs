@@ -8,7 +8,7 @@ use crate::UnixTime;
 /// the last second its `iat` is accepted (after which a replay is stale anyway).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProofId {
-    pub(crate) digest: [u8; 16],
+    pub(crate) digest: u64,
     pub(crate) expires_at: u64,
 }
 
@@ -24,8 +24,8 @@ pub struct ProofId {
 #[derive(Clone, Debug, Default)]
 pub struct ReplayCache {
     capacity: usize,
-    seen: BTreeMap<[u8; 16], u64>,
-    order: VecDeque<[u8; 16]>,
+    seen: BTreeMap<u64, u64>,
+    order: VecDeque<u64>,
     evicted: u64,
 }
 
@@ -85,7 +85,7 @@ mod tests {
 
     fn proof(byte: u8, expires_at: u64) -> ProofId {
         ProofId {
-            digest: [byte; 16],
+            digest: u64::from(byte),
             expires_at,
         }
     }

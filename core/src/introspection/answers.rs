@@ -5,6 +5,7 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::rc::Rc;
 
+use crate::cache::{fingerprint, same_token, Fingerprint};
 use crate::token::{Principal, TokenError};
 use crate::UnixTime;
 
@@ -37,6 +38,10 @@ pub enum Known {
 
 /// Introspection answers by token, bounded; the entry expiring first makes room.
 ///
+/// Entries are found by the token cache's fingerprint and hold the token, so only the very
+/// same token text reads an answer (see [`crate::cache`]); the maps are of the same types
+/// as the token cache's, which keeps the filter from carrying a second copy of their code.
+///
 /// ```
 /// use scopegate_core::introspection::{Answers, Known};
 /// use scopegate_core::{TokenError, UnixTime};
@@ -50,11 +55,18 @@ pub enum Known {
 #[derive(Clone, Debug, Default)]
 pub struct Answers {
     capacity: usize,
-    entries: BTreeMap<Box<str>, State>,
+    entries: BTreeMap<Fingerprint, Entry>,
     /// Answered entries by the time they go stale; in-flight ones are not here.
-    by_until: BTreeSet<(u64, Box<str>)>,
-    in_flight: BTreeMap<u64, Box<str>>,
+    by_until: BTreeSet<(u64, Fingerprint)>,
+    /// Calls in flight: ticket to the entry waiting for it.
+    in_flight: BTreeMap<u64, Fingerprint>,
     next_ticket: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    token: Box<str>,
+    state: State,
 }
 
 impl Answers {
@@ -68,34 +80,53 @@ impl Answers {
 
     /// What is known of `token` at `now`.
     pub fn get(&mut self, token: &str, now: UnixTime) -> Known {
-        let Some(state) = self.entries.get(token) else {
+        let key = fingerprint(token);
+        let Some(entry) = self.entries.get(&key) else {
             return Known::Unknown;
         };
-        match state {
+        if !same_token(&entry.token, token) {
+            return Known::Unknown;
+        }
+        match &entry.state {
             State::InFlight { ticket } => Known::InFlight(*ticket),
             State::Answered { answer, until } if now.0 <= *until => Known::Answer(answer.clone()),
             State::Answered { until, .. } => {
-                let until = *until;
-                self.by_until.remove(&(until, Box::from(token)));
-                self.entries.remove(token);
+                self.by_until.remove(&(*until, key));
+                self.entries.remove(&key);
                 Known::Unknown
             }
         }
     }
 
     /// Marks `token` in flight: its ticket, or `None` when every entry is a call in flight
-    /// (then the request is refused rather than the endpoint flooded).
+    /// (then the request is refused rather than the endpoint flooded), or when another
+    /// token with the same fingerprint is in flight.
     pub fn start(&mut self, token: &str, now: UnixTime) -> Option<u64> {
         self.evict_stale(now);
+        let key = fingerprint(token);
+        match self.entries.get(&key).map(|entry| &entry.state) {
+            Some(State::InFlight { .. }) => return None,
+            Some(State::Answered { until, .. }) => {
+                self.by_until.remove(&(*until, key));
+                self.entries.remove(&key);
+            }
+            None => {}
+        }
         if self.entries.len() >= self.capacity {
-            let soonest = self.by_until.pop_first()?;
-            self.entries.remove(&soonest.1);
+            let (_, soonest) = self.by_until.pop_first()?;
+            self.entries.remove(&soonest);
         }
         self.next_ticket = self.next_ticket.wrapping_add(1);
         let ticket = self.next_ticket;
-        let token: Box<str> = Box::from(token);
-        self.in_flight.insert(ticket, token.clone());
-        self.entries.insert(token, State::InFlight { ticket });
+        self.in_flight.insert(ticket, key);
+        let state = State::InFlight { ticket };
+        self.entries.insert(
+            key,
+            Entry {
+                token: token.into(),
+                state,
+            },
+        );
         Some(ticket)
     }
 
@@ -109,25 +140,34 @@ impl Answers {
         refused_seconds: u64,
         now: UnixTime,
     ) {
-        let Some(token) = self.in_flight.remove(&ticket) else {
+        let Some(key) = self.in_flight.remove(&ticket) else {
             return;
         };
+        let Some(entry) = self.entries.get_mut(&key) else {
+            return;
+        };
+        if !matches!(entry.state, State::InFlight { ticket: t } if t == ticket) {
+            return;
+        }
         let until = match &answer {
             Ok(principal) => principal.expires_at,
             Err(TokenError::IntrospectionUnavailable) => now.0.saturating_add(FAILURE_SECONDS),
             Err(_) => now.0.saturating_add(refused_seconds),
         };
         let answer = answer.map(Rc::new);
-        self.by_until.insert((until, token.clone()));
-        self.entries
-            .insert(token, State::Answered { answer, until });
+        entry.state = State::Answered { answer, until };
+        self.by_until.insert((until, key));
     }
 
     /// The call `ticket` will not be answered (the request that sent it went away, and the
     /// host cancelled it): the next request with its token introspects again.
     pub fn abandon(&mut self, ticket: u64) {
-        if let Some(token) = self.in_flight.remove(&ticket) {
-            self.entries.remove(&token);
+        let Some(key) = self.in_flight.remove(&ticket) else {
+            return;
+        };
+        let waiting = self.entries.get(&key).map(|entry| &entry.state);
+        if matches!(waiting, Some(State::InFlight { ticket: t }) if *t == ticket) {
+            self.entries.remove(&key);
         }
     }
 
@@ -137,13 +177,12 @@ impl Answers {
     }
 
     fn evict_stale(&mut self, now: UnixTime) {
-        while let Some((until, _)) = self.by_until.first() {
-            if *until >= now.0 {
+        while let Some(&(until, key)) = self.by_until.first() {
+            if until >= now.0 {
                 break;
             }
-            if let Some((_, token)) = self.by_until.pop_first() {
-                self.entries.remove(&token);
-            }
+            self.by_until.pop_first();
+            self.entries.remove(&key);
         }
     }
 }
@@ -170,6 +209,35 @@ mod tests {
         assert!(answers.start("c", UnixTime(1)).is_some());
         assert!(matches!(answers.get("a", UnixTime(1)), Known::Unknown));
         assert!(matches!(answers.get("b", UnixTime(1)), Known::Answer(_)));
+    }
+
+    #[test]
+    fn only_the_same_token_reads_an_answer() {
+        // Same last 16 bytes, so the same fingerprint.
+        let (ours, theirs) = ("a.0123456789abcdef", "b.0123456789abcdef");
+        let mut answers = Answers::new(4);
+        let ticket = answers.start(ours, UnixTime(0)).unwrap();
+        assert!(matches!(answers.get(theirs, UnixTime(0)), Known::Unknown));
+        // While ours is in flight, theirs cannot take the entry (nor strand our waiters).
+        assert_eq!(answers.start(theirs, UnixTime(0)), None);
+        answers.finish(ticket, Err(TokenError::Inactive), 5, UnixTime(0));
+        assert!(matches!(answers.get(theirs, UnixTime(0)), Known::Unknown));
+        assert!(matches!(
+            answers.get(ours, UnixTime(0)),
+            Known::Answer(Err(_))
+        ));
+        // Answered, it makes room for theirs.
+        let theirs_ticket = answers.start(theirs, UnixTime(1)).unwrap();
+        assert!(matches!(answers.get(ours, UnixTime(1)), Known::Unknown));
+        assert!(
+            matches!(answers.get(theirs, UnixTime(1)), Known::InFlight(t) if t == theirs_ticket)
+        );
+        // A stale ticket cannot write over the newer call.
+        answers.finish(ticket, Err(TokenError::Inactive), 5, UnixTime(1));
+        assert!(matches!(
+            answers.get(theirs, UnixTime(1)),
+            Known::InFlight(_)
+        ));
     }
 
     #[test]
