@@ -47,7 +47,6 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
-#[cfg(feature = "hmac")]
 pub mod cache;
 pub mod challenge;
 pub mod decision;
