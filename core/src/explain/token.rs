@@ -235,7 +235,7 @@ impl TokenReport {
             }
             for item in strings(Some(value), true) {
                 let wanted = required.iter().any(|r| policy.rules.covers(item, r))
-                    || policy.role_map.contains_key(item);
+                    || policy.granted_by(item).is_some();
                 if wanted {
                     unread.push(ClaimValue {
                         claim: if pointer.matches('/').count() == 1 {

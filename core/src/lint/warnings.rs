@@ -185,8 +185,8 @@ pub(super) fn warnings(
         };
         let granted = policy
             .role_map
-            .values()
-            .flatten()
+            .iter()
+            .flat_map(|(_, granted)| granted)
             .any(|g| policy.rules.covers(g, scope));
         if granted || advertised(scope) || reported.contains(&scope) {
             continue;

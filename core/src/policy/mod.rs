@@ -8,7 +8,6 @@ mod requirement;
 mod url;
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -204,7 +203,9 @@ pub struct Policy {
     pub(crate) issuers: Vec<Issuer>,
     pub(crate) scope_claims: Vec<ClaimName>,
     pub(crate) role_claims: Vec<ClaimName>,
-    pub(crate) role_map: BTreeMap<Box<str>, Vec<Box<str>>>,
+    /// Role name to the scopes it grants, sorted by role (a vector, not a map: one map
+    /// type less compiled into the filter and the browser package).
+    pub(crate) role_map: Vec<(Box<str>, Vec<Box<str>>)>,
     pub(crate) rules: ScopeRules,
     pub(crate) max_age: Vec<(Box<str>, u64)>,
     /// Per scope, the `acr` values one of which it needs.
@@ -371,10 +372,18 @@ impl Policy {
     }
 
     pub(crate) fn scopes_of_role(&self, role: &str) -> impl Iterator<Item = &str> {
-        self.role_map
-            .get(role)
+        self.granted_by(role)
             .into_iter()
             .flat_map(|scopes| scopes.iter().map(|s| &**s))
+    }
+
+    /// The scopes `role` grants, if the policy maps it.
+    pub(crate) fn granted_by(&self, role: &str) -> Option<&[Box<str>]> {
+        let at = self
+            .role_map
+            .binary_search_by(|(r, _)| (**r).cmp(role))
+            .ok()?;
+        Some(&self.role_map[at].1)
     }
 
     pub(crate) fn forward_claims(&self) -> impl Iterator<Item = (&str, &ClaimName)> {

@@ -2,7 +2,6 @@
 //! JSON Schema cannot express. Each error names the JSON path of the value to fix.
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -122,10 +121,11 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
     }
 
     let (role_claims, role_map) = match &doc.roles {
-        None => (Vec::new(), BTreeMap::new()),
+        None => (Vec::new(), Vec::new()),
         Some(roles) => {
             let claims = compile_claim_names("roles.claims", &roles.claims)?;
-            let mut map = BTreeMap::new();
+            // The document's map iterates in order: the vector is sorted.
+            let mut map = Vec::with_capacity(roles.map.len());
             for (role, scopes) in &roles.map {
                 let mut compiled = Vec::with_capacity(scopes.len());
                 for (index, scope) in scopes.iter().enumerate() {
@@ -137,7 +137,7 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
                     }
                     compiled.push(Box::from(scope.as_str()));
                 }
-                map.insert(Box::from(role.as_str()), compiled);
+                map.push((Box::from(role.as_str()), compiled));
             }
             (claims, map)
         }
