@@ -4,7 +4,6 @@
 //! These types only describe shape; [`crate::Policy::from_json`] compiles them into the form
 //! requests are decided on, and refuses what is well-formed JSON but cannot work.
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -14,6 +13,7 @@ use alloc::format;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use super::named::Named;
 use super::PolicyError;
 use crate::json::strict::{self, StrictError};
 
@@ -296,11 +296,11 @@ pub struct ScopesDocument {
     /// Prefix scopes such as `transaction-`.
     pub prefixes: Vec<String>,
     /// Step-up: seconds since `auth_time` after which a scope needs a fresh login.
-    pub max_age: BTreeMap<String, u64>,
+    pub max_age: Named<u64>,
     /// Step-up: the authentication context classes (`acr`) a scope needs, one of them
     /// (RFC 9470).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub acr_values: BTreeMap<String, Vec<String>>,
+    #[serde(skip_serializing_if = "Named::is_empty")]
+    pub acr_values: Named<Vec<String>>,
 }
 
 impl Default for ScopesDocument {
@@ -310,8 +310,8 @@ impl Default for ScopesDocument {
             separator: default_separator(),
             write_suffix: default_write_suffix(),
             prefixes: Vec::new(),
-            max_age: BTreeMap::new(),
-            acr_values: BTreeMap::new(),
+            max_age: Named::new(),
+            acr_values: Named::new(),
         }
     }
 }
@@ -335,7 +335,7 @@ pub struct RolesDocument {
     /// Claims holding roles (default `roles`); a name starting with `/` is a JSON pointer.
     pub claims: Vec<String>,
     /// Role name to the scopes it grants.
-    pub map: BTreeMap<String, Vec<String>>,
+    pub map: Named<Vec<String>>,
 }
 
 /// One route.

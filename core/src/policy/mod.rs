@@ -3,6 +3,7 @@
 
 mod compile;
 pub mod document;
+mod named;
 mod read;
 mod requirement;
 mod url;

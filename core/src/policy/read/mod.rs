@@ -8,13 +8,13 @@
 
 mod sections;
 
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use serde_json::{Map, Value};
 
+use super::document::Named;
 use super::{PolicyDocument, PolicyError};
 use crate::json::path::At;
 
@@ -199,18 +199,17 @@ impl<T: Read> Read for Vec<T> {
 }
 
 /// An object whose member names are the user's (`roles.map`, `scopes.max_age`).
-impl<T: Read> Read for BTreeMap<String, T> {
+impl<T: Read> Read for Named<T> {
     fn read(value: &Value, at: &At<'_>) -> Result<Self, PolicyError> {
         let Value::Object(members) = value else {
             return Err(invalid_type(value, "an object", at));
         };
-        // Inserted one by one: collecting would sort what is already sorted, with a copy of
-        // the sort per value type.
-        let mut map = BTreeMap::new();
+        // serde_json's objects iterate in name order: every member is pushed at the end.
+        let mut named = Named::new();
         for (key, item) in members {
-            map.insert(key.clone(), T::read(item, &at.key(key))?);
+            named.push(key.clone(), T::read(item, &at.key(key))?);
         }
-        Ok(map)
+        Ok(named)
     }
 }
 
