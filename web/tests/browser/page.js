@@ -22,6 +22,10 @@ function assert(condition, message) {
 const started = performance.now();
 await init();
 const initMs = performance.now() - started;
+// How much of it the fetch of the .wasm took (request start to last byte), to tell the
+// network from compiling and instantiating.
+const wasmFetch = performance.getEntriesByType('resource').find((e) => e.name.endsWith('.wasm'));
+const fetchMs = wasmFetch ? wasmFetch.responseEnd - wasmFetch.startTime : NaN;
 
 const NOW = 1767225600;
 const b64 = (v) => btoa(JSON.stringify(v)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
@@ -93,4 +97,4 @@ await test('errors are Error objects with a stable code', () => {
   throw new Error('no error');
 });
 
-window.__results = { initMs, results, userAgent: navigator.userAgent };
+window.__results = { initMs, fetchMs, results, userAgent: navigator.userAgent };
