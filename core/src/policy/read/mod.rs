@@ -35,7 +35,8 @@ pub(crate) fn invalid_type(value: &Value, expected: &str, at: &At<'_>) -> Policy
         Value::Bool(b) => format!("boolean `{b}`"),
         Value::Number(n) if n.is_f64() => format!("floating point `{n}`"),
         Value::Number(n) => format!("integer `{n}`"),
-        Value::String(s) => format!("string {s:?}"),
+        // JSON quoting (serde_json's, already built) rather than Rust's `{:?}`.
+        Value::String(_) => format!("string {value}"),
         Value::Array(_) => String::from("an array"),
         Value::Object(_) => String::from("an object"),
     };
