@@ -176,9 +176,21 @@ fn ecdsa_p256_sha256() {
             "y": b64(&coordinate(&group.key.affine_y)),
         }));
         let key = key.unwrap_or_else(|e| panic!("{e}"));
+        let crate::jwks::Material::EcP256(p256) = &key.material else {
+            panic!("not a P-256 key: {:?}", key.material);
+        };
+        // A first check without tables, refused: every vector below runs with the key's
+        // tables, and again without them.
+        assert!(!p256.verify(b"", &[1; 64]));
         for test in group.tests {
             let verified =
                 verify_with_key(&key.material, Algorithm::Es256, &test.msg, &test.sig).unwrap();
+            assert_eq!(
+                p256.verify_without_tables(&test.msg, &test.sig),
+                verified,
+                "P-256 test {} with and without tables",
+                test.tc_id
+            );
             check(&mut tally, "P-256", test.tc_id, test.result, Some(verified));
         }
     }
