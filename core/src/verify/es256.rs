@@ -31,8 +31,8 @@ const MULTIPLES: usize = 8;
 #[derive(Clone, Debug)]
 pub(crate) struct P256Key {
     key: ecdsa::VerifyingKey<p256::NistP256>,
-    /// Shared by the clones of the key, so that a key set copied between workers or
-    /// refreshes keeps what it built.
+    /// Shared by the key's clones, so that a clone does not build them again. A key read
+    /// again (at every JWKS refresh, and by each worker) starts without them.
     tables: Arc<Lazy>,
 }
 
