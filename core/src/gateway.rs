@@ -93,6 +93,8 @@ pub struct Exchange {
     principal: Option<Rc<Principal>>,
     /// The largest body the matched MCP route reads.
     body_limit: Option<usize>,
+    /// Set while [`Gateway::on_request_body_over_limit`] decides.
+    body_over_limit: bool,
     /// The SHA-256 of the connection's client certificate, if the host knows it.
     client_certificate_sha256: Option<[u8; 32]>,
     /// How to ask the host for it, as hex digits, when a token is bound to one.
@@ -110,9 +112,12 @@ pub struct Exchange {
 pub enum BodyProgress {
     /// Keep buffering: the body is not complete and within the limit.
     Buffer,
-    /// Read this many bytes of the buffered body (the whole body, or one byte past the
-    /// limit, which is enough to refuse it) and give them to [`Gateway::on_request_body`].
+    /// Read the whole buffered body, this many bytes, and give them to
+    /// [`Gateway::on_request_body`].
     Read(usize),
+    /// The body is over the route's limit: ask [`Gateway::on_request_body_over_limit`],
+    /// without reading it.
+    OverLimit,
 }
 
 impl Exchange {
@@ -372,7 +377,7 @@ impl Gateway {
     pub fn body_progress(exchange: &Exchange, buffered: usize, complete: bool) -> BodyProgress {
         let limit = exchange.body_limit.unwrap_or(0);
         if buffered > limit {
-            BodyProgress::Read(limit.saturating_add(1))
+            BodyProgress::OverLimit
         } else if complete {
             BodyProgress::Read(buffered)
         } else {
@@ -404,6 +409,21 @@ impl Gateway {
         step
     }
 
+    /// The answer to a request whose body grew past the route's limit
+    /// ([`BodyProgress::OverLimit`]), with the same headers and `exchange`: 413, or what
+    /// the headers alone already refuse.
+    pub fn on_request_body_over_limit<'g>(
+        &'g mut self,
+        exchange: &mut Exchange,
+        headers: &[HeaderPair<'_>],
+        now: UnixTime,
+    ) -> Step<'g> {
+        exchange.body_over_limit = true;
+        let step = self.on_request_body(exchange, headers, &[], now);
+        exchange.body_over_limit = false;
+        step
+    }
+
     fn step<'g>(
         &'g mut self,
         exchange: &mut Exchange,
@@ -416,6 +436,7 @@ impl Gateway {
         let reader = RequestReader::from_pairs(headers.iter().copied());
         let mut request = reader.request();
         request.body = body;
+        request.body_over_limit = exchange.body_over_limit;
         request.client_certificate_sha256 = exchange.client_certificate_sha256;
         let mut refetch = None;
         let mut pending = None;

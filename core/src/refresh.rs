@@ -29,6 +29,8 @@ pub struct JwksFetch<'p> {
     pub issuer: usize,
     /// The upstream cluster that reaches the JWKS server.
     pub cluster: &'p str,
+    /// The `:scheme` of `jwks_uri`, `http` or `https`.
+    pub scheme: &'static str,
     /// The `:authority` (host and port) of `jwks_uri`.
     pub authority: &'p str,
     /// The `:path` of `jwks_uri`, query included.
@@ -374,6 +376,7 @@ fn fetch_for(policy: &Policy, issuer: usize) -> Option<JwksFetch<'_>> {
     Some(JwksFetch {
         issuer,
         cluster: &remote.cluster,
+        scheme: remote.scheme,
         authority: &remote.authority,
         path: &remote.path,
     })

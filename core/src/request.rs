@@ -46,6 +46,9 @@ pub struct Request<'a> {
     pub authority: Option<&'a str>,
     /// The request body, once the host has read it (only MCP routes ask for it).
     pub body: Option<&'a [u8]>,
+    /// The body grew past the route's limit before it was read: the host need not (and a
+    /// host that spooled it to a file cannot) hand it over to have it refused with 413.
+    pub body_over_limit: bool,
     /// The SHA-256 of the DER client certificate of a mutual-TLS connection, when the host
     /// knows it: what a certificate-bound token (RFC 8705 `cnf.x5t#S256`) is compared with.
     pub client_certificate_sha256: Option<[u8; 32]>,
@@ -317,6 +320,7 @@ impl<'a> RequestReader<'a> {
             scheme: self.scheme,
             authority: self.authority,
             body: None,
+            body_over_limit: false,
             client_certificate_sha256: None,
             unreadable: self.unreadable,
         }

@@ -319,6 +319,7 @@ mod tests {
         let fetch = JwksFetch {
             issuer: 4,
             cluster: "idp",
+            scheme: "https",
             authority: "idp.test:8443",
             path: "/keys?v=2",
         };

@@ -170,6 +170,7 @@ impl Shared {
 fn dispatch_introspection(call: &IntrospectionCall<'_>) -> Option<u32> {
     let mut headers = vec![
         (":method", "POST"),
+        (":scheme", call.scheme),
         (":path", call.path),
         (":authority", call.authority),
     ];
@@ -192,6 +193,7 @@ fn dispatch_introspection(call: &IntrospectionCall<'_>) -> Option<u32> {
 fn dispatch_fetch(fetch: &JwksFetch<'_>) -> Option<u32> {
     let headers = vec![
         (":method", "GET"),
+        (":scheme", fetch.scheme),
         (":path", fetch.path),
         (":authority", fetch.authority),
         ("accept", "application/json"),
@@ -247,10 +249,11 @@ struct Root {
 }
 
 impl Root {
-    /// Sends the fetches due; `share`: through the leases of the host's shared data (not
-    /// in `on_configure`, where Envoy may be running a VM only to check the configuration,
-    /// which would hold a lease and never use it).
-    fn fetch_due(&mut self, share: bool) {
+    /// Sends the fetches due, through the leases of the host's shared data, so that one
+    /// VM of the host fetches for all. Never from `on_configure`: a host may refuse calls
+    /// there (ngx_wasm_module traps), and Envoy may be running a VM only to check the
+    /// configuration, which would hold a lease and never use it.
+    fn fetch_due(&mut self) {
         let Some(shared) = self.shared.clone() else {
             return;
         };
@@ -260,20 +263,14 @@ impl Root {
         let Some(now) = now() else {
             return;
         };
-        if share {
-            shared.sharing.start(now);
-            shared.sharing.sync(&mut gateway, now);
-        }
+        shared.sharing.start(now);
+        shared.sharing.sync(&mut gateway, now);
         let sharing = &shared.sharing;
         let due: Vec<(usize, Result<Option<u32>, UnixTime>)> = gateway
             .on_tick(now)
             .iter()
             .map(|fetch| {
-                let permit = match share {
-                    true => sharing.permit(fetch, false, now),
-                    false => Permit::Send,
-                };
-                let sent = match permit {
+                let sent = match sharing.permit(fetch, false, now) {
                     Permit::Send => Ok(dispatch_fetch(fetch)),
                     Permit::Leave(until) => Err(until),
                 };
@@ -362,22 +359,30 @@ impl RootContext for Root {
             sharing: Sharing::default(),
         });
         self.fetches.clear();
-        // Every VM fetches its start keys on its own, at once, so that the first requests
-        // find them; the refreshes are shared from the first tick on.
+        // Keys (and, later, DPoP replays) are shared through the host's shared data; a
+        // host without it (nginx without a `shm_kv` zone) traps on the first read, so the
+        // read is made here, at load, after a line that says what to add.
+        info!("checking the host's shared data (nginx: `shm_kv * 1m;` in the `wasm {{}}` block)");
+        if let Err(err) = host::shared_data(sharing::PROBE) {
+            error!(
+                "the host refuses shared data ({err}): in nginx, add `shm_kv * 1m;` to the \
+                 `wasm {{}}` block"
+            );
+            return false;
+        }
+        // The first fetch goes out on the first tick (soon: the timer starts fast) or
+        // with the first request that needs the keys, whichever comes first.
         if remote {
             if let Err(err) = shared.sharing.pace() {
                 warn!("cannot set the timer, so keys are never refreshed: {err}");
             }
         }
         self.shared = Some(shared);
-        if remote {
-            self.fetch_due(false);
-        }
         true
     }
 
     fn on_tick(&mut self) {
-        self.fetch_due(true);
+        self.fetch_due();
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
@@ -579,15 +584,18 @@ impl Request {
         let (buffered, complete) = self.body;
         match Gateway::body_progress(&self.exchange, buffered, complete) {
             BodyProgress::Buffer => Action::Pause,
-            BodyProgress::Read(len) => match self.reading.take() {
-                Some(headers) => self.decide_body(&headers, len),
-                None => self.fail_closed("the request body was read twice"),
-            },
+            BodyProgress::Read(len) => self.decide_body(Some(len)),
+            BodyProgress::OverLimit => self.decide_body(None),
         }
     }
 
-    fn decide_body(&mut self, headers: &host::HeaderMap, len: usize) -> Action {
-        let body = match host::request_body(len) {
+    /// Decides on the body of `len` bytes, or (`None`) on a body over the limit, which is
+    /// not read: a host may have spooled it where a filter cannot read it.
+    fn decide_body(&mut self, len: Option<usize>) -> Action {
+        let Some(headers) = self.reading.take() else {
+            return self.fail_closed("the request body was read twice");
+        };
+        let body = match len.map(host::request_body).transpose() {
             Ok(body) => body,
             Err(err) => return self.fail_closed(&format!("cannot read the request body: {err}")),
         };
@@ -601,7 +609,10 @@ impl Request {
         let Ok(mut gateway) = shared.gateway.try_borrow_mut() else {
             return self.fail_closed("the gateway is busy (a host call re-entered the filter)");
         };
-        let step = gateway.on_request_body(&mut self.exchange, &pairs, &body, now);
+        let step = match &body {
+            Some(body) => gateway.on_request_body(&mut self.exchange, &pairs, body, now),
+            None => gateway.on_request_body_over_limit(&mut self.exchange, &pairs, now),
+        };
         let action = self.act(step, &pairs);
         shared.count(&mut gateway);
         action

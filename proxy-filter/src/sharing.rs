@@ -16,6 +16,9 @@ use scopegate_core::UnixTime;
 
 use crate::host;
 
+/// The record read at load to learn whether the host has shared data at all.
+pub(crate) const PROBE: &str = "scopegate.probe.v1";
+
 /// The shared-data record that hands each VM its number.
 const VM_NUMBERS: &str = "scopegate.vm.v1 numbers";
 
@@ -124,7 +127,8 @@ impl Sharing {
     /// Sets the timer: every 100 ms while requests wait for another VM's fetch, else
     /// every second.
     pub(crate) fn pace(&self) -> Result<(), host::HostError> {
-        let period = if self.is_watching() {
+        // Fast until the first tick, which sends the first fetches.
+        let period = if self.is_watching() || !self.started.get() {
             WATCH_TICK_MS
         } else {
             IDLE_TICK_MS

@@ -293,7 +293,11 @@ fn an_mcp_route_reads_the_body_and_verifies_the_token_once() {
     );
     assert_eq!(
         Gateway::body_progress(&exchange, 500, false),
-        BodyProgress::Read(101)
+        BodyProgress::OverLimit
+    );
+    assert_eq!(
+        Gateway::body_progress(&exchange, 101, true),
+        BodyProgress::OverLimit
     );
 
     let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-env"}}"#;
@@ -317,6 +321,15 @@ fn an_mcp_route_reads_the_body_and_verifies_the_token_once() {
         Step::ReadBody { .. }
     ));
     let step = gw.on_request_body(&mut exchange, &request, &[b' '; 101], UnixTime(NOW));
+    assert_eq!(status(&step), Some(413));
+
+    // A body over the limit that the host never read (nginx spools it to a file): 413 too.
+    let mut exchange = Exchange::default();
+    assert!(matches!(
+        gw.on_request_headers(&mut exchange, &request, UnixTime(NOW)),
+        Step::ReadBody { .. }
+    ));
+    let step = gw.on_request_body_over_limit(&mut exchange, &request, UnixTime(NOW));
     assert_eq!(status(&step), Some(413));
 
     // An allowed call: forwarded, the header changes already made with the headers.

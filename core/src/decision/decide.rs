@@ -328,7 +328,7 @@ impl Policy {
                     headers: self.forward_headers(principal),
                 });
             };
-            let checked = if body.len() > mcp.max_body {
+            let checked = if request.body_over_limit || body.len() > mcp.max_body {
                 Err(McpError::TooLarge)
             } else {
                 read_body(body).and_then(|messages| {

@@ -81,6 +81,7 @@ pub enum ClientAuth {
 #[derive(Clone)]
 pub struct IntrospectionRules {
     pub(crate) cluster: Box<str>,
+    pub(crate) scheme: &'static str,
     pub(crate) authority: Box<str>,
     pub(crate) path: Box<str>,
     /// The endpoint's URL: a client assertion's audience.
@@ -120,6 +121,8 @@ pub struct IntrospectionCall<'g> {
     pub issuer: usize,
     /// The cluster to send it over.
     pub cluster: &'g str,
+    /// The request's `:scheme`, from the endpoint's URL.
+    pub scheme: &'static str,
     /// The request's `:authority`.
     pub authority: &'g str,
     /// The request's `:path`.
@@ -185,6 +188,7 @@ impl IntrospectionRules {
             ticket,
             issuer,
             cluster: &self.cluster,
+            scheme: self.scheme,
             authority: &self.authority,
             path: &self.path,
             headers,

@@ -104,6 +104,8 @@ pub enum KeySource {
 pub struct RemoteJwks {
     /// The URL.
     pub uri: String,
+    /// `http` or `https`, the `:scheme` of a fetch.
+    pub scheme: &'static str,
     /// Its authority (`host:port`), the `:authority` of a fetch.
     pub authority: Box<str>,
     /// Its path and query, the `:path` of a fetch.

@@ -20,7 +20,7 @@ pub(super) fn compile_introspection(
     path: &str,
     doc: &IntrospectionDocument,
 ) -> Result<IntrospectionRules, PolicyError> {
-    let Some((authority, endpoint_path)) = split_url(&doc.endpoint) else {
+    let Some(url) = split_url(&doc.endpoint) else {
         return Err(PolicyError::new(
             format!("{path}.endpoint"),
             "must be an absolute http or https URL with a host (`https://idp.example/introspect`)",
@@ -108,8 +108,9 @@ pub(super) fn compile_introspection(
     };
     Ok(IntrospectionRules {
         cluster: doc.cluster.as_str().into(),
-        authority: authority.into(),
-        path: endpoint_path.into(),
+        scheme: url.scheme,
+        authority: url.authority.into(),
+        path: url.path.into(),
         auth,
         endpoint: doc.endpoint.as_str().into(),
         client_id: doc.client_id.as_str().into(),

@@ -117,7 +117,7 @@ pub(super) fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer,
                 .map_err(|e| PolicyError::new(format!("{path}.jwks"), format!("{e}")))?,
         ),
         (None, Some(uri)) => {
-            let Some((authority, fetch_path)) = split_url(uri) else {
+            let Some(url) = split_url(uri) else {
                 return Err(PolicyError::new(
                     format!("{path}.jwks_uri"),
                     "must be an absolute http or https URL with a host (`https://idp.example/jwks`)",
@@ -150,8 +150,9 @@ pub(super) fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer,
             }
             KeySource::Remote(RemoteJwks {
                 uri: uri.clone(),
-                authority: authority.into(),
-                path: fetch_path.into(),
+                scheme: url.scheme,
+                authority: url.authority.into(),
+                path: url.path.into(),
                 cluster,
                 refresh_seconds,
                 refetch_seconds,

