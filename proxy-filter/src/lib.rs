@@ -289,9 +289,6 @@ impl Root {
         shared.count(&mut gateway);
         drop(gateway);
         shared.wake_held();
-        if let Err(err) = shared.sharing.pace() {
-            warn!("cannot set the timer: {err}");
-        }
     }
 }
 
@@ -373,7 +370,7 @@ impl RootContext for Root {
         // The first fetch goes out on the first tick (soon: the timer starts fast) or
         // with the first request that needs the keys, whichever comes first.
         if remote {
-            if let Err(err) = shared.sharing.pace() {
+            if let Err(err) = shared.sharing.start_timer() {
                 warn!("cannot set the timer, so keys are never refreshed: {err}");
             }
         }
@@ -382,7 +379,13 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
-        self.fetch_due();
+        let works = self
+            .shared
+            .as_ref()
+            .is_some_and(|shared| shared.sharing.tick_works());
+        if works {
+            self.fetch_due();
+        }
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -22,11 +22,14 @@ pub(crate) const PROBE: &str = "scopegate.probe.v1";
 /// The shared-data record that hands each VM its number.
 const VM_NUMBERS: &str = "scopegate.vm.v1 numbers";
 
-/// The timer's period while requests wait for another VM's fetch, in milliseconds.
-const WATCH_TICK_MS: u32 = 100;
+/// The timer's period, in milliseconds: how soon requests waiting for another VM's fetch
+/// see its keys, and how soon after load the first fetch goes out. Set once: nginx's
+/// ngx_wasm_module traps on a second `proxy_set_tick_period_milliseconds`.
+const TICK_MS: u32 = 100;
 
-/// The timer's period otherwise: key refreshes are scheduled in seconds.
-const IDLE_TICK_MS: u32 = 1000;
+/// How often a tick does its work while nothing waits: key refreshes are scheduled in
+/// seconds, so the other ticks return at once.
+const IDLE_WORK_NANOS: u64 = 1_000_000_000;
 
 /// `CasMismatch`: another VM wrote the record since it was read.
 const CAS_MISMATCH: host::HostError = host::HostError(8);
@@ -55,8 +58,10 @@ pub(crate) struct Sharing {
     watching: RefCell<HashMap<usize, UnixTime>>,
     /// Whether the first sync has created the missing lease records.
     vacated: Cell<bool>,
-    /// The timer's period as last set, in milliseconds (0: not set yet).
-    tick_ms: Cell<u32>,
+    /// Whether the timer is set.
+    timer_set: Cell<bool>,
+    /// The host's clock, in nanoseconds, when a tick last did its work.
+    last_work: Cell<u64>,
 }
 
 impl Sharing {
@@ -119,25 +124,30 @@ impl Sharing {
     /// The timer runs faster from now on, so they see the keys within 100 ms.
     pub(crate) fn watch(&self, issuer: usize, until: UnixTime) {
         self.watching.borrow_mut().insert(issuer, until);
-        if let Err(err) = self.pace() {
-            warn!("cannot set the timer: {err}");
-        }
     }
 
-    /// Sets the timer: every 100 ms while requests wait for another VM's fetch, else
-    /// every second.
-    pub(crate) fn pace(&self) -> Result<(), host::HostError> {
-        // Fast until the first tick, which sends the first fetches.
-        let period = if self.is_watching() || !self.started.get() {
-            WATCH_TICK_MS
-        } else {
-            IDLE_TICK_MS
-        };
-        if period != self.tick_ms.get() {
-            host::set_tick_period(period)?;
-            self.tick_ms.set(period);
+    /// Sets the timer, once.
+    pub(crate) fn start_timer(&self) -> Result<(), host::HostError> {
+        if !self.timer_set.get() {
+            host::set_tick_period(TICK_MS)?;
+            self.timer_set.set(true);
         }
         Ok(())
+    }
+
+    /// Whether this tick does its work: the first one, every one while requests wait for
+    /// another VM's fetch, else one a second.
+    pub(crate) fn tick_works(&self) -> bool {
+        let Ok(now) = host::now_nanos() else {
+            return true;
+        };
+        let due = !self.started.get()
+            || self.is_watching()
+            || now.saturating_sub(self.last_work.get()) >= IDLE_WORK_NANOS;
+        if due {
+            self.last_work.set(now);
+        }
+        due
     }
 
     /// Whether another VM wrote a keys record for `fetch` that this VM has not installed

@@ -439,6 +439,12 @@ fn forwarded_claims_replace_client_headers(host: Host) {
             ("X-Scopegate-Scopes", "everything"),
         ],
     );
+    if host == Host::Nginx {
+        // Refused before the filter; `forged_forwarded_headers_never_reach_the_upstream`
+        // covers every route.
+        assert_eq!(response.status, 400, "{}", response.body);
+        return;
+    }
     assert_eq!(response.status, 200, "{}", response.body);
     let headers = upstream_headers(&response);
     let values = |name: &str| -> Vec<String> {
@@ -737,6 +743,13 @@ fn forged_forwarded_headers_never_reach_the_upstream(host: Host) {
                 let response = gw.send(method, path, &headers);
                 let reached = gw.reached.requests();
                 let new = &reached[before..];
+                // nginx cannot remove a client's header (see `forged_header_guard`): the
+                // shipped configuration refuses the request before the filter runs.
+                let passes = passes && host == Host::Envoy;
+                if host == Host::Nginx {
+                    assert_eq!(response.status, 400, "{method} {path}: {}", response.body);
+                    assert_eq!(response.json()["error"], "invalid_request");
+                }
                 assert_eq!(
                     new.len(),
                     usize::from(passes),

@@ -106,10 +106,10 @@ fn body_limit(policy: &Value) -> u64 {
         .unwrap_or(DEFAULT)
 }
 
-/// An nginx configuration for a test: `listen`, the filter enforcing `policy` in front of
-/// `upstreams.api`, the forwarded-claim headers passed only as the filter left them
-/// (`proxy_set_header NAME $http_NAME`: ngx_wasm_module cannot remove a header that
-/// `proxy_pass` would not still send), and a filter-free `/.harness/ready` location.
+/// An nginx configuration for a test, shaped as `examples/nginx.conf`: `listen`, the filter
+/// enforcing `policy` in front of `upstreams.api`, requests that carry a forwarded-claim
+/// header refused before the filter runs (see [`forged_header_guard`]), and a filter-free
+/// `/.harness/ready` location.
 pub fn nginx_config(
     listen: u16,
     upstreams: &Upstreams,
@@ -123,13 +123,7 @@ pub fn nginx_config(
         // A broken policy, for the tests that see it refused: nothing to forward.
         Err(_) => Vec::new(),
     };
-    let headers: String = forwarded
-        .iter()
-        .map(|name| {
-            let variable = name.to_ascii_lowercase().replace('-', "_");
-            format!("            proxy_set_header {name} $http_{variable};\n")
-        })
-        .collect();
+    let guard = forged_header_guard(&forwarded);
     let shm = if options.shared_data {
         "    shm_kv * 4m;\n"
     } else {
@@ -147,14 +141,15 @@ wasm {{
 }}
 http {{
     access_log off;
-    server {{
+{guard_map}    server {{
         listen 127.0.0.1:{listen};
-        location = /.harness/ready {{ return 204; }}
+        default_type application/json;
+{guard_if}        location = /.harness/ready {{ return 204; }}
         location / {{
             proxy_wasm scopegate {policy};
             client_body_buffer_size {limit};
             client_max_body_size {limit};
-{headers}            proxy_pass http://127.0.0.1:{api};
+            proxy_pass http://127.0.0.1:{api};
         }}
     }}
 }}
@@ -163,7 +158,45 @@ http {{
         filter = filter_wasm().display(),
         policy = quoted(&text),
         api = upstreams.api,
+        guard_map = guard.map,
+        guard_if = guard.refuse,
     )
+}
+
+/// The two pieces of configuration that keep a client's copy of a forwarded-claim header
+/// from the upstream.
+pub struct ForgedHeaderGuard {
+    /// A `map` for the `http {}` block: `$scopegate_forged` is 1 when a request carries
+    /// any of the headers with a value.
+    pub map: String,
+    /// An `if` for the `server {}` block: such a request gets 400 in the server's rewrite
+    /// phase, before any location (and the filter) is chosen.
+    pub refuse: String,
+}
+
+/// ngx_wasm_module removes a request header by clearing its hash, and `proxy_pass` still
+/// sends it (`proxy_set_header` cannot drop it either: its lookup uses that hash). So a
+/// request that carries a header the filter forwards is refused in the rewrite phase,
+/// which runs before the filter; Envoy removes the headers instead.
+pub fn forged_header_guard(forwarded: &[String]) -> ForgedHeaderGuard {
+    if forwarded.is_empty() {
+        return ForgedHeaderGuard {
+            map: String::new(),
+            refuse: String::new(),
+        };
+    }
+    let variables: String = forwarded
+        .iter()
+        .map(|name| format!("$http_{}", name.to_ascii_lowercase().replace('-', "_")))
+        .collect();
+    let names = forwarded.join(", ");
+    ForgedHeaderGuard {
+        map: format!("    map \"{variables}\" $scopegate_forged {{ \"\" 0; default 1; }}\n"),
+        refuse: format!(
+            "        if ($scopegate_forged) {{ return 400 '{{\"error\":\"invalid_request\",\
+             \"error_description\":\"{names}: set by the gateway, never by a client\"}}'; }}\n"
+        ),
+    }
 }
 
 /// A running nginx, stopped by PID on drop.
