@@ -357,10 +357,14 @@ fn two_authorization_headers_are_a_bad_request(host: Host) {
         &[("authorization", &auth), ("authorization", &auth)],
     );
     assert_eq!(response.status, 400, "{}", response.body);
-    assert!(response
-        .header("www-authenticate")
-        .unwrap_or_default()
-        .contains(r#"error="invalid_request""#));
+    // nginx refuses a repeated Authorization itself ("client sent duplicate header line"),
+    // before the filter; Envoy hands both to the filter, which answers with the challenge.
+    if host == Host::Envoy {
+        assert!(response
+            .header("www-authenticate")
+            .unwrap_or_default()
+            .contains(r#"error="invalid_request""#));
+    }
     // A non-Bearer scheme is not a token.
     let response = gw.send("GET", "/api/resources", &[("authorization", "Basic YTpi")]);
     assert_eq!(response.status, 401, "{}", response.body);
@@ -373,8 +377,14 @@ fn hostile_requests_never_pass(host: Host) {
     // A 20 KiB token: refused as invalid, not crashed on.
     let huge = "a".repeat(20 * 1024);
     let response = gw.with_token("GET", "/api/resources", &huge);
-    assert_eq!(response.status, 401, "{}", response.body);
-    assert_eq!(response.json()["error"], "invalid_token");
+    match host {
+        Host::Envoy => {
+            assert_eq!(response.status, 401, "{}", response.body);
+            assert_eq!(response.json()["error"], "invalid_token");
+        }
+        // Over nginx's `large_client_header_buffers` (8 KiB a line): its codec refuses it.
+        Host::Nginx => assert_eq!(response.status, 400, "{}", response.body),
+    }
     // Dot segments out of a public prefix are resolved before matching.
     for path in [
         "/api/public/../resources",
@@ -394,8 +404,27 @@ fn hostile_requests_never_pass(host: Host) {
         "/api/resources%2F1",
     ] {
         let response = gw.with_token("GET", path, &reader);
-        assert_eq!(response.status, 400, "{path}: {}", response.body);
-        assert_eq!(response.json()["error"], "invalid_request", "{path}");
+        match host {
+            Host::Envoy => {
+                assert_eq!(response.status, 400, "{path}: {}", response.body);
+                assert_eq!(response.json()["error"], "invalid_request", "{path}");
+            }
+            // nginx decodes and normalizes the path before the filter sees it (as for its
+            // own access modules), and `proxy_pass http://…/;` forwards that same path: what
+            // passes is what was decided on.
+            Host::Nginx => {
+                if response.status == 200 {
+                    let seen = response.json()["path"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    assert!(
+                        !seen.contains("..") && !seen.to_ascii_lowercase().contains("%2f"),
+                        "{path} reached the upstream as {seen}"
+                    );
+                }
+            }
+        }
     }
     // Garbage in the Authorization header.
     for value in [
@@ -621,7 +650,8 @@ fn protected_routes_answer_401_until_the_first_keys_arrive(host: Host) {
 
 /// A broken policy is refused where the host loads it, and the log names the JSON path:
 /// Envoy refuses the configuration and exits; ngx_wasm_module starts the filter in each
-/// worker, so nginx runs and the filter's location fails closed (500), nothing passing.
+/// worker, and a worker whose filter fails to load exits for good (`[emerg] … on_configure
+/// failure`, `cannot be respawned`), so nothing is served.
 fn a_broken_policy_is_refused_at_load_with_the_json_path(host: Host) {
     let api = HttpServer::echo();
     let mut policy = policy(1, |_| {});
@@ -662,20 +692,23 @@ fn a_broken_policy_is_refused_at_load_with_the_json_path(host: Host) {
                         .replace("'{}'", &format!("'{text}'")),
                     None => nginx_config(listen, &upstreams, policy, &options),
                 };
-                let nginx = Nginx::start(&config, listen)
-                    .unwrap_or_else(|failed| panic!("nginx did not start: {failed:?}"));
-                for path in ["/api/public/docs", "/api/resources"] {
-                    let response = request(listen, "GET", path, &[]).expect("nginx answers");
-                    assert_eq!(response.status, 500, "{path}: {}", response.body);
-                }
-                assert!(nginx.log().contains(expected), "{}", nginx.log());
+                let failed = match Nginx::start(&config, listen) {
+                    Ok(nginx) => panic!("nginx (pid {}) served a broken policy", nginx.pid()),
+                    Err(failed) => failed,
+                };
+                assert!(failed.log.contains(expected), "{}", failed.log);
+                assert!(
+                    failed.log.contains("on_configure failure"),
+                    "{}",
+                    failed.log
+                );
             }
         }
     }
 }
 
 /// nginx without a `shm_kv` zone: the filter fails at load with a line naming the
-/// directive, and no request passes (an Envoy always has shared data).
+/// directive, and the worker stops (an Envoy always has shared data).
 #[test]
 fn nginx_without_shared_data_fails_at_load_naming_the_directive() {
     if scopegate_tests::harness::skip_nginx(
@@ -693,14 +726,14 @@ fn nginx_without_shared_data_fails_at_load_naming_the_directive() {
         shared_data: false,
         ..NginxOptions::default()
     };
-    let nginx = Nginx::with_filter(&upstreams, &policy, &options)
-        .unwrap_or_else(|failed| panic!("nginx did not start: {failed:?}"));
-    let response = request(nginx.port, "GET", "/api/public/docs", &[]).expect("nginx answers");
-    assert_eq!(response.status, 500, "{}", response.body);
+    let failed = match Nginx::with_filter(&upstreams, &policy, &options) {
+        Ok(nginx) => panic!("nginx (pid {}) started without shared data", nginx.pid()),
+        Err(failed) => failed,
+    };
     assert!(
-        nginx.log().contains("`shm_kv * 1m;`"),
+        failed.log.contains("`shm_kv * 1m;`") && failed.log.contains("on_configure failure"),
         "the log should name the directive:\n{}",
-        nginx.log()
+        failed.log
     );
 }
 

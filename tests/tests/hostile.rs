@@ -44,7 +44,10 @@ const ENVOY_CRASH_MARKS: &[&str] = &["panicked", "unreachable", "proxy_on_reques
 /// What nginx logs when the filter traps or a worker dies.
 const NGINX_CRASH_MARKS: &[&str] = &["panicked", "unreachable", "trap", "exited on signal"];
 
-on_each_host!(latin1_header_then_valid_token, hostile_corpus_never_passes_or_crashes);
+on_each_host!(
+    latin1_header_then_valid_token,
+    hostile_corpus_never_passes_or_crashes
+);
 
 /// A host with the filter, a recording echo upstream and a JWKS server.
 struct Gateway {

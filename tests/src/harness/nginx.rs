@@ -149,7 +149,7 @@ http {{
             proxy_wasm scopegate {policy};
             client_body_buffer_size {limit};
             client_max_body_size {limit};
-            proxy_pass http://127.0.0.1:{api};
+            proxy_pass http://127.0.0.1:{api}/;
         }}
     }}
 }}
@@ -228,7 +228,9 @@ impl Nginx {
     }
 
     /// Starts nginx on a configuration text (its prefix is a new temp dir, so `logs/`
-    /// paths are its own) and waits until a worker answers on `listen`.
+    /// paths are its own) and waits until a worker answers on `listen`. A worker that
+    /// exits for good (a filter that fails to load: nginx logs `cannot be respawned` and
+    /// its master keeps the port with no worker behind it) is a failed start.
     pub fn start(config: &str, listen: u16) -> Result<Self, NginxFailed> {
         if let Some(missing) = nginx_missing() {
             panic!("{missing}");
@@ -261,6 +263,12 @@ impl Nginx {
             if let Ok(Some(status)) = nginx.child.try_wait() {
                 return Err(NginxFailed {
                     status: status.code(),
+                    log: nginx.log(),
+                });
+            }
+            if nginx.log().contains("cannot be respawned") {
+                return Err(NginxFailed {
+                    status: None,
                     log: nginx.log(),
                 });
             }
