@@ -928,3 +928,132 @@ fn bound_tokens_are_refused_as_bearer_tokens(host: Host) {
     let token = gw.token(json!({"alg": "ES256"}));
     assert_eq!(gw.with_token("GET", "/api/resources", &token).status, 200);
 }
+
+/// `examples/nginx.conf` as written, with only its ports, paths and the IdP's address put
+/// in: `nginx -t` is clean, and the running nginx enforces the policy in it, refuses forged
+/// forwarded headers, and fetches the keys through the filter.
+#[test]
+fn examples_nginx_conf_runs_as_written() {
+    if scopegate_tests::harness::skip_nginx("examples_nginx_conf_runs_as_written") {
+        return;
+    }
+    let keys = TestKeys::from_seed(1);
+    let jwks_body = keys.jwks("").to_string();
+    let jwks = HttpServer::start(move |_| ServerResponse {
+        status: 200,
+        content_type: "application/json",
+        body: jwks_body.clone(),
+    });
+    let (api, reached) = HttpServer::recording_echo();
+    let listen = free_port();
+    let example = std::fs::read_to_string(scopegate_tests::repo_root().join("examples/nginx.conf"))
+        .expect("examples/nginx.conf");
+    let filter = scopegate_tests::harness::filter_wasm();
+    let substitutions = [
+        ("127.0.0.1:8080", format!("127.0.0.1:{listen}")),
+        ("127.0.0.1:9080", format!("127.0.0.1:{}", api.port)),
+        (
+            "target/filter/scopegate_filter.wasm",
+            filter.display().to_string(),
+        ),
+        (
+            "https://idp.example/.well-known/jwks.json",
+            format!("http://127.0.0.1:{}/.well-known/jwks.json", jwks.port),
+        ),
+        ("idp.example:443", format!("127.0.0.1:{}", jwks.port)),
+    ];
+    let mut config = example.clone();
+    for (from, to) in &substitutions {
+        assert!(
+            config.contains(from),
+            "examples/nginx.conf no longer has {from}"
+        );
+        config = config.replace(from, to);
+    }
+    for directive in [
+        "worker_processes 2;",
+        "shm_kv * 1m;",
+        "tls_verify_cert on;",
+        "tls_verify_host on;",
+        "resolver 127.0.0.53;",
+        "client_body_buffer_size 1m;",
+        "client_max_body_size 1m;",
+    ] {
+        assert!(
+            example.contains(directive),
+            "examples/nginx.conf lacks `{directive}`"
+        );
+    }
+    assert!(
+        example.contains(r#""max_body_bytes":1048576"#),
+        "the body sizes match the policy's MCP limit"
+    );
+
+    // `nginx -t` on the same text, in a prefix of its own.
+    let dir = scopegate_tests::harness::TempDir::new("nginx-example");
+    std::fs::create_dir_all(dir.path().join("logs")).expect("logs");
+    std::fs::write(dir.path().join("nginx.conf"), &config).expect("config");
+    let checked = std::process::Command::new(scopegate_tests::harness::nginx_binary())
+        .arg("-t")
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(dir.path().join("nginx.conf"))
+        .output()
+        .expect("nginx -t");
+    let said = String::from_utf8_lossy(&checked.stderr);
+    assert!(checked.status.success(), "nginx -t: {said}");
+    assert!(said.contains("test is successful"), "{said}");
+    assert!(
+        !said.contains("[warn]") && !said.contains("[emerg]"),
+        "{said}"
+    );
+
+    let nginx = Nginx::start(&config, listen)
+        .unwrap_or_else(|failed| panic!("nginx did not start: {failed:?}"));
+    let audience = format!("http://127.0.0.1:{listen}");
+    let mut claims = Map::new();
+    claims.insert("iss".into(), json!("https://idp.example"));
+    claims.insert("aud".into(), json!(audience));
+    claims.insert("sub".into(), json!("alice"));
+    claims.insert("iat".into(), json!(now()));
+    claims.insert("exp".into(), json!(now() + 600));
+    claims.insert("scope".into(), json!("resource:read"));
+    let token = mint(&keys, &json!({"alg": "ES256"}), &claims);
+    let auth = format!("Bearer {token}");
+    let send = |method: &str, path: &str, headers: &[(&str, &str)]| {
+        request(listen, method, path, headers).expect("nginx answers")
+    };
+    assert_eq!(send("GET", "/health", &[]).status, 200);
+    let response = send("GET", "/api/resources", &[]);
+    assert_eq!(response.status, 401, "{}", response.body);
+    assert!(
+        eventually(Duration::from_secs(10), || send(
+            "GET",
+            "/api/resources",
+            &[("authorization", &auth)]
+        )
+        .status
+            == 200),
+        "the keys never arrived: {}",
+        nginx.log()
+    );
+    let last = reached.requests().pop().expect("reached the upstream");
+    assert_eq!(last.header_values("x-scopegate-sub"), ["alice"]);
+    assert_eq!(last.target, "/api/resources");
+    let response = send("POST", "/api/resources", &[("authorization", &auth)]);
+    assert_eq!(response.status, 403, "{}", response.body);
+    let before = reached.len();
+    let response = send(
+        "GET",
+        "/health",
+        &[("x-scopegate-sub", "root"), ("authorization", &auth)],
+    );
+    assert_eq!(response.status, 400, "{}", response.body);
+    assert_eq!(response.json()["error"], "invalid_request");
+    assert_eq!(
+        reached.len(),
+        before,
+        "a forged header never reaches the upstream"
+    );
+}
