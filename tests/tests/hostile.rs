@@ -266,7 +266,11 @@ fn latin1_header_then_valid_token(host: Host) {
                 b"/api/public/x",
                 &[(b"x-scopegate-sub".as_slice(), b"M\xfcller".as_slice())],
             ),
-            Expect::Pass,
+            // nginx's configuration refuses any client copy of a forwarded header.
+            match host {
+                Host::Envoy => Expect::Pass,
+                Host::Nginx => Expect::Refused,
+            },
         ),
         (
             "a Latin-1 Authorization",
@@ -328,6 +332,10 @@ fn latin1_header_then_valid_token(host: Host) {
         let outcome = gw.exchange(bytes);
         let ok = match (&outcome, expected) {
             (RawOutcome::Answered(response), Expect::Pass) => response.status == 200,
+            // nginx refuses a repeated Authorization itself, without a challenge.
+            (RawOutcome::Answered(response), Expect::InvalidRequest) if host == Host::Nginx => {
+                response.status == 400
+            }
             (RawOutcome::Answered(response), Expect::InvalidRequest) => {
                 response.status == 400
                     && response
