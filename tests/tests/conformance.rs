@@ -40,6 +40,7 @@ on_each_host!(
     protected_routes_answer_401_until_the_first_keys_arrive,
     a_broken_policy_is_refused_at_load_with_the_json_path,
     forged_forwarded_headers_never_reach_the_upstream,
+    the_first_keys_are_fetched_once_for_all_workers,
     dry_run_lets_everything_through_and_counts,
     stats_count_decisions_missing_scopes_and_cache_hits,
     expired_tokens_leave_the_cache,
@@ -1056,4 +1057,29 @@ fn examples_nginx_conf_runs_as_written() {
         before,
         "a forged header never reaches the upstream"
     );
+}
+
+/// With four workers, the first keys are fetched once for the whole host: the first tick
+/// (or request) of one VM takes the lease, the others install what it wrote.
+fn the_first_keys_are_fetched_once_for_all_workers(host: Host) {
+    let keys = TestKeys::from_seed(1);
+    let body = keys.jwks("").to_string();
+    let hits = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&hits);
+    let jwks = HttpServer::start(move |_| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        ServerResponse {
+            status: 200,
+            content_type: "application/json",
+            body: body.clone(),
+        }
+    });
+    let api = HttpServer::echo();
+    let upstreams = Upstreams {
+        api: api.port,
+        jwks: Some(jwks.port),
+    };
+    let proxy = host.start_on_workers(&upstreams, &policy(jwks.port, |_| {}), 4);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "{}", proxy.log());
 }
