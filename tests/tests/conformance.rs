@@ -738,6 +738,10 @@ fn nginx_without_shared_data_fails_at_load_naming_the_directive() {
     );
 }
 
+/// A request of the forged-header test: method, path, extra headers, and whether it
+/// reaches the upstream.
+type Probe<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], bool);
+
 /// No header the filter forwards reaches the upstream with a client's value: on
 /// protected, public, preflight and dry-run routes that reach it (and on unmatched and
 /// metadata routes that must not), for a header sent once, twice, or in another case.
@@ -754,12 +758,11 @@ fn forged_forwarded_headers_never_reach_the_upstream(host: Host) {
     ];
     let check = |gw: &Gateway, token: Option<&str>, dry_run: bool| {
         let auth = token.map(|t| format!("Bearer {t}"));
-        // (method, path, extra headers, whether it reaches the upstream)
         let preflight: &[(&str, &str)] = &[
             ("origin", "http://127.0.0.1:5173"),
             ("access-control-request-method", "POST"),
         ];
-        let routes: [(&str, &str, &[(&str, &str)], bool); 5] = [
+        let routes: [Probe<'_>; 5] = [
             ("GET", "/api/resources", &[], token.is_some() || dry_run),
             ("GET", "/api/public/docs", &[], true),
             ("OPTIONS", "/api/resources", preflight, true),
