@@ -74,6 +74,9 @@ pub struct Gateway {
     /// Introspection answers, and the calls in flight.
     answers: Answers,
     counts: Vec<Count>,
+    /// Whether the host can resume one request from another's event (see
+    /// [`Gateway::set_resumes_others`]).
+    resumes_others: bool,
 }
 
 /// A request stops at most this many times for introspection (its own call, or another
@@ -338,8 +341,27 @@ impl Gateway {
             answers: Answers::new(policy.token_cache_entries().max(64)),
             keys: KeyStore::default(),
             counts: Vec::new(),
+            resumes_others: true,
             policy,
         }
+    }
+
+    /// Says whether the host can resume a waiting request from another request's event
+    /// (Envoy can, through `proxy_set_effective_context`; ngx_wasm_module cannot: there it
+    /// does nothing). When it cannot, no request is ever held or parked: one that needs
+    /// the answer of an introspection call in flight sends a call of its own
+    /// ([`Step::Introspect`]), and one that would wait for a key fetch in flight is
+    /// decided with the keys at hand.
+    ///
+    /// ```
+    /// use scopegate_core::gateway::Gateway;
+    /// use scopegate_core::Policy;
+    /// let policy = Policy::from_json(r#"{"version":1,"realm":"r","routes":[]}"#).unwrap();
+    /// let mut gateway = Gateway::new(policy);
+    /// gateway.set_resumes_others(false);
+    /// ```
+    pub fn set_resumes_others(&mut self, resumes: bool) {
+        self.resumes_others = resumes;
     }
 
     /// The compiled policy.
@@ -383,6 +405,30 @@ impl Gateway {
         } else {
             BodyProgress::Buffer
         }
+    }
+
+    /// Whether a request's headers say its body is empty (`content-length: 0`, without
+    /// `transfer-encoding`), so that a host which never reports the end of an empty body
+    /// (ngx_wasm_module calls no body callback then) is not waited on. Headers alone cannot
+    /// tell more: Envoy hands a chunked HTTP/1.1 request without `transfer-encoding`.
+    ///
+    /// ```
+    /// use scopegate_core::gateway::Gateway;
+    /// let empty = [(&b"Content-Length"[..], &b"0"[..])];
+    /// assert!(Gateway::declares_no_body(&empty));
+    /// assert!(!Gateway::declares_no_body(&[(&b"content-length"[..], &b"2"[..])]));
+    /// assert!(!Gateway::declares_no_body(&[]));
+    /// ```
+    pub fn declares_no_body(headers: &[HeaderPair<'_>]) -> bool {
+        let mut empty = false;
+        for (name, value) in headers {
+            if name.eq_ignore_ascii_case(b"content-length") {
+                empty = value.trim_ascii() == b"0";
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                return false;
+            }
+        }
+        empty
     }
 
     /// The body of a request answered [`Step::ReadBody`] (as [`Gateway::body_progress`]
@@ -441,6 +487,7 @@ impl Gateway {
         let mut refetch = None;
         let mut pending = None;
         let answers = &mut self.answers;
+        let resumes_others = self.resumes_others;
         let (cache, counts, keys) = (&mut self.cache, &mut self.counts, &self.keys);
         let (policy, proofs) = (&self.policy, &mut self.proofs);
         let accepted = &mut exchange.proof;
@@ -465,9 +512,14 @@ impl Gateway {
                     let principal = match known {
                         Some(principal) => principal,
                         None => match policy.introspecting(token) {
-                            Some(issuer) => {
-                                introspected(answers, counts, issuer, token, now, &mut pending)?
-                            }
+                            Some(issuer) => introspected(
+                                answers,
+                                counts,
+                                (issuer, token),
+                                resumes_others,
+                                now,
+                                &mut pending,
+                            )?,
                             None => verify(policy, cache, counts, keys, token, now, &mut refetch)?,
                         },
                     };
@@ -508,12 +560,14 @@ impl Gateway {
                         self.counts.push(Count::Introspection("wait"));
                         return Step::Park(ticket);
                     }
-                    Pending::Start(issuer, token) => {
+                    Pending::Start(issuer, token, again) => {
                         let rules = policy.issuers().get(issuer).and_then(|i| i.introspection());
+                        let started = match again {
+                            true => self.answers.start_again(&token),
+                            false => self.answers.start(&token, now),
+                        };
                         // Refused below when every kept entry is a call in flight.
-                        if let (Some(rules), Some(ticket)) =
-                            (rules, self.answers.start(&token, now))
-                        {
+                        if let (Some(rules), Some(ticket)) = (rules, started) {
                             if let Some(call) = rules.call(&token, issuer, ticket, now) {
                                 exchange.introspection = Some((ticket, true));
                                 exchange.introspection_waits += 1;
@@ -534,7 +588,7 @@ impl Gateway {
                 exchange.waited = true;
                 return Step::Wait(fetch);
             }
-            if self.refresh.in_flight(issuer, now) {
+            if self.resumes_others && self.refresh.in_flight(issuer, now) {
                 exchange.waited = true;
                 self.counts.push(Count::JwksHold);
                 return Step::Hold(issuer);
@@ -740,16 +794,16 @@ impl Gateway {
 enum Pending {
     /// A call for it is in flight: wait for this ticket.
     Wait(u64),
-    /// Introspect it at this issuer.
-    Start(usize, String),
+    /// Introspect it at this issuer (`true`: again, beside a call in flight).
+    Start(usize, String, bool),
 }
 
 /// An introspected token: its kept answer, or what it waits for (in `pending`).
 fn introspected(
     answers: &mut Answers,
     counts: &mut Vec<Count>,
-    issuer: usize,
-    token: &str,
+    (issuer, token): (usize, &str),
+    resumes_others: bool,
     now: UnixTime,
     pending: &mut Option<Pending>,
 ) -> Result<Rc<Principal>, TokenError> {
@@ -758,12 +812,16 @@ fn introspected(
             counts.push(Count::Introspection("hit"));
             answer
         }
+        Known::InFlight(_) if !resumes_others => {
+            *pending = Some(Pending::Start(issuer, String::from(token), true));
+            Err(TokenError::IntrospectionUnavailable)
+        }
         Known::InFlight(ticket) => {
             *pending = Some(Pending::Wait(ticket));
             Err(TokenError::IntrospectionUnavailable)
         }
         Known::Unknown => {
-            *pending = Some(Pending::Start(issuer, String::from(token)));
+            *pending = Some(Pending::Start(issuer, String::from(token), false));
             Err(TokenError::IntrospectionUnavailable)
         }
     }

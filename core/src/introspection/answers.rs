@@ -130,6 +130,23 @@ impl Answers {
         Some(ticket)
     }
 
+    /// A second call for a token whose first is in flight, for a request that cannot wait
+    /// for the first (see `Gateway::set_resumes_others`): whichever answers first is kept.
+    /// `None` when no call for it is in flight.
+    pub fn start_again(&mut self, token: &str) -> Option<u64> {
+        let key = fingerprint(token);
+        if !matches!(
+            self.entries.get(&key).map(|entry| &entry.state),
+            Some(State::InFlight { .. })
+        ) {
+            return None;
+        }
+        self.next_ticket = self.next_ticket.wrapping_add(1);
+        let ticket = self.next_ticket;
+        self.in_flight.insert(ticket, key);
+        Some(ticket)
+    }
+
     /// The answer of the call `ticket`: kept until the principal's `expires_at` if active,
     /// `refused_seconds` if the token is refused, one second if the call failed. Unknown
     /// tickets (abandoned calls) are ignored.
@@ -146,7 +163,8 @@ impl Answers {
         let Some(entry) = self.entries.get_mut(&key) else {
             return;
         };
-        if !matches!(entry.state, State::InFlight { ticket: t } if t == ticket) {
+        // The first answer of any call for the token (see `start_again`) is kept.
+        if !matches!(entry.state, State::InFlight { .. }) {
             return;
         }
         let until = match &answer {
