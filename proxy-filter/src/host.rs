@@ -286,21 +286,47 @@ fn buffer_bytes(buffer: BufferType, max: usize) -> Result<Vec<u8>, HostError> {
 /// (Envoy's `connection.sha256_peer_certificate_digest`); `None` without mutual TLS, or when
 /// the host does not know the property.
 pub(crate) fn client_certificate_sha256_hex() -> Option<Vec<u8>> {
-    // A property path is its segments, each followed by NUL but the last (ABI 0.2.1).
-    const PATH: &[u8] = b"connection\0sha256_peer_certificate_digest";
+    property(b"connection\0sha256_peer_certificate_digest")
+}
+
+/// A property's value; `None` when the host lacks it or it is empty. A path is its
+/// segments, each followed by NUL but the last (ABI 0.2.1).
+fn property(path: &[u8]) -> Option<Vec<u8>> {
     let mut data = null_mut();
     let mut size = 0;
     // SAFETY: as in `header_map`; the path is a live byte slice.
     unsafe {
         status(abi::proxy_get_property(
-            PATH.as_ptr(),
-            PATH.len(),
+            path.as_ptr(),
+            path.len(),
             &mut data,
             &mut size,
         ))
         .ok()?;
         let value = take_host_buffer(data, size);
         (!value.is_empty()).then_some(value)
+    }
+}
+
+/// Whether the host is ngx_wasm_module: it answers `ngx.*` properties (nginx variables),
+/// Envoy does not. Asked in a request (nginx has no variables outside one).
+pub(crate) fn is_ngx_wasm_module() -> bool {
+    property(b"ngx\0nginx_version").is_some()
+}
+
+/// Puts the `Host` header's value in `:authority` (kept when there is no `Host`).
+pub(crate) fn authority_from_host_header(pairs: &mut [Pair<'_>]) {
+    let Some(host) = pairs
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(b"host"))
+        .map(|(_, value)| *value)
+    else {
+        return;
+    };
+    for (name, value) in pairs.iter_mut() {
+        if *name == b":authority" {
+            *value = host;
+        }
     }
 }
 

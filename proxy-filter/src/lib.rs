@@ -27,7 +27,7 @@ mod host;
 mod sharing;
 mod stats;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
@@ -66,9 +66,42 @@ struct Shared {
     held: RefCell<HashMap<usize, Vec<Parked>>>,
     /// The fetched keys this VM shares with the host's other VMs.
     sharing: Sharing,
+    /// Whether the host is ngx_wasm_module (learned on the first request; see
+    /// [`Shared::is_ngx`]).
+    ngx: Cell<Option<bool>>,
 }
 
 impl Shared {
+    /// Whether the host is ngx_wasm_module, which differs from Envoy in two ways the
+    /// filter must translate: its `:authority` is made up (`server_name` or the machine's
+    /// name, and the local port), and `proxy_set_effective_context` does nothing, so one
+    /// request cannot be resumed from another's event (the gateway is told so).
+    fn is_ngx(&self) -> bool {
+        if let Some(ngx) = self.ngx.get() {
+            return ngx;
+        }
+        let ngx = host::is_ngx_wasm_module();
+        self.ngx.set(Some(ngx));
+        if ngx {
+            if let Ok(mut gateway) = self.gateway.try_borrow_mut() {
+                gateway.set_resumes_others(false);
+            }
+            info!("ngx_wasm_module: `Host` stands for `:authority`, and no request waits for another's call");
+        }
+        ngx
+    }
+
+    /// The request's header pairs as the core reads them: on ngx_wasm_module the `Host`
+    /// header stands in for the made-up `:authority` (a DPoP proof's `htu` names what the
+    /// client asked for).
+    fn request_pairs<'h>(&self, headers: &'h host::HeaderMap) -> Option<Vec<host::Pair<'h>>> {
+        let mut pairs = headers.pairs().ok()?;
+        if self.is_ngx() {
+            host::authority_from_host_header(&mut pairs);
+        }
+        Some(pairs)
+    }
+
     /// Records the gateway's counter events.
     fn count(&self, gateway: &mut Gateway) {
         let mut stats = self.stats.borrow_mut();
@@ -354,6 +387,7 @@ impl RootContext for Root {
             parked: RefCell::new(HashMap::new()),
             held: RefCell::new(HashMap::new()),
             sharing: Sharing::default(),
+            ngx: Cell::new(None),
         });
         self.fetches.clear();
         // Keys (and, later, DPoP replays) are shared through the host's shared data; a
@@ -462,7 +496,7 @@ impl Request {
                 return self.fail_closed(&format!("cannot read the request headers: {err}"))
             }
         };
-        let Ok(pairs) = headers.pairs() else {
+        let Some(pairs) = self.shared.request_pairs(&headers) else {
             return self.fail_closed("the host handed a malformed header map");
         };
         let Some(now) = now() else {
@@ -480,6 +514,9 @@ impl Request {
             Step::Wait(fetch) => match (!self.woken)
                 .then(|| match shared.sharing.permit(&fetch, true, now) {
                     Permit::Send => dispatch_fetch(&fetch).map(Ok),
+                    // A host that cannot resume this request from the tick that would see
+                    // the other worker's keys: it fetches them itself.
+                    Permit::Leave(_) if shared.is_ngx() => dispatch_fetch(&fetch).map(Ok),
                     Permit::Leave(until) => Some(Err(until)),
                 })
                 .flatten()
@@ -572,9 +609,16 @@ impl Request {
                 self.run()
             }
             Next::ReadBody(headers) => {
+                // No body will come: the headers ended the request, or say it is empty
+                // (a host may then call no body callback at all).
+                let absent = headers
+                    .pairs()
+                    .is_ok_and(|pairs| Gateway::declares_no_body(&pairs));
+                if absent {
+                    self.body = (0, true);
+                }
                 self.reading = Some(headers);
                 match self.body {
-                    // No body will come (the headers ended the request): decide now.
                     (_, true) => self.body_progress(),
                     _ => Action::Continue,
                 }
@@ -602,7 +646,7 @@ impl Request {
             Ok(body) => body,
             Err(err) => return self.fail_closed(&format!("cannot read the request body: {err}")),
         };
-        let Ok(pairs) = headers.pairs() else {
+        let Some(pairs) = self.shared.request_pairs(&headers) else {
             return self.fail_closed("the host handed a malformed header map");
         };
         let Some(now) = now() else {
