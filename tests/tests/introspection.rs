@@ -14,11 +14,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use scopegate_tests::harness::{
-    envoy_config, free_port, request, Envoy, HttpServer, Recorder, Response, ServerRequest,
-    ServerResponse, Upstreams,
+    request, Host, HostLimit, HttpServer, Recorder, Response, ServerRequest, ServerResponse,
+    Upstreams,
 };
+use scopegate_tests::on_each_host;
 use scopegate_tests::{example_policy_with_remote_keys, unix_now};
 use serde_json::json;
+
+on_each_host!(opaque_tokens_are_introspected_through_envoy_and_every_failure_refuses,);
 
 const SECRET: &str = "introspection-s3cret";
 
@@ -68,7 +71,7 @@ fn endpoint(mode: Arc<Mutex<Mode>>, seen: Recorder) -> HttpServer {
 
 fn send(port: u16, method: &str, token: &str) -> Response {
     let auth = format!("Bearer {token}");
-    request(port, method, "/api/resources", &[("authorization", &auth)]).expect("Envoy answers")
+    request(port, method, "/api/resources", &[("authorization", &auth)]).expect("the host answers")
 }
 
 /// The `error_description` of a 401's challenge.
@@ -82,8 +85,7 @@ fn refusal(response: &Response) -> String {
     rest.split('"').next().unwrap_or("").to_owned()
 }
 
-#[test]
-fn opaque_tokens_are_introspected_through_envoy_and_every_failure_refuses() {
+fn opaque_tokens_are_introspected_through_envoy_and_every_failure_refuses(host: Host) {
     let mode = Arc::new(Mutex::new(Mode::Active));
     let seen = Recorder::default();
     let mut introspection = endpoint(Arc::clone(&mode), seen.clone());
@@ -95,14 +97,12 @@ fn opaque_tokens_are_introspected_through_envoy_and_every_failure_refuses() {
         "timeout_ms": 500, "inactive_cache_seconds": 30, "cache_seconds": 60
     });
     let (api, reached) = HttpServer::recording_echo();
-    let listen = free_port();
     let upstreams = Upstreams {
         api: api.port,
         jwks: Some(introspection.port),
     };
-    let config = envoy_config(listen, &upstreams, &policy.to_string());
-    let envoy = Envoy::start(&config, listen).unwrap_or_else(|f| panic!("{}", f.log));
-    let port = envoy.port;
+    let proxy = host.start(&upstreams, &policy);
+    let port = proxy.port();
     let calls = |token: &str| {
         seen.requests()
             .iter()
@@ -116,7 +116,7 @@ fn opaque_tokens_are_introspected_through_envoy_and_every_failure_refuses() {
 
     // Active: the request passes with the answer's subject, and the call was RFC 7662's.
     let response = send(port, "GET", "opaque-active");
-    assert_eq!(response.status, 200, "{response:?}\n{}", envoy.log());
+    assert_eq!(response.status, 200, "{response:?}\n{}", proxy.log());
     // The cluster also carries the issuer's JWKS fetches.
     let call = seen
         .requests()
@@ -164,8 +164,23 @@ fn opaque_tokens_are_introspected_through_envoy_and_every_failure_refuses() {
         .map(|_| thread::spawn(move || send(port, "GET", "opaque-shared").status))
         .collect();
     let statuses: Vec<u16> = parallel.into_iter().map(|t| t.join().unwrap()).collect();
-    assert_eq!(statuses, [200; 8], "{}", envoy.log());
-    assert_eq!(calls("opaque-shared"), 1, "one call for eight requests");
+    assert_eq!(statuses, [200; 8], "{}", proxy.log());
+    match host {
+        Host::Envoy => assert_eq!(calls("opaque-shared"), 1, "one call for eight requests"),
+        // Each sends its own call; the first answer is kept for the next requests.
+        Host::Nginx => {
+            HostLimit::NginxNoCrossRequestResume
+                .note("opaque_tokens_are_introspected_through_envoy_and_every_failure_refuses");
+            assert!(calls("opaque-shared") <= 8);
+            let after = calls("opaque-shared");
+            assert_eq!(send(port, "GET", "opaque-shared").status, 200);
+            assert_eq!(
+                calls("opaque-shared"),
+                after,
+                "the kept answer serves the next one"
+            );
+        }
+    }
 
     // Every failure is a 401, never a pass.
     let cases = [
@@ -193,7 +208,20 @@ fn opaque_tokens_are_introspected_through_envoy_and_every_failure_refuses() {
     for (answering, token, description) in cases {
         *mode.lock().unwrap() = answering;
         let started = Instant::now();
-        let response = send(port, "GET", token);
+        let auth = format!("Bearer {token}");
+        let answered = request(port, "GET", "/api/resources", &[("authorization", &auth)]);
+        let response = match (host, answering, answered) {
+            (_, _, Ok(response)) => response,
+            // ngx_wasm_module 3bed278 breaks the local answer sent after a call timed out
+            // ("zero size buf in writer"): the client gets a cut answer, the upstream
+            // nothing (checked below).
+            (Host::Nginx, Mode::Slow(_), Err(_)) => {
+                HostLimit::NginxCutAnswerAfterCallTimeout
+                    .note("opaque_tokens_are_introspected_through_envoy_and_every_failure_refuses");
+                continue;
+            }
+            (_, _, Err(e)) => panic!("{answering:?}: {e}\n{}", proxy.log()),
+        };
         assert_eq!(refusal(&response), description, "{answering:?}");
         assert!(
             started.elapsed() < Duration::from_millis(1_900),
@@ -245,15 +273,15 @@ fn opaque_tokens_are_introspected_through_envoy_and_every_failure_refuses() {
             "{refused} reached the API"
         );
     }
-    let log = envoy.log();
-    assert!(!log.contains(SECRET), "the client secret in Envoy's log");
+    let log = proxy.log();
+    assert!(!log.contains(SECRET), "the client secret in the host's log");
     assert!(
         !log.contains("Z2F0ZXdheTppbnRyb3NwZWN0aW9uLXMzY3JldA"),
         "the credentials in the log"
     );
-    assert!(
-        envoy.counter("wasmcustom.scopegate.introspection.call") >= 6,
-        "{}",
-        envoy.stats()
-    );
+    let test = "opaque_tokens_are_introspected_through_envoy_and_every_failure_refuses";
+    match proxy.counter("introspection.call") {
+        Ok(calls) => assert!(calls >= 6, "{calls} introspection calls"),
+        Err(limit) => limit.note(test),
+    }
 }

@@ -17,10 +17,21 @@ use std::thread;
 use std::time::Duration;
 
 use scopegate_tests::harness::{
-    request, send_raw, Envoy, HttpServer, Recorder, Response, ServerResponse, Upstreams,
+    request, send_raw, Host, HttpServer, Proxy, Recorder, Response, ServerResponse, Upstreams,
 };
+use scopegate_tests::on_each_host;
 use scopegate_tests::{mint, unix_now as now, TestKeys};
 use serde_json::{json, Map, Value};
+
+on_each_host!(
+    each_tool_call_is_held_to_its_own_scope_and_the_body_reaches_the_server_intact,
+    a_batch_needs_what_each_call_needs,
+    malformed_and_oversized_bodies_and_disagreeing_headers_fail_closed,
+    chunked_bodies_are_buffered_to_their_end_or_to_the_limit,
+    only_mcp_request_bodies_are_buffered,
+    hostile_mcp_bodies_fail_closed_in_envoy,
+    two_resources_each_with_its_metadata_and_audience,
+);
 
 const ISSUER: &str = "https://idp.scopegate.test";
 const RESOURCE: &str = "http://127.0.0.1:8080/mcp";
@@ -46,23 +57,23 @@ fn policy(keys: &TestKeys) -> Value {
 }
 
 struct Mcp {
-    envoy: Envoy,
+    proxy: Proxy,
     recorder: Recorder,
     _api: HttpServer,
     keys: TestKeys,
 }
 
 impl Mcp {
-    fn start() -> Self {
+    fn start(host: Host) -> Self {
         let keys = TestKeys::from_seed(1);
         let (api, recorder) = HttpServer::recording_echo();
         let upstreams = Upstreams {
             api: api.port,
             jwks: None,
         };
-        let envoy = Envoy::with_filter(&upstreams, &policy(&keys));
+        let proxy = host.start(&upstreams, &policy(&keys));
         Self {
-            envoy,
+            proxy,
             recorder,
             _api: api,
             keys,
@@ -94,8 +105,8 @@ impl Mcp {
         head.push_str("\r\n");
         let mut bytes = head.into_bytes();
         bytes.extend_from_slice(body);
-        send_raw(self.envoy.port, &bytes)
-            .unwrap_or_else(|e| panic!("exchange: {e}\n{}", self.envoy.log()))
+        send_raw(self.proxy.port(), &bytes)
+            .unwrap_or_else(|e| panic!("exchange: {e}\n{}", self.proxy.log()))
     }
 }
 
@@ -124,18 +135,17 @@ fn refused(response: &Response, status: u16, description: &str) {
     );
 }
 
-#[test]
-fn each_tool_call_is_held_to_its_own_scope_and_the_body_reaches_the_server_intact() {
-    let mcp = Mcp::start();
+fn each_tool_call_is_held_to_its_own_scope_and_the_body_reaches_the_server_intact(host: Host) {
+    let mcp = Mcp::start(host);
     // No token: the 401 points at the MCP resource's own metadata document.
-    let response = request(mcp.envoy.port, "POST", "/mcp", &[("content-length", "0")]).unwrap();
+    let response = request(mcp.proxy.port(), "POST", "/mcp", &[("content-length", "0")]).unwrap();
     assert_eq!(response.status, 401);
     assert_eq!(
         response.header("www-authenticate"),
         Some(format!(r#"Bearer realm="mcp", resource_metadata="{METADATA}""#).as_str())
     );
     let metadata = request(
-        mcp.envoy.port,
+        mcp.proxy.port(),
         "GET",
         "/.well-known/oauth-protected-resource/mcp",
         &[],
@@ -191,16 +201,14 @@ fn each_tool_call_is_held_to_its_own_scope_and_the_body_reaches_the_server_intac
             .status,
         200
     );
-    assert_eq!(
-        mcp.envoy
-            .counter("wasmcustom.scopegate.missing_scope.mcp:admin"),
-        1
-    );
+    match mcp.proxy.counter("missing_scope.mcp:admin") {
+        Ok(missing) => assert_eq!(missing, 1),
+        Err(limit) => limit.note("each_tool_call_is_held_to_its_own_scope"),
+    }
 }
 
-#[test]
-fn a_batch_needs_what_each_call_needs() {
-    let mcp = Mcp::start();
+fn a_batch_needs_what_each_call_needs(host: Host) {
+    let mcp = Mcp::start(host);
     let batch = json!([call("echo", 1), call("get-env", 2)]);
     let response = mcp.post("mcp:tools", &bytes(&batch), &[]);
     assert_eq!(response.status, 403);
@@ -217,9 +225,8 @@ fn a_batch_needs_what_each_call_needs() {
     assert_eq!(mcp.post("", &bytes(&notifications), &[]).status, 200);
 }
 
-#[test]
-fn malformed_and_oversized_bodies_and_disagreeing_headers_fail_closed() {
-    let mcp = Mcp::start();
+fn malformed_and_oversized_bodies_and_disagreeing_headers_fail_closed(host: Host) {
+    let mcp = Mcp::start(host);
     let before = mcp.recorder.len();
     refused(
         &mcp.post("mcp:tools", b"{\"jsonrpc\": \"2.0\", \"method\": ", &[]),
@@ -253,11 +260,16 @@ fn malformed_and_oversized_bodies_and_disagreeing_headers_fail_closed() {
     );
     let mut big = call("echo", 1);
     big["params"]["arguments"]["message"] = json!("x".repeat(LIMIT));
-    refused(
-        &mcp.post("mcp:tools", &bytes(&big), &[]),
-        413,
-        "The request body is over the limit of this MCP endpoint",
-    );
+    let over = mcp.post("mcp:tools", &bytes(&big), &[]);
+    match host {
+        Host::Envoy => refused(
+            &over,
+            413,
+            "The request body is over the limit of this MCP endpoint",
+        ),
+        // nginx's `client_max_body_size` (the route's limit) answers first, with its own page.
+        Host::Nginx => assert_eq!(over.status, 413, "{}", over.body),
+    }
     let mismatch = "The Mcp-Method or Mcp-Name header does not match the request body";
     let get_env = bytes(&call("get-env", 1));
     refused(
@@ -299,11 +311,12 @@ fn malformed_and_oversized_bodies_and_disagreeing_headers_fail_closed() {
         before,
         "nothing malformed reached the server"
     );
-    assert_eq!(
-        mcp.envoy
-            .counter("wasmcustom.scopegate.decision.deny_bad_body"),
-        11
-    );
+    match mcp.proxy.counter("decision.deny_bad_body") {
+        Ok(denied) => assert_eq!(denied, 11),
+        Err(limit) => {
+            limit.note("malformed_and_oversized_bodies_and_disagreeing_headers_fail_closed")
+        }
+    }
     // Headers that agree (one in base64) pass, and the server sees them.
     let response = mcp.post(
         "mcp:tools",
@@ -318,16 +331,32 @@ fn malformed_and_oversized_bodies_and_disagreeing_headers_fail_closed() {
 
 /// A chunked body sent in pieces with pauses: buffered until its end, then decided; and a
 /// chunked body that grows past the limit is refused as soon as it does.
-#[test]
-fn chunked_bodies_are_buffered_to_their_end_or_to_the_limit() {
-    let mcp = Mcp::start();
+fn chunked_bodies_are_buffered_to_their_end_or_to_the_limit(host: Host) {
+    let mcp = Mcp::start(host);
     let body = bytes(&call("echo", 5));
     let head = format!(
         "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {}\r\n\
          content-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
         mcp.token("mcp:tools")
     );
-    let mut stream = TcpStream::connect(("127.0.0.1", mcp.envoy.port)).unwrap();
+    if host == Host::Nginx {
+        // nginx: a body to an MCP route needs Content-Length (`unframed_body_guard`).
+        for end in [&b"0\r\n\r\n"[..], b"5\r\nhello\r\n0\r\n\r\n"] {
+            let mut stream = TcpStream::connect(("127.0.0.1", mcp.proxy.port())).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream.write_all(head.as_bytes()).unwrap();
+            stream.write_all(end).unwrap();
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer);
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(answer.starts_with("HTTP/1.1 411"), "{answer}");
+        }
+        assert!(mcp.recorder.is_empty(), "a chunked body reached the server");
+        return;
+    }
+    let mut stream = TcpStream::connect(("127.0.0.1", mcp.proxy.port())).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -347,8 +376,27 @@ fn chunked_bodies_are_buffered_to_their_end_or_to_the_limit() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(mcp.recorder.requests().last().unwrap().body, body);
 
+    // An empty chunked body: read as empty and refused, never let through undecided (a
+    // host may call no body callback for it).
+    let before = mcp.recorder.len();
+    let mut stream = TcpStream::connect(("127.0.0.1", mcp.proxy.port())).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(b"0\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(
+        mcp.recorder.len(),
+        before,
+        "an empty body reached the server"
+    );
+
     // Over the limit in chunks, with no end: refused without waiting for the end.
-    let mut stream = TcpStream::connect(("127.0.0.1", mcp.envoy.port)).unwrap();
+    let mut stream = TcpStream::connect(("127.0.0.1", mcp.proxy.port())).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -367,9 +415,8 @@ fn chunked_bodies_are_buffered_to_their_end_or_to_the_limit() {
 
 /// Bodies of other routes stream through unread (no limit, beyond Envoy's own buffer
 /// size), and responses, event streams included, are never buffered.
-#[test]
-fn only_mcp_request_bodies_are_buffered() {
-    let mcp = Mcp::start();
+fn only_mcp_request_bodies_are_buffered(host: Host) {
+    let mcp = Mcp::start(host);
     let big = vec![b'a'; 3 << 20];
     let head = format!(
         "POST /upload HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {}\r\n\
@@ -379,7 +426,7 @@ fn only_mcp_request_bodies_are_buffered() {
     );
     let mut raw = head.into_bytes();
     raw.extend_from_slice(&big);
-    let response = send_raw(mcp.envoy.port, &raw).unwrap();
+    let response = send_raw(mcp.proxy.port(), &raw).unwrap();
     assert_eq!(
         response.status, 200,
         "a 3 MiB body of a REST route is not buffered"
@@ -403,9 +450,9 @@ fn only_mcp_request_bodies_are_buffered() {
         api: sse.port,
         jwks: None,
     };
-    let envoy = Envoy::with_filter(&upstreams, &policy(&keys));
+    let proxy = host.start(&upstreams, &policy(&keys));
     let mcp_sse = Mcp {
-        envoy,
+        proxy,
         recorder: Recorder::default(),
         _api: sse,
         keys,
@@ -420,12 +467,11 @@ fn only_mcp_request_bodies_are_buffered() {
 /// truncated and mutated JSON-RPC, deep nesting, odd Unicode, forged `Mcp-*` headers. No
 /// 5xx, no panic in Envoy's log, every answer is what the core decides for the same bytes,
 /// nothing the core refuses reaches the server, and a valid call passes afterwards.
-#[test]
-fn hostile_mcp_bodies_fail_closed_in_envoy() {
+fn hostile_mcp_bodies_fail_closed_in_envoy(host: Host) {
     use rand::{Rng, SeedableRng};
     use scopegate_core::{KeyStore, Policy, Request, UnixTime};
 
-    let mcp = Mcp::start();
+    let mcp = Mcp::start(host);
     let policy = Policy::from_json(&policy(&mcp.keys).to_string()).unwrap();
     let keys = KeyStore::default();
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(0x006d_6370);
@@ -523,7 +569,7 @@ fn hostile_mcp_bodies_fail_closed_in_envoy() {
             "case {case}: upstream hit {reached}"
         );
     }
-    assert!(!mcp.envoy.log().contains("panicked"), "{}", mcp.envoy.log());
+    assert!(!mcp.proxy.log().contains("panicked"), "{}", mcp.proxy.log());
     assert_eq!(mcp.post(scope, &valid, &[]).status, 200);
     assert!(
         statuses.len() >= 3,
@@ -534,8 +580,7 @@ fn hostile_mcp_bodies_fail_closed_in_envoy() {
 
 /// Two resources behind one Envoy (RFC 9728 `resources`): each metadata document is
 /// served, each 401 names its own, and a token for one resource is refused on the other.
-#[test]
-fn two_resources_each_with_its_metadata_and_audience() {
+fn two_resources_each_with_its_metadata_and_audience(host: Host) {
     let keys = TestKeys::from_seed(1);
     let api_resource = "http://127.0.0.1:8080/api";
     let policy = json!({
@@ -556,7 +601,7 @@ fn two_resources_each_with_its_metadata_and_audience() {
         api: api.port,
         jwks: None,
     };
-    let envoy = Envoy::with_filter(&upstreams, &policy);
+    let proxy = host.start(&upstreams, &policy);
     let token = |aud: &str, scope: &str| {
         let mut claims = Map::new();
         claims.insert("iss".into(), json!(ISSUER));
@@ -579,14 +624,14 @@ fn two_resources_each_with_its_metadata_and_audience() {
             json!(["api"]),
         ),
     ] {
-        let response = request(envoy.port, "GET", path, &[]).unwrap();
+        let response = request(proxy.port(), "GET", path, &[]).unwrap();
         assert_eq!(response.status, 200, "{path}: {}", response.body);
         let document = response.json();
         assert_eq!(document["resource"], json!(resource), "{path}");
         assert_eq!(document["scopes_supported"], scopes, "{path}");
     }
 
-    let no_token = request(envoy.port, "GET", "/api/orders", &[]).unwrap();
+    let no_token = request(proxy.port(), "GET", "/api/orders", &[]).unwrap();
     assert_eq!(no_token.status, 401);
     assert_eq!(
         no_token.header("www-authenticate"),
@@ -598,7 +643,7 @@ fn two_resources_each_with_its_metadata_and_audience() {
     // The MCP resource's token holds `api`, but it was not issued for the API.
     let mcp_token = token(RESOURCE, "api");
     let refused = request(
-        envoy.port,
+        proxy.port(),
         "GET",
         "/api/orders",
         &[("authorization", &mcp_token)],
@@ -613,7 +658,7 @@ fn two_resources_each_with_its_metadata_and_audience() {
     );
     let api_token = token(api_resource, "api");
     let allowed = request(
-        envoy.port,
+        proxy.port(),
         "GET",
         "/api/orders",
         &[("authorization", &api_token)],
@@ -635,7 +680,7 @@ fn two_resources_each_with_its_metadata_and_audience() {
     );
     let mut raw = head.into_bytes();
     raw.extend_from_slice(&body);
-    let cross = send_raw(envoy.port, &raw).unwrap();
+    let cross = send_raw(proxy.port(), &raw).unwrap();
     assert_eq!(cross.status, 401, "{}", cross.body);
     assert!(
         cross
@@ -644,5 +689,5 @@ fn two_resources_each_with_its_metadata_and_audience() {
         "{:?}",
         cross.header("www-authenticate")
     );
-    assert_eq!(recorder.len(), 1, "{}", envoy.log());
+    assert_eq!(recorder.len(), 1, "{}", proxy.log());
 }

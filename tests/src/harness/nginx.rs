@@ -80,6 +80,20 @@ pub fn policy_for_nginx(policy: &Value, upstreams: &Upstreams) -> Value {
     policy
 }
 
+/// The plain paths (no template, no glob) of the policy's MCP routes.
+fn mcp_paths(policy: &Value) -> Vec<String> {
+    policy
+        .get("routes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|route| route.get("mcp").is_some())
+        .filter_map(|route| route.get("path")?.as_str())
+        .filter(|path| !path.contains(['{', '*', ' ', ';', '\'', '"']))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The policy as one single-quoted nginx argument: nginx turns `\\` and `\'` back into
 /// `\` and `'`, so JSON escapes survive.
 fn quoted(policy: &str) -> String {
@@ -87,8 +101,9 @@ fn quoted(policy: &str) -> String {
 }
 
 /// The body limit of the policy's MCP routes (the largest; 1 MiB by default), which
-/// nginx's body buffer and maximum must match: a larger body is spooled to a file that
-/// the filter cannot read.
+/// nginx's body buffer must hold: a larger body is spooled to a file that the filter
+/// cannot read (and refuses with 413 unread). The maximum is left larger, for the other
+/// routes of the location, whose bodies nginx reads whole before proxying them.
 fn body_limit(policy: &Value) -> u64 {
     const DEFAULT: u64 = 1 << 20;
     policy
@@ -130,6 +145,27 @@ pub fn nginx_config(
         ""
     };
     let limit = body_limit(&policy);
+    // Each MCP route with a plain path gets a location of its own whose body maximum is the
+    // route's limit, so that nginx answers 413 as soon as a body grows past it (nginx reads
+    // a body to its end before the filter sees it). `$uri` is that exact path there.
+    let mcp_paths = mcp_paths(&policy);
+    let unframed = unframed_body_guard(&mcp_paths);
+    let mcp_locations: String = mcp_paths
+        .iter()
+        .map(|path| {
+            format!(
+                "        location = {path} {{
+            proxy_wasm scopegate {policy};
+            client_body_buffer_size {limit};
+            client_max_body_size {limit};
+            proxy_pass http://127.0.0.1:{api}$uri$is_args$args;
+        }}
+",
+                policy = quoted(&text),
+                api = upstreams.api,
+            )
+        })
+        .collect();
     format!(
         "worker_processes {workers};
 error_log logs/error.log info;
@@ -141,14 +177,14 @@ wasm {{
 }}
 http {{
     access_log off;
-{guard_map}    server {{
+{guard_map}{unframed_map}    server {{
         listen 127.0.0.1:{listen};
         default_type application/json;
-{guard_if}        location = /.harness/ready {{ return 204; }}
-        location / {{
+{guard_if}{unframed_if}        location = /.harness/ready {{ return 204; }}
+{mcp_locations}        location / {{
             proxy_wasm scopegate {policy};
             client_body_buffer_size {limit};
-            client_max_body_size {limit};
+            client_max_body_size 16m;
             proxy_pass http://127.0.0.1:{api}/;
         }}
     }}
@@ -160,17 +196,44 @@ http {{
         api = upstreams.api,
         guard_map = guard.map,
         guard_if = guard.refuse,
+        unframed_map = unframed.map,
+        unframed_if = unframed.refuse,
     )
 }
 
-/// The two pieces of configuration that keep a client's copy of a forwarded-claim header
-/// from the upstream.
-pub struct ForgedHeaderGuard {
-    /// A `map` for the `http {}` block: `$scopegate_forged` is 1 when a request carries
-    /// any of the headers with a value.
+/// ngx_wasm_module calls no body callback for an empty body, and only `content-length: 0`
+/// tells the filter in advance; so a request to an MCP route that may carry a body
+/// (not GET, HEAD, DELETE or OPTIONS) without `Content-Length` (chunked, or no framing at
+/// all) is answered 411 before the filter, which would otherwise wait for a body that
+/// never comes while the request went on.
+pub fn unframed_body_guard(mcp_paths: &[String]) -> Guard {
+    if mcp_paths.is_empty() {
+        return Guard {
+            map: String::new(),
+            refuse: String::new(),
+        };
+    }
+    let entries: String = mcp_paths
+        .iter()
+        .map(|path| format!("        \"~^[A-Z]+:{}:$\" 1;\n", path.replace('.', "\\.")))
+        .collect();
+    Guard {
+        map: format!(
+            "    map \"$request_method:$uri:$content_length\" $scopegate_unframed {{\n        \
+             \"~^(GET|HEAD|DELETE|OPTIONS):\" 0;\n{entries}        default 0;\n    }}\n"
+        ),
+        refuse: "        if ($scopegate_unframed) { return 411 '{\"error\":\"invalid_request\",\
+                 \"error_description\":\"an MCP request body needs Content-Length\"}'; }\n"
+            .to_owned(),
+    }
+}
+
+/// Two pieces of configuration that refuse a request before the filter runs.
+pub struct Guard {
+    /// A `map` for the `http {}` block: a variable that is 1 for such a request.
     pub map: String,
-    /// An `if` for the `server {}` block: such a request gets 400 in the server's rewrite
-    /// phase, before any location (and the filter) is chosen.
+    /// An `if` for the `server {}` block: such a request is answered in the server's
+    /// rewrite phase, before any location (and the filter) is chosen.
     pub refuse: String,
 }
 
@@ -178,9 +241,9 @@ pub struct ForgedHeaderGuard {
 /// sends it (`proxy_set_header` cannot drop it either: its lookup uses that hash). So a
 /// request that carries a header the filter forwards is refused in the rewrite phase,
 /// which runs before the filter; Envoy removes the headers instead.
-pub fn forged_header_guard(forwarded: &[String]) -> ForgedHeaderGuard {
+pub fn forged_header_guard(forwarded: &[String]) -> Guard {
     if forwarded.is_empty() {
-        return ForgedHeaderGuard {
+        return Guard {
             map: String::new(),
             refuse: String::new(),
         };
@@ -190,7 +253,7 @@ pub fn forged_header_guard(forwarded: &[String]) -> ForgedHeaderGuard {
         .map(|name| format!("$http_{}", name.to_ascii_lowercase().replace('-', "_")))
         .collect();
     let names = forwarded.join(", ");
-    ForgedHeaderGuard {
+    Guard {
         map: format!("    map \"{variables}\" $scopegate_forged {{ \"\" 0; default 1; }}\n"),
         refuse: format!(
             "        if ($scopegate_forged) {{ return 400 '{{\"error\":\"invalid_request\",\

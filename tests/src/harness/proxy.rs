@@ -28,6 +28,12 @@ pub enum HostLimit {
     /// ngx_wasm_module keeps the filter's counters in its metrics zone but serves them
     /// nowhere a test (or an operator without Lua) can read.
     NginxCountersUnreadable,
+    /// ngx_wasm_module's `proxy_set_effective_context` does nothing, so a request cannot
+    /// be resumed from another request's event: none waits for another's call.
+    NginxNoCrossRequestResume,
+    /// ngx_wasm_module 3bed278 sends a cut answer (it logs "zero size buf in writer") when
+    /// the filter answers a request from the callback of a call that timed out.
+    NginxCutAnswerAfterCallTimeout,
 }
 
 impl fmt::Display for HostLimit {
@@ -36,6 +42,16 @@ impl fmt::Display for HostLimit {
             Self::NginxCountersUnreadable => f.write_str(
                 "nginx-counters-unreadable: ngx_wasm_module 3bed278 serves no counters without \
                  Lua; the assertions on counters run on Envoy only",
+            ),
+            Self::NginxNoCrossRequestResume => f.write_str(
+                "nginx-no-cross-request-resume: no request waits for another's call there; \
+                 concurrent requests with one new opaque token each send a call, and tokens of \
+                 a newly published key get 401 until the re-fetch has landed",
+            ),
+            Self::NginxCutAnswerAfterCallTimeout => f.write_str(
+                "nginx-cut-answer-after-call-timeout: the 401 for a token whose introspection \
+                 call timed out reaches the client cut (ngx_wasm_module 3bed278 logs \"zero \
+                 size buf in writer\"); nothing reaches the upstream",
             ),
         }
     }
