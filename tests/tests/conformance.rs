@@ -1060,6 +1060,26 @@ fn examples_nginx_conf_runs_as_written() {
         before,
         "a forged header never reaches the upstream"
     );
+    // MCP bodies: an empty one is refused by the filter, an unframed one before it.
+    claims.insert("scope".into(), json!("mcp:tools"));
+    let mcp_token = format!("Bearer {}", mint(&keys, &json!({"alg": "ES256"}), &claims));
+    let empty = send(
+        "POST",
+        "/mcp",
+        &[("authorization", &mcp_token), ("content-length", "0")],
+    );
+    assert_eq!(empty.status, 400, "{}", empty.body);
+    let raw = format!(
+        "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1:{listen}\r\nauthorization: {mcp_token}\r\n\
+         transfer-encoding: chunked\r\nconnection: close\r\n\r\n0\r\n\r\n"
+    );
+    let chunked = send_raw(listen, raw.as_bytes()).expect("nginx answers");
+    assert_eq!(chunked.status, 411, "{}", chunked.body);
+    assert_eq!(
+        reached.len(),
+        before,
+        "no MCP body reached the upstream undecided"
+    );
 }
 
 /// With four workers, the first keys are fetched once for the whole host: the first tick
