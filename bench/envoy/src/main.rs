@@ -20,8 +20,8 @@
 //! Options: `--duration 5` (seconds per run), `--warmup 1`, `--rounds 3`,
 //! `--connections 16`, `--setups 1,0,2,2c,3,4` (a subset, for a quick comparison),
 //! `--workers 1` (Envoy's `--concurrency` for every setup), `--distinct N` for many
-//! distinct tokens instead (see `distinct.rs`), and `--mcp` for the MCP route's cost
-//! instead (see `mcp.rs`).
+//! distinct tokens instead (see `distinct.rs`), `--mcp` for the MCP route's cost
+//! instead (see `mcp.rs`), and `--nginx` for nginx instead of Envoy (see `nginx.rs`).
 
 // A benchmark harness: a broken setup aborts the run with the reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -30,6 +30,7 @@ mod agreement;
 mod distinct;
 mod mcp;
 mod native;
+mod nginx;
 mod report;
 mod wrk;
 
@@ -56,6 +57,8 @@ pub(crate) struct Options {
     pub(crate) setups: Vec<Setup>,
     /// `--mcp`: the MCP comparison (mcp.rs) instead of the token comparison.
     pub(crate) mcp: bool,
+    /// `--nginx`: the same tokens in nginx (nginx.rs) instead of Envoy.
+    pub(crate) nginx: bool,
     /// Envoy's worker threads in every setup.
     pub(crate) workers: u32,
     /// `--distinct N`: N distinct tokens per run (distinct.rs) instead of one.
@@ -70,6 +73,7 @@ pub(crate) fn options() -> Result<Options, String> {
         connections: 16,
         setups: SETUPS.to_vec(),
         mcp: false,
+        nginx: false,
         workers: 1,
         distinct: None,
     };
@@ -83,6 +87,7 @@ pub(crate) fn options() -> Result<Options, String> {
         };
         match arg.as_str() {
             "--mcp" => options.mcp = true,
+            "--nginx" => options.nginx = true,
             "--duration" => options.duration = number()?,
             "--warmup" => options.warmup = number()?,
             "--rounds" => options.rounds = number()? as usize,
@@ -215,8 +220,15 @@ pub(crate) struct Row {
 
 impl Row {
     fn expected(&self, setup: Setup) -> u16 {
+        match setup {
+            Setup::NoAuth | Setup::Empty => 200,
+            _ => self.expected_status(),
+        }
+    }
+
+    /// What a gateway that enforces the policy answers.
+    fn expected_status(&self) -> u16 {
         match self.outcome {
-            _ if matches!(setup, Setup::NoAuth | Setup::Empty) => 200,
             Outcome::Allowed => 200,
             Outcome::Denied => 403,
             Outcome::Forged => 401,
@@ -297,6 +309,9 @@ pub(crate) fn run() -> Result<(), String> {
     }
     if options.mcp {
         return mcp::run(&options, &policy);
+    }
+    if options.nginx {
+        return nginx::run(&options, &policy);
     }
     if let Some(count) = options.distinct {
         return distinct::run(&options, &policy, count);

@@ -96,7 +96,7 @@ fn mcp_paths(policy: &Value) -> Vec<String> {
 
 /// The policy as one single-quoted nginx argument: nginx turns `\\` and `\'` back into
 /// `\` and `'`, so JSON escapes survive.
-fn quoted(policy: &str) -> String {
+pub fn quoted(policy: &str) -> String {
     format!("'{}'", policy.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
