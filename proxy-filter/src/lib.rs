@@ -81,13 +81,15 @@ impl Shared {
             return ngx;
         }
         let ngx = host::is_ngx_wasm_module();
-        self.ngx.set(Some(ngx));
         if ngx {
-            if let Ok(mut gateway) = self.gateway.try_borrow_mut() {
-                gateway.set_resumes_others(false);
-            }
+            // Learned only once the gateway has been told: asked again otherwise.
+            let Ok(mut gateway) = self.gateway.try_borrow_mut() else {
+                return true;
+            };
+            gateway.set_resumes_others(false);
             info!("ngx_wasm_module: `Host` stands for `:authority`, and no request waits for another's call");
         }
+        self.ngx.set(Some(ngx));
         ngx
     }
 
@@ -401,8 +403,8 @@ impl RootContext for Root {
             );
             return false;
         }
-        // The first fetch goes out on the first tick (soon: the timer starts fast) or
-        // with the first request that needs the keys, whichever comes first.
+        // The first fetch goes out on the first tick (100 ms from now) or with the first
+        // request that needs the keys, whichever comes first.
         if remote {
             if let Err(err) = shared.sharing.start_timer() {
                 warn!("cannot set the timer, so keys are never refreshed: {err}");
