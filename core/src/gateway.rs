@@ -512,6 +512,12 @@ impl Gateway {
                     let principal = match known {
                         Some(principal) => principal,
                         None => match policy.introspecting(token) {
+                            // Signed answers (RFC 9701) are verified with the issuer's keys:
+                            // fetched first, as for a JWT, when none have come yet.
+                            Some(issuer) if lacks_answer_keys(policy, keys, issuer) => {
+                                refetch = Some(issuer);
+                                return Err(TokenError::KeysUnavailable { issuer });
+                            }
                             Some(issuer) => introspected(
                                 answers,
                                 counts,
@@ -796,6 +802,16 @@ enum Pending {
     Wait(u64),
     /// Introspect it at this issuer (`true`: again, beside a call in flight).
     Start(usize, String, bool),
+}
+
+/// Whether `issuer` takes signed introspection answers but has no keys to verify them yet.
+fn lacks_answer_keys(policy: &Policy, keys: &KeyStore, issuer: usize) -> bool {
+    policy
+        .issuers()
+        .get(issuer)
+        .and_then(|i| i.introspection())
+        .is_some_and(|rules| rules.jwt_response)
+        && keys.keys_for(policy, issuer).is_none()
 }
 
 /// An introspected token: its kept answer, or what it waits for (in `pending`).

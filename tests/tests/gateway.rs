@@ -957,6 +957,24 @@ fn a_private_key_jwt_introspection_call_carries_a_signed_assertion() {
 /// `token-introspection+jwt`, for the gateway's client id, is taken; a plain JSON answer or
 /// one for another audience is no answer.
 #[test]
+fn signed_introspection_answers_wait_for_the_issuers_first_keys() {
+    // No tick yet: the keys are fetched first (with this request), then the call goes out.
+    let mut gw = introspecting_gateway(json!({"jwt_response": true}));
+    let request = headers("/api/resources", &[("authorization", "Bearer opaque-9")]);
+    let mut exchange = Exchange::default();
+    let issuer = match gw.on_request_headers(&mut exchange, &request, UnixTime(NOW)) {
+        Step::Wait(fetch) => fetch.issuer,
+        step => panic!("expected a key fetch before the introspection call: {step:?}"),
+    };
+    let jwks = TestKeys::from_seed(1).jwks("").to_string();
+    let _ = gw.on_fetch_answer(issuer, Ok((200, jwks.as_bytes())), UnixTime(NOW));
+    assert!(matches!(
+        gw.on_request_headers(&mut exchange, &request, UnixTime(NOW)),
+        Step::Introspect(_)
+    ));
+}
+
+#[test]
 fn a_signed_introspection_answer_is_verified_with_the_issuers_keys() {
     let keys = TestKeys::from_seed(1);
     let answer_of = |typ: &str, aud: &str| {
