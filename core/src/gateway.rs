@@ -356,9 +356,29 @@ impl Gateway {
     /// ```
     /// use scopegate_core::gateway::Gateway;
     /// use scopegate_core::Policy;
-    /// let policy = Policy::from_json(r#"{"version":1,"realm":"r","routes":[]}"#).unwrap();
+    /// use scopegate_core::gateway::{Exchange, Step};
+    /// use scopegate_core::UnixTime;
+    /// let policy = Policy::from_json(r#"{"version": 1, "realm": "api",
+    ///   "issuers": [{"issuer": "https://idp", "audiences": ["api"], "algorithms": ["ES256"],
+    ///                "jwks_uri": "http://127.0.0.1:9000/jwks", "jwks_cluster": "idp"}],
+    ///   "routes": [{"path": "/admin", "require": "admin"}]}"#)?;
     /// let mut gateway = Gateway::new(policy);
     /// gateway.set_resumes_others(false);
+    /// let now = UnixTime(1_767_000_000);
+    /// // The start fetch is in flight (the host sent it on its tick) ...
+    /// assert_eq!(gateway.on_tick(now).len(), 1);
+    /// // ... and a request for those keys is not held for it: it is decided (401 until the
+    /// // keys come), never left waiting on an event that cannot resume it.
+    /// let token = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJodHRwczovL2lkcCJ9.c2ln";
+    /// let auth = format!("Bearer {token}");
+    /// let headers = [
+    ///     (&b":method"[..], &b"GET"[..]),
+    ///     (b":path", b"/admin"),
+    ///     (b"authorization", auth.as_bytes()),
+    /// ];
+    /// let step = gateway.on_request_headers(&mut Exchange::default(), &headers, now);
+    /// assert!(matches!(step, Step::Respond(_)), "{step:?}");
+    /// # Ok::<(), scopegate_core::PolicyError>(())
     /// ```
     pub fn set_resumes_others(&mut self, resumes: bool) {
         self.resumes_others = resumes;
