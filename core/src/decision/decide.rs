@@ -697,8 +697,10 @@ enum Schemes<'p> {
 }
 
 impl Policy {
-    /// `DPoP` for a request that came with a DPoP token and for a refused proof; both for
-    /// a request without a token where bearer and DPoP tokens are accepted.
+    /// `DPoP` for a request that came with a DPoP token, for a refused proof, and for every
+    /// denial where only DPoP-bound tokens are accepted (`dpop.required`: a client told
+    /// `Bearer` would never learn that, nor the algorithms); both for a request without a
+    /// token where bearer and DPoP tokens are accepted.
     fn challenge_schemes(&self, request: &Request<'_>, reason: &DenyReason) -> Schemes<'_> {
         let Some(rules) = &self.dpop else {
             return Schemes::Bearer;
@@ -710,7 +712,7 @@ impl Policy {
             DenyReason::InvalidToken(TokenError::Proof(_) | TokenError::DpopRequired) => {
                 Schemes::Dpop(rules.algs())
             }
-            DenyReason::NoToken if rules.required() => Schemes::Dpop(rules.algs()),
+            _ if rules.required() => Schemes::Dpop(rules.algs()),
             DenyReason::NoToken => Schemes::Both(rules.algs()),
             _ => Schemes::Bearer,
         }
