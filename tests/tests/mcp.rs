@@ -24,6 +24,7 @@ use scopegate_tests::{mint, unix_now as now, TestKeys};
 use serde_json::{json, Map, Value};
 
 on_each_host!(
+    resource_uris_are_normalized_before_they_are_matched,
     each_tool_call_is_held_to_its_own_scope_and_the_body_reaches_the_server_intact,
     a_batch_needs_what_each_call_needs,
     malformed_and_oversized_bodies_and_disagreeing_headers_fail_closed,
@@ -48,7 +49,9 @@ fn policy(keys: &TestKeys) -> Value {
         "routes": [
             {"path": "/mcp", "mcp": {"max_body_bytes": LIMIT, "rules": [
                 {"method": "tools/call", "require": "mcp:tools"},
-                {"method": "tools/call", "name": "get-env", "require": "mcp:admin"}
+                {"method": "tools/call", "name": "get-env", "require": "mcp:admin"},
+                {"method": "resources/read", "require": "mcp:tools"},
+                {"method": "resources/read", "uri": "file:///secret/{id}", "require": "mcp:admin"}
             ]}},
             {"path": "/upload", "methods": ["POST"], "require": "mcp:tools"}
         ],
@@ -690,4 +693,62 @@ fn two_resources_each_with_its_metadata_and_audience(host: Host) {
         cross.header("www-authenticate")
     );
     assert_eq!(recorder.len(), 1, "{}", proxy.log());
+}
+
+/// A resource URI is matched as a server that normalizes it reads it (RFC 3986): every
+/// spelling of `file:///secret/7` needs the secret rule's scope, and a URI that cannot be
+/// normalized is refused; none reaches the server with `mcp:tools` alone.
+fn resource_uris_are_normalized_before_they_are_matched(host: Host) {
+    let mcp = Mcp::start(host);
+    let read = |uri: &str| {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "resources/read",
+                          "params": {"uri": uri}});
+        mcp.post("mcp:tools", &bytes(&body), &[])
+    };
+    assert_eq!(read("file:///public/7").status, 200, "the route's rule");
+    let before = mcp.recorder.len();
+    for uri in [
+        "file:///secret/7",
+        "file:///public/../secret/7",
+        "file:///secret/7/.",
+        "file:///secret/./7",
+        "FILE:///secret/7",
+        "file:///secret//7",
+        "file:///%73ecret/7",
+    ] {
+        let response = read(uri);
+        assert_eq!(response.status, 403, "{uri}: {}", response.body);
+        assert!(
+            response.body.contains("mcp:admin"),
+            "{uri}: {}",
+            response.body
+        );
+    }
+    for uri in [
+        "file:///secret%2f7",
+        "file:///../secret/7",
+        "file:///%zz/7",
+        "secret/7",
+    ] {
+        refused(
+            &read(uri),
+            400,
+            "The call's params.uri cannot be normalized",
+        );
+    }
+    assert_eq!(
+        mcp.recorder.len(),
+        before,
+        "a secret was read with mcp:tools"
+    );
+    assert_eq!(
+        mcp.post(
+            "mcp:tools mcp:admin",
+            &bytes(&json!({"jsonrpc": "2.0", "id": 2,
+            "method": "resources/read", "params": {"uri": "file:///public/../secret/7"}})),
+            &[]
+        )
+        .status,
+        200
+    );
 }

@@ -23,6 +23,9 @@ pub(crate) enum Message {
     Call {
         method: String,
         target: Option<String>,
+        /// For a resource URI, its normalized form (RFC 3986), which the rules match: the
+        /// `target` itself is what `Mcp-Name` must repeat.
+        uri: Option<String>,
     },
     /// A response or error the client sends back to the server (to a sampling or
     /// elicitation request).
@@ -90,9 +93,14 @@ fn read_message(value: &Value) -> Result<Message, McpError> {
             Some(String::from(value.ok_or(error)?))
         }
     };
+    let uri = match (target_kind(method), &target) {
+        (Some(TargetKind::Uri), Some(uri)) => Some(super::uri::normalize_uri(uri)?),
+        _ => None,
+    };
     Ok(Message::Call {
         method: String::from(method),
         target,
+        uri,
     })
 }
 
@@ -107,7 +115,7 @@ pub(crate) fn check_headers(
     if mcp_method.is_none() && mcp_name.is_none() {
         return Ok(());
     }
-    let [Message::Call { method, target }] = messages else {
+    let [Message::Call { method, target, .. }] = messages else {
         return Err(McpError::HeaderMismatch);
     };
     if let Some(header) = mcp_method {
@@ -143,9 +151,14 @@ mod tests {
     use super::*;
 
     fn call(method: &str, target: Option<&str>) -> Message {
+        let uri = match target_kind(method) {
+            Some(TargetKind::Uri) => target.map(|t| super::super::uri::normalize_uri(t).unwrap()),
+            _ => None,
+        };
         Message::Call {
             method: String::from(method),
             target: target.map(String::from),
+            uri,
         }
     }
 

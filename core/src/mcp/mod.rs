@@ -62,6 +62,10 @@ pub enum McpError {
     UriTooComplex,
     /// The same header (`Mcp-Method` or `Mcp-Name`) more than once.
     RepeatedHeader,
+    /// A `params.uri` that cannot be normalized (RFC 3986), so no rule could be matched
+    /// against what a server reads: no scheme, an encoded `/` or `\`, a `..` above the
+    /// root, a malformed escape, or a character a URI cannot hold unencoded.
+    MalformedUri,
 }
 
 impl McpError {
@@ -94,6 +98,7 @@ impl McpError {
             }
             Self::UriTooComplex => "The call's params.uri is too costly to match",
             Self::RepeatedHeader => "The Mcp-Method or Mcp-Name header is sent more than once",
+            Self::MalformedUri => "The call's params.uri cannot be normalized",
         }
     }
 }
@@ -152,7 +157,12 @@ impl McpRoute {
         &self,
         message: &'m Message,
     ) -> Result<(Option<&Requirement>, Option<Vec<&'m str>>), McpError> {
-        let Message::Call { method, target } = message else {
+        let Message::Call {
+            method,
+            target,
+            uri,
+        } = message
+        else {
             return Ok((self.default.as_ref(), None));
         };
         let rules = self.rules.iter().filter(|rule| *rule.method == **method);
@@ -164,7 +174,10 @@ impl McpRoute {
                 (RuleTarget::Name(name), Some(wanted)) if **name == *wanted => {
                     return Ok((Some(&rule.requirement), None))
                 }
-                (RuleTarget::Uri(template), Some(uri)) => {
+                (RuleTarget::Uri(template), _) => {
+                    let Some(uri) = uri.as_deref() else {
+                        continue;
+                    };
                     let better = by_uri
                         .as_ref()
                         .is_none_or(|(_, best, _)| template.beats(best));

@@ -10,6 +10,70 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+/// A resource URI as the rules match it (RFC 3986 §6.2.2): scheme and host in lower case,
+/// unreserved characters decoded and escapes in upper case, dot segments removed and empty
+/// segments dropped as the HTTP path rules do ([`crate::path::normalize`]), the fragment
+/// dropped. A URI that cannot be normalized is refused, never matched as written: a server
+/// that normalizes it would read another resource than the rule saw.
+pub(crate) fn normalize_uri(uri: &str) -> Result<String, super::McpError> {
+    let malformed = super::McpError::MalformedUri;
+    let (scheme, rest) = uri.split_once(':').ok_or(malformed)?;
+    let scheme_ok = scheme
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    if !scheme_ok {
+        return Err(malformed);
+    }
+    let rest = rest.split('#').next().unwrap_or(rest);
+    let (hierarchy, query) = match rest.find('?') {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let mut out = String::with_capacity(uri.len());
+    out.push_str(&scheme.to_ascii_lowercase());
+    out.push(':');
+    let path = match hierarchy.strip_prefix("//") {
+        Some(after) => {
+            let end = after.find('/').unwrap_or(after.len());
+            let authority = &after[..end];
+            if authority
+                .bytes()
+                .any(|b| b <= b' ' || b >= 0x7f || b == b'\\')
+            {
+                return Err(malformed);
+            }
+            out.push_str("//");
+            match authority.rsplit_once('@') {
+                Some((user, host)) => {
+                    out.push_str(user);
+                    out.push('@');
+                    out.push_str(&host.to_ascii_lowercase());
+                }
+                None => out.push_str(&authority.to_ascii_lowercase()),
+            }
+            &after[end..]
+        }
+        None => hierarchy,
+    };
+    if path.starts_with('/') {
+        out.push_str(&crate::path::normalize(path).map_err(|_| malformed)?);
+    } else if !path.is_empty() {
+        // A rootless path (`urn:…`): the same rules, without the root.
+        let rooted = alloc::format!("/{path}");
+        let normalized = crate::path::normalize(&rooted).map_err(|_| malformed)?;
+        out.push_str(&normalized[1..]);
+    }
+    if query.bytes().any(|b| b <= b' ' || b >= 0x7f) {
+        return Err(malformed);
+    }
+    out.push_str(query);
+    Ok(out)
+}
+
 /// Most captures in one URI template.
 pub const MAX_CAPTURES: usize = 8;
 
@@ -190,6 +254,57 @@ fn match_from<'u>(
 mod tests {
     use super::*;
     use alloc::vec;
+
+    #[test]
+    fn resource_uris_are_normalized_before_matching_or_refused() {
+        // Each names secret 7 to a server that normalizes (issue 31's bypasses).
+        for uri in [
+            "file:///secret/7",
+            "file:///public/../secret/7",
+            "file:///secret/7/.",
+            "file:///secret/./7",
+            "FILE:///secret/7",
+            "file:///secret//7",
+            "file:///%73ecret/7",
+            "file:///secret/7#part",
+        ] {
+            assert_eq!(
+                normalize_uri(uri).as_deref(),
+                Ok("file:///secret/7"),
+                "{uri}"
+            );
+        }
+        assert_eq!(
+            normalize_uri("HTTPS://Docs.Example/A/%7e?q=1").as_deref(),
+            Ok("https://docs.example/A/~?q=1")
+        );
+        assert_eq!(normalize_uri("urn:x:a/./b").as_deref(), Ok("urn:x:a/b"));
+        assert_eq!(
+            normalize_uri("test://static/resource/1").as_deref(),
+            Ok("test://static/resource/1")
+        );
+        for uri in [
+            "no-scheme",
+            ":///x",
+            "1file:///x",
+            "file:///secret%2f7",
+            "file:///a/%5c/b",
+            "file:///../secret/7",
+            "file:///secret/%zz",
+            "file:///sec ret",
+            "file:///a\\b",
+            "file://ho st/a",
+        ] {
+            assert_eq!(
+                normalize_uri(uri),
+                Err(crate::mcp::McpError::MalformedUri),
+                "{uri}"
+            );
+        }
+        let template = UriTemplate::parse("file:///secret/{id}").unwrap();
+        let normalized = normalize_uri("file:///public/../secret/7").unwrap();
+        assert_eq!(template.matches(&normalized).unwrap(), Some(vec!["7"]));
+    }
 
     impl UriTemplate {
         fn matches_ok<'u>(&self, uri: &'u str) -> Option<Vec<&'u str>> {
