@@ -55,6 +55,8 @@ pub mod dpop;
 pub mod explain;
 #[cfg(feature = "hmac")]
 pub mod gateway;
+#[cfg(feature = "hmac")]
+mod hmac;
 pub mod introspection;
 mod json;
 pub mod jwks;
@@ -68,6 +70,8 @@ pub mod route;
 pub mod scope;
 #[cfg(feature = "hmac")]
 pub mod shared_keys;
+#[cfg(feature = "hmac")]
+mod sign;
 pub mod time;
 pub mod token;
 #[cfg(feature = "hmac")]

@@ -23,7 +23,8 @@
 //   DPoP (RFC 9449): a token request with a DPoP proof gets a token bound to its key, JWT
 //   or opaque. With `--gateway-jwk JWK` too, a third, `scopegate-gateway-jwt`, authenticates
 //   with private_key_jwt (RFC 7523) by that public Ed25519 key and gets its introspection
-//   answers as signed JWTs (RFC 9701).
+//   answers as signed JWTs (RFC 9701); the option may be repeated with a P-256 or an RSA key,
+//   for clients `scopegate-gateway-jwt-es256` and `scopegate-gateway-jwt-rs256` (ES256, RS256).
 //
 // Usage: node idp.mjs --port 9000 --audience http://127.0.0.1:8080 --spa http://127.0.0.1:5173
 //        [--mcp-resource http://127.0.0.1:8080/mcp]
@@ -43,7 +44,7 @@ const { values: args } = parseArgs({
     'mcp-resource': { type: 'string' },
     'opaque-resource': { type: 'string' },
     'client-secret': { type: 'string' },
-    'gateway-jwk': { type: 'string' },
+    'gateway-jwk': { type: 'string', multiple: true },
   },
 });
 const port = Number(args.port);
@@ -100,16 +101,24 @@ const CONFIDENTIAL_CLIENTS = opaqueResource
     redirect_uris: [],
   }))
   : [];
-// With `--gateway-jwk` (a public Ed25519 JWK), a gateway that authenticates with
-// private_key_jwt (RFC 7523) instead of a secret.
-if (opaqueResource && args['gateway-jwk']) {
+// With `--gateway-jwk` (a public Ed25519, P-256 or RSA JWK), a gateway that authenticates
+// with private_key_jwt (RFC 7523) instead of a secret: a client per key, by its algorithm.
+const GATEWAY_JWT_CLIENTS = {
+  OKP: ['scopegate-gateway-jwt', 'EdDSA'],
+  EC: ['scopegate-gateway-jwt-es256', 'ES256'],
+  RSA: ['scopegate-gateway-jwt-rs256', 'RS256'],
+};
+for (const text of opaqueResource ? args['gateway-jwk'] ?? [] : []) {
+  const jwk = JSON.parse(text);
+  const [clientId, alg] = GATEWAY_JWT_CLIENTS[jwk.kty] ?? [];
+  if (!clientId) throw new Error(`--gateway-jwk: no client for kty ${jwk.kty}`);
   CONFIDENTIAL_CLIENTS.push({
-    client_id: 'scopegate-gateway-jwt',
+    client_id: clientId,
     token_endpoint_auth_method: 'private_key_jwt',
-    token_endpoint_auth_signing_alg: 'EdDSA',
+    token_endpoint_auth_signing_alg: alg,
     // Its introspection answers are JWTs (RFC 9701), signed with the access tokens' key.
     introspection_signed_response_alg: 'ES256',
-    jwks: { keys: [JSON.parse(args['gateway-jwk'])] },
+    jwks: { keys: [jwk] },
     grant_types: ['client_credentials'],
     response_types: [],
     redirect_uris: [],

@@ -129,6 +129,48 @@ impl TestKeys {
         json!({ "keys": keys })
     }
 
+    /// The key of `alg` (`EdDSA`, `ES256` or `RS256`) as a private JWK with `kid` (the RSA key
+    /// with its CRT members `p`, `q`, `dp`, `dq`, `qi`), and its public JWK: a gateway's
+    /// `private_key_jwt` credentials.
+    pub fn private_jwk(&self, alg: &str, kid: &str) -> (Value, Value) {
+        use rsa::traits::PrivateKeyParts;
+        let b64 = |bytes: &[u8]| Value::from(Base64UrlUnpadded::encode_string(bytes));
+        let (mut public, private): (Value, Vec<(&str, Vec<u8>)>) = match alg {
+            "EdDSA" => (
+                json!({"kty": "OKP", "crv": "Ed25519",
+                       "x": b64(self.ed.verifying_key().as_bytes())}),
+                vec![("d", self.ed.to_bytes().to_vec())],
+            ),
+            "ES256" => (
+                serde_json::to_value(JsonWebKey::from(self.ec.verifying_key())).unwrap(),
+                vec![("d", self.ec.to_bytes().to_vec())],
+            ),
+            "RS256" => {
+                let rsa = &self.rsa;
+                let primes = rsa.primes();
+                (
+                    serde_json::to_value(JsonWebKey::from(&rsa.to_public_key())).unwrap(),
+                    vec![
+                        ("d", rsa.d().to_bytes_be()),
+                        ("p", primes[0].to_bytes_be()),
+                        ("q", primes[1].to_bytes_be()),
+                        ("dp", rsa.dp().unwrap().to_bytes_be()),
+                        ("dq", rsa.dq().unwrap().to_bytes_be()),
+                        ("qi", rsa.crt_coefficient().unwrap().to_bytes_be()),
+                    ],
+                )
+            }
+            other => panic!("no {other} key"),
+        };
+        public["kid"] = json!(kid);
+        public["alg"] = json!(alg);
+        let mut private_jwk = public.clone();
+        for (name, bytes) in private {
+            private_jwk[name] = b64(&bytes);
+        }
+        (private_jwk, public)
+    }
+
     /// The canonical JSON of the RSA public key: what an attacker would use as an HMAC
     /// secret in an RS256/HS256 confusion attack.
     pub fn rsa_public_json(&self) -> String {

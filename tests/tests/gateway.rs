@@ -953,6 +953,107 @@ fn a_private_key_jwt_introspection_call_carries_a_signed_assertion() {
     assert_ne!(jtis[0], jtis[1], "a jti per call");
 }
 
+/// The assertion is signed with ES256 or RS256 when the gateway's key is a P-256 or an RSA
+/// private JWK; the signatures verify with the public keys (checked here by jwt-compact's
+/// p256 and rsa crates, not the core's verifiers).
+#[test]
+fn private_key_jwt_assertions_are_signed_with_es256_and_rs256_keys() {
+    use jwt_compact::alg::{Es256, Rsa};
+    use jwt_compact::{AlgorithmExt, UntrustedToken};
+    let keys = TestKeys::from_seed(4);
+    for alg in ["ES256", "RS256"] {
+        let (private_key, _) = keys.private_jwk(alg, "gw-2");
+        let mut gw = gateway(|policy| {
+            policy["issuers"][0]["introspection"] = json!({
+                "endpoint": "http://127.0.0.1:9/token/introspection", "cluster": "idp",
+                "client_id": "gateway", "auth_method": "private_key_jwt",
+                "private_key": private_key});
+        });
+        let printed = format!("{gw:?}");
+        for member in ["d", "p", "q", "dp", "dq", "qi"] {
+            if let Some(secret) = private_key[member].as_str() {
+                assert!(
+                    !printed.contains(secret),
+                    "{alg}: `{member}` in a debug print"
+                );
+            }
+        }
+        let mut assertions = Vec::new();
+        for token in ["opaque-a", "opaque-b"] {
+            let auth = format!("Bearer {token}");
+            let request = headers("/api/resources", &[("authorization", &auth)]);
+            let Step::Introspect(call) =
+                gw.on_request_headers(&mut Exchange::default(), &request, UnixTime(NOW))
+            else {
+                panic!("{alg}: expected an introspection call")
+            };
+            let assertion = call
+                .body
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("client_assertion="))
+                .unwrap()
+                .to_owned();
+            let token = UntrustedToken::new(&assertion).unwrap();
+            assert_eq!(token.algorithm(), alg);
+            assert_eq!(token.header().key_id.as_deref(), Some("gw-2"));
+            let claims = match alg {
+                "ES256" => Es256
+                    .validator::<Value>(keys.ec.verifying_key())
+                    .validate(&token),
+                _ => Rsa::rs256()
+                    .validator::<Value>(&keys.rsa.to_public_key())
+                    .validate(&token),
+            }
+            .unwrap_or_else(|e| panic!("{alg}: {e}"))
+            .claims()
+            .custom
+            .clone();
+            assert_eq!(claims["aud"], "http://127.0.0.1:9/token/introspection");
+            assertions.push(assertion);
+        }
+        assert_ne!(assertions[0], assertions[1], "{alg}: a jti per call");
+    }
+}
+
+/// A private key's `alg`, if given, must be its type's; a key that does not match its
+/// public members is refused when the policy is read, naming the member, never its bytes.
+#[test]
+fn a_private_key_of_the_wrong_alg_or_not_matching_its_public_key_is_refused() {
+    let keys = TestKeys::from_seed(4);
+    let other = TestKeys::from_seed(5);
+    let load = |private_key: &Value| {
+        let mut policy = example_policy_with_remote_keys("http://127.0.0.1:1/jwks", "jwks");
+        policy["issuers"][0]["introspection"] = json!({
+            "endpoint": "http://127.0.0.1:9/token/introspection", "cluster": "idp",
+            "client_id": "gateway", "auth_method": "private_key_jwt",
+            "private_key": private_key});
+        Policy::from_json(&policy.to_string())
+            .unwrap_err()
+            .to_string()
+    };
+    let (mut ec, _) = keys.private_jwk("ES256", "gw");
+    ec["alg"] = json!("RS256");
+    let error = load(&ec);
+    assert!(error.contains("introspection.private_key.alg"), "{error}");
+    assert!(error.contains("`ES256`"), "{error}");
+    let (mut ec, _) = keys.private_jwk("ES256", "gw");
+    ec["d"] = other.private_jwk("ES256", "gw").0["d"].clone();
+    let error = load(&ec);
+    assert!(
+        error.contains("private_key.d: does not match `x` and `y`"),
+        "{error}"
+    );
+    assert!(!error.contains(ec["d"].as_str().unwrap()), "{error}");
+    let (mut rsa, _) = keys.private_jwk("RS256", "gw");
+    rsa["dp"] = other.private_jwk("RS256", "gw").0["dp"].clone();
+    let error = load(&rsa);
+    assert!(error.contains("do not match `n` and `e`"), "{error}");
+    let (mut rsa, _) = keys.private_jwk("RS256", "gw");
+    rsa.as_object_mut().unwrap().remove("qi");
+    let error = load(&rsa);
+    assert!(error.contains("private_key.qi: is required"), "{error}");
+}
+
 /// With `jwt_response` (RFC 9701) only an answer the issuer signed, typed
 /// `token-introspection+jwt`, for the gateway's client id, is taken; a plain JSON answer or
 /// one for another audience is no answer.

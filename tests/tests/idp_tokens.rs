@@ -81,6 +81,12 @@ fn the_demo_idps_opaque_and_dpop_bound_tokens_are_judged_through_envoy() {
     let api = format!("http://127.0.0.1:{envoy_port}");
     let opaque = format!("http://127.0.0.1:{envoy_port}/opaque");
     let gateway_key = gateway_key();
+    // The same gateway's P-256 and RSA keys, for clients that sign with ES256 and RS256.
+    let gateway_keys = scopegate_tests::TestKeys::from_seed(11);
+    let signing_keys = ["ES256", "RS256"].map(|alg| {
+        let (private, public) = gateway_keys.private_jwk(alg, &format!("gateway-{alg}"));
+        (alg, private, public)
+    });
     let mut command = node_command();
     command.arg(repo_root().join("examples/idp/idp.mjs")).args([
         "--port",
@@ -93,6 +99,10 @@ fn the_demo_idps_opaque_and_dpop_bound_tokens_are_judged_through_envoy() {
         SECRET,
         "--gateway-jwk",
         &gateway_key.1.to_string(),
+        "--gateway-jwk",
+        &signing_keys[0].2.to_string(),
+        "--gateway-jwk",
+        &signing_keys[1].2.to_string(),
     ]);
     let _idp = NodeProcess::spawn(
         "the IdP",
@@ -210,6 +220,29 @@ fn the_demo_idps_opaque_and_dpop_bound_tokens_are_judged_through_envoy() {
         !jwt_envoy.log().contains(d),
         "the private key in Envoy's log"
     );
+    drop(jwt_envoy);
+
+    // The IdP takes ES256 and RS256 client assertions too (its clients
+    // `scopegate-gateway-jwt-es256` and `-rs256`): the opaque token is introspected as active.
+    for (alg, private_key, _) in &signing_keys {
+        let mut policy = jwt_policy.clone();
+        policy["issuers"][0]["introspection"]["client_id"] =
+            json!(format!("scopegate-gateway-jwt-{}", alg.to_lowercase()));
+        policy["issuers"][0]["introspection"]["private_key"] = private_key.clone();
+        let listen = free_port();
+        let config = envoy_config(listen, &upstreams, &policy.to_string());
+        let envoy = Envoy::start(&config, listen).unwrap_or_else(|f| panic!("{}", f.log));
+        let (access, _) = token(idp_port, &opaque, "resource:read", None);
+        let ok = call(envoy.port, "GET", "/api/items", "Bearer", &access, None);
+        assert_eq!(ok.status, 200, "{alg}: {ok:?}\n{}", envoy.log());
+        let write = call(envoy.port, "GET", "/api/write", "Bearer", &access, None);
+        assert_eq!(write.status, 403, "{alg}: {write:?}");
+        let d = private_key["d"].as_str().unwrap();
+        assert!(
+            !envoy.log().contains(d),
+            "{alg}: the private key in Envoy's log"
+        );
+    }
 }
 
 /// An Ed25519 key pair for the gateway's client assertions: (private JWK, public JWK).

@@ -63,6 +63,16 @@ fn loadable_policies_are_valid_under_the_schema() {
         "policies.json base".to_owned(),
         read("tests/vectors/policies.json")["base"].clone(),
     ));
+    // The gateway's `private_key_jwt` keys of each type.
+    let keys = scopegate_tests::TestKeys::from_seed(4);
+    for alg in ["EdDSA", "ES256", "RS256"] {
+        let mut policy = read("examples/policy.json");
+        policy["issuers"][0]["introspection"] = serde_json::json!({
+            "endpoint": "https://idp.example/introspect", "cluster": "idp",
+            "client_id": "gateway", "auth_method": "private_key_jwt",
+            "private_key": keys.private_jwk(alg, "gw").0});
+        documents.push((format!("a {alg} private_key"), policy));
+    }
     for (name, document) in &documents {
         Policy::from_json(&document.to_string()).unwrap_or_else(|e| panic!("{name}: {e}"));
         if let Some(errors) = schema.errors(document) {

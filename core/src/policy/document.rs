@@ -241,7 +241,7 @@ pub struct IntrospectionDocument {
     /// The Envoy cluster that reaches it.
     pub cluster: String,
     /// How the gateway authenticates to it: `client_secret_basic` (default) or
-    /// `private_key_jwt` (RFC 7523, an Ed25519 key).
+    /// `private_key_jwt` (RFC 7523, an Ed25519, P-256 or RSA key).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_method: Option<String>,
     /// The gateway's client id at the issuer.
@@ -250,7 +250,8 @@ pub struct IntrospectionDocument {
     /// echoed or printed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
-    /// The gateway's private key (`private_key_jwt`): an Ed25519 JWK with `d`. Never logged,
+    /// The gateway's private key (`private_key_jwt`): an Ed25519, P-256 or RSA private JWK
+    /// (RSA with its CRT members), which signs `EdDSA`, `ES256` or `RS256`. Never logged,
     /// echoed or printed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub private_key: Option<Value>,

@@ -54,14 +54,11 @@ impl P256Key {
     /// Reads the key from its affine coordinates (the JWK members `x` and `y`, decoded, 32
     /// bytes each); `None` when they are not a point of the curve.
     pub(crate) fn new(x: &[u8], y: &[u8]) -> Option<Self> {
-        if x.len() != 32 || y.len() != 32 {
-            return None;
-        }
-        let mut sec1 = [0u8; 65];
-        sec1[0] = 4;
-        sec1[1..33].copy_from_slice(x);
-        sec1[33..].copy_from_slice(y);
-        let key = ecdsa::VerifyingKey::from_sec1_bytes(&sec1).ok()?;
+        // From the coordinates, on the curve equation: not through SEC1 bytes, whose parser
+        // also decompresses points and so links a field square root the filter never needs.
+        let (x, y) = (FieldBytes::try_from(x).ok()?, FieldBytes::try_from(y).ok()?);
+        let point = AffinePoint::from_coordinates(&x, &y);
+        let key = ecdsa::VerifyingKey::from_affine(Option::from(point)?).ok()?;
         Some(Self {
             key,
             tables: Arc::default(),

@@ -1,10 +1,15 @@
 //! RSA signature verification (RFC 8017: RSASSA-PKCS1-v1_5 and RSASSA-PSS) for RS256–RS512
 //! and PS256–PS512.
 //!
-//! Verification only, on public data, so nothing here needs to be constant-time. What makes
-//! it fast in V8 is the representation: 32-bit limbs (WebAssembly has a 64-bit multiply but
-//! no 64×64→128 one), Montgomery constants computed once when the key is read, and for the
-//! usual e = 65537 sixteen squarings and one multiplication.
+//! Verification works on public data. What makes it fast in V8 is the representation:
+//! 32-bit limbs (WebAssembly has a 64-bit multiply but no 64×64→128 one), Montgomery
+//! constants computed once when the key is read, and for the usual e = 65537 sixteen
+//! squarings and one multiplication.
+//!
+//! The Montgomery arithmetic is shared with RS256 signing (`sign/rs256.rs`), which runs it on
+//! secret primes: a product, a square and the final subtraction of a reduction have no
+//! branch or memory access that depends on the values. Reading a key (`Modulus::new`,
+//! `less_than`) is not constant-time.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -79,15 +84,37 @@ impl Hash {
     }
 }
 
-/// An RSA public key with its Montgomery constants, ready to verify.
-#[derive(Clone)]
-pub(crate) struct RsaKey {
+/// An odd modulus with its Montgomery constants.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Modulus {
     /// The modulus, little-endian 32-bit limbs.
-    n: Vec<u32>,
+    pub(crate) n: Vec<u32>,
     /// −n⁻¹ mod 2³².
     n_inv: u32,
     /// R² mod n, R = 2^(32·limbs): multiplying by it enters the Montgomery domain.
-    r_squared: Vec<u32>,
+    pub(crate) r_squared: Vec<u32>,
+}
+
+impl Modulus {
+    /// The constants of `n`, odd.
+    pub(crate) fn new(n: Vec<u32>) -> Self {
+        // Newton's iteration doubles the correct low bits each step: 1 → 2 → … → 32.
+        let mut inv: u32 = 1;
+        for _ in 0..5 {
+            inv = inv.wrapping_mul(2u32.wrapping_sub(n[0].wrapping_mul(inv)));
+        }
+        Self {
+            n_inv: inv.wrapping_neg(),
+            r_squared: r_squared(&n),
+            n,
+        }
+    }
+}
+
+/// An RSA public key with its Montgomery constants, ready to verify.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct RsaKey {
+    modulus: Modulus,
     e: u64,
     /// The modulus size in bits and bytes (k in RFC 8017).
     bits: usize,
@@ -153,20 +180,17 @@ impl RsaKey {
         if n[0] % 2 == 0 {
             return Err(KeyError::EvenModulus);
         }
-        // Newton's iteration doubles the correct low bits each step: 1 → 2 → … → 32.
-        let mut inv: u32 = 1;
-        for _ in 0..5 {
-            inv = inv.wrapping_mul(2u32.wrapping_sub(n[0].wrapping_mul(inv)));
-        }
-        let r_squared = r_squared(&n);
         Ok(Self {
-            n_inv: inv.wrapping_neg(),
-            r_squared,
+            modulus: Modulus::new(n),
             e,
             bits,
             len: modulus.len(),
-            n,
         })
+    }
+
+    /// The modulus's length in bytes (k in RFC 8017).
+    pub(crate) fn len(&self) -> usize {
+        self.len
     }
 
     /// s^e mod n as k big-endian bytes, or `None` when the signature is not k bytes or not
@@ -175,13 +199,14 @@ impl RsaKey {
         if signature.len() != self.len {
             return None;
         }
-        let s = limbs(signature, self.n.len());
-        if !less_than(&s, &self.n) {
+        let n = &self.modulus;
+        let s = limbs(signature, n.n.len());
+        if !less_than(&s, &n.n) {
             return None;
         }
-        let mut arithmetic = Montgomery::new(self);
+        let mut arithmetic = Montgomery::new(n);
         let mut base = s;
-        arithmetic.mul(&mut base, &self.r_squared);
+        arithmetic.mul(&mut base, &n.r_squared);
         let mut acc = base.clone();
         for bit in (0..63 - self.e.leading_zeros()).rev() {
             arithmetic.square(&mut acc);
@@ -189,15 +214,8 @@ impl RsaKey {
                 arithmetic.mul(&mut acc, &base);
             }
         }
-        let mut one = vec![0u32; self.n.len()];
-        one[0] = 1;
-        arithmetic.mul(&mut acc, &one);
-        let m = acc;
-        let mut bytes = vec![0u8; self.len];
-        for (i, byte) in bytes.iter_mut().rev().enumerate() {
-            *byte = (m[i / 4] >> (8 * (i % 4))) as u8;
-        }
-        Some(bytes)
+        arithmetic.leave(&mut acc);
+        Some(to_bytes(&acc, self.len))
     }
 
     /// RSASSA-PKCS1-v1_5 verification (RFC 8017 section 8.2.2): the signature opened with
@@ -206,19 +224,7 @@ impl RsaKey {
         let Some(encoded) = self.public_operation(signature) else {
             return false;
         };
-        let info = hash.digest_info();
-        let tail = info.len() + hash.len();
-        // At least eight 0xff bytes of padding (RFC 8017 section 9.2 step 3).
-        if self.len < tail + 11 {
-            return false;
-        }
-        let separator = self.len - tail - 1;
-        encoded[0] == 0
-            && encoded[1] == 1
-            && encoded[2..separator].iter().all(|b| *b == 0xff)
-            && encoded[separator] == 0
-            && &encoded[separator + 1..separator + 1 + info.len()] == info
-            && encoded[self.len - hash.len()..] == hash.digest(message)[..]
+        encode_pkcs1v15(hash, message, self.len).is_some_and(|expected| encoded == expected)
     }
 
     /// RSASSA-PSS verification (RFC 8017 section 8.1.2) with MGF1 over the same hash and a
@@ -260,6 +266,23 @@ impl RsaKey {
     }
 }
 
+/// EMSA-PKCS1-v1_5 (RFC 8017 section 9.2): `message`'s digest in a `len`-byte block,
+/// `00 01 ff … ff 00 DigestInfo H`, with at least eight bytes of padding.
+pub(crate) fn encode_pkcs1v15(hash: Hash, message: &[u8], len: usize) -> Option<Vec<u8>> {
+    let info = hash.digest_info();
+    let tail = info.len() + hash.len();
+    if len < tail + 11 {
+        return None;
+    }
+    let mut encoded = vec![0xffu8; len];
+    encoded[0] = 0;
+    encoded[1] = 1;
+    encoded[len - tail - 1] = 0;
+    encoded[len - tail..len - hash.len()].copy_from_slice(info);
+    encoded[len - hash.len()..].copy_from_slice(&hash.digest(message));
+    Some(encoded)
+}
+
 /// MGF1 (RFC 8017 appendix B.2.1) XORed into `data`.
 fn mgf1_xor(hash: Hash, seed: &[u8], data: &mut [u8]) {
     for (counter, chunk) in data.chunks_mut(hash.len()).enumerate() {
@@ -270,24 +293,31 @@ fn mgf1_xor(hash: Hash, seed: &[u8], data: &mut [u8]) {
     }
 }
 
-/// Montgomery arithmetic modulo one key: a product (or a square, with half the limb
+/// Montgomery arithmetic modulo one modulus: a product (or a square, with half the limb
 /// multiplications) into a double-width scratch, then word-by-word reduction.
-struct Montgomery<'a> {
-    key: &'a RsaKey,
+pub(crate) struct Montgomery<'a> {
+    modulus: &'a Modulus,
     /// 2·limbs + 1 limbs.
     scratch: Vec<u32>,
 }
 
 impl<'a> Montgomery<'a> {
-    fn new(key: &'a RsaKey) -> Self {
+    pub(crate) fn new(modulus: &'a Modulus) -> Self {
         Self {
-            key,
-            scratch: vec![0; 2 * key.n.len() + 1],
+            modulus,
+            scratch: vec![0; 2 * modulus.n.len() + 1],
         }
     }
 
+    /// x ← x·R⁻¹ mod n: out of the Montgomery domain.
+    pub(crate) fn leave(&mut self, x: &mut [u32]) {
+        let mut one = vec![0u32; x.len()];
+        one[0] = 1;
+        self.mul(x, &one);
+    }
+
     /// x ← x·y·R⁻¹ mod n, for x, y < n.
-    fn mul(&mut self, x: &mut [u32], y: &[u32]) {
+    pub(crate) fn mul(&mut self, x: &mut [u32], y: &[u32]) {
         let t = &mut self.scratch;
         t.fill(0);
         let k = x.len();
@@ -305,7 +335,7 @@ impl<'a> Montgomery<'a> {
     }
 
     /// x ← x²·R⁻¹ mod n, for x < n: each cross product once, doubled, plus the diagonal.
-    fn square(&mut self, x: &mut [u32]) {
+    pub(crate) fn square(&mut self, x: &mut [u32]) {
         let t = &mut self.scratch;
         t.fill(0);
         let k = x.len();
@@ -339,12 +369,12 @@ impl<'a> Montgomery<'a> {
 
     /// out ← scratch·R⁻¹ mod n, for scratch < n·R (REDC one limb at a time).
     fn reduce_into(&mut self, out: &mut [u32]) {
-        let n = &self.key.n;
+        let n = &self.modulus.n;
         let k = n.len();
         let t = &mut self.scratch;
         let mut overflow = 0u64;
         for i in 0..k {
-            let m = u64::from(t[i].wrapping_mul(self.key.n_inv));
+            let m = u64::from(t[i].wrapping_mul(self.modulus.n_inv));
             let mut carry = 0u64;
             for (t_j, &n_j) in t[i..i + k].iter_mut().zip(n) {
                 let sum = u64::from(*t_j) + m * u64::from(n_j) + carry;
@@ -356,9 +386,26 @@ impl<'a> Montgomery<'a> {
             overflow = sum >> 32;
         }
         out.copy_from_slice(&t[k..2 * k]);
-        if overflow != 0 || !less_than(out, n) {
-            subtract(out, n);
-        }
+        subtract_unless_below(out, n, overflow as u32);
+    }
+}
+
+/// a ← a − n when a ≥ n or `carry` (a bit above a's top limb) is 1, else a unchanged: two
+/// passes over every limb, the second subtracting n or 0 by a mask, without a branch.
+pub(crate) fn subtract_unless_below(a: &mut [u32], n: &[u32], carry: u32) {
+    let mut borrow = 0u32;
+    for (&x, &y) in a.iter().zip(n) {
+        let (d, b1) = x.overflowing_sub(y);
+        let (_, b2) = d.overflowing_sub(borrow);
+        borrow = u32::from(b1 | b2);
+    }
+    let mask = 0u32.wrapping_sub(carry | (borrow ^ 1));
+    borrow = 0;
+    for (x, &y) in a.iter_mut().zip(n) {
+        let (d, b1) = x.overflowing_sub(y & mask);
+        let (d, b2) = d.overflowing_sub(borrow);
+        *x = d;
+        borrow = u32::from(b1 | b2);
     }
 }
 
@@ -401,7 +448,7 @@ fn subtract(a: &mut [u32], b: &[u32]) {
     }
 }
 
-fn trim(bytes: &[u8]) -> &[u8] {
+pub(crate) fn trim(bytes: &[u8]) -> &[u8] {
     let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
     &bytes[first..]
 }
@@ -413,8 +460,17 @@ fn bit_len(trimmed: &[u8]) -> usize {
     }
 }
 
+/// Little-endian limbs as `len` big-endian bytes (the value fits).
+pub(crate) fn to_bytes(limbs: &[u32], len: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; len];
+    for (i, byte) in bytes.iter_mut().rev().enumerate() {
+        *byte = (limbs.get(i / 4).copied().unwrap_or(0) >> (8 * (i % 4))) as u8;
+    }
+    bytes
+}
+
 /// Big-endian bytes as `count` little-endian limbs (the bytes fit: callers check lengths).
-fn limbs(bytes: &[u8], count: usize) -> Vec<u32> {
+pub(crate) fn limbs(bytes: &[u8], count: usize) -> Vec<u32> {
     let mut out = vec![0u32; count];
     for (i, byte) in bytes.iter().rev().enumerate() {
         if let Some(limb) = out.get_mut(i / 4) {

@@ -68,13 +68,13 @@ pub(super) fn compile_introspection(
             let key = doc.private_key.as_ref().ok_or_else(|| {
                 PolicyError::new(
                     format!("{path}.private_key"),
-                    "is required with `private_key_jwt`: an Ed25519 JWK with `d`",
+                    "is required with `private_key_jwt`: an Ed25519, P-256 or RSA private JWK",
                 )
             })?;
-            ClientAuth::PrivateKeyJwt(
-                AssertionKey::from_jwk(key)
-                    .map_err(|why| PolicyError::new(format!("{path}.private_key"), why))?,
-            )
+            ClientAuth::PrivateKeyJwt(AssertionKey::from_jwk(key).map_err(|(member, why)| {
+                let dot = if member.is_empty() { "" } else { "." };
+                PolicyError::new(format!("{path}.private_key{dot}{member}"), why)
+            })?)
         }
         Some(other) => {
             return Err(PolicyError::new(
