@@ -44,6 +44,7 @@
 //! # Ok::<(), scopegate_core::PolicyError>(())
 //! ```
 
+use alloc::boxed::Box;
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -51,11 +52,12 @@ use core::fmt;
 
 use crate::cache::TokenCache;
 use crate::decision::{Decision, Denial, LocalResponse, Served};
-use crate::dpop::{ProofId, ReplayCache};
-use crate::introspection::{Answers, IntrospectionCall, Known};
+use crate::dpop::{first_use_shared, ProofId, ReplayCache};
+use crate::introspection::{Answers, Budget, IntrospectionCall, Known};
 use crate::policy::{KeyStore, Policy};
 use crate::refresh::{FetchError, JwksFetch, KeyRefresh};
 use crate::request::{Request, RequestReader};
+use crate::shared_memory::SharedMemory;
 use crate::token::{Principal, TokenError};
 use crate::{DenyReason, UnixTime};
 
@@ -73,6 +75,11 @@ pub struct Gateway {
     proofs: ReplayCache,
     /// Introspection answers, and the calls in flight.
     answers: Answers,
+    /// Each issuer's introspection budget, by position.
+    budgets: Vec<Budget>,
+    /// Memory every VM of the host sees, when the host has some (see
+    /// [`Gateway::share_memory`]).
+    memory: Option<Box<dyn SharedMemory>>,
     counts: Vec<Count>,
     /// Whether the host can resume one request from another's event (see
     /// [`Gateway::set_resumes_others`]).
@@ -190,7 +197,7 @@ pub enum Step<'g> {
     },
 }
 
-/// Header changes for a request that goes to the upstream.
+/// Header changes for a request that goes to the upstream, and for its response.
 #[derive(Debug, Default)]
 pub struct Forward<'g> {
     /// Headers to remove first: the forwarded-claim headers a client sent, which it must
@@ -200,6 +207,9 @@ pub struct Forward<'g> {
     pub set: Vec<(&'g str, String)>,
     /// In dry-run mode, the denial the request would have had; the host logs it.
     pub would_deny: Option<Denial>,
+    /// Headers to add to the upstream's response: the next DPoP nonce once the window
+    /// turns (RFC 9449 §8.2), so a client never waits for a `use_dpop_nonce` 401.
+    pub respond: Vec<(&'static str, String)>,
 }
 
 /// A local answer.
@@ -246,7 +256,8 @@ pub enum Count {
     /// A denial let through in dry-run mode.
     DryRunLetThrough,
     /// Introspection: `hit` (a kept answer), `call` (one sent), `wait` (a request parked
-    /// on another's call), `active`, `inactive`, `failed` (the answers).
+    /// on another's call), `active`, `inactive`, `failed` (the answers), `over_budget` (a
+    /// call not made: answered 503).
     Introspection(&'static str),
 }
 
@@ -339,6 +350,13 @@ impl Gateway {
             cache: TokenCache::new(policy.token_cache_entries()),
             proofs: ReplayCache::new(policy.dpop().map_or(1, |d| d.replay_cache_entries())),
             answers: Answers::new(policy.token_cache_entries().max(64)),
+            budgets: (0..policy.issuers().len())
+                .map(|at| {
+                    let rules = policy.issuers()[at].introspection();
+                    Budget::new(at, rules.map(|r| r.budget()).unwrap_or_default())
+                })
+                .collect(),
+            memory: None,
             keys: KeyStore::default(),
             counts: Vec::new(),
             resumes_others: true,
@@ -382,6 +400,28 @@ impl Gateway {
     /// ```
     pub fn set_resumes_others(&mut self, resumes: bool) {
         self.resumes_others = resumes;
+    }
+
+    /// Hands the gateway memory that every VM of the host sees: DPoP proofs are then
+    /// checked against one replay cache for the whole host (one proof sent to each worker
+    /// is accepted once), and the introspection calls per second are counted for the whole
+    /// host. Without it both are per gateway.
+    ///
+    /// ```
+    /// use scopegate_core::gateway::Gateway;
+    /// use scopegate_core::shared_memory::LocalMemory;
+    /// use scopegate_core::Policy;
+    /// let policy = Policy::from_json(r#"{"version": 1, "realm": "api",
+    ///   "issuers": [{"issuer": "https://idp", "audiences": ["api"], "algorithms": ["ES256"],
+    ///                "jwks_uri": "http://127.0.0.1:9000/jwks", "jwks_cluster": "idp"}],
+    ///   "routes": [{"path": "/health", "public": true}]}"#)?;
+    /// let mut gateway = Gateway::new(policy);
+    /// // One store for every gateway of the process (the filter hands it the host's).
+    /// gateway.share_memory(Box::new(LocalMemory::default()));
+    /// # Ok::<(), scopegate_core::PolicyError>(())
+    /// ```
+    pub fn share_memory(&mut self, memory: Box<dyn SharedMemory>) {
+        self.memory = Some(memory);
     }
 
     /// The compiled policy.
@@ -510,6 +550,7 @@ impl Gateway {
         let resumes_others = self.resumes_others;
         let (cache, counts, keys) = (&mut self.cache, &mut self.counts, &self.keys);
         let (policy, proofs) = (&self.policy, &mut self.proofs);
+        let (budgets, memory) = (&mut self.budgets, self.memory.as_deref());
         let accepted = &mut exchange.proof;
         // The decision, and the principal it was made for.
         let mut decide = |request: &Request<'_>, known: Option<Rc<Principal>>| {
@@ -519,7 +560,12 @@ impl Gateway {
                 if *accepted == Some(*proof) {
                     return true;
                 }
-                let fresh = proofs.first_use(proof, now);
+                let fresh = match (memory, policy.dpop()) {
+                    (Some(memory), Some(rules)) => {
+                        first_use_shared(memory, rules.replay_cache_entries(), proof, now)
+                    }
+                    _ => proofs.first_use(proof, now),
+                };
                 if fresh {
                     *accepted = Some(*proof);
                 }
@@ -542,6 +588,7 @@ impl Gateway {
                                 answers,
                                 counts,
                                 (issuer, token),
+                                (budgets, memory),
                                 resumes_others,
                                 now,
                                 &mut pending,
@@ -594,6 +641,9 @@ impl Gateway {
                         };
                         // Refused below when every kept entry is a call in flight.
                         if let (Some(rules), Some(ticket)) = (rules, started) {
+                            if let Some(budget) = self.budgets.get_mut(issuer) {
+                                budget.hold(ticket);
+                            }
                             if let Some(call) = rules.call(&token, issuer, ticket, now) {
                                 exchange.introspection = Some((ticket, true));
                                 exchange.introspection_waits += 1;
@@ -603,6 +653,7 @@ impl Gateway {
                             // Nothing to sign the client assertion with: a failed call.
                             let failed = Err(TokenError::IntrospectionUnavailable);
                             self.answers.finish(ticket, failed, 0, now);
+                            self.budgets.iter_mut().for_each(|b| b.settle(ticket));
                         }
                     }
                 }
@@ -631,11 +682,13 @@ impl Gateway {
                 })
                 .collect()
         };
+        let respond = || next_nonce(policy, exchange.proof.as_ref(), request.origin, now);
         match decision {
             Decision::Allow(allow) => Step::Forward(Forward {
                 remove: remove(),
                 set: allow.headers,
                 would_deny: None,
+                respond: respond(),
             }),
             Decision::Serve(served) => Step::Respond(Reply::Serve(served)),
             Decision::Deny(denial) if policy.dry_run() => {
@@ -644,6 +697,7 @@ impl Gateway {
                     remove: remove(),
                     set: Vec::new(),
                     would_deny: Some(denial),
+                    respond: Vec::new(),
                 })
             }
             Decision::Deny(denial) => Step::Respond(Reply::Deny(denial)),
@@ -653,6 +707,7 @@ impl Gateway {
                     remove: remove(),
                     set: need.headers,
                     would_deny: None,
+                    respond: Vec::new(),
                 },
             },
         }
@@ -717,6 +772,9 @@ impl Gateway {
         }));
         let refused_seconds = rules.map_or(0, |r| r.inactive_cache_seconds);
         self.answers.finish(ticket, result, refused_seconds, now);
+        if let Some(budget) = self.budgets.get_mut(issuer) {
+            budget.settle(ticket);
+        }
         outcome
     }
 
@@ -738,9 +796,23 @@ impl Gateway {
         match exchange.introspection.take() {
             Some((ticket, true)) => {
                 self.answers.abandon(ticket);
+                self.budgets.iter_mut().for_each(|b| b.settle(ticket));
                 Some(ticket)
             }
             _ => None,
+        }
+    }
+
+    /// The host will not send the introspection call it was just handed
+    /// ([`Step::Introspect`]) from this request's event (it cannot, there: see
+    /// [`Gateway::set_resumes_others`]'s host), and feeds the request again later from an
+    /// event where it can. The call is given up and not counted as one of the request's
+    /// stops.
+    pub fn on_introspection_deferred(&mut self, exchange: &mut Exchange) {
+        if let Some((ticket, true)) = exchange.introspection.take() {
+            self.answers.abandon(ticket);
+            self.budgets.iter_mut().for_each(|b| b.settle(ticket));
+            exchange.introspection_waits = exchange.introspection_waits.saturating_sub(1);
         }
     }
 
@@ -834,16 +906,52 @@ fn lacks_answer_keys(policy: &Policy, keys: &KeyStore, issuer: usize) -> bool {
         && keys.keys_for(policy, issuer).is_none()
 }
 
-/// An introspected token: its kept answer, or what it waits for (in `pending`).
+/// The `DPoP-Nonce` (and, for a browser, its CORS exposure) for the response to a request
+/// let in with a proof whose nonce is from the previous window.
+fn next_nonce(
+    policy: &Policy,
+    proof: Option<&ProofId>,
+    origin: Option<&str>,
+    now: UnixTime,
+) -> Vec<(&'static str, String)> {
+    let nonces = policy.dpop().and_then(|rules| rules.nonce());
+    let (Some(nonces), Some(proof)) = (nonces, proof) else {
+        return Vec::new();
+    };
+    if !proof.nonce_stale {
+        return Vec::new();
+    }
+    let mut headers = alloc::vec![("dpop-nonce", nonces.issue(now))];
+    if origin.is_some() {
+        headers.push(("access-control-expose-headers", String::from("DPoP-Nonce")));
+    }
+    headers
+}
+
+/// An introspected token: its kept answer, or what it waits for (in `pending`); refused
+/// with 503 when it would need a call over the issuer's budget.
+#[allow(clippy::too_many_arguments)]
 fn introspected(
     answers: &mut Answers,
     counts: &mut Vec<Count>,
     (issuer, token): (usize, &str),
+    (budgets, memory): (&mut [Budget], Option<&dyn SharedMemory>),
     resumes_others: bool,
     now: UnixTime,
     pending: &mut Option<Pending>,
 ) -> Result<Rc<Principal>, TokenError> {
-    match answers.get(token, now) {
+    let known = answers.get(token, now);
+    let calls =
+        matches!(known, Known::Unknown) || (matches!(known, Known::InFlight(_)) && !resumes_others);
+    if calls
+        && !budgets
+            .get_mut(issuer)
+            .is_some_and(|b| b.admit(now, memory))
+    {
+        counts.push(Count::Introspection("over_budget"));
+        return Err(TokenError::IntrospectionBusy);
+    }
+    match known {
         Known::Answer(answer) => {
             counts.push(Count::Introspection("hit"));
             answer

@@ -70,6 +70,7 @@ pub mod route;
 pub mod scope;
 #[cfg(feature = "hmac")]
 pub mod shared_keys;
+pub mod shared_memory;
 #[cfg(feature = "hmac")]
 mod sign;
 pub mod time;

@@ -62,6 +62,13 @@ mod abi {
             key_data: *const u8,
             key_size: usize,
         ) -> u32;
+        pub fn proxy_add_header_map_value(
+            map_type: u32,
+            key_data: *const u8,
+            key_size: usize,
+            value_data: *const u8,
+            value_size: usize,
+        ) -> u32;
         pub fn proxy_get_buffer_bytes(
             buffer_type: u32,
             start: usize,
@@ -131,6 +138,15 @@ mod abi {
         UNIMPLEMENTED
     }
     pub unsafe fn proxy_remove_header_map_value(_: u32, _: *const u8, _: usize) -> u32 {
+        UNIMPLEMENTED
+    }
+    pub unsafe fn proxy_add_header_map_value(
+        _: u32,
+        _: *const u8,
+        _: usize,
+        _: *const u8,
+        _: usize,
+    ) -> u32 {
         UNIMPLEMENTED
     }
     pub unsafe fn proxy_get_buffer_bytes(
@@ -336,6 +352,20 @@ pub(crate) fn set_request_header(name: &str, value: &str) -> Result<(), HostErro
     status(unsafe {
         abi::proxy_replace_header_map_value(
             MapType::HttpRequestHeaders as u32,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    })
+}
+
+/// Adds a value of a response header (beside any the upstream sent).
+pub(crate) fn add_response_header(name: &str, value: &str) -> Result<(), HostError> {
+    // SAFETY: the pointers and lengths describe live byte slices.
+    status(unsafe {
+        abi::proxy_add_header_map_value(
+            MapType::HttpResponseHeaders as u32,
             name.as_ptr(),
             name.len(),
             value.as_ptr(),

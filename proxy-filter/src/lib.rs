@@ -49,7 +49,9 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+    proxy_wasm::set_root_context(|id| -> Box<dyn RootContext> {
+        Box::new(Root { id, ..Root::default() })
+    });
 }}
 
 /// A request waiting for another's introspection answer: its context id and state.
@@ -64,6 +66,15 @@ struct Shared {
     parked: RefCell<HashMap<u64, Vec<Parked>>>,
     /// Requests held for a key fetch in flight, by issuer.
     held: RefCell<HashMap<usize, Vec<Parked>>>,
+    /// Parked requests whose call went away with the request that sent it, and that must
+    /// send one of their own: the root context sends it on its next tick, so that the call
+    /// outlives any request.
+    orphans: RefCell<Vec<Parked>>,
+    /// Introspection calls the root context sent for orphans: call token to ticket and
+    /// issuer.
+    root_calls: RefCell<Vec<(u32, u64, usize)>>,
+    /// The root context's id: calls sent for orphans belong to it.
+    root_id: u32,
     /// The fetched keys this VM shares with the host's other VMs.
     sharing: Sharing,
     /// Whether the host is ngx_wasm_module (learned on the first request; see
@@ -144,7 +155,8 @@ impl Shared {
 
     /// Feeds the requests parked on `ticket` again, each in its own context. They find the
     /// answer kept; none of them sends a call from here (the SDK would route its answer to
-    /// the context that is running now), so one that would have to is refused.
+    /// the context that is running now), so one that would have to (the call went away with
+    /// its sender) becomes an orphan, whose call the root context sends.
     fn wake(&self, ticket: u64) {
         let waiters = self.parked.borrow_mut().remove(&ticket).unwrap_or_default();
         self.feed_again(waiters, "introspection");
@@ -187,9 +199,9 @@ impl Shared {
             if proxy_wasm::hostcalls::set_effective_context(context_id).is_err() {
                 continue;
             }
-            request.woken = true;
+            request.woken = Woken::ByAnother;
             let action = request.run();
-            request.woken = false;
+            request.woken = Woken::No;
             if let Action::Continue = action {
                 if let Err(err) = host::resume_request() {
                     warn!("cannot resume a request after {what}: {err}");
@@ -278,6 +290,7 @@ fn now() -> Option<UnixTime> {
 
 #[derive(Default)]
 struct Root {
+    id: u32,
     shared: Option<Rc<Shared>>,
     /// JWKS fetches in flight from the root context: call token to issuer.
     fetches: HashMap<u32, usize>,
@@ -327,10 +340,57 @@ impl Root {
     }
 }
 
+impl Root {
+    /// Feeds the orphans again from the root context: the first sends the introspection
+    /// call its token needs (it belongs to the root context, which no request outlives),
+    /// the others park on it.
+    fn adopt_orphans(&self) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let orphans = std::mem::take(&mut *shared.orphans.borrow_mut());
+        for (context_id, request) in orphans {
+            let Some(request) = request.upgrade() else {
+                continue;
+            };
+            let Ok(mut request) = request.try_borrow_mut() else {
+                continue;
+            };
+            if proxy_wasm::hostcalls::set_effective_context(context_id).is_err() {
+                continue;
+            }
+            request.woken = Woken::ByRoot;
+            let action = request.run();
+            request.woken = Woken::No;
+            if let Action::Continue = action {
+                if let Err(err) = host::resume_request() {
+                    warn!("cannot resume a request after introspection: {err}");
+                    shared.stats.borrow_mut().count_host_error();
+                }
+            }
+        }
+        let _ = proxy_wasm::hostcalls::set_effective_context(self.id);
+    }
+}
+
 impl Context for Root {
     fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _: usize) {
-        let (Some(issuer), Some(shared)) = (self.fetches.remove(&token), self.shared.clone())
-        else {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let orphans_call = {
+            let mut calls = shared.root_calls.borrow_mut();
+            let at = calls.iter().position(|(sent, _, _)| *sent == token);
+            at.map(|at| calls.swap_remove(at))
+        };
+        if let Some((_, ticket, issuer)) = orphans_call {
+            let answer = call_answer(headers, body_size, MAX_ANSWER_LEN);
+            shared.introspected(ticket, issuer, answer);
+            shared.wake(ticket);
+            let _ = proxy_wasm::hostcalls::set_effective_context(self.id);
+            return;
+        }
+        let Some(issuer) = self.fetches.remove(&token) else {
             return;
         };
         let answer = call_answer(headers, body_size, MAX_JWKS_LEN);
@@ -388,6 +448,9 @@ impl RootContext for Root {
             stats: RefCell::new(Stats::new()),
             parked: RefCell::new(HashMap::new()),
             held: RefCell::new(HashMap::new()),
+            orphans: RefCell::new(Vec::new()),
+            root_calls: RefCell::new(Vec::new()),
+            root_id: self.id,
             sharing: Sharing::default(),
             ngx: Cell::new(None),
         });
@@ -403,6 +466,11 @@ impl RootContext for Root {
             );
             return false;
         }
+        // DPoP replays and the introspection budget are then checked for the whole host.
+        shared
+            .gateway
+            .borrow_mut()
+            .share_memory(Box::new(sharing::HostMemory));
         // The first fetch goes out on the first tick (100 ms from now) or with the first
         // request that needs the keys, whichever comes first.
         if remote {
@@ -415,6 +483,13 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        if self
+            .shared
+            .as_ref()
+            .is_some_and(|shared| !shared.orphans.borrow().is_empty())
+        {
+            self.adopt_orphans();
+        }
         let works = self
             .shared
             .as_ref()
@@ -436,9 +511,10 @@ impl RootContext for Root {
                 ),
                 fetch: None,
                 introspection: None,
-                woken: false,
+                woken: Woken::No,
                 body: (0, false),
                 reading: None,
+                respond: Vec::new(),
             })
         });
         Some(Box::new(Filter { request }))
@@ -465,14 +541,27 @@ struct Request {
     fetch: Option<(u32, usize)>,
     /// The call token, ticket and issuer of the introspection call this request sent.
     introspection: Option<(u32, u64, usize)>,
-    /// Fed again from another request's context: it must not send calls.
-    woken: bool,
+    /// Fed again from another context: it must not send calls of its own.
+    woken: Woken,
     /// The request body as the host reported it so far: bytes buffered, and whether that
     /// is all of it.
     body: (usize, bool),
     /// The request headers while the gateway waits for the body (an MCP route): proxy-wasm
     /// hosts stop handing them over once they went on to the upstream.
     reading: Option<host::HeaderMap>,
+    /// Headers to add to the response (the next DPoP nonce).
+    respond: Vec<(&'static str, String)>,
+}
+
+/// Whether a request is being fed again from another context than its own.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Woken {
+    /// In its own callbacks: it sends its own calls.
+    No,
+    /// From another request's event: a call it needs is left to the root context.
+    ByAnother,
+    /// From the root context's tick: it sends its call as the root context's.
+    ByRoot,
 }
 
 /// What the header phase leads to, once the gateway is no longer borrowed.
@@ -482,6 +571,8 @@ enum Next {
     Again,
     /// The introspection call (ticket, issuer) could not be sent: decide again, refused.
     Unsent(u64, usize),
+    /// Woken by another request, it needs a call of its own: left to the root context.
+    Orphaned,
     /// Another worker has fetched this issuer's keys: install them and decide again.
     KeysShared(usize),
     ReadBody(host::HeaderMap),
@@ -510,10 +601,12 @@ impl Request {
         };
         let next = match gateway.on_request_headers(&mut self.exchange, &pairs, now) {
             // Another worker may have fetched the keys since this one's last tick.
-            Step::Wait(fetch) if !self.woken && shared.sharing.has_newer_keys(&fetch) => {
+            Step::Wait(fetch)
+                if self.woken == Woken::No && shared.sharing.has_newer_keys(&fetch) =>
+            {
                 Next::KeysShared(fetch.issuer)
             }
-            Step::Wait(fetch) => match (!self.woken)
+            Step::Wait(fetch) => match (self.woken == Woken::No)
                 .then(|| match shared.sharing.permit(&fetch, true, now) {
                     Permit::Send => dispatch_fetch(&fetch).map(Ok),
                     // A host that cannot resume this request from the tick that would see
@@ -546,18 +639,40 @@ impl Request {
                     Next::Again
                 }
             },
-            Step::Introspect(call) => {
-                let sent = (!self.woken)
-                    .then(|| dispatch_introspection(&call))
-                    .flatten();
-                match sent {
+            Step::Introspect(call) => match self.woken {
+                Woken::No => match dispatch_introspection(&call) {
                     Some(token) => {
                         self.introspection = Some((token, call.ticket, call.issuer));
                         Next::Act(Action::Pause)
                     }
                     None => Next::Unsent(call.ticket, call.issuer),
+                },
+                // Sent with the root context as the effective one, so the host ties the call
+                // to it, and this request parked on it like any other.
+                Woken::ByRoot => {
+                    let _ = proxy_wasm::hostcalls::set_effective_context(shared.root_id);
+                    let sent = dispatch_introspection(&call);
+                    let _ = proxy_wasm::hostcalls::set_effective_context(self.context_id);
+                    match sent {
+                        Some(token) => {
+                            let (ticket, issuer) = (call.ticket, call.issuer);
+                            shared.root_calls.borrow_mut().push((token, ticket, issuer));
+                            let me = (self.context_id, Weak::clone(&self.me));
+                            shared
+                                .parked
+                                .borrow_mut()
+                                .entry(ticket)
+                                .or_default()
+                                .push(me);
+                            Next::Act(Action::Pause)
+                        }
+                        None => Next::Unsent(call.ticket, call.issuer),
+                    }
                 }
-            }
+                // The call it waited on went away with its sender: its own call is left to
+                // the root context's next tick (the ticket handed here is given up).
+                Woken::ByAnother => Next::Orphaned,
+            },
             Step::Hold(issuer) => {
                 let me = (self.context_id, Weak::clone(&self.me));
                 shared.held.borrow_mut().entry(issuer).or_default().push(me);
@@ -588,10 +703,16 @@ impl Request {
         if let Next::KeysShared(issuer) = next {
             shared.sharing.install_instead(&mut gateway, issuer);
         }
+        if let Next::Orphaned = next {
+            gateway.on_introspection_deferred(&mut self.exchange);
+            let me = (self.context_id, Weak::clone(&self.me));
+            shared.orphans.borrow_mut().push(me);
+        }
         shared.count(&mut gateway);
         drop(gateway);
         match next {
             Next::Act(action) => action,
+            Next::Orphaned => Action::Pause,
             // The rerun finds the keys, or fetches (the record is taken as seen), or is
             // decided without them if it may not.
             Next::KeysShared(_) => {
@@ -668,7 +789,7 @@ impl Request {
     }
 
     /// Answers the request, or lets it through with the forwarded-claim headers replaced.
-    fn act(&self, step: Step<'_>, pairs: &[(&[u8], &[u8])]) -> Action {
+    fn act(&mut self, step: Step<'_>, pairs: &[(&[u8], &[u8])]) -> Action {
         match step {
             Step::Respond(reply) => {
                 let response = reply.local_response();
@@ -684,7 +805,7 @@ impl Request {
                 }
                 Action::Pause
             }
-            Step::Forward(forward) => {
+            Step::Forward(mut forward) => {
                 if let Some(denial) = &forward.would_deny {
                     let header = |wanted: &[u8]| {
                         let value = pairs.iter().find(|(name, _)| *name == wanted);
@@ -701,6 +822,7 @@ impl Request {
                         denial.reason
                     );
                 }
+                self.respond = std::mem::take(&mut forward.respond);
                 match self.change_headers(&forward) {
                     Ok(()) => Action::Continue,
                     Err(err) => self
@@ -827,6 +949,18 @@ impl Drop for Request {
 }
 
 impl HttpContext for Filter {
+    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        let Ok(mut request) = self.request.try_borrow_mut() else {
+            return Action::Continue;
+        };
+        for (name, value) in std::mem::take(&mut request.respond) {
+            if let Err(err) = host::add_response_header(name, &value) {
+                warn!("cannot add `{name}` to the response: {err}");
+            }
+        }
+        Action::Continue
+    }
+
     fn on_http_request_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
         let Ok(mut request) = self.request.try_borrow_mut() else {
             return Action::Pause;

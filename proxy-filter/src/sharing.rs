@@ -12,6 +12,7 @@ use log::{info, warn};
 use scopegate_core::gateway::{FetchOutcome, Gateway};
 use scopegate_core::refresh::JwksFetch;
 use scopegate_core::shared_keys::{claim, encode_keys, Claim, Lease, RecordNames};
+use scopegate_core::shared_memory::{SetError, SharedMemory};
 use scopegate_core::UnixTime;
 
 use crate::host;
@@ -313,4 +314,27 @@ fn vm_number(now: UnixTime) -> Option<u64> {
         }
     }
     None
+}
+
+/// The host's shared data as the gateway's [`SharedMemory`]: the replay cache and the
+/// introspection budget of the whole host. A record the host will not read is absent; one
+/// it will not write is refused (the gateway then refuses the request it was for).
+#[derive(Debug)]
+pub(crate) struct HostMemory;
+
+impl SharedMemory for HostMemory {
+    fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        host::shared_data(key).ok().flatten()
+    }
+
+    fn set(&self, key: &str, value: &[u8], version: Option<u32>) -> Result<(), SetError> {
+        match host::set_shared_data(key, value, version.unwrap_or(0)) {
+            Ok(()) => Ok(()),
+            Err(CAS_MISMATCH) => Err(SetError::Changed),
+            Err(err) => {
+                warn!("the host refuses to write shared data `{key}`: {err}");
+                Err(SetError::Refused)
+            }
+        }
+    }
 }

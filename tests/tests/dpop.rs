@@ -17,6 +17,8 @@ use serde_json::{json, Map};
 on_each_host!(
     dpop_proofs_from_the_dpop_package_pass_once_and_hostile_ones_are_refused,
     a_server_nonce_is_handed_out_through_envoy_and_then_required,
+    one_proof_sent_to_every_worker_is_accepted_once,
+    a_client_that_keeps_the_newest_nonce_meets_one_use_dpop_nonce,
 );
 
 const ISSUER: &str = "https://idp.scopegate.test";
@@ -288,4 +290,124 @@ fn a_server_nonce_is_handed_out_through_envoy_and_then_required(host: Host) {
         &[made["with_nonce"].as_str().unwrap()],
     );
     assert_eq!(response.status, 200, "{response:?}\n{}", proxy.log());
+}
+
+/// One replay cache for the whole host: the same proof sent at once on eight connections to
+/// four workers reaches the upstream once; the other seven are "already used".
+fn one_proof_sent_to_every_worker_is_accepted_once(host: Host) {
+    let keys = TestKeys::from_seed(1);
+    let policy = json!({
+        "version": 1,
+        "realm": "api",
+        "issuers": [{"issuer": ISSUER, "audiences": [AUDIENCE], "algorithms": ["EdDSA"],
+                     "jwks": keys.jwks("")}],
+        "routes": [{"path": "/api/**", "require": "api"}],
+        "dpop": {"algorithms": ["ES256"]}
+    });
+    let (api, reached) = HttpServer::recording_echo();
+    let upstreams = Upstreams {
+        api: api.port,
+        jwks: None,
+    };
+    let proxy = host.start_on_workers(&upstreams, &policy, 4);
+    let port = proxy.port();
+    let htu = format!("http://127.0.0.1:{port}/api/once");
+    let key = client_key("ES256");
+    let jwt = token(&keys, key["jkt"].as_str().expect("jkt"));
+    let made = proofs("ES256", &key, &jwt, &[("proof", "valid", "GET", &htu)]);
+    let proof = made["proof"].as_str().unwrap().to_owned();
+
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let sent: Vec<_> = (0..8)
+        .map(|_| {
+            let (jwt, proof, barrier) = (jwt.clone(), proof.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                send(port, "GET", "/api/once", &jwt, &[&proof])
+            })
+        })
+        .collect();
+    let responses: Vec<Response> = sent.into_iter().map(|t| t.join().unwrap()).collect();
+    let passed = responses.iter().filter(|r| r.status == 200).count();
+    assert_eq!(passed, 1, "{responses:?}\n{}", proxy.log());
+    for response in responses.iter().filter(|r| r.status != 200) {
+        assert_eq!(response.status, 401, "{response:?}");
+        assert_eq!(
+            response.json()["error_description"],
+            "The DPoP proof was already used",
+            "{response:?}"
+        );
+    }
+    assert_eq!(
+        reached.requests().len(),
+        1,
+        "the upstream saw the proof once"
+    );
+}
+
+/// RFC 9449 §8.2: once the nonce window turns, a 200 carries the next `DPoP-Nonce`, so a
+/// client that always uses the newest nonce it has seen gets `use_dpop_nonce` only on its
+/// first request, however long it runs.
+fn a_client_that_keeps_the_newest_nonce_meets_one_use_dpop_nonce(host: Host) {
+    let keys = TestKeys::from_seed(1);
+    let policy = json!({
+        "version": 1,
+        "realm": "api",
+        "issuers": [{"issuer": ISSUER, "audiences": [AUDIENCE], "algorithms": ["EdDSA"],
+                     "jwks": keys.jwks("")}],
+        "routes": [{"path": "/api/**", "require": "api"}],
+        "dpop": {"algorithms": ["ES256"],
+                 "nonce": {"secret": "c2NvcGVnYXRlLWRwb3Atbm9uY2Utc2VjcmV0LTMyYnk",
+                           "lifetime_seconds": 2}}
+    });
+    let api = HttpServer::echo();
+    let upstreams = Upstreams {
+        api: api.port,
+        jwks: None,
+    };
+    let proxy = host.start(&upstreams, &policy);
+    let port = proxy.port();
+    let htu = format!("http://127.0.0.1:{port}/api/x");
+    let key = client_key("ES256");
+    let jwt = token(&keys, key["jkt"].as_str().expect("jkt"));
+
+    let mut nonce: Option<String> = None;
+    let (mut refusals, mut handed_on_success, mut passed) = (0, 0, 0);
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(8) {
+        let mut request = json!({"name": "p", "kind": "valid", "htm": "GET", "htu": htu});
+        if let Some(nonce) = &nonce {
+            request["nonce"] = json!(nonce);
+        }
+        let made = proofs_of_spec(&json!({"alg": "ES256", "privateJwk": key["privateJwk"],
+            "publicJwk": key["publicJwk"], "token": jwt, "requests": [request]}));
+        let response = send(port, "GET", "/api/x", &jwt, &[made["p"].as_str().unwrap()]);
+        match response.status {
+            200 => passed += 1,
+            401 => {
+                refusals += 1;
+                let challenge = response.header("www-authenticate").unwrap_or_default();
+                assert!(challenge.contains("use_dpop_nonce"), "{response:?}");
+            }
+            _ => panic!("{response:?}"),
+        }
+        if let Some(next) = response.header("dpop-nonce") {
+            if response.status == 200 {
+                handed_on_success += 1;
+            }
+            nonce = Some(next.to_owned());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert_eq!(
+        refusals,
+        1,
+        "only the first request lacks a nonce\n{}",
+        proxy.log()
+    );
+    assert!(passed >= 10, "{passed} requests passed");
+    assert!(
+        handed_on_success >= 2,
+        "the windows turned at least twice in 8 s: {handed_on_success} nonces on 200s"
+    );
 }

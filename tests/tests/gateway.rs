@@ -1112,3 +1112,83 @@ fn a_signed_introspection_answer_is_verified_with_the_issuers_keys() {
         assert_eq!(matches!(step, Step::Forward(_)), passes, "{body}: {step:?}");
     }
 }
+
+/// Over the issuer's introspection budget an unknown token gets 503 with `Retry-After` (it
+/// may be valid), counted as `introspection.over_budget`; a token whose answer is kept still
+/// passes, and the budget comes back with the next second and with answered calls.
+#[test]
+fn an_unknown_token_over_the_introspection_budget_gets_503_and_kept_ones_pass() {
+    let mut gw =
+        introspecting_gateway(json!({"max_calls_per_second": 2, "max_calls_in_flight": 1}));
+    let now = UnixTime(NOW);
+    type Local = Option<(u16, Vec<(String, String)>)>;
+    let feed = |gw: &mut Gateway, token: &str, exchange: &mut Exchange, at: UnixTime| {
+        let auth = format!("Bearer {token}");
+        let request = headers("/api/resources", &[("authorization", &auth)]);
+        match gw.on_request_headers(exchange, &request, at) {
+            Step::Introspect(call) => Err((call.ticket, call.issuer)),
+            Step::Respond(reply) => {
+                let response = reply.local_response();
+                let headers = response.headers.iter();
+                let headers = headers.map(|(n, v)| (n.to_string(), v.to_string()));
+                Ok::<Local, _>(Some((response.status, headers.collect())))
+            }
+            _ => Ok(None),
+        }
+    };
+    // One call in flight: the next unknown token is over budget.
+    let mut first = Exchange::default();
+    let (ticket, issuer) = feed(&mut gw, "opaque-a", &mut first, now).unwrap_err();
+    let busy = feed(&mut gw, "opaque-b", &mut Exchange::default(), now).unwrap();
+    let (status, headers) = busy.expect("answered locally");
+    assert_eq!(status, 503);
+    assert!(
+        headers.contains(&("retry-after".into(), "1".into())),
+        "{headers:?}"
+    );
+    assert!(
+        !headers.iter().any(|(n, _)| n == "www-authenticate"),
+        "{headers:?}"
+    );
+    let answer = br#"{"active": true, "scope": "resource:read", "aud": "http://127.0.0.1:8080"}"#;
+    let _ = gw.on_introspection_answer(ticket, issuer, Ok((200, answer)), now);
+    // The answered call is no longer in flight: a second call this second is allowed...
+    let (ticket, issuer) = feed(&mut gw, "opaque-c", &mut Exchange::default(), now).unwrap_err();
+    let _ = gw.on_introspection_answer(ticket, issuer, Ok((200, answer)), now);
+    // ... a third is not; the kept answer still passes.
+    let third = feed(&mut gw, "opaque-d", &mut Exchange::default(), now).unwrap();
+    assert_eq!(third.map(|(status, _)| status), Some(503));
+    let kept = feed(&mut gw, "opaque-a", &mut Exchange::default(), now).unwrap();
+    assert_eq!(kept, None, "the kept answer passes");
+    let counts: Vec<String> = gw.drain_counts().map(|c| c.to_string()).collect();
+    assert_eq!(
+        counts
+            .iter()
+            .filter(|c| *c == "introspection.over_budget")
+            .count(),
+        2,
+        "{counts:?}"
+    );
+    // The next second has a budget again.
+    assert!(feed(
+        &mut gw,
+        "opaque-d",
+        &mut Exchange::default(),
+        UnixTime(NOW + 1)
+    )
+    .is_err());
+}
+
+/// A call the host defers (it cannot send it from the event at hand) is given up without
+/// spending one of the request's stops, so the request fed again later sends its own.
+#[test]
+fn a_deferred_introspection_call_is_sent_again_later() {
+    let mut gw = introspecting_gateway(json!({}));
+    let request = headers("/api/resources", &[("authorization", "Bearer opaque-3")]);
+    let mut exchange = Exchange::default();
+    for _ in 0..4 {
+        let step = gw.on_request_headers(&mut exchange, &request, UnixTime(NOW));
+        assert!(matches!(step, Step::Introspect(_)), "{step:?}");
+        gw.on_introspection_deferred(&mut exchange);
+    }
+}

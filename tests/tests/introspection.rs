@@ -21,7 +21,16 @@ use scopegate_tests::on_each_host;
 use scopegate_tests::{example_policy_with_remote_keys, unix_now};
 use serde_json::json;
 
-on_each_host!(opaque_tokens_are_introspected_through_envoy_and_every_failure_refuses,);
+on_each_host!(
+    opaque_tokens_are_introspected_through_envoy_and_every_failure_refuses,
+    a_flood_of_random_tokens_stays_within_the_introspection_budget,
+);
+
+/// Envoy only: nginx never parks a request on another's call (each sends its own).
+#[test]
+fn a_parked_request_outlives_the_request_that_sent_the_call() {
+    parked_requests_survive(Host::Envoy);
+}
 
 const SECRET: &str = "introspection-s3cret";
 
@@ -284,4 +293,199 @@ fn opaque_tokens_are_introspected_through_envoy_and_every_failure_refuses(host: 
         Ok(calls) => assert!(calls >= 6, "{calls} introspection calls"),
         Err(limit) => limit.note(test),
     }
+}
+
+/// A client sending thousands of random opaque tokens gets 401 or 503 (`Retry-After`), the
+/// endpoint sees no more calls than the budget allows for the whole host, and a valid token
+/// whose answer is kept keeps getting 200 throughout.
+fn a_flood_of_random_tokens_stays_within_the_introspection_budget(host: Host) {
+    const PER_SECOND: usize = 5;
+    const FLOOD: usize = 2_000;
+    let seen = Recorder::default();
+    let endpoint_seen = seen.clone();
+    // The second each call arrived in.
+    let arrived = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let arrivals = Arc::clone(&arrived);
+    let introspection = HttpServer::start(move |req: &ServerRequest| {
+        endpoint_seen.push(req);
+        if req.target == "/token/introspection" {
+            arrivals.lock().unwrap().push(unix_now());
+        }
+        thread::sleep(Duration::from_millis(20));
+        let active = String::from_utf8_lossy(&req.body).contains("token=opaque-good&");
+        let body = match active {
+            true => json!({
+                "active": true, "scope": "resource:read", "sub": "alice",
+                "aud": "http://127.0.0.1:8080", "iss": "https://idp.scopegate.test",
+                "exp": unix_now() + 600
+            }),
+            false => json!({"active": false}),
+        };
+        ServerResponse {
+            status: 200,
+            content_type: "application/json",
+            body: body.to_string(),
+        }
+    });
+    let mut policy = example_policy_with_remote_keys("http://127.0.0.1:1/jwks", "jwks");
+    policy.as_object_mut().unwrap().remove("resources");
+    policy["issuers"][0]["introspection"] = json!({
+        "endpoint": format!("http://127.0.0.1:{}/token/introspection", introspection.port),
+        "cluster": "jwks", "client_id": "gateway", "client_secret": SECRET,
+        "max_calls_per_second": PER_SECOND, "max_calls_in_flight": 2
+    });
+    let (api, reached) = HttpServer::recording_echo();
+    let upstreams = Upstreams {
+        api: api.port,
+        jwks: Some(introspection.port),
+    };
+    // Two workers: the calls per second are counted for the whole host.
+    let proxy = host.start_on_workers(&upstreams, &policy, 2);
+    let port = proxy.port();
+    let calls = || {
+        seen.requests()
+            .iter()
+            .filter(|r| r.target == "/token/introspection")
+            .count()
+    };
+    // On every worker (a connection each), so each has the answer kept.
+    for _ in 0..6 {
+        let response = send(port, "GET", "opaque-good");
+        assert_eq!(response.status, 200, "{response:?}\n{}", proxy.log());
+    }
+    let before = calls();
+    // The flood starts with a second of the gateway's clock of its own.
+    let into_second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis();
+    thread::sleep(Duration::from_millis(u64::from(1_000 - into_second) + 20));
+
+    let started = Instant::now();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let good = {
+        let done = Arc::clone(&done);
+        thread::spawn(move || {
+            let mut statuses = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                statuses.push(send(port, "GET", "opaque-good").status);
+                thread::sleep(Duration::from_millis(50));
+            }
+            statuses
+        })
+    };
+    let flood: Vec<_> = (0..8)
+        .map(|worker| {
+            thread::spawn(move || {
+                let mut answers = Vec::new();
+                for n in 0..FLOOD / 8 {
+                    let token = format!("opaque-random-{worker}-{n}-{}", unix_now());
+                    let response = send(port, "GET", &token);
+                    let retry_after = response.header("retry-after").map(str::to_owned);
+                    answers.push((response.status, retry_after));
+                }
+                answers
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, Option<String>)> =
+        flood.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let elapsed = started.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let good = good.join().unwrap();
+
+    let made = calls() - before;
+    // Per second of the clock, for the whole host (a call sent at the end of one second may
+    // arrive in the next: one more).
+    let mut per_second = std::collections::BTreeMap::<u64, usize>::new();
+    for second in arrived.lock().unwrap().iter().skip(before) {
+        *per_second.entry(*second).or_default() += 1;
+    }
+    assert!(
+        per_second.values().all(|calls| *calls <= PER_SECOND + 1),
+        "calls per second: {per_second:?}"
+    );
+    // Whole seconds of the gateway's clock that the flood touched.
+    let seconds = elapsed.as_secs() as usize + 2;
+    assert!(
+        made <= PER_SECOND * seconds,
+        "{made} calls in {elapsed:?}: over {PER_SECOND} per second"
+    );
+    assert!(made >= PER_SECOND, "the budget is used: {made} calls");
+    let busy = answers.iter().filter(|(status, _)| *status == 503).count();
+    assert!(busy > FLOOD / 2, "{busy} of {FLOOD} answered 503");
+    for (status, retry_after) in &answers {
+        match status {
+            503 => assert_eq!(retry_after.as_deref(), Some("1")),
+            401 => {}
+            other => panic!("a random token got {other}"),
+        }
+    }
+    assert!(good.len() >= 5, "{good:?}");
+    assert!(
+        good.iter().all(|status| *status == 200),
+        "the kept token: {good:?}"
+    );
+    assert!(
+        !reached.requests().iter().any(|r| r
+            .header_values("authorization")
+            .iter()
+            .any(|a| a.contains("opaque-random"))),
+        "a random token reached the API"
+    );
+    let test = "a_flood_of_random_tokens_stays_within_the_introspection_budget";
+    match proxy.counter("introspection.over_budget") {
+        Ok(over) => assert_eq!(over as usize, busy, "the counter says so"),
+        Err(limit) => limit.note(test),
+    }
+}
+
+/// A request parked on another's introspection call is answered from a call of its own when
+/// the sender goes away (its client hangs up, and the host cancels its call), instead of
+/// being refused.
+fn parked_requests_survive(host: Host) {
+    let mode = Arc::new(Mutex::new(Mode::Slow(1_000)));
+    let seen = Recorder::default();
+    let introspection = endpoint(Arc::clone(&mode), seen.clone());
+    let mut policy = example_policy_with_remote_keys("http://127.0.0.1:1/jwks", "jwks");
+    policy.as_object_mut().unwrap().remove("resources");
+    policy["issuers"][0]["introspection"] = json!({
+        "endpoint": format!("http://127.0.0.1:{}/token/introspection", introspection.port),
+        "cluster": "jwks", "client_id": "gateway", "client_secret": SECRET,
+        "timeout_ms": 3_000
+    });
+    let api = HttpServer::echo();
+    let upstreams = Upstreams {
+        api: api.port,
+        jwks: Some(introspection.port),
+    };
+    let proxy = host.start(&upstreams, &policy);
+    let port = proxy.port();
+
+    // The sender: its request waits on the slow call, then its client hangs up.
+    let mut sender = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(
+        &mut sender,
+        format!(
+            "GET /api/resources HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\
+             authorization: Bearer opaque-parked\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    thread::sleep(Duration::from_millis(200));
+    let parked = thread::spawn(move || send(port, "GET", "opaque-parked"));
+    thread::sleep(Duration::from_millis(200));
+    drop(sender);
+
+    let response = parked.join().unwrap();
+    assert_eq!(response.status, 200, "{response:?}\n{}", proxy.log());
+    let calls = seen
+        .requests()
+        .iter()
+        .filter(|r| String::from_utf8_lossy(&r.body).contains("token=opaque-parked&"))
+        .count();
+    assert_eq!(calls, 2, "the sender's call, then the parked request's own");
+    // The answer is kept: the next request makes no call.
+    assert_eq!(send(port, "GET", "opaque-parked").status, 200);
 }

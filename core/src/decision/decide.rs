@@ -580,6 +580,11 @@ impl Policy {
                 Some(ErrorCode::InvalidDpopProof),
                 Some(e.description()),
             ),
+            DenyReason::InvalidToken(e @ TokenError::IntrospectionBusy) => (
+                503,
+                Some(ErrorCode::TemporarilyUnavailable),
+                Some(e.description()),
+            ),
             DenyReason::InvalidToken(e) => {
                 (401, Some(ErrorCode::InvalidToken), Some(e.description()))
             }

@@ -185,6 +185,8 @@ pub enum ErrorCode {
     InvalidDpopProof,
     /// RFC 9449 §9: the proof must carry the server's current nonce.
     UseDpopNonce,
+    /// 503: the token cannot be checked now (RFC 6749 §4.1.2.1's name); no challenge.
+    TemporarilyUnavailable,
 }
 
 impl ErrorCode {
@@ -197,6 +199,7 @@ impl ErrorCode {
             Self::InsufficientUserAuthentication => "insufficient_user_authentication",
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }
@@ -265,7 +268,7 @@ impl fmt::Display for DenyReason {
 /// A denial with everything the response needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Denial {
-    /// 400, 401, 403 or 413.
+    /// 400, 401, 403, 411, 413, or 503 (a token the gateway cannot check now).
     pub status: u16,
     /// Why.
     pub reason: DenyReason,
@@ -290,6 +293,10 @@ pub struct Denial {
     pub allowed_origin: Option<String>,
 }
 
+/// How long a client waits before it tries a token the gateway could not check now: the
+/// introspection budget is counted per second.
+const RETRY_AFTER_SECONDS: &str = "1";
+
 impl Denial {
     /// The fresh DPoP nonce a `use_dpop_nonce` denial hands out (`DPoP-Nonce`, RFC 9449 §9).
     pub fn dpop_nonce(&self) -> Option<&str> {
@@ -301,11 +308,16 @@ impl Denial {
         }
     }
 
-    /// The response headers: `www-authenticate`, `content-type`, `cache-control`, and the
-    /// CORS headers that let an allowed origin's scripts read the challenge.
+    /// The response headers: `www-authenticate` (`retry-after` for a 503, which challenges
+    /// nothing), `content-type`, `cache-control`, and the CORS headers that let an allowed
+    /// origin's scripts read the challenge.
     pub fn headers(&self) -> Vec<(&'static str, &str)> {
+        let first = match self.status {
+            503 => ("retry-after", RETRY_AFTER_SECONDS),
+            _ => ("www-authenticate", self.www_authenticate.as_str()),
+        };
         let mut headers = alloc::vec![
-            ("www-authenticate", self.www_authenticate.as_str()),
+            first,
             ("content-type", "application/json"),
             ("cache-control", "no-store"),
         ];
@@ -315,9 +327,10 @@ impl Denial {
         }
         if let Some(origin) = &self.allowed_origin {
             headers.push(("access-control-allow-origin", origin.as_str()));
-            let exposed = match nonce {
-                Some(_) => "WWW-Authenticate, DPoP-Nonce",
-                None => "WWW-Authenticate",
+            let exposed = match (self.status, nonce) {
+                (503, _) => "Retry-After",
+                (_, Some(_)) => "WWW-Authenticate, DPoP-Nonce",
+                (_, None) => "WWW-Authenticate",
             };
             headers.push(("access-control-expose-headers", exposed));
             headers.push(("vary", "Origin"));

@@ -25,7 +25,7 @@ mod nonce;
 mod replay;
 
 pub use nonce::NonceRules;
-pub use replay::{ProofId, ReplayCache};
+pub use replay::{first_use_shared, ProofId, ReplayCache};
 
 /// Proof algorithms accepted when the policy does not say (`dpop.algorithms`).
 pub const DEFAULT_PROOF_ALGORITHMS: [Algorithm; 4] = [
@@ -302,9 +302,12 @@ impl DpopRules {
         if iat.saturating_add(self.max_age) < now.0 {
             return Err(ProofError::Stale { iat, now: now.0 });
         }
+        let mut nonce_stale = false;
         if let Some(nonces) = &self.nonce {
             match claims.get("nonce").and_then(Value::as_str) {
-                Some(nonce) if nonces.accepts(nonce, now) => {}
+                Some(nonce) if nonces.accepts(nonce, now) => {
+                    nonce_stale = !nonces.is_current(nonce, now);
+                }
                 _ => return Err(ProofError::UseNonce(nonces.issue(now))),
             }
         }
@@ -316,6 +319,7 @@ impl DpopRules {
         Ok(ProofId {
             digest: digest::proof_digest(context.jkt, jti),
             expires_at: iat.saturating_add(self.max_age),
+            nonce_stale,
         })
     }
 

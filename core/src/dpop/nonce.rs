@@ -35,6 +35,11 @@ impl NonceRules {
         self.nonce_of(now.0 / self.lifetime)
     }
 
+    /// Is `nonce` the one handed out at `now` (not the previous window's)?
+    pub fn is_current(&self, nonce: &str, now: crate::UnixTime) -> bool {
+        constant_time_eq(nonce.as_bytes(), self.issue(now).as_bytes())
+    }
+
     /// Was `nonce` issued in this window or the previous one?
     pub fn accepts(&self, nonce: &str, now: crate::UnixTime) -> bool {
         let window = now.0 / self.lifetime;

@@ -1,7 +1,9 @@
 //! The proofs a gateway has accepted, so that a DPoP proof is used once (RFC 9449 §11.1).
 
 use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
 
+use crate::shared_memory::{SetError, SharedMemory};
 use crate::UnixTime;
 
 /// What identifies an accepted proof: a digest of its key's thumbprint and its `jti`, and
@@ -10,6 +12,21 @@ use crate::UnixTime;
 pub struct ProofId {
     pub(crate) digest: u64,
     pub(crate) expires_at: u64,
+    /// The proof's nonce is from the previous window: the answer hands out the current one
+    /// (RFC 9449 §8.2), so a client that keeps the newest nonce it saw never needs a 401.
+    pub(crate) nonce_stale: bool,
+}
+
+impl ProofId {
+    /// A proof id of this digest, accepted until `expires_at`, for tests of replay caches.
+    #[doc(hidden)]
+    pub fn for_tests(digest: u64, expires_at: u64) -> Self {
+        Self {
+            digest,
+            expires_at,
+            nonce_stale: false,
+        }
+    }
 }
 
 /// A bounded memory of accepted proofs until they go stale. When it is full the oldest
@@ -79,15 +96,84 @@ impl ReplayCache {
     }
 }
 
+/// Proofs one shared-memory record holds: a bucket of the replay cache that every VM of the
+/// host reads and writes (16 bytes each).
+const BUCKET_ENTRIES: usize = 8;
+/// Attempts at a compare-and-swap of a bucket before the proof is refused.
+const CAS_ATTEMPTS: usize = 4;
+
+/// Records `proof` in the replay cache in the host's shared memory, which every worker sees
+/// (so one proof sent to each worker is accepted once): `false` for a replay, and when the
+/// bucket cannot be written (refused rather than unrecorded). The cache has
+/// `capacity / 8` buckets of 8 proofs; a full bucket drops its stale proofs, then its
+/// oldest.
+///
+/// ```
+/// use scopegate_core::dpop::{first_use_shared, ProofId};
+/// use scopegate_core::shared_memory::LocalMemory;
+/// use scopegate_core::UnixTime;
+/// # fn proof() -> ProofId { scopegate_core::dpop::ProofId::for_tests(7, 100) }
+/// let memory = LocalMemory::default();
+/// assert!(first_use_shared(&memory, 1024, &proof(), UnixTime(50)));
+/// assert!(!first_use_shared(&memory, 1024, &proof(), UnixTime(51)), "replayed");
+/// ```
+pub fn first_use_shared(
+    memory: &dyn SharedMemory,
+    capacity: usize,
+    proof: &ProofId,
+    now: UnixTime,
+) -> bool {
+    let buckets = (capacity / BUCKET_ENTRIES).max(1) as u64;
+    let mut key = *b"scopegate.replay.v1 0000000000000000";
+    let bucket = proof.digest % buckets;
+    for (i, byte) in key[20..].iter_mut().enumerate() {
+        *byte = b"0123456789abcdef"[((bucket >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    let Ok(key) = core::str::from_utf8(&key) else {
+        return false;
+    };
+    for _ in 0..CAS_ATTEMPTS {
+        let (record, version) = match memory.get(key) {
+            Some((record, version)) => (record, Some(version)),
+            None => (Vec::new(), None),
+        };
+        let mut live: Vec<(u64, u64)> = record
+            .chunks_exact(16)
+            .filter_map(|entry| {
+                let digest = u64::from_be_bytes(entry[..8].try_into().ok()?);
+                let expires_at = u64::from_be_bytes(entry[8..].try_into().ok()?);
+                Some((digest, expires_at))
+            })
+            .filter(|(_, expires_at)| *expires_at >= now.0)
+            .collect();
+        if live.iter().any(|(digest, _)| *digest == proof.digest) {
+            return false;
+        }
+        // Full: the proof that goes stale first makes room.
+        if live.len() >= BUCKET_ENTRIES {
+            let soonest = (0..live.len()).min_by_key(|&i| live[i].1).unwrap_or(0);
+            live.swap_remove(soonest);
+        }
+        live.push((proof.digest, proof.expires_at));
+        let next: Vec<u8> = live
+            .iter()
+            .flat_map(|(digest, at)| digest.to_be_bytes().into_iter().chain(at.to_be_bytes()))
+            .collect();
+        match memory.set(key, &next, version) {
+            Ok(()) => return true,
+            Err(SetError::Changed) => continue,
+            Err(SetError::Refused) => return false,
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn proof(byte: u8, expires_at: u64) -> ProofId {
-        ProofId {
-            digest: u64::from(byte),
-            expires_at,
-        }
+        ProofId::for_tests(u64::from(byte), expires_at)
     }
 
     #[test]
@@ -121,5 +207,35 @@ mod tests {
         assert_eq!(cache.len(), 3);
         assert_eq!(cache.evicted(), 8);
         assert!(!cache.first_use(&proof(19, 200), UnixTime(62)));
+    }
+
+    #[test]
+    fn a_shared_bucket_stays_bounded_and_catches_replays_from_any_writer() {
+        let memory = crate::shared_memory::LocalMemory::default();
+        // One bucket of eight.
+        for byte in 0..8 {
+            assert!(first_use_shared(
+                &memory,
+                8,
+                &proof(byte, 100 + u64::from(byte)),
+                UnixTime(10)
+            ));
+        }
+        assert!(!first_use_shared(&memory, 8, &proof(3, 103), UnixTime(11)));
+        assert!(first_use_shared(&memory, 8, &proof(9, 200), UnixTime(11)));
+        let (record, _) = memory.get("scopegate.replay.v1 0000000000000000").unwrap();
+        assert_eq!(record.len(), 8 * 16, "bounded");
+        // The oldest (0) made room; 1 is still there.
+        assert!(first_use_shared(&memory, 8, &proof(0, 100), UnixTime(12)));
+        assert!(!first_use_shared(&memory, 8, &proof(2, 102), UnixTime(12)));
+        // Garbage in the record is not a replay verdict of its own.
+        crate::shared_memory::SharedMemory::set(
+            &memory,
+            "scopegate.replay.v1 0000000000000000",
+            b"\xff\x01",
+            None,
+        )
+        .unwrap();
+        assert!(first_use_shared(&memory, 8, &proof(1, 300), UnixTime(13)));
     }
 }

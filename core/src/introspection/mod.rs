@@ -45,9 +45,11 @@ use crate::UnixTime;
 
 mod answers;
 mod assertion;
+mod budget;
 
 pub use answers::{Answers, Known};
 pub use assertion::AssertionKey;
+pub use budget::{Budget, BudgetLimits, DEFAULT_CALLS_IN_FLIGHT, DEFAULT_CALLS_PER_SECOND};
 
 /// Longest answer read, in bytes: a token's worth of claims.
 pub const MAX_ANSWER_LEN: usize = 16 * 1024;
@@ -94,6 +96,8 @@ pub struct IntrospectionRules {
     pub(crate) cache_seconds: u64,
     pub(crate) inactive_cache_seconds: u64,
     pub(crate) timeout_ms: u64,
+    /// How many calls the gateway may make.
+    pub(crate) budget: BudgetLimits,
 }
 
 impl fmt::Debug for IntrospectionRules {
@@ -108,6 +112,7 @@ impl fmt::Debug for IntrospectionRules {
             .field("cache_seconds", &self.cache_seconds)
             .field("inactive_cache_seconds", &self.inactive_cache_seconds)
             .field("timeout_ms", &self.timeout_ms)
+            .field("budget", &self.budget)
             .finish()
     }
 }
@@ -137,6 +142,11 @@ pub struct IntrospectionCall<'g> {
 }
 
 impl IntrospectionRules {
+    /// How many calls the gateway may make.
+    pub fn budget(&self) -> BudgetLimits {
+        self.budget
+    }
+
     /// Which tokens it introspects.
     pub fn tokens(&self) -> IntrospectedTokens {
         self.tokens

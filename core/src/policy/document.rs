@@ -270,6 +270,13 @@ pub struct IntrospectionDocument {
     pub timeout_ms: Option<u64>,
     /// Ask for JWT answers (RFC 9701), signed by the issuer with its keys.
     pub jwt_response: bool,
+    /// Calls the gateway starts per second, for the whole host where it shares memory
+    /// between workers (default 20).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_calls_per_second: Option<u64>,
+    /// Calls each worker has in flight at once (default 8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_calls_in_flight: Option<u64>,
 }
 
 impl fmt::Debug for IntrospectionDocument {

@@ -120,6 +120,10 @@ pub enum TokenError {
     /// answered something that is not an RFC 7662 answer: the token cannot be judged, so it
     /// is refused.
     IntrospectionUnavailable,
+    /// The token is unknown to the gateway and its introspection budget for the issuer
+    /// (calls in flight, calls per second) is spent: the token may well be valid, so it is
+    /// answered 503 with `Retry-After`, not 401.
+    IntrospectionBusy,
 }
 
 impl TokenError {
@@ -164,6 +168,9 @@ impl TokenError {
             Self::Proof(err) => err.description(),
             Self::Inactive => "The access token is not active",
             Self::IntrospectionUnavailable => "The access token could not be checked; try again",
+            Self::IntrospectionBusy => {
+                "The access token cannot be checked right now; retry after the given delay"
+            }
         }
     }
 
@@ -221,6 +228,7 @@ impl TokenError {
             Self::Proof(err) => err.code(),
             Self::Inactive => "token_inactive",
             Self::IntrospectionUnavailable => "introspection_unavailable",
+            Self::IntrospectionBusy => "introspection_busy",
         }
     }
 }
@@ -287,6 +295,10 @@ impl fmt::Display for TokenError {
             Self::IntrospectionUnavailable => f.write_str(
                 "the introspection endpoint gave no usable answer (down, slow, refused the \
                  gateway's credentials, or not an RFC 7662 answer)",
+            ),
+            Self::IntrospectionBusy => f.write_str(
+                "the gateway's introspection budget for the issuer is spent (calls in flight \
+                 or calls per second)",
             ),
             Self::InvalidScopeClaim { claim } => write!(
                 f,

@@ -4,8 +4,9 @@
 use alloc::format;
 
 use crate::introspection::{
-    basic_authorization, AssertionKey, ClientAuth, IntrospectedTokens, IntrospectionRules,
-    DEFAULT_CACHE_SECONDS, DEFAULT_INACTIVE_CACHE_SECONDS, DEFAULT_TIMEOUT_MS,
+    basic_authorization, AssertionKey, BudgetLimits, ClientAuth, IntrospectedTokens,
+    IntrospectionRules, DEFAULT_CACHE_SECONDS, DEFAULT_CALLS_IN_FLIGHT, DEFAULT_CALLS_PER_SECOND,
+    DEFAULT_INACTIVE_CACHE_SECONDS, DEFAULT_TIMEOUT_MS,
 };
 use crate::policy::document::IntrospectionDocument;
 use crate::policy::url::split_url;
@@ -15,6 +16,8 @@ use crate::policy::PolicyError;
 const MAX_CACHE_SECONDS: u64 = 86_400;
 const MAX_INACTIVE_CACHE_SECONDS: u64 = 3_600;
 const MAX_TIMEOUT_MS: u64 = 60_000;
+const MAX_CALLS_PER_SECOND: u64 = 100_000;
+const MAX_CALLS_IN_FLIGHT: u64 = 10_000;
 
 pub(super) fn compile_introspection(
     path: &str,
@@ -137,5 +140,21 @@ pub(super) fn compile_introspection(
             100,
             MAX_TIMEOUT_MS,
         )?,
+        budget: BudgetLimits {
+            per_second: bounded(
+                "max_calls_per_second",
+                doc.max_calls_per_second,
+                DEFAULT_CALLS_PER_SECOND.into(),
+                1,
+                MAX_CALLS_PER_SECOND,
+            )? as u32,
+            in_flight: bounded(
+                "max_calls_in_flight",
+                doc.max_calls_in_flight,
+                DEFAULT_CALLS_IN_FLIGHT.into(),
+                1,
+                MAX_CALLS_IN_FLIGHT,
+            )? as u32,
+        },
     })
 }

@@ -171,6 +171,8 @@ impl Read for IntrospectionDocument {
                 "inactive_cache_seconds",
                 "timeout_ms",
                 "jwt_response",
+                "max_calls_per_second",
+                "max_calls_in_flight",
             ],
         )?;
         Ok(Self {
@@ -185,6 +187,8 @@ impl Read for IntrospectionDocument {
             inactive_cache_seconds: o.optional("inactive_cache_seconds")?,
             timeout_ms: o.optional("timeout_ms")?,
             jwt_response: o.or("jwt_response", false)?,
+            max_calls_per_second: o.optional("max_calls_per_second")?,
+            max_calls_in_flight: o.optional("max_calls_in_flight")?,
         })
     }
 }
