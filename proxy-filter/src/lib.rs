@@ -159,7 +159,7 @@ impl Shared {
     /// its sender) becomes an orphan, whose call the root context sends.
     fn wake(&self, ticket: u64) {
         let waiters = self.parked.borrow_mut().remove(&ticket).unwrap_or_default();
-        self.feed_again(waiters, "introspection");
+        self.feed_again(waiters, "introspection", Woken::ByAnother);
     }
 
     /// Feeds again the requests held for a key fetch that is no longer in flight: it was
@@ -183,12 +183,12 @@ impl Shared {
         };
         for issuer in done {
             let waiters = self.held.borrow_mut().remove(&issuer).unwrap_or_default();
-            self.feed_again(waiters, "the key fetch");
+            self.feed_again(waiters, "the key fetch", Woken::ByAnother);
         }
     }
 
-    /// Feeds each waiting request again, in its own context; none may send a call.
-    fn feed_again(&self, waiters: Vec<Parked>, what: &str) {
+    /// Feeds each waiting request again, in its own context, as `woken`.
+    fn feed_again(&self, waiters: Vec<Parked>, what: &str, woken: Woken) {
         for (context_id, request) in waiters {
             let Some(request) = request.upgrade() else {
                 continue;
@@ -199,7 +199,7 @@ impl Shared {
             if proxy_wasm::hostcalls::set_effective_context(context_id).is_err() {
                 continue;
             }
-            request.woken = Woken::ByAnother;
+            request.woken = woken;
             let action = request.run();
             request.woken = Woken::No;
             if let Action::Continue = action {
@@ -349,26 +349,7 @@ impl Root {
             return;
         };
         let orphans = std::mem::take(&mut *shared.orphans.borrow_mut());
-        for (context_id, request) in orphans {
-            let Some(request) = request.upgrade() else {
-                continue;
-            };
-            let Ok(mut request) = request.try_borrow_mut() else {
-                continue;
-            };
-            if proxy_wasm::hostcalls::set_effective_context(context_id).is_err() {
-                continue;
-            }
-            request.woken = Woken::ByRoot;
-            let action = request.run();
-            request.woken = Woken::No;
-            if let Action::Continue = action {
-                if let Err(err) = host::resume_request() {
-                    warn!("cannot resume a request after introspection: {err}");
-                    shared.stats.borrow_mut().count_host_error();
-                }
-            }
-        }
+        shared.feed_again(orphans, "introspection", Woken::ByRoot);
         let _ = proxy_wasm::hostcalls::set_effective_context(self.id);
     }
 }

@@ -339,8 +339,15 @@ fn a_flood_of_random_tokens_stays_within_the_introspection_budget(host: Host) {
         api: api.port,
         jwks: Some(introspection.port),
     };
-    // Two workers: the calls per second are counted for the whole host.
-    let proxy = host.start_on_workers(&upstreams, &policy, 2);
+    // Two Envoy workers: the calls per second are counted for the whole host. nginx hands
+    // each connection to whichever worker accepts it first, so a test cannot see to it that
+    // both keep the valid token's answer: one worker there (its shared-data path is the
+    // replay cache's, tested with four in dpop.rs).
+    let workers = match host {
+        Host::Envoy => 2,
+        Host::Nginx => 1,
+    };
+    let proxy = host.start_on_workers(&upstreams, &policy, workers);
     let port = proxy.port();
     let calls = || {
         seen.requests()
@@ -348,11 +355,16 @@ fn a_flood_of_random_tokens_stays_within_the_introspection_budget(host: Host) {
             .filter(|r| r.target == "/token/introspection")
             .count()
     };
-    // On every worker (a connection each), so each has the answer kept.
-    for _ in 0..6 {
+    // Answers are kept per worker: the token is sent (a connection each) until both
+    // workers have introspected it.
+    for _ in 0..60 {
         let response = send(port, "GET", "opaque-good");
         assert_eq!(response.status, 200, "{response:?}\n{}", proxy.log());
+        if calls() == workers as usize {
+            break;
+        }
     }
+    assert_eq!(calls(), workers as usize, "each worker keeps its answer");
     let before = calls();
     // The flood starts with a second of the gateway's clock of its own.
     let into_second = std::time::SystemTime::now()
@@ -378,7 +390,9 @@ fn a_flood_of_random_tokens_stays_within_the_introspection_budget(host: Host) {
         .map(|worker| {
             thread::spawn(move || {
                 let mut answers = Vec::new();
-                for n in 0..FLOOD / 8 {
+                // At least FLOOD in all, for at least three seconds.
+                let flooding = Instant::now();
+                for n in (0..).take_while(|n| *n < FLOOD / 8 || flooding.elapsed().as_secs() < 3) {
                     let token = format!("opaque-random-{worker}-{n}-{}", unix_now());
                     let response = send(port, "GET", &token);
                     let retry_after = response.header("retry-after").map(str::to_owned);
@@ -413,7 +427,12 @@ fn a_flood_of_random_tokens_stays_within_the_introspection_budget(host: Host) {
     );
     assert!(made >= PER_SECOND, "the budget is used: {made} calls");
     let busy = answers.iter().filter(|(status, _)| *status == 503).count();
-    assert!(busy > FLOOD / 2, "{busy} of {FLOOD} answered 503");
+    assert!(answers.len() >= FLOOD, "{} tokens", answers.len());
+    assert!(
+        busy > answers.len() / 2,
+        "{busy} of {} answered 503",
+        answers.len()
+    );
     for (status, retry_after) in &answers {
         match status {
             503 => assert_eq!(retry_after.as_deref(), Some("1")),

@@ -137,28 +137,29 @@ pub fn first_use_shared(
             Some((record, version)) => (record, Some(version)),
             None => (Vec::new(), None),
         };
-        let mut live: Vec<(u64, u64)> = record
-            .chunks_exact(16)
-            .filter_map(|entry| {
-                let digest = u64::from_be_bytes(entry[..8].try_into().ok()?);
-                let expires_at = u64::from_be_bytes(entry[8..].try_into().ok()?);
-                Some((digest, expires_at))
-            })
-            .filter(|(_, expires_at)| *expires_at >= now.0)
-            .collect();
-        if live.iter().any(|(digest, _)| *digest == proof.digest) {
-            return false;
+        // The bucket's live proofs, as stored; the one going stale first makes room.
+        let mut next = Vec::with_capacity((BUCKET_ENTRIES + 1) * 16);
+        for entry in record.chunks_exact(16) {
+            let (digest, expires_at) = entry.split_at(8);
+            let expires_at = u64::from_be_bytes(expires_at.try_into().unwrap_or_default());
+            if expires_at < now.0 {
+                continue;
+            }
+            if digest == proof.digest.to_be_bytes() {
+                return false;
+            }
+            next.extend_from_slice(entry);
         }
-        // Full: the proof that goes stale first makes room.
-        if live.len() >= BUCKET_ENTRIES {
-            let soonest = (0..live.len()).min_by_key(|&i| live[i].1).unwrap_or(0);
-            live.swap_remove(soonest);
+        if next.len() >= BUCKET_ENTRIES * 16 {
+            let soonest = next
+                .chunks_exact(16)
+                .enumerate()
+                .min_by_key(|(_, entry)| <[u8; 8]>::try_from(&entry[8..]).unwrap_or_default())
+                .map_or(0, |(at, _)| at * 16);
+            next.drain(soonest..soonest + 16);
         }
-        live.push((proof.digest, proof.expires_at));
-        let next: Vec<u8> = live
-            .iter()
-            .flat_map(|(digest, at)| digest.to_be_bytes().into_iter().chain(at.to_be_bytes()))
-            .collect();
+        next.extend_from_slice(&proof.digest.to_be_bytes());
+        next.extend_from_slice(&proof.expires_at.to_be_bytes());
         match memory.set(key, &next, version) {
             Ok(()) => return true,
             Err(SetError::Changed) => continue,
