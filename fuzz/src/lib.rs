@@ -196,6 +196,8 @@ fn check_denial(
         | Some(ErrorCode::InvalidDpopProof)
         | Some(ErrorCode::UseDpopNonce) => 401,
         Some(ErrorCode::InsufficientScope) => 403,
+        // Only over an introspection budget, which no target here spends.
+        Some(ErrorCode::TemporarilyUnavailable) => 503,
         None => 401,
     };
     assert_eq!(status, expected_status, "{denial:?}");

@@ -150,7 +150,8 @@ pub fn first_use_shared(
             }
             next.extend_from_slice(entry);
         }
-        if next.len() >= BUCKET_ENTRIES * 16 {
+        // `while`: a record another writer left longer than a bucket is cut down too.
+        while next.len() >= BUCKET_ENTRIES * 16 {
             let soonest = next
                 .chunks_exact(16)
                 .enumerate()

@@ -30,7 +30,7 @@ use core::fmt;
 
 pub(crate) use message::{check_headers, read_body, target_kind, Message, TargetKind};
 pub(crate) use uri::UriTemplate;
-pub use uri::{MAX_CAPTURES, MAX_MATCH_STEPS};
+pub use uri::{normalize_uri, MAX_CAPTURES, MAX_MATCH_STEPS};
 
 use crate::policy::{Evaluation, Requirement};
 use crate::scope::{ScopeRules, ScopeSet};
