@@ -48,6 +48,40 @@ pub fn require_envoy_and_filter() {
         "{} is missing: run ./scripts/build-filter",
         filter_wasm().display()
     );
+    if let Some(newer) = newer_filter_source() {
+        panic!(
+            "{} is older than {}: run ./scripts/build-filter (a test of a stale filter \
+             tests other code than the tree's)",
+            filter_wasm().display(),
+            newer.display()
+        );
+    }
+}
+
+/// A source of the filter (the core's or the filter's code, their manifests, the lock file)
+/// changed after the filter was built, if one did.
+fn newer_filter_source() -> Option<PathBuf> {
+    let built = std::fs::metadata(filter_wasm()).ok()?.modified().ok()?;
+    let root = repo_root();
+    let mut pending = vec![
+        root.join("core/src"),
+        root.join("proxy-filter/src"),
+        root.join("core/Cargo.toml"),
+        root.join("proxy-filter/Cargo.toml"),
+        root.join("Cargo.lock"),
+    ];
+    while let Some(path) = pending.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            let entries = std::fs::read_dir(&path).into_iter().flatten().flatten();
+            pending.extend(entries.map(|entry| entry.path()));
+        } else if meta.modified().is_ok_and(|changed| changed > built) {
+            return Some(path);
+        }
+    }
+    None
 }
 
 /// A port that was free a moment ago.
