@@ -284,6 +284,38 @@ fn demo_prints_the_decision_table_from_anywhere() {
     assert_eq!(out.matches("\n# ").count(), 14, "fourteen requests: {out}");
 }
 
+/// The tour carries its own fourteen requests (not every vector); they must still be cases
+/// of the shared vectors' `example` suite, word for word, so the tour shows tested answers.
+#[test]
+fn the_demo_tour_is_cases_of_the_shared_vectors() {
+    let read = |path: &str| -> Value {
+        let text = std::fs::read_to_string(Path::new(REPO).join(path)).expect(path);
+        serde_json::from_str(&text).expect(path)
+    };
+    let tour = read("cli/src/commands/demo-tour.json");
+    let vectors = read("tests/vectors/decisions.json");
+    let suite = vectors["suites"]
+        .as_array()
+        .and_then(|suites| suites.iter().find(|s| s["name"] == "example"))
+        .expect("an example suite");
+    assert_eq!(tour["now"], suite["now"]);
+    let cases = tour["cases"].as_array().expect("cases");
+    assert_eq!(cases.len(), 14);
+    for case in cases {
+        let vector = suite["cases"]
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["name"] == case["name"]))
+            .unwrap_or_else(|| panic!("no vector {}", case["name"]));
+        for field in ["method", "path", "authorization"] {
+            assert_eq!(
+                case["request"][field], vector["request"][field],
+                "{} {field}",
+                case["name"]
+            );
+        }
+    }
+}
+
 #[test]
 fn usage_errors_exit_2_with_clap_messages() {
     let cases: [(&[&str], &str); 6] = [

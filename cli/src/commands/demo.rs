@@ -1,7 +1,7 @@
 //! `scopegate demo`: the offline tour of the decisions, through the gateway.
 //!
-//! The example policy and the example suite of the shared decision vectors (requests and
-//! tokens signed by the example issuer's keys) are compiled into the binary with
+//! The example policy and fourteen requests of the shared decision vectors (with tokens
+//! signed by the example issuer's keys, `demo-tour.json`) are compiled into the binary with
 //! `include_str!`: the tour reads no file at run time and works from any directory, and it
 //! always shows the policy and tokens of the sources it was built from.
 
@@ -16,26 +16,10 @@ use crate::host::{header_pairs, Host, Outcome};
 
 /// `examples/policy.json`.
 const POLICY: &str = include_str!("../../../examples/policy.json");
-/// `tests/vectors/decisions.json`, whose `example` suite decides requests under it.
-const VECTORS: &str = include_str!("../../../tests/vectors/decisions.json");
-
-/// The requests the demo shows, by vector case name: the story of the seed documents.
-const DEMO_CASES: [&str; 14] = [
-    "public route needs no token",
-    "no token on a protected route",
-    "read token reads, claims forwarded",
-    "read token cannot write",
-    "role mapped to a scope",
-    "order covers order:item",
-    "orders does not cover order:item",
-    "price.write does not cover inventory.write",
-    "prefix scope for another id",
-    "expired one second past the leeway",
-    "alg none",
-    "encoded dot-dot out of a public prefix",
-    "two Authorization headers",
-    "step-up: authentication older than max_age",
-];
+/// The tour's requests: cases of the `example` suite of `tests/vectors/decisions.json`
+/// (`cli/tests/cli.rs` checks that they still are), so that the binary carries fourteen
+/// requests rather than every vector.
+const TOUR: &str = include_str!("demo-tour.json");
 
 /// Tour the example policy's decisions, offline
 ///
@@ -45,13 +29,7 @@ const DEMO_CASES: [&str; 14] = [
 pub struct Args {}
 
 #[derive(Deserialize)]
-struct Vectors {
-    suites: Vec<Suite>,
-}
-
-#[derive(Deserialize)]
-struct Suite {
-    name: String,
+struct Tour {
     now: u64,
     cases: Vec<Case>,
 }
@@ -79,27 +57,16 @@ pub fn run(_: &Args, out: &mut dyn Write) -> Result<ExitCode, Error> {
         ))
     };
     let policy = Policy::from_json(POLICY).map_err(|e| built_in("examples/policy.json", &e))?;
-    let vectors: Vectors =
-        serde_json::from_str(VECTORS).map_err(|e| built_in("decision vectors", &e))?;
-    let suite = vectors
-        .suites
-        .iter()
-        .find(|s| s.name == "example")
-        .ok_or_else(|| built_in("decision vectors", &"no `example` suite"))?;
-    let now = UnixTime(suite.now);
+    let tour: Tour = serde_json::from_str(TOUR).map_err(|e| built_in("demo tour", &e))?;
+    let now = UnixTime(tour.now);
     let mut host = Host::start(policy, Vec::new(), now)?;
     writeln!(
         out,
         "scopegate demo: examples/policy.json, tokens signed by the example issuer's keys, now = {}\n",
         now.0
     )?;
-    for name in DEMO_CASES {
-        let case = suite
-            .cases
-            .iter()
-            .find(|c| c.name == name)
-            .ok_or_else(|| built_in("decision vectors", &format!("no case `{name}`")))?;
-        let request = &case.request;
+    for case in &tour.cases {
+        let (name, request) = (&case.name, &case.request);
         let mut headers = vec![
             (":method", request.method.as_str()),
             (":path", request.path.as_str()),
