@@ -26,9 +26,9 @@
 mod host;
 mod sharing;
 mod stats;
+mod vec_map;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -43,6 +43,7 @@ use scopegate_core::{Policy, UnixTime};
 
 use sharing::{Permit, Sharing};
 use stats::Stats;
+use vec_map::VecMap;
 
 /// How long a JWKS fetch may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,9 +64,9 @@ struct Shared {
     gateway: RefCell<Gateway>,
     stats: RefCell<Stats>,
     /// Requests parked on another request's introspection call, by its ticket.
-    parked: RefCell<HashMap<u64, Vec<Parked>>>,
+    parked: RefCell<VecMap<u64, Vec<Parked>>>,
     /// Requests held for a key fetch in flight, by issuer.
-    held: RefCell<HashMap<usize, Vec<Parked>>>,
+    held: RefCell<VecMap<usize, Vec<Parked>>>,
     /// Parked requests whose call went away with the request that sent it, and that must
     /// send one of their own: the root context sends it on its next tick, so that the call
     /// outlives any request.
@@ -293,7 +294,7 @@ struct Root {
     id: u32,
     shared: Option<Rc<Shared>>,
     /// JWKS fetches in flight from the root context: call token to issuer.
-    fetches: HashMap<u32, usize>,
+    fetches: VecMap<u32, usize>,
 }
 
 impl Root {
@@ -427,8 +428,8 @@ impl RootContext for Root {
         let shared = Rc::new(Shared {
             gateway: RefCell::new(gateway),
             stats: RefCell::new(Stats::new()),
-            parked: RefCell::new(HashMap::new()),
-            held: RefCell::new(HashMap::new()),
+            parked: RefCell::new(VecMap::new()),
+            held: RefCell::new(VecMap::new()),
             orphans: RefCell::new(Vec::new()),
             root_calls: RefCell::new(Vec::new()),
             root_id: self.id,
@@ -605,12 +606,7 @@ impl Request {
                 Some(Err(until)) => {
                     shared.sharing.watch(fetch.issuer, until);
                     let me = (self.context_id, Weak::clone(&self.me));
-                    shared
-                        .held
-                        .borrow_mut()
-                        .entry(fetch.issuer)
-                        .or_default()
-                        .push(me);
+                    shared.held.borrow_mut().or_default(fetch.issuer).push(me);
                     Next::Act(Action::Pause)
                 }
                 None => {
@@ -639,12 +635,7 @@ impl Request {
                             let (ticket, issuer) = (call.ticket, call.issuer);
                             shared.root_calls.borrow_mut().push((token, ticket, issuer));
                             let me = (self.context_id, Weak::clone(&self.me));
-                            shared
-                                .parked
-                                .borrow_mut()
-                                .entry(ticket)
-                                .or_default()
-                                .push(me);
+                            shared.parked.borrow_mut().or_default(ticket).push(me);
                             Next::Act(Action::Pause)
                         }
                         None => Next::Unsent(call.ticket, call.issuer),
@@ -656,17 +647,12 @@ impl Request {
             },
             Step::Hold(issuer) => {
                 let me = (self.context_id, Weak::clone(&self.me));
-                shared.held.borrow_mut().entry(issuer).or_default().push(me);
+                shared.held.borrow_mut().or_default(issuer).push(me);
                 Next::Act(Action::Pause)
             }
             Step::Park(ticket) => {
                 let me = (self.context_id, Weak::clone(&self.me));
-                shared
-                    .parked
-                    .borrow_mut()
-                    .entry(ticket)
-                    .or_default()
-                    .push(me);
+                shared.parked.borrow_mut().or_default(ticket).push(me);
                 Next::Act(Action::Pause)
             }
             // proxy-wasm hosts hand a body only to a filter that let the headers go on

@@ -6,7 +6,6 @@
 //! as before.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 
 use log::{info, warn};
 use scopegate_core::gateway::{FetchOutcome, Gateway};
@@ -16,6 +15,7 @@ use scopegate_core::shared_memory::{SetError, SharedMemory};
 use scopegate_core::UnixTime;
 
 use crate::host;
+use crate::vec_map::VecMap;
 
 /// The record read at load to learn whether the host has shared data at all.
 pub(crate) const PROBE: &str = "scopegate.probe.v1";
@@ -52,11 +52,11 @@ pub(crate) struct Sharing {
     /// Whether the first tick has tried to number this VM.
     started: Cell<bool>,
     /// The version of each issuer's keys record last installed (or written) here.
-    seen: RefCell<HashMap<usize, u32>>,
+    seen: RefCell<VecMap<usize, u32>>,
     /// The lease of each fetch this VM has in flight.
-    leases: RefCell<HashMap<usize, Lease>>,
+    leases: RefCell<VecMap<usize, Lease>>,
     /// Issuers whose keys another VM is fetching while requests here wait for them.
-    watching: RefCell<HashMap<usize, UnixTime>>,
+    watching: RefCell<VecMap<usize, UnixTime>>,
     /// Whether the first sync has created the missing lease records.
     vacated: Cell<bool>,
     /// Whether the timer is set.

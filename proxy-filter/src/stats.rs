@@ -1,6 +1,6 @@
 //! Counters in the host's stats (Envoy shows them as `wasmcustom.scopegate.*`).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use scopegate_core::decision::DECISION_CODES;
 
@@ -16,7 +16,7 @@ const MAX_SCOPE_COUNTERS: usize = 128;
 /// string: a cached request counts two of them.
 pub(crate) struct Stats {
     fixed: Vec<FixedCounter>,
-    ids: HashMap<String, Option<u32>>,
+    ids: BTreeMap<String, Option<u32>>,
     scope_counters: usize,
 }
 
@@ -32,7 +32,7 @@ impl Stats {
             .collect();
         Self {
             fixed,
-            ids: HashMap::new(),
+            ids: BTreeMap::new(),
             scope_counters: 0,
         }
     }
