@@ -410,7 +410,10 @@ impl RootContext for Root {
             error!("the plugin configuration is not UTF-8 text");
             return false;
         };
-        let policy = match Policy::from_json(text) {
+        // Secrets written `{"env": "NAME"}` come from the VM's environment (WASI `environ_get`:
+        // Envoy's `vm_config.environment_variables`, nginx's `env` directive).
+        let env = |name: &str| std::env::var(name).ok();
+        let policy = match Policy::from_json_with_env(text, &env) {
             Ok(policy) => policy,
             Err(err) => {
                 error!("policy rejected: {err}");

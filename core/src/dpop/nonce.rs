@@ -13,7 +13,9 @@ use core::fmt;
 /// The compiled `dpop.nonce` section.
 #[derive(Clone, PartialEq, Eq)]
 pub struct NonceRules {
-    pub(crate) secret: Box<[u8]>,
+    /// `None`: the secret is named in the environment and was not read; no nonce is then
+    /// accepted (fail closed).
+    pub(crate) secret: Option<Box<[u8]>>,
     pub(crate) lifetime: u64,
 }
 
@@ -37,11 +39,15 @@ impl NonceRules {
 
     /// Is `nonce` the one handed out at `now` (not the previous window's)?
     pub fn is_current(&self, nonce: &str, now: crate::UnixTime) -> bool {
-        constant_time_eq(nonce.as_bytes(), self.issue(now).as_bytes())
+        !nonce.is_empty() && constant_time_eq(nonce.as_bytes(), self.issue(now).as_bytes())
     }
 
-    /// Was `nonce` issued in this window or the previous one?
+    /// Was `nonce` issued in this window or the previous one? Never, without a secret (an
+    /// unread one, or a build without SHA-256): no nonce is made then, and none accepted.
     pub fn accepts(&self, nonce: &str, now: crate::UnixTime) -> bool {
+        if nonce.is_empty() {
+            return false;
+        }
         let window = now.0 / self.lifetime;
         [window, window.saturating_sub(1)]
             .iter()
@@ -54,7 +60,10 @@ impl NonceRules {
         let mut message = [0u8; 28];
         message[..20].copy_from_slice(b"scopegate dpop nonce");
         message[20..].copy_from_slice(&window.to_be_bytes());
-        let tag = crate::hmac::hmac_sha256(&self.secret, &[&message]);
+        let Some(secret) = &self.secret else {
+            return String::new();
+        };
+        let tag = crate::hmac::hmac_sha256(secret, &[&message]);
         let mut bytes = [0u8; 8 + TAG_LEN];
         bytes[..8].copy_from_slice(&window.to_be_bytes());
         bytes[8..].copy_from_slice(&tag[..TAG_LEN]);
@@ -81,7 +90,7 @@ mod tests {
     #[test]
     fn a_nonce_lives_its_window_and_the_next() {
         let rules = NonceRules {
-            secret: Box::from(&[7u8; 32][..]),
+            secret: Some(Box::from(&[7u8; 32][..])),
             lifetime: 60,
         };
         let nonce = rules.issue(UnixTime(600));
@@ -94,7 +103,7 @@ mod tests {
             "not before it was issued"
         );
         let other = NonceRules {
-            secret: Box::from(&[8u8; 32][..]),
+            secret: Some(Box::from(&[8u8; 32][..])),
             lifetime: 60,
         };
         assert!(

@@ -77,6 +77,9 @@ pub enum ClientAuth {
     SecretBasic(Box<str>),
     /// `private_key_jwt` (RFC 7523): an assertion signed with this key per call.
     PrivateKeyJwt(AssertionKey),
+    /// The credential is named in the environment and was not read (a policy loaded
+    /// without one, as the browser package does): no call is made.
+    Unread,
 }
 
 /// An issuer's compiled introspection settings.
@@ -193,6 +196,7 @@ impl IntrospectionRules {
                 body.push_str("&client_assertion=");
                 body.push_str(&assertion);
             }
+            ClientAuth::Unread => return None,
         }
         Some(IntrospectionCall {
             ticket,

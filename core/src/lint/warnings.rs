@@ -4,7 +4,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::policy::document::Unmatched;
+use crate::policy::document::{env_name, Secret, Unmatched};
 use crate::policy::{Access, Policy, PolicyDocument, Requirement, ScopeTemplate};
 use crate::token::decode;
 
@@ -31,11 +31,15 @@ pub enum Rule {
     MaxAgeWithoutAuthTime,
     /// The audiences accepted for a resource do not include its URL (RFC 8707, MCP).
     AudienceNotResource,
+    /// A secret written in the document instead of named in the environment
+    /// (`{"env": "NAME"}`): the file cannot be committed, put in a resource many can read
+    /// or handed to the browser package.
+    InlineSecret,
 }
 
 impl Rule {
     /// Every rule, in report order.
-    pub const ALL: [Rule; 8] = [
+    pub const ALL: [Rule; 9] = [
         Rule::ShadowedRoute,
         Rule::PublicOverlap,
         Rule::UnusedRoleScope,
@@ -44,6 +48,7 @@ impl Rule {
         Rule::UnmatchedAllowed,
         Rule::MaxAgeWithoutAuthTime,
         Rule::AudienceNotResource,
+        Rule::InlineSecret,
     ];
 
     /// The rule's stable id (SARIF `ruleId`).
@@ -57,6 +62,7 @@ impl Rule {
             Self::UnmatchedAllowed => "unmatched-allowed",
             Self::MaxAgeWithoutAuthTime => "max-age-without-auth-time",
             Self::AudienceNotResource => "audience-not-resource",
+            Self::InlineSecret => "inline-secret",
         }
     }
 
@@ -71,6 +77,9 @@ impl Rule {
             Self::UnmatchedAllowed => "unmatched requests let through unchecked",
             Self::MaxAgeWithoutAuthTime => "max_age for an issuer whose tokens carry no auth_time",
             Self::AudienceNotResource => "an audience that is not the resource URL",
+            Self::InlineSecret => {
+                "a secret written in the policy instead of named in the environment"
+            }
         }
     }
 }
@@ -81,6 +90,48 @@ fn warn(rule: Rule, path: String, message: String) -> Finding {
         rule: rule.id(),
         path,
         message,
+    }
+}
+
+/// Every secret written in the document, never its value.
+fn inline_secrets(
+    document: &PolicyDocument,
+    original: &dyn Fn(&str, usize) -> usize,
+    out: &mut Vec<Finding>,
+) {
+    let mut inline = |path: String| {
+        out.push(warn(
+            Rule::InlineSecret,
+            path,
+            String::from(
+                "a secret written in the policy: name an environment variable of the Wasm VM \
+                 instead, `{\"env\": \"NAME\"}` (Envoy `vm_config.environment_variables`, \
+                 Istio `vmConfig.env`), so that the file holds none",
+            ),
+        ))
+    };
+    for (at, issuer) in document.issuers.iter().enumerate() {
+        let path = format!("issuers[{}]", original("issuers", at));
+        if matches!(issuer.hmac_secret, Some(Secret::Inline(_))) {
+            inline(format!("{path}.hmac_secret"));
+        }
+        let Some(introspection) = &issuer.introspection else {
+            continue;
+        };
+        if matches!(introspection.client_secret, Some(Secret::Inline(_))) {
+            inline(format!("{path}.introspection.client_secret"));
+        }
+        if introspection
+            .private_key
+            .as_ref()
+            .is_some_and(|key| env_name(key).is_none())
+        {
+            inline(format!("{path}.introspection.private_key"));
+        }
+    }
+    let nonce = document.dpop.as_ref().and_then(|dpop| dpop.nonce.as_ref());
+    if nonce.is_some_and(|nonce| matches!(nonce.secret, Secret::Inline(_))) {
+        inline(String::from("dpop.nonce.secret"));
     }
 }
 
@@ -110,6 +161,7 @@ pub(super) fn warnings(
     original: &dyn Fn(&str, usize) -> usize,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
+    inline_secrets(document, original, &mut out);
     let route = |index: usize| format!("routes[{}]", original("routes", index));
     for index in 0..policy.routes.len() {
         if let Some(by) = samples::shadowed_by(policy, index).filter(|by| !by.is_empty()) {

@@ -151,12 +151,125 @@ pub struct DpopDocument {
     pub nonce: Option<DpopNonceDocument>,
 }
 
+/// A secret of the policy: written inline, or named as an environment variable of the Wasm
+/// VM (`{"env": "NAME"}`) so that the document itself holds none and can be committed, put
+/// in a resource many can read, or handed to the browser package.
+///
+/// [`crate::Policy::from_json_with_env`] reads the variables; [`crate::Policy::from_json`]
+/// leaves them unread, and what needs the secret then fails closed (an introspection call is
+/// not made, no DPoP nonce is accepted, an HS256 token is not verified).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// The secret itself.
+    Inline(String),
+    /// The name of the environment variable that holds it.
+    Env(String),
+}
+
+impl Secret {
+    /// The secret, when it is written inline (or was read from the environment).
+    pub fn inline(&self) -> Option<&str> {
+        match self {
+            Self::Inline(secret) => Some(secret),
+            Self::Env(_) => None,
+        }
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Inline(_) => f.write_str("Inline(\"(redacted)\")"),
+            Self::Env(name) => f.debug_tuple("Env").field(name).finish(),
+        }
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Self::Inline(secret) => serializer.serialize_str(secret),
+            Self::Env(name) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("env", name)?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl PolicyDocument {
+    /// Replaces every `{"env": "NAME"}` secret with the value of `NAME` in `env` (for
+    /// `private_key`, the JWK its JSON text holds): an error naming the variable when it is
+    /// not there, or the key when it is not a JSON object.
+    pub fn read_secrets(
+        &mut self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), PolicyError> {
+        let read = |secret: &mut Secret, path: &str| match secret {
+            Secret::Inline(_) => Ok(()),
+            Secret::Env(name) => {
+                let value = env(name).ok_or_else(|| missing(path, name))?;
+                *secret = Secret::Inline(value);
+                Ok(())
+            }
+        };
+        for (i, issuer) in self.issuers.iter_mut().enumerate() {
+            if let Some(secret) = &mut issuer.hmac_secret {
+                read(secret, &format!("issuers[{i}].hmac_secret"))?;
+            }
+            let Some(introspection) = &mut issuer.introspection else {
+                continue;
+            };
+            if let Some(secret) = &mut introspection.client_secret {
+                read(secret, &format!("issuers[{i}].introspection.client_secret"))?;
+            }
+            if let Some(name) = introspection.private_key.as_ref().and_then(env_name) {
+                let path = format!("issuers[{i}].introspection.private_key");
+                let text = env(&name).ok_or_else(|| missing(&path, &name))?;
+                let jwk: Value = serde_json::from_str(&text)
+                    .ok()
+                    .filter(Value::is_object)
+                    .ok_or_else(|| {
+                        PolicyError::new(
+                            format!("{path}.env"),
+                            format!("`{name}` must hold a private JWK, a JSON object"),
+                        )
+                    })?;
+                introspection.private_key = Some(jwk);
+            }
+        }
+        if let Some(nonce) = self.dpop.as_mut().and_then(|dpop| dpop.nonce.as_mut()) {
+            read(&mut nonce.secret, "dpop.nonce.secret")?;
+        }
+        Ok(())
+    }
+}
+
+/// The variable a `{"env": "NAME"}` value names.
+pub(crate) fn env_name(value: &Value) -> Option<String> {
+    let members = value.as_object().filter(|m| m.len() == 1)?;
+    members.get("env")?.as_str().map(String::from)
+}
+
+fn missing(path: &str, name: &str) -> PolicyError {
+    PolicyError::new(
+        format!("{path}.env"),
+        format!(
+            "names the environment variable `{name}`, which the Wasm VM does not have (Envoy: \
+             `vm_config.environment_variables`; Istio: `vmConfig.env`; Envoy Gateway: the \
+             wasm `env`; nginx: `env {name};` in the main context)"
+        ),
+    )
+}
+
 /// Server-provided DPoP nonces (`dpop.nonce`).
 #[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct DpopNonceDocument {
     /// The key nonces are made with: 32 to 64 random bytes, unpadded base64url, the same for
     /// every gateway of the API. Never logged or printed.
-    pub secret: String,
+    pub secret: Secret,
     /// How long a nonce is current, in seconds (default 60); it is accepted for one more.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifetime_seconds: Option<u64>,
@@ -221,7 +334,7 @@ pub struct IssuerDocument {
     pub jwks_refetch_seconds: Option<u64>,
     /// Shared secret for HS256, base64url; at least 32 bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hmac_secret: Option<String>,
+    pub hmac_secret: Option<Secret>,
     /// Clock leeway for `exp`, `nbf` and `iat`, in seconds (default 60).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leeway_seconds: Option<u64>,
@@ -249,7 +362,7 @@ pub struct IntrospectionDocument {
     /// The gateway's client secret at the issuer (`client_secret_basic`). Never logged,
     /// echoed or printed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret>,
     /// The gateway's private key (`private_key_jwt`): an Ed25519, P-256 or RSA private JWK
     /// (RSA with its CRT members), which signs `EdDSA`, `ES256` or `RS256`. Never logged,
     /// echoed or printed.

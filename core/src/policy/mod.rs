@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 pub use document::{
-    PolicyDocument, DEFAULT_JWKS_REFETCH_SECONDS, DEFAULT_JWKS_REFRESH_SECONDS,
+    PolicyDocument, Secret, DEFAULT_JWKS_REFETCH_SECONDS, DEFAULT_JWKS_REFRESH_SECONDS,
     DEFAULT_LEEWAY_SECONDS, DEFAULT_MCP_MAX_BODY_BYTES, DEFAULT_ROLE_CLAIMS, DEFAULT_SCOPE_CLAIMS,
     DEFAULT_SEPARATOR, DEFAULT_WRITE_SUFFIX,
 };
@@ -248,6 +248,35 @@ impl Policy {
     /// Compiles an already parsed document.
     pub fn compile(document: &PolicyDocument) -> Result<Self, PolicyError> {
         compile::compile(document)
+    }
+
+    /// As [`Policy::from_json`], with every secret written `{"env": "NAME"}` read from
+    /// `env` (the Wasm VM's environment, for a gateway): a variable that is not there is a
+    /// load error that names it. Secrets are never part of an error message.
+    ///
+    /// ```
+    /// use scopegate_core::Policy;
+    /// let text = r#"{"version": 1, "realm": "orders",
+    ///   "issuers": [{"issuer": "https://idp.example", "audiences": ["orders"],
+    ///                "algorithms": ["HS256"], "hmac_secret": {"env": "ORDERS_HMAC"}}],
+    ///   "routes": [{"path": "/orders", "require": "orders"}]}"#;
+    /// let env = |name: &str| {
+    ///     (name == "ORDERS_HMAC").then(|| "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA".to_owned())
+    /// };
+    /// assert!(Policy::from_json_with_env(text, &env).is_ok());
+    /// let err = Policy::from_json_with_env(text, &|_: &str| None).unwrap_err();
+    /// assert_eq!(err.path, "issuers[0].hmac_secret.env");
+    /// assert!(err.message.contains("`ORDERS_HMAC`"), "{err}");
+    /// // Without an environment (the browser package) the policy loads, the secret unread.
+    /// assert!(Policy::from_json(text).is_ok());
+    /// ```
+    pub fn from_json_with_env(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, PolicyError> {
+        let mut document = PolicyDocument::from_json(text)?;
+        document.read_secrets(env)?;
+        Self::compile(&document)
     }
 
     /// The realm of every challenge.

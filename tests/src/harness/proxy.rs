@@ -108,6 +108,60 @@ impl Host {
     }
 }
 
+impl Host {
+    /// As [`Host::start`], with these variables in the Wasm VM's environment (Envoy's
+    /// `vm_config.environment_variables.key_values`, nginx's `env NAME=value;`); the host's
+    /// log when it refuses to start (the filter refused the policy).
+    pub fn start_with_env(
+        self,
+        upstreams: &Upstreams,
+        policy: &Value,
+        env: &[(&str, &str)],
+    ) -> Result<Proxy, String> {
+        let listen = super::free_port();
+        let running = match self {
+            Self::Envoy => {
+                let mut config = super::envoy_config(listen, upstreams, &policy.to_string());
+                let vm = find_member(&mut config, "vm_config").expect("a vm_config");
+                let values: serde_json::Map<String, Value> = env
+                    .iter()
+                    .map(|(name, value)| (String::from(*name), Value::from(*value)))
+                    .collect();
+                vm["environment_variables"] = serde_json::json!({"key_values": values});
+                Running::Envoy(Envoy::start(&config, listen).map_err(|failed| failed.log)?)
+            }
+            Self::Nginx => {
+                let config =
+                    super::nginx_config(listen, upstreams, policy, &NginxOptions::default());
+                let lines: String = env
+                    .iter()
+                    .map(|(name, value)| format!("env {name}={value};\n"))
+                    .collect();
+                let config = format!("{lines}{config}");
+                Running::Nginx(Nginx::start(&config, listen).map_err(|failed| failed.log)?)
+            }
+        };
+        Ok(Proxy {
+            host: self,
+            running,
+        })
+    }
+}
+
+/// The first member called `name` anywhere in `value`.
+fn find_member<'v>(value: &'v mut Value, name: &str) -> Option<&'v mut Value> {
+    match value {
+        Value::Object(members) => {
+            if members.contains_key(name) {
+                return members.get_mut(name);
+            }
+            members.values_mut().find_map(|v| find_member(v, name))
+        }
+        Value::Array(items) => items.iter_mut().find_map(|v| find_member(v, name)),
+        _ => None,
+    }
+}
+
 enum Running {
     Envoy(Envoy),
     Nginx(Nginx),

@@ -111,14 +111,21 @@ const DEFAULT_NONCE_LIFETIME_SECONDS: u64 = 60;
 
 /// The nonce secret (never in an error message) and lifetime.
 fn compile_nonce(doc: &DpopNonceDocument) -> Result<NonceRules, PolicyError> {
-    let secret = Base64UrlUnpadded::decode_vec(&doc.secret)
-        .map_err(|_| PolicyError::new("dpop.nonce.secret", "is not unpadded base64url"))?;
-    if !(32..=64).contains(&secret.len()) {
-        return Err(PolicyError::new(
-            "dpop.nonce.secret",
-            "must be 32 to 64 random bytes (43 to 86 base64url characters), the same for every gateway",
-        ));
-    }
+    // Named in the environment, not read (the browser package): no nonce is ever accepted.
+    let secret = match doc.secret.inline() {
+        Some(secret) => {
+            let secret = Base64UrlUnpadded::decode_vec(secret)
+                .map_err(|_| PolicyError::new("dpop.nonce.secret", "is not unpadded base64url"))?;
+            if !(32..=64).contains(&secret.len()) {
+                return Err(PolicyError::new(
+                    "dpop.nonce.secret",
+                    "must be 32 to 64 random bytes (43 to 86 base64url characters), the same for every gateway",
+                ));
+            }
+            Some(secret.into_boxed_slice())
+        }
+        None => None,
+    };
     let lifetime = doc
         .lifetime_seconds
         .unwrap_or(DEFAULT_NONCE_LIFETIME_SECONDS);
@@ -128,10 +135,7 @@ fn compile_nonce(doc: &DpopNonceDocument) -> Result<NonceRules, PolicyError> {
             format!("must be from 1 to {MAX_NONCE_LIFETIME_SECONDS}"),
         ));
     }
-    Ok(NonceRules {
-        secret: secret.into_boxed_slice(),
-        lifetime,
-    })
+    Ok(NonceRules { secret, lifetime })
 }
 
 /// `scheme://host[:port]`, nothing after it.

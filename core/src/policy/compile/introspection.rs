@@ -8,7 +8,7 @@ use crate::introspection::{
     IntrospectionRules, DEFAULT_CACHE_SECONDS, DEFAULT_CALLS_IN_FLIGHT, DEFAULT_CALLS_PER_SECOND,
     DEFAULT_INACTIVE_CACHE_SECONDS, DEFAULT_TIMEOUT_MS,
 };
-use crate::policy::document::IntrospectionDocument;
+use crate::policy::document::{env_name, IntrospectionDocument, Secret};
 use crate::policy::url::split_url;
 use crate::policy::PolicyError;
 
@@ -49,10 +49,12 @@ pub(super) fn compile_introspection(
                     "only applies with `auth_method: private_key_jwt`",
                 ));
             }
-            match doc.client_secret.as_deref() {
-                Some(secret) if !secret.is_empty() => {
+            match &doc.client_secret {
+                Some(Secret::Inline(secret)) if !secret.is_empty() => {
                     ClientAuth::SecretBasic(basic_authorization(&doc.client_id, secret).into())
                 }
+                // Named in the environment, not read (the browser package): no call is made.
+                Some(Secret::Env(_)) => ClientAuth::Unread,
                 _ => {
                     return Err(PolicyError::new(
                         format!("{path}.client_secret"),
@@ -74,10 +76,15 @@ pub(super) fn compile_introspection(
                     "is required with `private_key_jwt`: an Ed25519, P-256 or RSA private JWK",
                 )
             })?;
-            ClientAuth::PrivateKeyJwt(AssertionKey::from_jwk(key).map_err(|(member, why)| {
-                let dot = if member.is_empty() { "" } else { "." };
-                PolicyError::new(format!("{path}.private_key{dot}{member}"), why)
-            })?)
+            match env_name(key) {
+                Some(_) => ClientAuth::Unread,
+                None => ClientAuth::PrivateKeyJwt(AssertionKey::from_jwk(key).map_err(
+                    |(member, why)| {
+                        let dot = if member.is_empty() { "" } else { "." };
+                        PolicyError::new(format!("{path}.private_key{dot}{member}"), why)
+                    },
+                )?),
+            }
         }
         Some(other) => {
             return Err(PolicyError::new(

@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use base64ct::{Base64UrlUnpadded, Encoding};
 
 use crate::jwks::{Algorithm, KeySet};
+use crate::policy::document::Secret;
 use crate::policy::document::{
     IssuerDocument, DEFAULT_JWKS_REFETCH_SECONDS, DEFAULT_JWKS_REFRESH_SECONDS,
     DEFAULT_LEEWAY_SECONDS,
@@ -66,7 +67,10 @@ pub(super) fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer,
     let uses_hmac = algorithms.contains(&Algorithm::Hs256);
     let uses_keys = algorithms.iter().any(|a| *a != Algorithm::Hs256);
     let hmac_secret = match (&doc.hmac_secret, uses_hmac) {
-        (Some(secret), true) => {
+        // Named in the environment, not read (the browser package): HS256 tokens of this
+        // issuer are then not verified.
+        (Some(Secret::Env(_)), true) => None,
+        (Some(Secret::Inline(secret)), true) => {
             let bytes = Base64UrlUnpadded::decode_vec(secret).map_err(|_| {
                 PolicyError::new(format!("{path}.hmac_secret"), "is not unpadded base64url")
             })?;

@@ -139,6 +139,29 @@ impl Read for String {
     }
 }
 
+impl Read for super::document::Secret {
+    /// A string, or `{"env": "NAME"}` with a POSIX name (letters, digits, `_`, not starting
+    /// with a digit).
+    fn read(value: &Value, at: &At<'_>) -> Result<Self, PolicyError> {
+        if let Value::String(secret) = value {
+            return Ok(Self::Inline(secret.clone()));
+        }
+        if !value.is_object() {
+            return Err(invalid_type(value, "a string, or {\"env\": \"NAME\"}", at));
+        }
+        let name: String = Object::new(value, at, &["env"])?.required("env")?;
+        let posix = name.bytes().next().is_some_and(|b| !b.is_ascii_digit())
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !posix {
+            return Err(PolicyError::new(
+                format!("{}", at.field("env")),
+                "must name an environment variable: letters, digits and `_`, not starting with a digit",
+            ));
+        }
+        Ok(Self::Env(name))
+    }
+}
+
 impl Read for bool {
     fn read(value: &Value, at: &At<'_>) -> Result<Self, PolicyError> {
         value
