@@ -127,6 +127,12 @@ impl JwksArg {
         };
         match issuer.keys() {
             KeySource::Remote(_) => Ok(index),
+            KeySource::JwtAuthn(_) => Err(Error::new(format!(
+                "--jwks {}: issuers[{index}] `{}` is verified by Envoy's jwt_authn, which holds \
+                 its keys",
+                self.given,
+                issuer.issuer()
+            ))),
             KeySource::Inline(_) | KeySource::SecretOnly => Err(Error::new(format!(
                 "--jwks {}: issuers[{index}] `{}` has its keys in the policy; --jwks is for \
                  issuers with a `jwks_uri`",

@@ -60,7 +60,9 @@ pub fn keys_for(
         return Ok((keys, origin));
     };
     match policy.issuers()[issuer].keys() {
-        KeySource::Inline(_) | KeySource::SecretOnly => origin = KeyOrigin::Policy,
+        KeySource::Inline(_) | KeySource::SecretOnly | KeySource::JwtAuthn(_) => {
+            origin = KeyOrigin::Policy
+        }
         KeySource::Remote(remote) if fetch && keys.get(issuer).is_none() => {
             fetch::install_remote(policy, issuer, &mut keys)?;
             origin = KeyOrigin::Fetched(remote.uri.clone());

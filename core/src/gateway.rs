@@ -61,6 +61,9 @@ use crate::shared_memory::SharedMemory;
 use crate::token::{Principal, TokenError};
 use crate::{DenyReason, UnixTime};
 
+/// How a host hands over a request's serialized metadata (see [`Exchange::with_metadata_lookup`]).
+pub type MetadataLookup = fn() -> Option<Vec<u8>>;
+
 /// A header's name and value, as bytes from the host.
 pub type HeaderPair<'a> = (&'a [u8], &'a [u8]);
 
@@ -109,6 +112,9 @@ pub struct Exchange {
     client_certificate_sha256: Option<[u8; 32]>,
     /// How to ask the host for it, as hex digits, when a token is bound to one.
     certificate_lookup: Option<fn() -> Option<Vec<u8>>>,
+    /// How to ask the host for the request's metadata, when a token's issuer is verified
+    /// by Envoy's `jwt_authn`.
+    metadata_lookup: Option<MetadataLookup>,
     /// The DPoP proof this request was let in with: seen again when its body is read.
     proof: Option<ProofId>,
     /// The introspection call this request waits for, and whether it sent it.
@@ -149,6 +155,14 @@ impl Exchange {
             certificate_lookup: Some(lookup),
             ..Self::default()
         }
+    }
+
+    /// The same exchange, asking `lookup` for the request's metadata (serialized as for
+    /// `get_property(["metadata"])`) when, and only when, a token's issuer is verified by
+    /// Envoy's `jwt_authn`.
+    pub fn with_metadata_lookup(mut self, lookup: MetadataLookup) -> Self {
+        self.metadata_lookup = Some(lookup);
+        self
     }
 
     /// The issuer whose key fetch this request waits for, if any.
@@ -552,6 +566,7 @@ impl Gateway {
         let (policy, proofs) = (&self.policy, &mut self.proofs);
         let (budgets, memory) = (&mut self.budgets, self.memory.as_deref());
         let accepted = &mut exchange.proof;
+        let metadata_lookup = exchange.metadata_lookup;
         // The decision, and the principal it was made for.
         let mut decide = |request: &Request<'_>, known: Option<Rc<Principal>>| {
             let mut used = None;
@@ -593,7 +608,10 @@ impl Gateway {
                                 now,
                                 &mut pending,
                             )?,
-                            None => verify(policy, cache, counts, keys, token, now, &mut refetch)?,
+                            None => {
+                                let host = (keys, metadata_lookup);
+                                verify(policy, cache, counts, host, token, now, &mut refetch)?
+                            }
                         },
                     };
                     used = Some(Rc::clone(&principal));
@@ -976,7 +994,7 @@ fn verify(
     policy: &Policy,
     cache: &mut TokenCache,
     counts: &mut Vec<Count>,
-    keys: &KeyStore,
+    (keys, metadata): (&KeyStore, Option<MetadataLookup>),
     token: &str,
     now: UnixTime,
     refetch: &mut Option<usize>,
@@ -986,11 +1004,19 @@ fn verify(
         return Ok(principal);
     }
     counts.push(Count::CacheMiss);
+    let none = || None;
+    let metadata: &dyn Fn() -> Option<Vec<u8>> = match &metadata {
+        Some(lookup) => lookup,
+        None => &none,
+    };
     let principal = policy
-        .authenticate(token, keys, now)
+        .authenticate_with_host(token, keys, metadata, now)
         .inspect_err(|err: &TokenError| *refetch = err.refetch_issuer())?;
     let principal = Rc::new(principal);
-    cache.insert(token, Rc::clone(&principal), now);
+    // A token jwt_authn verified is never cached: each request brings its own payload.
+    if !policy.verified_by_host(principal.issuer) {
+        cache.insert(token, Rc::clone(&principal), now);
+    }
     Ok(principal)
 }
 

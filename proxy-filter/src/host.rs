@@ -305,6 +305,31 @@ pub(crate) fn client_certificate_sha256_hex() -> Option<Vec<u8>> {
     property(b"connection\0sha256_peer_certificate_digest")
 }
 
+/// Header bytes as a log shows them: visible ASCII and space as they are, `\\` doubled,
+/// every other byte `\xNN`, so that no byte a client sends can forge a log line.
+pub(crate) fn printable(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &byte in bytes {
+        match byte {
+            b'\\' => out.push_str("\\\\"),
+            b' '..=b'~' => out.push(char::from(byte)),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\x");
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 15)]));
+            }
+        }
+    }
+    out
+}
+
+/// The request's dynamic metadata, serialized (Envoy: an `envoy.config.core.v3.Metadata`,
+/// which holds what `jwt_authn` verified); `None` when the host has none.
+pub(crate) fn request_metadata() -> Option<Vec<u8>> {
+    property(b"metadata")
+}
+
 /// A property's value; `None` when the host lacks it or it is empty. A path is its
 /// segments, each followed by NUL but the last (ABI 0.2.1).
 fn property(path: &[u8]) -> Option<Vec<u8>> {

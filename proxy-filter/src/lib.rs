@@ -493,7 +493,8 @@ impl RootContext for Root {
                 me: Weak::clone(me),
                 exchange: Exchange::with_client_certificate_lookup(
                     host::client_certificate_sha256_hex,
-                ),
+                )
+                .with_metadata_lookup(host::request_metadata),
                 fetch: None,
                 introspection: None,
                 woken: Woken::No,
@@ -779,9 +780,7 @@ impl Request {
                 if let Some(denial) = &forward.would_deny {
                     let header = |wanted: &[u8]| {
                         let value = pairs.iter().find(|(name, _)| *name == wanted);
-                        String::from_utf8_lossy(value.map_or(&b""[..], |(_, v)| v))
-                            .escape_debug()
-                            .to_string()
+                        host::printable(value.map_or(&b""[..], |(_, v)| v))
                     };
                     info!(
                         "dry run: would answer {} ({}) to {} {}: {}",

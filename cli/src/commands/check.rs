@@ -43,6 +43,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<ExitCode, Error> {
                 format!("keys from {} via cluster `{}`", remote.uri, remote.cluster)
             }
             KeySource::SecretOnly => "shared secret".to_owned(),
+            KeySource::JwtAuthn(key) => format!("verified by Envoy's jwt_authn, payload `{key}`"),
         };
         writeln!(
             out,

@@ -112,6 +112,27 @@ impl Policy {
         token::authenticate(self, token, Signature::Verify(keys), now)
     }
 
+    /// As [`Policy::authenticate`], with the host asked for the request's metadata (as
+    /// `get_property(["metadata"])` serializes it) when the token's issuer is verified by
+    /// Envoy's `jwt_authn` (`issuers[].jwt_authn`): its payload there must be the token's.
+    pub fn authenticate_with_host(
+        &self,
+        token: &str,
+        keys: &KeyStore,
+        metadata: &dyn Fn() -> Option<alloc::vec::Vec<u8>>,
+        now: UnixTime,
+    ) -> Result<Principal, TokenError> {
+        token::authenticate(self, token, Signature::VerifyOrAskHost(keys, metadata), now)
+    }
+
+    /// Whether the issuer at `issuer` is verified by Envoy's `jwt_authn`, so that its
+    /// principals are never cached: each request needs its own verified payload.
+    pub fn verified_by_host(&self, issuer: usize) -> bool {
+        self.issuers
+            .get(issuer)
+            .is_some_and(|i| matches!(i.keys, crate::policy::KeySource::JwtAuthn(_)))
+    }
+
     /// Validates a token's claims and reads its scopes without checking the signature.
     pub fn authenticate_unverified(
         &self,

@@ -386,6 +386,8 @@ fn known_kids(policy: &Policy, issuer: usize, keys: Option<&KeyStore>) -> Option
         KeySource::Inline(set) => set,
         KeySource::Remote(_) => keys?.get(issuer)?,
         KeySource::SecretOnly => return Some(Vec::new()),
+        // jwt_authn's provider holds them.
+        KeySource::JwtAuthn(_) => return None,
     };
     Some(
         set.keys()

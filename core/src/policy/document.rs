@@ -344,6 +344,17 @@ pub struct IssuerDocument {
     /// Token introspection (RFC 7662) for tokens the gateway cannot verify alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub introspection: Option<IntrospectionDocument>,
+    /// Envoy's `jwt_authn` verifies this issuer's tokens instead of the gateway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_authn: Option<JwtAuthnDocument>,
+}
+
+/// Verification by Envoy's `jwt_authn` (`issuers[].jwt_authn`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct JwtAuthnDocument {
+    /// The `payload_in_metadata` of the `jwt_authn` provider that verifies the issuer's
+    /// tokens: the key of their payload in the filter's metadata.
+    pub payload_in_metadata: String,
 }
 
 /// An issuer's introspection endpoint (`issuers[].introspection`).

@@ -97,6 +97,9 @@ pub enum KeySource {
     Remote(RemoteJwks),
     /// Only a shared HMAC secret.
     SecretOnly,
+    /// Envoy's `jwt_authn` verifies the tokens (its provider holds the keys) and puts their
+    /// payload in the request's metadata under this key (`payload_in_metadata`).
+    JwtAuthn(Box<str>),
 }
 
 /// A JWKS the host fetches.

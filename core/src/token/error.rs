@@ -124,6 +124,10 @@ pub enum TokenError {
     /// (calls in flight, calls per second) is spent: the token may well be valid, so it is
     /// answered 503 with `Retry-After`, not 401.
     IntrospectionBusy,
+    /// The issuer's tokens are verified by Envoy's `jwt_authn`, and the request's metadata
+    /// holds no payload it verified for this token (it found none, or a forged one, or
+    /// verified another).
+    NotVerifiedByHost,
 }
 
 impl TokenError {
@@ -171,6 +175,7 @@ impl TokenError {
             Self::IntrospectionBusy => {
                 "The access token cannot be checked right now; retry after the given delay"
             }
+            Self::NotVerifiedByHost => "The access token signature is invalid",
         }
     }
 
@@ -229,6 +234,7 @@ impl TokenError {
             Self::Inactive => "token_inactive",
             Self::IntrospectionUnavailable => "introspection_unavailable",
             Self::IntrospectionBusy => "introspection_busy",
+            Self::NotVerifiedByHost => "jwt_authn_unverified",
         }
     }
 }
@@ -295,6 +301,10 @@ impl fmt::Display for TokenError {
             Self::IntrospectionUnavailable => f.write_str(
                 "the introspection endpoint gave no usable answer (down, slow, refused the \
                  gateway's credentials, or not an RFC 7662 answer)",
+            ),
+            Self::NotVerifiedByHost => f.write_str(
+                "jwt_authn verified no such token: its metadata holds no payload for it (no \
+                 token, a forged one, or jwt_authn reads another header)",
             ),
             Self::IntrospectionBusy => f.write_str(
                 "the gateway's introspection budget for the issuer is spent (calls in flight \

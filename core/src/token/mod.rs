@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use serde_json::Value;
 
 use crate::jwks::Algorithm;
-use crate::policy::{Issuer, Policy};
+use crate::policy::{Issuer, KeySource, Policy};
 use crate::scope::ScopeSet;
 use crate::UnixTime;
 
@@ -20,6 +20,7 @@ mod bearer;
 mod claims;
 mod decode;
 mod error;
+pub mod jwt_authn;
 mod signature;
 
 pub use crate::policy::DEFAULT_SCOPE_CLAIMS;
@@ -126,13 +127,16 @@ impl AudienceMatch {
 }
 
 /// How the signature of a token is dealt with.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub enum Signature<'k> {
     /// Verify against the policy's inline keys and these fetched ones.
     Verify(&'k crate::KeyStore),
     /// Trust it: for client-side pre-checks only, where the token came from the IdP and the
     /// gateway verifies it anyway.
     Trust,
+    /// As `Verify`, and for an issuer whose tokens Envoy's `jwt_authn` verifies, the
+    /// request's metadata as the host serializes it (see [`jwt_authn`]), asked for only then.
+    VerifyOrAskHost(&'k crate::KeyStore, &'k dyn Fn() -> Option<Vec<u8>>),
 }
 
 /// Validates `token` for `policy` at `now`: RFC 8725's header checks, the issuer, `typ`,
@@ -170,14 +174,28 @@ pub(crate) fn authenticate(
     // for another audience, costs no signature arithmetic (nor a key re-fetch for its
     // `kid`). What the claims say is only used once the signature verifies.
     let principal = principal_of_claims(policy, issuer_index, claims, now, true)?;
-    if let Signature::Verify(store) = signature {
-        verify_signature(
-            &decoded,
-            alg,
-            issuer,
-            issuer_index,
-            store.keys_for(policy, issuer_index),
-        )?;
+    match (signature, &issuer.keys) {
+        (Signature::Trust, _) => {}
+        // Its payload in the metadata is the signature check; no metadata, or another
+        // token's, is no check (never a pass).
+        (Signature::VerifyOrAskHost(_, metadata), KeySource::JwtAuthn(key)) => {
+            let verified = metadata().is_some_and(|bytes| jwt_authn::verified(&bytes, key, claims));
+            if !verified {
+                return Err(TokenError::NotVerifiedByHost);
+            }
+        }
+        (Signature::Verify(_), KeySource::JwtAuthn(_)) => {
+            return Err(TokenError::NotVerifiedByHost)
+        }
+        (Signature::Verify(store) | Signature::VerifyOrAskHost(store, _), _) => {
+            verify_signature(
+                &decoded,
+                alg,
+                issuer,
+                issuer_index,
+                store.keys_for(policy, issuer_index),
+            )?;
+        }
     }
     Ok(principal)
 }

@@ -10,7 +10,7 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 use crate::jwks::{Algorithm, KeySet};
 use crate::policy::document::Secret;
 use crate::policy::document::{
-    IssuerDocument, DEFAULT_JWKS_REFETCH_SECONDS, DEFAULT_JWKS_REFRESH_SECONDS,
+    IssuerDocument, JwtAuthnDocument, DEFAULT_JWKS_REFETCH_SECONDS, DEFAULT_JWKS_REFRESH_SECONDS,
     DEFAULT_LEEWAY_SECONDS,
 };
 use crate::policy::url::split_url;
@@ -63,6 +63,9 @@ pub(super) fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer,
         if !algorithms.contains(&alg) {
             algorithms.push(alg);
         }
+    }
+    if let Some(jwt_authn) = &doc.jwt_authn {
+        return compile_jwt_authn(path, doc, jwt_authn, algorithms, introspection);
     }
     let uses_hmac = algorithms.contains(&Algorithm::Hs256);
     let uses_keys = algorithms.iter().any(|a| *a != Algorithm::Hs256);
@@ -188,6 +191,52 @@ pub(super) fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer,
         algorithms,
         keys,
         hmac_secret,
+        leeway: doc.leeway_seconds.unwrap_or(DEFAULT_LEEWAY_SECONDS),
+        token_type: doc.token_type.as_deref().map(Into::into),
+        introspection,
+    })
+}
+
+/// An issuer whose tokens Envoy's `jwt_authn` verifies: it holds the keys, so the policy
+/// names none, and the payload's metadata key stands for them.
+fn compile_jwt_authn(
+    path: &str,
+    doc: &IssuerDocument,
+    jwt_authn: &JwtAuthnDocument,
+    algorithms: Vec<Algorithm>,
+    introspection: Option<crate::introspection::IntrospectionRules>,
+) -> Result<Issuer, PolicyError> {
+    let key_fields = [
+        ("jwks", doc.jwks.is_some()),
+        ("jwks_uri", doc.jwks_uri.is_some()),
+        ("jwks_cluster", doc.jwks_cluster.is_some()),
+        ("jwks_refresh_seconds", doc.jwks_refresh_seconds.is_some()),
+        ("jwks_refetch_seconds", doc.jwks_refetch_seconds.is_some()),
+        ("hmac_secret", doc.hmac_secret.is_some()),
+    ];
+    if let Some((field, _)) = key_fields.iter().find(|(_, set)| *set) {
+        return Err(PolicyError::new(
+            format!("{path}.{field}"),
+            "does not apply with `jwt_authn`: its provider holds the keys and verifies",
+        ));
+    }
+    let key = jwt_authn.payload_in_metadata.as_str();
+    if key.is_empty() {
+        return Err(PolicyError::new(
+            format!("{path}.jwt_authn.payload_in_metadata"),
+            "must name the provider's `payload_in_metadata`",
+        ));
+    }
+    Ok(Issuer {
+        issuer: doc.issuer.as_str().into(),
+        audiences: doc
+            .audiences
+            .iter()
+            .map(|a| Box::from(a.as_str()))
+            .collect(),
+        algorithms,
+        keys: KeySource::JwtAuthn(key.into()),
+        hmac_secret: None,
         leeway: doc.leeway_seconds.unwrap_or(DEFAULT_LEEWAY_SECONDS),
         token_type: doc.token_type.as_deref().map(Into::into),
         introspection,

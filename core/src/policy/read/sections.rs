@@ -10,10 +10,10 @@ use super::{invalid_type, one_of, Object, Read};
 use crate::json::path::At;
 use crate::policy::document::{
     CorsDocument, DpopDocument, DpopNonceDocument, ForwardClaimDocument, ForwardDocument,
-    IntrospectionDocument, IssuerDocument, McpDocument, McpRuleDocument, PolicyDocument,
-    RequirementDocument, ResourceDocument, RolesDocument, RouteDocument, ScopesDocument,
-    TokenCacheDocument, Unmatched, DEFAULT_ROLE_CLAIMS, DEFAULT_SCOPE_CLAIMS, DEFAULT_SEPARATOR,
-    DEFAULT_WRITE_SUFFIX,
+    IntrospectionDocument, IssuerDocument, JwtAuthnDocument, McpDocument, McpRuleDocument,
+    PolicyDocument, RequirementDocument, ResourceDocument, RolesDocument, RouteDocument,
+    ScopesDocument, TokenCacheDocument, Unmatched, DEFAULT_ROLE_CLAIMS, DEFAULT_SCOPE_CLAIMS,
+    DEFAULT_SEPARATOR, DEFAULT_WRITE_SUFFIX,
 };
 use crate::policy::PolicyError;
 
@@ -135,6 +135,7 @@ impl Read for IssuerDocument {
                 "leeway_seconds",
                 "token_type",
                 "introspection",
+                "jwt_authn",
             ],
         )?;
         Ok(Self {
@@ -149,7 +150,17 @@ impl Read for IssuerDocument {
             hmac_secret: o.optional("hmac_secret")?,
             leeway_seconds: o.optional("leeway_seconds")?,
             token_type: o.optional("token_type")?,
+            jwt_authn: o.optional("jwt_authn")?,
             introspection: o.optional("introspection")?,
+        })
+    }
+}
+
+impl Read for JwtAuthnDocument {
+    fn read(value: &Value, at: &At<'_>) -> Result<Self, PolicyError> {
+        let o = Object::new(value, at, &["payload_in_metadata"])?;
+        Ok(Self {
+            payload_in_metadata: o.required("payload_in_metadata")?,
         })
     }
 }
