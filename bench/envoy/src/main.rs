@@ -1,13 +1,16 @@
 //! The gateway benchmark behind `./scripts/bench`: Envoy 1.40 on 127.0.0.1, one worker
 //! each (`--concurrency 1`), answering `GET /api/resources` of `examples/policy.json` with a
-//! `direct_response` after the authentication filters, in five setups started side by side:
+//! `direct_response` after the authentication filters, in the setups below, started side by side:
 //!
 //! 1. no authentication, and 0 an empty proxy-wasm filter (`bench/empty-filter`), which
 //!    is what any Wasm filter costs;
 //! 2. Envoy's `jwt_authn` + `rbac` enforcing the same policy (see `native.rs`), and 2c the
 //!    same with jwt_authn's token cache on (it is off unless configured);
 //! 3. the scopegate filter with `token_cache.max_entries: 0`;
-//! 4. the scopegate filter with its token cache (1,024 entries).
+//! 4. the scopegate filter with its token cache (1,024 entries);
+//! 5. Envoy's `jwt_authn` verifying the signature (failures let through) and scopegate
+//!    deciding the rest from the payload it put in the metadata (`issuers[].jwt_authn`),
+//!    and 5c the same with jwt_authn's token cache on (scopegate never caches such tokens).
 //!
 //! Each is loaded by Debian's `wrk` with RS256, ES256 and EdDSA tokens of the example
 //! issuer (the test keys of seed 1; issuers of the policy without inline keys are left
@@ -18,7 +21,7 @@
 //! each setup to (2) and (1).
 //!
 //! Options: `--duration 5` (seconds per run), `--warmup 1`, `--rounds 3`,
-//! `--connections 16`, `--setups 1,0,2,2c,3,4` (a subset, for a quick comparison),
+//! `--connections 16`, `--setups 1,0,2,2c,3,4,5,5c` (a subset, for a quick comparison),
 //! `--workers 1` (Envoy's `--concurrency` for every setup), `--distinct N` for many
 //! distinct tokens instead (see `distinct.rs`), `--mcp` for the MCP route's cost
 //! instead (see `mcp.rs`), and `--nginx` for nginx instead of Envoy (see `nginx.rs`).
@@ -102,7 +105,7 @@ pub(crate) fn options() -> Result<Options, String> {
                     .collect();
                 if options.setups.is_empty() {
                     return Err(format!(
-                        "--setups takes a list of 1, 0, 2, 2c, 3, 4: `{list}`"
+                        "--setups takes a list of 1, 0, 2, 2c, 3, 4, 5, 5c: `{list}`"
                     ));
                 }
             }
@@ -121,15 +124,19 @@ pub(crate) enum Setup {
     NativeCached,
     Filter,
     FilterCached,
+    VerifiedByJwtAuthn,
+    VerifiedByJwtAuthnCached,
 }
 
-pub(crate) const SETUPS: [Setup; 6] = [
+pub(crate) const SETUPS: [Setup; 8] = [
     Setup::NoAuth,
     Setup::Empty,
     Setup::Native,
     Setup::NativeCached,
     Setup::Filter,
     Setup::FilterCached,
+    Setup::VerifiedByJwtAuthn,
+    Setup::VerifiedByJwtAuthnCached,
 ];
 
 impl Setup {
@@ -141,6 +148,8 @@ impl Setup {
             Self::NativeCached => "2c",
             Self::Filter => "3",
             Self::FilterCached => "4",
+            Self::VerifiedByJwtAuthn => "5",
+            Self::VerifiedByJwtAuthnCached => "5c",
         }
     }
 
@@ -152,6 +161,8 @@ impl Setup {
             Self::NativeCached => "(2c) jwt_authn + rbac, jwt cache",
             Self::Filter => "(3) scopegate, cache off",
             Self::FilterCached => "(4) scopegate, cache on",
+            Self::VerifiedByJwtAuthn => "(5) jwt_authn verifies, scopegate decides",
+            Self::VerifiedByJwtAuthnCached => "(5c) the same, jwt_authn's jwt cache",
         }
     }
 
@@ -194,6 +205,14 @@ impl Setup {
                 (filters, routes)
             }
             Self::Filter | Self::FilterCached => (vec![scopegate, router], direct),
+            Self::VerifiedByJwtAuthn | Self::VerifiedByJwtAuthnCached => {
+                let cache = (self == Self::VerifiedByJwtAuthnCached).then_some(1024);
+                let (jwt_authn, verified) = native::verify_only(&policy, cache);
+                let mut scopegate = scopegate;
+                scopegate["typed_config"]["config"]["configuration"]["value"] =
+                    json!(verified.to_string());
+                (vec![jwt_authn, scopegate, router], direct)
+            }
         };
         manager["http_filters"] = json!(filters);
         manager["route_config"] = routes;

@@ -127,6 +127,50 @@ pub fn enforce(document: &Value, cache_size: Option<u32>, ok_body: &str) -> (Vec
     )
 }
 
+/// Setup (5): jwt_authn verifies the tokens (the providers of [`enforce`], failures let
+/// through for scopegate to refuse) and scopegate decides everything else, each issuer of
+/// `document` marked verified by jwt_authn. The jwt_authn filter and that policy.
+pub fn verify_only(document: &Value, cache_size: Option<u32>) -> (Value, Value) {
+    let mut providers = providers(document, cache_size);
+    for provider in providers.values_mut() {
+        // scopegate forwards the claims itself.
+        if let Some(provider) = provider.as_object_mut() {
+            provider.remove("claim_to_headers");
+        }
+    }
+    let mut requirements: Vec<Value> = providers
+        .keys()
+        .map(|name| json!({"provider_name": name}))
+        .collect();
+    requirements.push(json!({"allow_missing_or_failed": {}}));
+    let filter = json!({"name": JWT_AUTHN, "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+        "providers": providers,
+        "rules": [{"match": {"prefix": "/"},
+                   "requires": {"requires_any": {"requirements": requirements}}}]
+    }});
+    let mut policy = document.clone();
+    for issuer in policy["issuers"].as_array_mut().into_iter().flatten() {
+        let Some(issuer) = issuer.as_object_mut() else {
+            continue;
+        };
+        for key in [
+            "jwks",
+            "jwks_uri",
+            "jwks_cluster",
+            "jwks_refresh_seconds",
+            "jwks_refetch_seconds",
+        ] {
+            issuer.remove(key);
+        }
+        issuer.insert(
+            "jwt_authn".into(),
+            json!({"payload_in_metadata": PAYLOAD_KEY}),
+        );
+    }
+    (filter, policy)
+}
+
 fn jwt_per_route(config: Value) -> Value {
     let mut config = config;
     config["@type"] =
