@@ -9,9 +9,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use scopegate_tests::harness::{
-    envoy_config, free_port, request, require_envoy_and_filter, Envoy, HttpServer, Response,
-    Upstreams,
+    envoy_config, filter_wasm, free_port, request, require_envoy_and_filter, Envoy, HttpServer,
+    Response, TempDir, Upstreams,
 };
+use scopegate_tests::repo_root;
 use scopegate_tests::{mint, unix_now, TestKeys};
 use serde_json::{json, Map, Value};
 
@@ -157,4 +158,41 @@ fn an_issuer_verified_by_jwt_authn_names_no_keys() {
     let err = scopegate_core::Policy::from_json(&doc.to_string()).unwrap_err();
     assert_eq!(err.path, "issuers[0].jwks_uri");
     assert!(err.message.contains("jwt_authn"), "{err}");
+}
+
+/// `examples/envoy-jwt-authn.yaml` runs as written, its placeholders filled: jwt_authn
+/// verifies, scopegate decides, a forged token is refused.
+#[test]
+fn examples_envoy_jwt_authn_yaml_runs_as_written() {
+    require_envoy_and_filter();
+    let keys = TestKeys::from_seed(1);
+    let (api, _) = HttpServer::recording_echo();
+    let (listen, admin) = (free_port(), free_port());
+    let text = std::fs::read_to_string(repo_root().join("examples/envoy-jwt-authn.yaml"))
+        .expect("the example");
+    let filled = text
+        .replace("${ADMIN_PORT}", &admin.to_string())
+        .replace("${LISTEN_PORT}", &listen.to_string())
+        .replace("${API_PORT}", &api.port.to_string())
+        .replace("${ISSUER}", ISSUER)
+        .replace("${AUDIENCE}", AUDIENCE)
+        .replace("${JWKS}", &keys.jwks("").to_string())
+        .replace("${POLICY}", &policy().to_string())
+        .replace("${FILTER_WASM}", &filter_wasm().display().to_string());
+    assert!(!filled.contains("${"), "a placeholder left: {filled}");
+    let dir = TempDir::new("envoy-jwt-authn");
+    let path = dir.path().join("envoy.yaml");
+    std::fs::write(&path, filled).expect("the config");
+    let envoy = Envoy::start_file(&path, listen, dir).unwrap_or_else(|e| panic!("{e:?}"));
+    let read = token(&keys, "ES256", "resource:read");
+    assert_eq!(
+        send(envoy.port, "GET", Some(&read), &[]).status,
+        200,
+        "{}",
+        envoy.log()
+    );
+    assert_eq!(send(envoy.port, "POST", Some(&read), &[]).status, 403);
+    let forged = token(&TestKeys::from_seed(2), "ES256", "resource:read");
+    assert_eq!(send(envoy.port, "GET", Some(&forged), &[]).status, 401);
+    assert_eq!(send(envoy.port, "GET", None, &[]).status, 401);
 }
