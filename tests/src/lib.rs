@@ -7,6 +7,7 @@
 // Test support: a failed expectation here is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod crd;
 pub mod dpop;
 pub mod harness;
 pub mod node;
