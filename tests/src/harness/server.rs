@@ -103,7 +103,7 @@ pub struct ServerResponse {
     pub body: String,
 }
 
-type Handler = dyn Fn(&ServerRequest) -> ServerResponse + Send + Sync;
+type Handler = dyn Fn(&ServerRequest) -> (u16, &'static str, Vec<u8>) + Send + Sync;
 
 /// A small threaded HTTP/1.1 server on 127.0.0.1; [`HttpServer::stop`] closes the listener
 /// and every open connection.
@@ -126,6 +126,40 @@ impl HttpServer {
     pub fn start_on(
         port: u16,
         handler: impl Fn(&ServerRequest) -> ServerResponse + Send + Sync + 'static,
+    ) -> io::Result<Self> {
+        Self::start_raw(port, move |request| {
+            let response = handler(request);
+            (
+                response.status,
+                response.content_type,
+                response.body.into_bytes(),
+            )
+        })
+    }
+
+    /// A server of one file: `GET path` answers 200 with `bytes` (`content_type`), anything
+    /// else 404; records every request (a test can count the fetches).
+    pub fn file(path: &str, content_type: &'static str, bytes: Vec<u8>) -> (Self, Recorder) {
+        let recorder = Recorder::default();
+        let recording = recorder.clone();
+        let path = path.to_owned();
+        let server = Self::start_raw(0, move |request| {
+            recording.push(request);
+            if request.method == "GET" && request.target == path {
+                (200, content_type, bytes.clone())
+            } else {
+                (404, "text/plain", b"not found".to_vec())
+            }
+        })
+        .expect("bind 127.0.0.1");
+        (server, recorder)
+    }
+
+    /// Starts on `port` (0: any) with a handler that answers a status, a content type and
+    /// the body's bytes.
+    fn start_raw(
+        port: u16,
+        handler: impl Fn(&ServerRequest) -> (u16, &'static str, Vec<u8>) + Send + Sync + 'static,
     ) -> io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", port))?;
         let port = listener.local_addr()?.port();
@@ -211,21 +245,16 @@ fn serve(stream: TcpStream, handler: &Handler, stopped: &AtomicBool) {
         if stopped.load(Ordering::SeqCst) {
             break;
         }
-        let response = handler(&request);
-        let reason = if response.status == 200 {
-            "OK"
-        } else {
-            "Status"
-        };
+        let (status, content_type, body) = handler(&request);
+        let reason = if status == 200 { "OK" } else { "Status" };
         // One write: a head and a body in two segments would wait on delayed ACKs.
-        let message = format!(
-            "HTTP/1.1 {} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\n\r\n{}",
-            response.status,
-            response.content_type,
-            response.body.len(),
-            response.body
-        );
-        if writer.write_all(message.as_bytes()).is_err() {
+        let mut message = format!(
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+            body.len(),
+        )
+        .into_bytes();
+        message.extend_from_slice(&body);
+        if writer.write_all(&message).is_err() {
             break;
         }
     }
