@@ -239,3 +239,41 @@ fn misspelled_and_wrong_fields_are_refused() {
     });
     assert_eq!(crds.validate(&extra), Vec::<String>::new());
 }
+
+/// The jwt_authn pair of `examples/istio-jwt-authn/`: the WasmPlugin is valid under its CRD,
+/// runs after Istio's authentication (AUTHZ), fails closed, and its policy's issuer is the
+/// one RequestAuthentication verifies, keyed by the issuer as Istio keys the payload, with
+/// the original token forwarded. (No RequestAuthentication CRD is in `../shared/third_party/`:
+/// its fields are checked here by name.)
+#[test]
+fn the_istio_jwt_authn_pair_agrees() {
+    let dir = repo_root().join("examples/istio-jwt-authn");
+    let read = |name: &str| {
+        let text = fs::read_to_string(dir.join(name)).unwrap();
+        let mut documents = yaml_documents(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(documents.len(), 1, "{name}");
+        documents.remove(0)
+    };
+    let plugin = read("wasm-plugin.yaml");
+    let errors = crds().validate(&plugin);
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    let spec = &plugin["spec"];
+    assert_eq!(spec["phase"], json!("AUTHZ"));
+    assert_eq!(spec["failStrategy"], json!("FAIL_CLOSE"));
+    let policy = Policy::from_json(&spec["pluginConfig"].to_string()).expect("the policy");
+    let authn = read("request-authentication.yaml");
+    assert_eq!(authn["apiVersion"], json!("security.istio.io/v1"));
+    assert_eq!(authn["kind"], json!("RequestAuthentication"));
+    let rule = &authn["spec"]["jwtRules"][0];
+    assert_eq!(rule["forwardOriginalToken"], json!(true));
+    let issuer = rule["issuer"].as_str().expect("an issuer");
+    assert_eq!(policy.issuers()[0].issuer(), issuer);
+    assert_eq!(
+        spec["pluginConfig"]["issuers"][0]["jwt_authn"]["payload_in_metadata"],
+        json!(issuer)
+    );
+    assert_eq!(
+        authn["spec"]["selector"], spec["selector"],
+        "the same workload"
+    );
+}
