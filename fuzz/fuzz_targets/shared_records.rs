@@ -1,5 +1,6 @@
 //! What the gateway reads from the host's shared data, which other VMs write: a DPoP replay
-//! bucket and an introspection budget counter holding arbitrary bytes; and MCP resource
+//! bucket and an introspection budget counter holding arbitrary bytes; the same bytes as the
+//! request metadata Envoy serializes (jwt_authn's payloads, protobuf); and MCP resource
 //! URIs as `normalize_uri` takes them.
 //!
 //! Input: `record NUL uri`; the record is any bytes, the URI is skipped unless UTF-8.
@@ -9,6 +10,8 @@
 //! - a bucket never grows past 8 proofs (128 bytes);
 //! - a budget of 3 calls per second admits at most 3 calls in a second, whatever the counter
 //!   held;
+//! - metadata bytes verify a token's claims only if they hold jwt_authn's name and every
+//!   claim's text (a payload is never made up);
 //! - a normalized URI normalizes to itself, and its path has no `.` or `..` segment.
 #![no_main]
 
@@ -17,6 +20,7 @@ use scopegate_core::dpop::{first_use_shared, ProofId};
 use scopegate_core::introspection::{Budget, BudgetLimits};
 use scopegate_core::mcp::normalize_uri;
 use scopegate_core::shared_memory::{LocalMemory, SharedMemory};
+use scopegate_core::token::jwt_authn;
 use scopegate_core::UnixTime;
 
 const BUCKET: &str = "scopegate.replay.v1 0000000000000000";
@@ -47,6 +51,13 @@ fuzz_target!(|data: &[u8]| {
     let mut budget = Budget::new(0, limits);
     let admitted = (0..5).filter(|_| budget.admit(now, Some(&memory))).count();
     assert!(admitted <= 3, "{admitted} calls in one second");
+
+    let claims = serde_json::json!({"sub": "alice", "exp": 1060, "roles": ["admin"]});
+    if jwt_authn::verified(record, "payload", &claims) {
+        let holds = |text: &[u8]| record.windows(text.len()).any(|w| w == text);
+        assert!(holds(b"envoy.filters.http.jwt_authn") && holds(b"payload"));
+        assert!(holds(b"alice") && holds(b"admin") && holds(b"roles"));
+    }
 
     if let Ok(uri) = std::str::from_utf8(uri) {
         if let Ok(normal) = normalize_uri(uri) {
