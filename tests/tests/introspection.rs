@@ -14,8 +14,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use scopegate_tests::harness::{
-    request, Host, HostLimit, HttpServer, Recorder, Response, ServerRequest, ServerResponse,
-    Upstreams,
+    eventually, request, Host, HostLimit, HttpServer, Recorder, Response, ServerRequest,
+    ServerResponse, Upstreams,
 };
 use scopegate_tests::on_each_host;
 use scopegate_tests::{example_policy_with_remote_keys, unix_now};
@@ -492,9 +492,27 @@ fn parked_requests_survive(host: Host) {
         .as_bytes(),
     )
     .unwrap();
-    thread::sleep(Duration::from_millis(200));
+    // Its call reaches the endpoint before the second request is sent ...
+    let sent = |n: usize| {
+        seen.requests()
+            .iter()
+            .filter(|r| String::from_utf8_lossy(&r.body).contains("token=opaque-parked&"))
+            .count()
+            >= n
+    };
+    assert!(eventually(Duration::from_secs(5), || sent(1)), "no call");
     let parked = thread::spawn(move || send(port, "GET", "opaque-parked"));
-    thread::sleep(Duration::from_millis(200));
+    // ... which is parked on it (the gateway counts the wait) before the sender hangs up.
+    let waited = || {
+        proxy
+            .counter("introspection.wait")
+            .is_ok_and(|waits| waits >= 1)
+    };
+    assert!(
+        eventually(Duration::from_secs(5), waited),
+        "{}",
+        proxy.log()
+    );
     drop(sender);
 
     let response = parked.join().unwrap();
