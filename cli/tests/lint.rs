@@ -180,8 +180,9 @@ fn sarif_for_code_scanning() {
         .iter()
         .map(|r| r["id"].as_str().unwrap())
         .collect();
-    assert_eq!(rules.len(), 9);
+    assert_eq!(rules.len(), 10);
     assert!(rules.contains(&"shadowed-route"));
+    assert!(rules.contains(&"inline-secret"));
     let results = run["results"].as_array().unwrap();
     assert_eq!(results.len(), 4);
     let first = &results[0];
