@@ -21,8 +21,8 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::rc::Rc;
 
+use crate::time::UnixTime;
 use crate::token::Principal;
-use crate::UnixTime;
 
 /// Longest token the cache keeps, in bytes (4 KiB, as Envoy's `jwt_authn` cache).
 pub const MAX_CACHED_TOKEN_LEN: usize = 4 * 1024;

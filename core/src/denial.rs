@@ -150,7 +150,7 @@ mod tests {
         .unwrap();
         for request in [Request::new("GET", "/a"), Request::new("GET", "/nowhere")] {
             let decision = policy.decide(&request, &KeyStore::default(), UnixTime(0));
-            let crate::Decision::Deny(denial) = decision else {
+            let crate::decision::Decision::Deny(denial) = decision else {
                 panic!("denied")
             };
             let by_header = read_denial(denial.status, Some(&denial.www_authenticate), None);

@@ -853,7 +853,7 @@ impl Gateway {
                 UnixTime(at),
                 &mut self.keys,
             ),
-            None => Err(FetchError::Jwks(crate::JwksError::Json(
+            None => Err(FetchError::Jwks(crate::jwks::JwksError::Json(
                 "the shared keys record has no fetch time".into(),
             ))),
         };

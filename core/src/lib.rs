@@ -47,6 +47,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod algorithm;
 pub mod cache;
 pub mod challenge;
 pub mod decision;

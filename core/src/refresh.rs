@@ -13,7 +13,7 @@ use core::fmt;
 
 use crate::jwks::{JwksError, KeySet};
 use crate::policy::{KeySource, KeyStore, Policy};
-use crate::UnixTime;
+use crate::time::UnixTime;
 
 /// How long the host may take to answer a fetch before it is considered lost and may be
 /// sent again; hosts time their calls out well before this.

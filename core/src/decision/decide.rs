@@ -16,10 +16,10 @@ use crate::mcp::{check_headers, read_body, McpError, McpEvaluation, McpRoute, Me
 use crate::path::{normalize, PathError};
 use crate::policy::{Access, Evaluation, KeyStore, Policy};
 use crate::request::{Request, RequestHeader};
+use crate::time::UnixTime;
 use crate::token::{
     self, credential_of, AuthScheme, BearerError, Confirmation, Principal, Signature, TokenError,
 };
-use crate::UnixTime;
 
 #[derive(Serialize)]
 struct Body<'a> {

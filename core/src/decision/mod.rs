@@ -301,7 +301,7 @@ impl Denial {
     /// The fresh DPoP nonce a `use_dpop_nonce` denial hands out (`DPoP-Nonce`, RFC 9449 §9).
     pub fn dpop_nonce(&self) -> Option<&str> {
         match &self.reason {
-            DenyReason::InvalidToken(crate::TokenError::Proof(
+            DenyReason::InvalidToken(crate::token::TokenError::Proof(
                 crate::dpop::ProofError::UseNonce(nonce),
             )) => Some(nonce),
             _ => None,

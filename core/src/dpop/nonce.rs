@@ -33,18 +33,18 @@ const TAG_LEN: usize = 16;
 
 impl NonceRules {
     /// The nonce to hand out at `now`.
-    pub fn issue(&self, now: crate::UnixTime) -> String {
+    pub fn issue(&self, now: crate::time::UnixTime) -> String {
         self.nonce_of(now.0 / self.lifetime)
     }
 
     /// Is `nonce` the one handed out at `now` (not the previous window's)?
-    pub fn is_current(&self, nonce: &str, now: crate::UnixTime) -> bool {
+    pub fn is_current(&self, nonce: &str, now: crate::time::UnixTime) -> bool {
         !nonce.is_empty() && constant_time_eq(nonce.as_bytes(), self.issue(now).as_bytes())
     }
 
     /// Was `nonce` issued in this window or the previous one? Never, without a secret (an
     /// unread one, or a build without SHA-256): no nonce is made then, and none accepted.
-    pub fn accepts(&self, nonce: &str, now: crate::UnixTime) -> bool {
+    pub fn accepts(&self, nonce: &str, now: crate::time::UnixTime) -> bool {
         if nonce.is_empty() {
             return false;
         }
@@ -85,7 +85,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(all(test, feature = "hmac"))]
 mod tests {
     use super::*;
-    use crate::UnixTime;
+    use crate::time::UnixTime;
 
     #[test]
     fn a_nonce_lives_its_window_and_the_next() {

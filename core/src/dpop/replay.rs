@@ -4,7 +4,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
 use crate::shared_memory::{SetError, SharedMemory};
-use crate::UnixTime;
+use crate::time::UnixTime;
 
 /// What identifies an accepted proof: a digest of its key's thumbprint and its `jti`, and
 /// the last second its `iat` is accepted (after which a replay is stale anyway).

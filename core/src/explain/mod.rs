@@ -17,8 +17,8 @@ use crate::decision::{Decision, DenyReason};
 use crate::path::{normalize, PathError};
 use crate::policy::{Access, KeyStore, Policy};
 use crate::request::Request;
+use crate::time::UnixTime;
 use crate::token::credential_of;
-use crate::UnixTime;
 
 pub use remedy::Remedy;
 pub use routes::{RouteCandidate, RouteOutcome};

@@ -9,8 +9,8 @@ use core::fmt;
 use crate::decision::{Denial, DenyReason};
 use crate::policy::Policy;
 use crate::scope::ScopeRequest;
+use crate::time::UnixTime;
 use crate::token::TokenError;
-use crate::UnixTime;
 
 use super::token::{ScopeOrigin, TokenReport};
 

@@ -8,8 +8,8 @@ use alloc::vec::Vec;
 use serde_json::Value;
 
 use crate::policy::{ClaimName, KeySource, KeyStore, Policy};
+use crate::time::UnixTime;
 use crate::token::{claim_value, decode, TokenError};
-use crate::UnixTime;
 
 /// The token of an explained request, read without trusting it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,8 +6,8 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::rc::Rc;
 
 use crate::cache::{fingerprint, same_token, Fingerprint};
+use crate::time::UnixTime;
 use crate::token::{Principal, TokenError};
-use crate::UnixTime;
 
 /// How long a failed call's answer is kept: the requests that waited on it read it, and a
 /// down endpoint gets at most one call per token per second.

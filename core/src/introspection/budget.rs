@@ -9,7 +9,7 @@
 use alloc::vec::Vec;
 
 use crate::shared_memory::{SetError, SharedMemory};
-use crate::UnixTime;
+use crate::time::UnixTime;
 
 /// Default `max_calls_per_second`: a small IdP answers that many without notice.
 pub const DEFAULT_CALLS_PER_SECOND: u32 = 20;

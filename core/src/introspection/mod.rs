@@ -31,95 +31,32 @@
 //! # Ok::<(), scopegate_core::PolicyError>(())
 //! ```
 
-use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
 
-use base64ct::{Base64, Encoding};
 use serde_json::Value;
 
 use crate::policy::Policy;
+use crate::time::UnixTime;
 use crate::token::{principal_of_claims, Principal, TokenError};
-use crate::UnixTime;
 
 mod answers;
-mod assertion;
-mod budget;
+pub(crate) mod assertion;
+pub(crate) mod budget;
+pub(crate) mod form;
+pub(crate) mod rules;
 
 pub use answers::{Answers, Known};
 pub use assertion::AssertionKey;
 pub use budget::{Budget, BudgetLimits, DEFAULT_CALLS_IN_FLIGHT, DEFAULT_CALLS_PER_SECOND};
+use form::form_encode;
+pub use rules::{
+    ClientAuth, IntrospectedTokens, IntrospectionRules, DEFAULT_CACHE_SECONDS,
+    DEFAULT_INACTIVE_CACHE_SECONDS, DEFAULT_TIMEOUT_MS,
+};
 
 /// Longest answer read, in bytes: a token's worth of claims.
 pub const MAX_ANSWER_LEN: usize = 16 * 1024;
-/// Default cap on how long an active answer is kept (`cache_seconds`).
-pub const DEFAULT_CACHE_SECONDS: u64 = 300;
-/// Default time an inactive answer is kept (`inactive_cache_seconds`).
-pub const DEFAULT_INACTIVE_CACHE_SECONDS: u64 = 10;
-/// Default time the gateway waits for the endpoint (`timeout_ms`).
-pub const DEFAULT_TIMEOUT_MS: u64 = 2_000;
-
-/// Which of an issuer's tokens are introspected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IntrospectedTokens {
-    /// Those that are not a JWS (opaque tokens); JWTs are verified locally.
-    Opaque,
-    /// Every token of the issuer, JWTs too (their signatures are then not checked
-    /// locally: the issuer answers for them).
-    All,
-}
-
-/// How the gateway authenticates to the introspection endpoint.
-#[derive(Clone, PartialEq, Eq)]
-pub enum ClientAuth {
-    /// `client_secret_basic`: this `authorization` value (`Basic …`).
-    SecretBasic(Box<str>),
-    /// `private_key_jwt` (RFC 7523): an assertion signed with this key per call.
-    PrivateKeyJwt(AssertionKey),
-    /// The credential is named in the environment and was not read (a policy loaded
-    /// without one, as the browser package does): no call is made.
-    Unread,
-}
-
-/// An issuer's compiled introspection settings.
-#[derive(Clone)]
-pub struct IntrospectionRules {
-    pub(crate) cluster: Box<str>,
-    pub(crate) scheme: &'static str,
-    pub(crate) authority: Box<str>,
-    pub(crate) path: Box<str>,
-    /// The endpoint's URL: a client assertion's audience.
-    pub(crate) endpoint: Box<str>,
-    pub(crate) auth: ClientAuth,
-    pub(crate) client_id: Box<str>,
-    pub(crate) tokens: IntrospectedTokens,
-    /// Ask for RFC 9701 answers: a JWT the issuer signs.
-    pub(crate) jwt_response: bool,
-    pub(crate) cache_seconds: u64,
-    pub(crate) inactive_cache_seconds: u64,
-    pub(crate) timeout_ms: u64,
-    /// How many calls the gateway may make.
-    pub(crate) budget: BudgetLimits,
-}
-
-impl fmt::Debug for IntrospectionRules {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IntrospectionRules")
-            .field("cluster", &self.cluster)
-            .field("authority", &self.authority)
-            .field("path", &self.path)
-            .field("client_id", &self.client_id)
-            .field("auth", &"(redacted)")
-            .field("tokens", &self.tokens)
-            .field("cache_seconds", &self.cache_seconds)
-            .field("inactive_cache_seconds", &self.inactive_cache_seconds)
-            .field("timeout_ms", &self.timeout_ms)
-            .field("budget", &self.budget)
-            .finish()
-    }
-}
-
 /// One introspection call for the host to send: `POST path` over `cluster`.
 #[derive(Debug)]
 pub struct IntrospectionCall<'g> {
@@ -224,7 +161,7 @@ impl IntrospectionRules {
         policy: &Policy,
         issuer: usize,
         body: &[u8],
-        keys: &crate::KeyStore,
+        keys: &crate::policy::KeyStore,
         now: UnixTime,
     ) -> Result<Principal, TokenError> {
         if body.len() > MAX_ANSWER_LEN || !crate::json::depth_within(body, crate::json::MAX_DEPTH) {
@@ -274,7 +211,7 @@ impl IntrospectionRules {
         policy: &Policy,
         issuer: usize,
         body: &[u8],
-        keys: &crate::KeyStore,
+        keys: &crate::policy::KeyStore,
     ) -> Result<Value, TokenError> {
         let unavailable = |_| TokenError::IntrospectionUnavailable;
         let jws = core::str::from_utf8(body).map_err(unavailable)?.trim();
@@ -299,60 +236,5 @@ impl IntrospectionRules {
             Some(answer @ Value::Object(_)) => Ok(answer),
             _ => Err(TokenError::IntrospectionUnavailable),
         }
-    }
-}
-
-/// `application/x-www-form-urlencoded` (the WHATWG URL standard's byte serializer).
-pub(crate) fn form_encode(text: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &byte in text.as_bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
-                out.push(char::from(byte));
-            }
-            b' ' => out.push('+'),
-            _ => {
-                out.push('%');
-                out.push(char::from(HEX[usize::from(byte >> 4)]));
-                out.push(char::from(HEX[usize::from(byte & 15)]));
-            }
-        }
-    }
-}
-
-/// The `authorization` value of `client_secret_basic` (RFC 6749 §2.3.1: both parts are
-/// form-encoded before they are joined and base64-encoded).
-pub(crate) fn basic_authorization(client_id: &str, client_secret: &str) -> String {
-    let mut credentials = String::new();
-    form_encode(client_id, &mut credentials);
-    credentials.push(':');
-    form_encode(client_secret, &mut credentials);
-    let mut value = String::from("Basic ");
-    value.push_str(&Base64::encode_string(credentials.as_bytes()));
-    value
-}
-
-/// Is `token` a JWS in compact form (three base64url parts), as opposed to an opaque token?
-pub(crate) fn looks_like_jws(token: &str) -> bool {
-    token.bytes().filter(|b| *b == b'.').count() == 2 && token.starts_with("eyJ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credentials_are_form_encoded_before_base64() {
-        // RFC 6749 §2.3.1: "a:b" as a client id is sent as "a%3Ab".
-        let value = basic_authorization("a:b", "p w+");
-        let decoded = Base64::decode_vec(&value["Basic ".len()..]).unwrap();
-        assert_eq!(decoded, b"a%3Ab:p+w%2B");
-    }
-
-    #[test]
-    fn opaque_and_jws_tokens() {
-        assert!(looks_like_jws("eyJhbGciOiJFUzI1NiJ9.e30.c2ln"));
-        assert!(!looks_like_jws("2YotnFZFEjr1zCsicMWpAA"));
-        assert!(!looks_like_jws("a.b.c"));
     }
 }

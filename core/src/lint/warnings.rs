@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 
 use crate::policy::document::{env_name, Secret, Unmatched};
 use crate::policy::{Access, Policy, PolicyDocument, Requirement, ScopeTemplate};
-use crate::token::decode;
+use crate::token::decode::decode;
 
 use super::{samples, Finding, Severity};
 

@@ -32,7 +32,7 @@ pub(crate) use message::{check_headers, read_body, target_kind, Message, TargetK
 pub(crate) use uri::UriTemplate;
 pub use uri::{normalize_uri, MAX_CAPTURES, MAX_MATCH_STEPS};
 
-use crate::policy::{Evaluation, Requirement};
+use crate::policy::requirement::{Evaluation, Requirement};
 use crate::scope::{ScopeRules, ScopeSet};
 
 /// Why an MCP request body was refused (400, or 413 for [`McpError::TooLarge`]).

@@ -15,7 +15,6 @@ use serde_json::Value;
 
 pub use super::named::Named;
 use super::PolicyError;
-use crate::json::strict::{self, StrictError};
 
 /// The claims that hold scopes when the document does not say (`scopes.claims`).
 pub const DEFAULT_SCOPE_CLAIMS: [&str; 3] = ["scope", "scp", "permissions"];
@@ -76,52 +75,6 @@ pub struct PolicyDocument {
     /// DPoP (RFC 9449): tokens bound to a key, sent with a proof per request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dpop: Option<DpopDocument>,
-}
-
-impl PolicyDocument {
-    /// Reads a document from its JSON text: one JSON value, no object repeating a key, no
-    /// member the format does not have. Errors name the JSON path of the offending value.
-    ///
-    /// ```
-    /// use scopegate_core::PolicyDocument;
-    /// let err = PolicyDocument::from_json(r#"{"version": 1, "realm": "api", "issuers": [],
-    ///     "routes": [{"path": "/a", "public": "yes"}]}"#).unwrap_err();
-    /// assert_eq!(err.to_string(), r#"routes[0].public: invalid type: string "yes", expected a boolean"#);
-    /// let err = PolicyDocument::from_json(r#"{"version": 1, "version": 1}"#).unwrap_err();
-    /// assert_eq!(err.to_string(), ".: duplicate field `version`");
-    /// ```
-    pub fn from_json(text: &str) -> Result<Self, PolicyError> {
-        Self::from_value(&Self::parse_strict(text)?)
-    }
-
-    /// The JSON value of a document's text, refused if it is not one value or if an object
-    /// repeats a key.
-    pub(crate) fn parse_strict(text: &str) -> Result<Value, PolicyError> {
-        strict::parse(text.as_bytes()).map_err(|err| match err {
-            StrictError::RepeatedKey { at, key } => {
-                PolicyError::new(at, format!("duplicate field `{key}`"))
-            }
-            StrictError::Syntax(err) => PolicyError::new(".", format!("not JSON: {err}")),
-            // Two documents pasted together, a truncated edit: an error, not ignored.
-            StrictError::Trailing(err) => {
-                PolicyError::new(".", format!("after the document: {err}"))
-            }
-        })
-    }
-
-    /// Reads a document from a parsed JSON value.
-    ///
-    /// ```
-    /// use scopegate_core::PolicyDocument;
-    /// let value = serde_json::json!({"version": 1, "realm": "api", "issuers": [], "routes": []});
-    /// let document = PolicyDocument::from_value(&value).unwrap();
-    /// assert_eq!(document.scopes.separator, ":");
-    /// let err = PolicyDocument::from_value(&serde_json::json!({"version": 1})).unwrap_err();
-    /// assert_eq!(err.to_string(), ".: missing field `realm`");
-    /// ```
-    pub fn from_value(value: &Value) -> Result<Self, PolicyError> {
-        super::read::document(value)
-    }
 }
 
 /// DPoP-bound access tokens and their proofs (`dpop`).

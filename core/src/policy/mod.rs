@@ -5,7 +5,7 @@ mod compile;
 pub mod document;
 mod named;
 mod read;
-mod requirement;
+pub(crate) mod requirement;
 mod url;
 
 use alloc::boxed::Box;
@@ -131,12 +131,12 @@ pub struct Issuer {
     pub(crate) hmac_secret: Option<Vec<u8>>,
     pub(crate) leeway: u64,
     pub(crate) token_type: Option<Box<str>>,
-    pub(crate) introspection: Option<crate::introspection::IntrospectionRules>,
+    pub(crate) introspection: Option<crate::introspection::rules::IntrospectionRules>,
 }
 
 impl Issuer {
     /// Its introspection endpoint, if its tokens are introspected.
-    pub fn introspection(&self) -> Option<&crate::introspection::IntrospectionRules> {
+    pub fn introspection(&self) -> Option<&crate::introspection::rules::IntrospectionRules> {
         self.introspection.as_ref()
     }
 
@@ -370,7 +370,8 @@ impl Policy {
     /// that introspects, for an opaque token, or for a JWT of its own when it introspects
     /// `all` its tokens.
     pub fn introspecting(&self, token: &str) -> Option<usize> {
-        use crate::introspection::{looks_like_jws, IntrospectedTokens};
+        use crate::introspection::rules::IntrospectedTokens;
+        use crate::token::decode::looks_like_jws;
         let (index, issuer) = self
             .issuers
             .iter()
@@ -384,7 +385,7 @@ impl Policy {
             .as_ref()
             .is_some_and(|i| i.tokens() == IntrospectedTokens::All);
         let decoded = if all {
-            crate::token::decode(token).ok()?
+            crate::token::decode::decode(token).ok()?
         } else {
             return None;
         };

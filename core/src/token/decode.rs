@@ -6,10 +6,7 @@ use alloc::vec::Vec;
 use base64ct::{Base64UrlUnpadded, Encoding};
 use serde_json::{Map, Value};
 
-use super::TokenError;
-
-/// Longest token accepted, in bytes.
-pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+use super::error::{TokenError, MAX_TOKEN_LEN};
 
 /// A decoded JWS whose signature has not been checked.
 ///
@@ -109,6 +106,11 @@ pub(super) fn decode_json_object(part: &str, malformed: &'static str) -> Result<
     Ok(value)
 }
 
+/// Is `token` a JWS in compact form (three base64url parts), as opposed to an opaque token?
+pub(crate) fn looks_like_jws(token: &str) -> bool {
+    token.bytes().filter(|b| *b == b'.').count() == 2 && token.starts_with("eyJ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +148,12 @@ mod tests {
         );
         let huge = "a".repeat(MAX_TOKEN_LEN + 1);
         assert_eq!(decode(&huge).unwrap_err(), TokenError::TooLarge);
+    }
+
+    #[test]
+    fn opaque_and_jws_tokens() {
+        assert!(looks_like_jws("eyJhbGciOiJFUzI1NiJ9.e30.c2ln"));
+        assert!(!looks_like_jws("2YotnFZFEjr1zCsicMWpAA"));
+        assert!(!looks_like_jws("a.b.c"));
     }
 }

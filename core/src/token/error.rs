@@ -3,9 +3,11 @@
 use alloc::string::String;
 use core::fmt;
 
-use crate::jwks::Algorithm;
+use crate::algorithm::Algorithm;
+use crate::dpop::error::ProofError;
 
-use super::MAX_TOKEN_LEN;
+/// Longest token accepted, in bytes.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// Why a token was refused. Answered with 401 `invalid_token`.
 ///
@@ -112,7 +114,7 @@ pub enum TokenError {
     /// A bearer token where the policy accepts only DPoP-bound tokens (`dpop.required`).
     DpopRequired,
     /// The DPoP proof is refused: answered with 401 `invalid_dpop_proof`.
-    Proof(crate::dpop::ProofError),
+    Proof(ProofError),
     /// The introspection endpoint answered `active: false` (RFC 7662 §2.2): revoked,
     /// expired, or never issued.
     Inactive,

@@ -14,12 +14,12 @@ use serde_json::Value;
 use crate::jwks::Algorithm;
 use crate::policy::{Issuer, KeySource, Policy};
 use crate::scope::ScopeSet;
-use crate::UnixTime;
+use crate::time::UnixTime;
 
 mod bearer;
 mod claims;
-mod decode;
-mod error;
+pub(crate) mod decode;
+pub(crate) mod error;
 pub mod jwt_authn;
 mod signature;
 
@@ -28,10 +28,9 @@ pub use bearer::{bearer_token, credential_of, AuthScheme, BearerError, Credentia
 pub(crate) use claims::claim_value;
 pub use claims::scopes_of;
 use claims::{confirmation, effective_scopes, header_value, match_audiences, numeric_date};
-pub use decode::{decode, UnverifiedToken, MAX_TOKEN_LEN};
-pub use error::TokenError;
+pub use decode::{decode, UnverifiedToken};
+pub use error::{TokenError, MAX_TOKEN_LEN};
 use signature::verify_signature;
-pub(crate) use signature::verify_with_key;
 
 /// What a validated token grants: everything a decision needs, detached from the token text
 /// so that a host can cache it until [`Principal::expires_at`].
@@ -130,13 +129,13 @@ impl AudienceMatch {
 #[derive(Clone, Copy)]
 pub enum Signature<'k> {
     /// Verify against the policy's inline keys and these fetched ones.
-    Verify(&'k crate::KeyStore),
+    Verify(&'k crate::policy::KeyStore),
     /// Trust it: for client-side pre-checks only, where the token came from the IdP and the
     /// gateway verifies it anyway.
     Trust,
     /// As `Verify`, and for an issuer whose tokens Envoy's `jwt_authn` verifies, the
     /// request's metadata as the host serializes it (see [`jwt_authn`]), asked for only then.
-    VerifyOrAskHost(&'k crate::KeyStore, &'k dyn Fn() -> Option<Vec<u8>>),
+    VerifyOrAskHost(&'k crate::policy::KeyStore, &'k dyn Fn() -> Option<Vec<u8>>),
 }
 
 /// Validates `token` for `policy` at `now`: RFC 8725's header checks, the issuer, `typ`,
@@ -277,7 +276,7 @@ pub(crate) fn issuer_signed_claims(
     issuer_index: usize,
     jws: &str,
     typ: &str,
-    store: &crate::KeyStore,
+    store: &crate::policy::KeyStore,
 ) -> Result<Value, TokenError> {
     let decoded = decode(jws)?;
     let alg = header_algorithm(&decoded)?;

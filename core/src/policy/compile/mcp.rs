@@ -3,10 +3,11 @@
 use alloc::format;
 use alloc::vec::Vec;
 
-use super::routes::compile_requirement;
+use super::requirement::compile_requirement;
 use crate::mcp::{target_kind, McpRoute, McpRule, RuleTarget, TargetKind, UriTemplate};
 use crate::policy::document::{McpDocument, DEFAULT_MCP_MAX_BODY_BYTES};
-use crate::policy::{PolicyError, Requirement};
+use crate::policy::requirement::Requirement;
+use crate::policy::PolicyError;
 use crate::route::RouteTemplate;
 use crate::scope::ScopeRules;
 

@@ -15,6 +15,7 @@ mod dpop;
 mod introspection;
 mod issuer;
 mod mcp;
+mod requirement;
 mod resource;
 mod routes;
 
