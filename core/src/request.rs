@@ -35,7 +35,10 @@ pub struct Request<'a> {
     pub mcp_method: Option<&'a str>,
     /// The `Mcp-Name` header (SEP-2243), checked against the body on MCP routes.
     pub mcp_name: Option<&'a str>,
-    /// `Mcp-Method` or `Mcp-Name` came more than once (an MCP route refuses the request:
+    /// The `MCP-Protocol-Version` header: which revision of MCP the request follows, and so
+    /// which of its rules hold (2026-07-28: mirrored headers required, JSON-RPC errors).
+    pub mcp_protocol_version: Option<&'a str>,
+    /// `Mcp-Method`, `Mcp-Name` or `MCP-Protocol-Version` came more than once (an MCP route refuses the request:
     /// which one a server reads is anyone's guess).
     pub mcp_headers_repeated: bool,
     /// Every `DPoP` header value (RFC 9449 proofs), in order.
@@ -161,6 +164,8 @@ pub enum RequestHeader {
     McpMethod,
     /// `Mcp-Name`.
     McpName,
+    /// `MCP-Protocol-Version`.
+    McpProtocolVersion,
     /// `:scheme`.
     Scheme,
     /// `:authority`.
@@ -180,6 +185,7 @@ impl RequestHeader {
             Self::AccessControlRequestMethod => "access-control-request-method",
             Self::McpMethod => "mcp-method",
             Self::McpName => "mcp-name",
+            Self::McpProtocolVersion => "mcp-protocol-version",
             Self::Scheme => ":scheme",
             Self::Authority => ":authority",
             Self::Dpop => "dpop",
@@ -199,6 +205,7 @@ impl RequestHeader {
             }
             Self::McpMethod => "The Mcp-Method header is not valid UTF-8 text",
             Self::McpName => "The Mcp-Name header is not valid UTF-8 text",
+            Self::McpProtocolVersion => "The MCP-Protocol-Version header is not valid UTF-8 text",
             Self::Scheme => "The request scheme is not valid UTF-8 text",
             Self::Authority => "The request authority is not valid UTF-8 text",
             Self::Dpop => "The DPoP header is not valid UTF-8 text",
@@ -216,6 +223,7 @@ impl RequestHeader {
             Self::AccessControlRequestMethod,
             Self::McpMethod,
             Self::McpName,
+            Self::McpProtocolVersion,
             Self::Scheme,
             Self::Authority,
             Self::Dpop,
@@ -256,6 +264,7 @@ pub struct RequestReader<'a> {
     access_control_request_method: Option<&'a str>,
     mcp_method: Option<&'a str>,
     mcp_name: Option<&'a str>,
+    mcp_protocol_version: Option<&'a str>,
     mcp_headers_repeated: bool,
     dpop: Vec<&'a str>,
     scheme: Option<&'a str>,
@@ -299,6 +308,10 @@ impl<'a> RequestReader<'a> {
             RequestHeader::McpName => {
                 self.mcp_headers_repeated |= self.mcp_name.replace(value).is_some();
             }
+            RequestHeader::McpProtocolVersion => {
+                let repeated = self.mcp_protocol_version.replace(value).is_some();
+                self.mcp_headers_repeated |= repeated;
+            }
             RequestHeader::Scheme => self.scheme = Some(value),
             RequestHeader::Authority => self.authority = Some(value),
             RequestHeader::Dpop => self.dpop.push(value),
@@ -315,6 +328,7 @@ impl<'a> RequestReader<'a> {
             access_control_request_method: self.access_control_request_method,
             mcp_method: self.mcp_method,
             mcp_name: self.mcp_name,
+            mcp_protocol_version: self.mcp_protocol_version,
             mcp_headers_repeated: self.mcp_headers_repeated,
             dpop: &self.dpop,
             scheme: self.scheme,

@@ -402,7 +402,7 @@ pub fn decision_suite(suite: &Value) -> (Policy, KeyStore, UnixTime) {
 
 /// Calls `f` with the [`Request`] a vector's `request` object describes: `method`, `path`,
 /// `authorization` (every value, in order), `origin`, `access_control_request_method`,
-/// `mcp_method`, `mcp_name`, `body` (text), `dpop` (every value), `scheme` and `authority`.
+/// `mcp_method`, `mcp_name`, `mcp_protocol_version`, `body` (text), `dpop` (every value), `scheme` and `authority`.
 pub fn with_vector_request<R>(request: &Value, f: impl FnOnce(&Request<'_>) -> R) -> R {
     let text = |field: &str| request.get(field).and_then(Value::as_str);
     let authorization: Vec<&str> = request
@@ -416,6 +416,7 @@ pub fn with_vector_request<R>(request: &Value, f: impl FnOnce(&Request<'_>) -> R
     parsed.access_control_request_method = text("access_control_request_method");
     parsed.mcp_method = text("mcp_method");
     parsed.mcp_name = text("mcp_name");
+    parsed.mcp_protocol_version = text("mcp_protocol_version");
     parsed.body = text("body").map(str::as_bytes);
     let dpop: Vec<&str> = request
         .get("dpop")

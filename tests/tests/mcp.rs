@@ -32,6 +32,8 @@ on_each_host!(
     only_mcp_request_bodies_are_buffered,
     hostile_mcp_bodies_fail_closed_in_envoy,
     two_resources_each_with_its_metadata_and_audience,
+    a_2026_07_28_client_reads_the_gateways_refusals_as_json_rpc_errors,
+    trusted_mirrored_headers_authorize_2026_07_28_calls_without_reading_their_bodies,
 );
 
 const ISSUER: &str = "https://idp.scopegate.test";
@@ -68,13 +70,20 @@ struct Mcp {
 
 impl Mcp {
     fn start(host: Host) -> Self {
+        Self::start_with(host, |_| {})
+    }
+
+    /// Started with the test policy as `change` leaves it.
+    fn start_with(host: Host, change: impl FnOnce(&mut Value)) -> Self {
         let keys = TestKeys::from_seed(1);
+        let mut policy = policy(&keys);
+        change(&mut policy);
         let (api, recorder) = HttpServer::recording_echo();
         let upstreams = Upstreams {
             api: api.port,
             jwks: None,
         };
-        let proxy = host.start(&upstreams, &policy(&keys));
+        let proxy = host.start(&upstreams, &policy);
         Self {
             proxy,
             recorder,
@@ -751,4 +760,141 @@ fn resource_uris_are_normalized_before_they_are_matched(host: Host) {
         .status,
         200
     );
+}
+
+/// A 2026-07-28 call: `params._meta` names the revision, as `MCP-Protocol-Version` must.
+fn call_2026(name: &str, id: u64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": name, "arguments": {"message": message},
+                      "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}})
+}
+
+/// What a 2026-07-28 server answers malformed traffic with, and so the gateway: HTTP 400
+/// and a JSON-RPC error for the request's id, which the client's SDK reads as the server's.
+/// A missing scope stays an RFC 6750 403 challenge.
+fn a_2026_07_28_client_reads_the_gateways_refusals_as_json_rpc_errors(host: Host) {
+    let mcp = Mcp::start(host);
+    let before = mcp.recorder.len();
+    let v2026 = ("mcp-protocol-version", "2026-07-28");
+    let mismatch = "The Mcp-Method or Mcp-Name header does not match the request body";
+    let response = mcp.post(
+        "mcp:tools",
+        &bytes(&call_2026("get-env", 3, "hi")),
+        &[("mcp-method", "tools/call"), ("mcp-name", "echo"), v2026],
+    );
+    assert_eq!(response.status, 400, "{}", response.body);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    assert_eq!(
+        response.json(),
+        json!({"jsonrpc": "2.0", "id": 3, "error": {"code": -32020, "message": mismatch}})
+    );
+    let missing = mcp.post(
+        "mcp:tools",
+        &bytes(&call_2026("echo", 4, "hi")),
+        &[("mcp-method", "tools/call"), v2026],
+    );
+    assert_eq!(missing.status, 400, "{}", missing.body);
+    assert_eq!(missing.json()["id"], 4);
+    assert_eq!(missing.json()["error"]["code"], -32020);
+    let unsupported = mcp.post(
+        "mcp:tools",
+        &bytes(&call("echo", 5)),
+        &[
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "echo"),
+            ("mcp-protocol-version", "2099-01-01"),
+        ],
+    );
+    assert_eq!(unsupported.status, 400, "{}", unsupported.body);
+    assert_eq!(unsupported.json()["error"]["code"], -32022);
+    assert_eq!(
+        unsupported.json()["error"]["data"]["requested"],
+        "2099-01-01"
+    );
+    assert_eq!(
+        unsupported.json()["error"]["data"]["supported"],
+        json!([
+            "2024-11-05",
+            "2025-03-26",
+            "2025-06-18",
+            "2025-11-25",
+            "2026-07-28"
+        ])
+    );
+    assert_eq!(
+        mcp.recorder.len(),
+        before,
+        "nothing malformed reached the server"
+    );
+
+    let scope = mcp.post(
+        "mcp:tools",
+        &bytes(&call_2026("get-env", 6, "hi")),
+        &[("mcp-method", "tools/call"), ("mcp-name", "get-env"), v2026],
+    );
+    assert_eq!(scope.status, 403, "{}", scope.body);
+    let challenge = scope.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+    assert!(challenge.contains(r#"scope="mcp:admin""#), "{challenge}");
+    let agreeing = mcp.post(
+        "mcp:tools",
+        &bytes(&call_2026("echo", 7, "hi")),
+        &[("mcp-method", "tools/call"), ("mcp-name", "echo"), v2026],
+    );
+    assert_eq!(agreeing.status, 200, "{}", agreeing.body);
+    assert_eq!(mcp.recorder.len(), before + 1);
+}
+
+/// With `trust_mirrored_headers` the gateway decides a 2026-07-28 call from `Mcp-Method` /
+/// `Mcp-Name` without reading its body: a body over the route's limit passes whole (the
+/// upstream checks the headers against it); an older revision's body is still read.
+fn trusted_mirrored_headers_authorize_2026_07_28_calls_without_reading_their_bodies(host: Host) {
+    let mcp = Mcp::start_with(host, |policy| {
+        policy["routes"][0]["mcp"]["trust_mirrored_headers"] = json!(true);
+    });
+    let v2026 = ("mcp-protocol-version", "2026-07-28");
+    // Over the limit on nginx too would meet nginx's own `client_max_body_size` first.
+    let message = match host {
+        Host::Envoy => "x".repeat(2 * LIMIT),
+        Host::Nginx => String::from("hi"),
+    };
+    let body = bytes(&call_2026("echo", 1, &message));
+    let echo = [("mcp-method", "tools/call"), ("mcp-name", "echo"), v2026];
+    let response = mcp.post("mcp:tools", &body, &echo);
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(
+        mcp.recorder.requests().last().unwrap().body,
+        body,
+        "the body passed whole"
+    );
+    let get_env = [("mcp-method", "tools/call"), ("mcp-name", "get-env"), v2026];
+    let refused = mcp.post(
+        "mcp:tools",
+        &bytes(&call_2026("get-env", 2, "hi")),
+        &get_env,
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let no_name = mcp.post("mcp:tools", &body, &[("mcp-method", "tools/call"), v2026]);
+    assert_eq!(no_name.status, 400, "{}", no_name.body);
+    assert_eq!(no_name.json()["error"]["code"], -32020);
+    if host == Host::Envoy {
+        let older = [
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "echo"),
+            ("mcp-protocol-version", "2025-11-25"),
+        ];
+        let read = mcp.post("mcp:tools", &bytes(&call("echo", 3)), &older);
+        assert_eq!(read.status, 200, "{}", read.body);
+        let mut big = call("echo", 4);
+        big["params"]["arguments"]["message"] = json!(message);
+        let over = mcp.post("mcp:tools", &bytes(&big), &older);
+        assert_eq!(
+            over.status, 413,
+            "an older revision's body is read: {}",
+            over.body
+        );
+    }
 }

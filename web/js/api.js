@@ -182,7 +182,7 @@ export function createApi(raw, ready = () => {}) {
     /** The gateway's answer for a request with every header it looks at. */
     checkRequest(request, now) {
       if (request === null || typeof request !== 'object') throw invalidArgument('checkRequest takes a request object');
-      const { method, url, authorization = [], origin, accessControlRequestMethod, body, mcpMethod, mcpName } = request;
+      const { method, url, authorization = [], origin, accessControlRequestMethod, body, mcpMethod, mcpName, mcpProtocolVersion } = request;
       requireString(method, 'method');
       requireString(url, 'url');
       const values = typeof authorization === 'string' ? [authorization] : authorization;
@@ -193,7 +193,12 @@ export function createApi(raw, ready = () => {}) {
       if (accessControlRequestMethod !== undefined && accessControlRequestMethod !== null) {
         requireString(accessControlRequestMethod, 'accessControlRequestMethod');
       }
-      for (const [value, name] of [[body, 'body'], [mcpMethod, 'mcpMethod'], [mcpName, 'mcpName']]) {
+      for (const [value, name] of [
+        [body, 'body'],
+        [mcpMethod, 'mcpMethod'],
+        [mcpName, 'mcpName'],
+        [mcpProtocolVersion, 'mcpProtocolVersion'],
+      ]) {
         if (value !== undefined && value !== null) requireString(value, name);
       }
       const at = seconds(now);
@@ -207,6 +212,7 @@ export function createApi(raw, ready = () => {}) {
           body ?? undefined,
           mcpMethod ?? undefined,
           mcpName ?? undefined,
+          mcpProtocolVersion ?? undefined,
           at,
         ),
       );

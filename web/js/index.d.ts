@@ -135,6 +135,11 @@ export interface CheckRequest {
   mcpMethod?: string | null;
   /** The `Mcp-Name` header (SEP-2243), checked against the body. */
   mcpName?: string | null;
+  /**
+   * The `MCP-Protocol-Version` header. A `2026-07-28` request must mirror its method and
+   * name in `mcpMethod` / `mcpName`, and its refusals come as JSON-RPC error bodies.
+   */
+  mcpProtocolVersion?: string | null;
 }
 
 /** When to check: a `Date`, or seconds since 1970 (a JWT NumericDate). Default: now. */

@@ -111,6 +111,7 @@ impl RawPolicy {
         body: Option<String>,
         mcp_method: Option<String>,
         mcp_name: Option<String>,
+        mcp_protocol_version: Option<String>,
         now: f64,
     ) -> Result<String, JsValue> {
         let Some(target) = request_target(url) else {
@@ -134,6 +135,7 @@ impl RawPolicy {
         request.body = body.as_deref().map(str::as_bytes);
         request.mcp_method = mcp_method.as_deref();
         request.mcp_name = mcp_name.as_deref();
+        request.mcp_protocol_version = mcp_protocol_version.as_deref();
         let decision = self.inner.precheck(&request, UnixTime(now as u64));
         Ok(decision.answer(&self.inner).to_json())
     }

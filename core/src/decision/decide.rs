@@ -12,7 +12,10 @@ use super::{
 };
 use crate::challenge::Challenge;
 use crate::dpop::{single_proof, ProofContext, ProofError, ProofId};
-use crate::mcp::{check_headers, read_body, McpError, McpEvaluation, McpRoute, Message};
+use crate::mcp::{
+    call_from_headers, check_headers, check_revision, jsonrpc_error, read_body, McpError,
+    McpEvaluation, McpRoute, Message, Revision,
+};
 use crate::path::{normalize, PathError};
 use crate::policy::{Access, Evaluation, KeyStore, Policy};
 use crate::request::{Request, RequestHeader};
@@ -333,52 +336,27 @@ impl Policy {
         now: UnixTime,
     ) -> Decision<'p> {
         let route = Some(index);
-        let response = [Message::Response];
-        let read;
-        // Requests without a JSON-RPC body (GET for the event stream, DELETE to end a
-        // session) are held to the route's own requirement, like a response. Any other
-        // method's body is read: a server may take a PUT as it takes a POST.
-        let bodiless = matches!(request.method, "GET" | "HEAD" | "DELETE");
-        let messages: &[Message] = if bodiless {
-            &response
-        } else {
-            let Some(body) = request.body else {
+        let revision = match Revision::of_header(request.mcp_protocol_version) {
+            Ok(revision) => revision,
+            Err(err) => return self.refuse_mcp(request, err, route, &[], Revision::Stateless),
+        };
+        let messages = match mcp_messages(request, mcp, revision) {
+            Ok(Some(messages)) => messages,
+            Ok(None) => {
                 return Decision::NeedBody(NeedBody {
                     route: index,
                     max_bytes: mcp.max_body,
                     headers: self.forward_headers(principal),
-                });
-            };
-            let checked = if request.body_over_limit || body.len() > mcp.max_body {
-                Err(McpError::TooLarge)
-            } else {
-                read_body(body).and_then(|messages| {
-                    if request.mcp_headers_repeated {
-                        return Err(McpError::RepeatedHeader);
-                    }
-                    check_headers(request.mcp_method, request.mcp_name, &messages)?;
-                    Ok(messages)
                 })
-            };
-            match checked {
-                Ok(messages) => {
-                    read = messages;
-                    &read
-                }
-                Err(err) => {
-                    let reason = DenyReason::BadBody(err);
-                    return self.deny(request, reason, route, Needed::default(), None);
-                }
+            }
+            Err((err, messages)) => {
+                return self.refuse_mcp(request, err, route, &messages, revision)
             }
         };
-        match mcp.evaluate(&self.rules, &principal.scopes, messages, params) {
-            McpEvaluation::Refused(err) => self.deny(
-                request,
-                DenyReason::BadBody(err),
-                route,
-                Needed::default(),
-                None,
-            ),
+        match mcp.evaluate(&self.rules, &principal.scopes, &messages, params) {
+            McpEvaluation::Refused(err) => {
+                self.refuse_mcp(request, err, route, &messages, revision)
+            }
             McpEvaluation::BadParameter => self.deny(
                 request,
                 DenyReason::BadParameter,
@@ -401,6 +379,30 @@ impl Policy {
                 self.authorized(route, principal)
             }
         }
+    }
+
+    /// A refusal of malformed MCP traffic: 400 (413) `invalid_request`, whose body a
+    /// 2026-07-28 client reads as a JSON-RPC error for its request.
+    fn refuse_mcp<'p>(
+        &self,
+        request: &Request<'_>,
+        err: McpError,
+        route: Option<usize>,
+        messages: &[Message],
+        revision: Revision,
+    ) -> Decision<'p> {
+        let reason = DenyReason::BadBody(err);
+        let mut decision = self.deny(request, reason, route, Needed::default(), None);
+        if let Decision::Deny(denial) = &mut decision {
+            let jsonrpc = matches!(
+                err,
+                McpError::UnsupportedVersion | McpError::VersionMismatch
+            );
+            if revision == Revision::Stateless || jsonrpc {
+                denial.body = jsonrpc_error(err, messages, request.mcp_protocol_version);
+            }
+        }
+        decision
     }
 
     /// Is the request made by the token's possessor? A bound token (RFC 7800 `cnf`) needs
@@ -792,4 +794,61 @@ fn has_query_token(target: &str) -> bool {
     query
         .split(|&b| b == b'&')
         .any(|pair| pair.split(|&b| b == b'=').next() == Some(b"access_token"))
+}
+
+/// The JSON-RPC messages an MCP request makes, `None` while its body is still to be read.
+/// Requests without a JSON-RPC body (GET for the event stream, DELETE to end a session)
+/// are held to the route's own requirement, like a response; any other method's body is
+/// read (a server may take a PUT as it takes a POST), unless the request is a 2026-07-28
+/// one and the upstream checks its mirrored headers. A refusal keeps the messages read, for
+/// the `id` of its JSON-RPC error.
+#[allow(clippy::type_complexity)]
+fn mcp_messages(
+    request: &Request<'_>,
+    mcp: &McpRoute,
+    revision: Revision,
+) -> Result<Option<Vec<Message>>, (McpError, Vec<Message>)> {
+    if matches!(request.method, "GET" | "HEAD" | "DELETE") {
+        return Ok(Some(alloc::vec![Message::Response]));
+    }
+    let Some(body) = request.body else {
+        if !(mcp.trust_mirrored_headers && revision == Revision::Stateless) {
+            return Ok(None);
+        }
+        let calls = if request.mcp_headers_repeated {
+            Err(McpError::RepeatedHeader)
+        } else {
+            call_from_headers(request.mcp_method, request.mcp_name)
+        };
+        return calls.map(Some).map_err(|err| (err, Vec::new()));
+    };
+    if request.body_over_limit || body.len() > mcp.max_body {
+        return Err((McpError::TooLarge, Vec::new()));
+    }
+    let messages = read_body(body).map_err(|err| (err, Vec::new()))?;
+    match check_mirrors(request, revision, &messages) {
+        Ok(()) => Ok(Some(messages)),
+        Err(err) => Err((err, messages)),
+    }
+}
+
+/// The mirrored headers against the body: once each, saying what it says, and present
+/// where the revision requires them.
+fn check_mirrors(
+    request: &Request<'_>,
+    revision: Revision,
+    messages: &[Message],
+) -> Result<(), McpError> {
+    if request.mcp_headers_repeated {
+        return Err(McpError::RepeatedHeader);
+    }
+    let (method, name) = (request.mcp_method, request.mcp_name);
+    check_headers(method, name, messages)?;
+    check_revision(
+        revision,
+        request.mcp_protocol_version,
+        method,
+        name,
+        messages,
+    )
 }

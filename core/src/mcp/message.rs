@@ -12,6 +12,9 @@ use super::McpError;
 use crate::json::depth_within;
 use crate::json::strict::{self, StrictError};
 
+/// Where a 2026-07-28 request names its protocol revision in the body.
+const PROTOCOL_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
+
 /// Deepest nesting accepted in an MCP body: tool arguments are nested deeper than tokens.
 pub(crate) const MAX_BODY_DEPTH: usize = 64;
 
@@ -26,6 +29,11 @@ pub(crate) enum Message {
         /// For a resource URI, its normalized form (RFC 3986), which the rules match: the
         /// `target` itself is what `Mcp-Name` must repeat.
         uri: Option<String>,
+        /// The JSON-RPC `id` as JSON text; `None` for a notification.
+        id: Option<String>,
+        /// `params._meta["io.modelcontextprotocol/protocolVersion"]`: the revision a
+        /// 2026-07-28 client says it speaks, which `MCP-Protocol-Version` must repeat.
+        version: Option<String>,
     },
     /// A response or error the client sends back to the server (to a sampling or
     /// elicitation request).
@@ -97,11 +105,41 @@ fn read_message(value: &Value) -> Result<Message, McpError> {
         (Some(TargetKind::Uri), Some(uri)) => Some(super::uri::normalize_uri(uri)?),
         _ => None,
     };
+    let id = message.get("id").and_then(id_text);
+    let version = params
+        .and_then(|p| p.get("_meta"))
+        .and_then(|meta| meta.get(PROTOCOL_VERSION_META))
+        .and_then(Value::as_str)
+        .map(String::from);
     Ok(Message::Call {
         method: String::from(method),
         target,
         uri,
+        id,
+        version,
     })
+}
+
+/// A JSON-RPC `id` as JSON text, to be echoed in an error: an integer, or a string that
+/// needs no escaping (every id an SDK makes). Any other id is not echoed (the error's id is
+/// `null`, as for a request whose id cannot be read).
+fn id_text(id: &Value) -> Option<String> {
+    match id {
+        Value::Number(number) => {
+            let (sign, magnitude) = match (number.as_u64(), number.as_i64()) {
+                (Some(unsigned), _) => ("", unsigned),
+                (None, Some(signed)) => ("-", signed.unsigned_abs()),
+                (None, None) => return None,
+            };
+            Some(alloc::format!("{sign}{magnitude}"))
+        }
+        Value::String(text)
+            if !text.contains(|c: char| c.is_control() || c == '"' || c == '\\') =>
+        {
+            Some(alloc::format!("\"{text}\""))
+        }
+        _ => None,
+    }
 }
 
 /// SEP-2243: when the client mirrored the method and name into headers, they must say what
@@ -150,7 +188,7 @@ pub(crate) fn decode_header(value: &str) -> Result<String, McpError> {
 mod tests {
     use super::*;
 
-    fn call(method: &str, target: Option<&str>) -> Message {
+    fn call(method: &str, target: Option<&str>, id: Option<&str>) -> Message {
         let uri = match target_kind(method) {
             Some(TargetKind::Uri) => target.map(|t| super::super::uri::normalize_uri(t).unwrap()),
             _ => None,
@@ -159,6 +197,8 @@ mod tests {
             method: String::from(method),
             target: target.map(String::from),
             uri,
+            id: id.map(String::from),
+            version: None,
         }
     }
 
@@ -167,7 +207,7 @@ mod tests {
         let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#;
         assert_eq!(
             read_body(body),
-            Ok(alloc::vec![call("tools/call", Some("echo"))])
+            Ok(alloc::vec![call("tools/call", Some("echo"), Some("1"))])
         );
         let batch = br#"[{"jsonrpc":"2.0","method":"notifications/initialized"},
                         {"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"a://b"}},
@@ -175,8 +215,8 @@ mod tests {
         assert_eq!(
             read_body(batch),
             Ok(alloc::vec![
-                call("notifications/initialized", None),
-                call("resources/read", Some("a://b")),
+                call("notifications/initialized", None, None),
+                call("resources/read", Some("a://b"), Some("2")),
                 Message::Response
             ])
         );
@@ -235,7 +275,7 @@ mod tests {
 
     #[test]
     fn headers_must_agree_with_the_body() {
-        let one = [call("tools/call", Some("get-env"))];
+        let one = [call("tools/call", Some("get-env"), None)];
         assert_eq!(check_headers(None, None, &one), Ok(()));
         assert_eq!(
             check_headers(Some(" tools/call "), Some("get-env"), &one),
@@ -258,7 +298,7 @@ mod tests {
             check_headers(None, Some("=?base64?!!?="), &one),
             Err(McpError::BadHeaderEncoding)
         );
-        let two = [call("ping", None), call("ping", None)];
+        let two = [call("ping", None, None), call("ping", None, None)];
         assert_eq!(
             check_headers(Some("ping"), None, &two),
             Err(McpError::HeaderMismatch)

@@ -21,6 +21,7 @@
 //! the body gets a 4xx before any rule is looked at: the gateway fails closed.
 
 mod message;
+mod revision;
 mod uri;
 
 use alloc::borrow::Cow;
@@ -29,6 +30,8 @@ use alloc::vec::Vec;
 use core::fmt;
 
 pub(crate) use message::{check_headers, read_body, target_kind, Message, TargetKind};
+pub(crate) use revision::{call_from_headers, check_revision, jsonrpc_error, Revision};
+pub use revision::{HEADER_MISMATCH, STATELESS_VERSION, SUPPORTED_VERSIONS, UNSUPPORTED_VERSION};
 pub(crate) use uri::UriTemplate;
 pub use uri::{normalize_uri, MAX_CAPTURES, MAX_MATCH_STEPS};
 
@@ -66,6 +69,12 @@ pub enum McpError {
     /// against what a server reads: no scheme, an encoded `/` or `\`, a `..` above the
     /// root, a malformed escape, or a character a URI cannot hold unencoded.
     MalformedUri,
+    /// A 2026-07-28 call without `Mcp-Method`, or without the `Mcp-Name` its method needs.
+    MissingHeader,
+    /// The body's `params._meta` revision is not the `MCP-Protocol-Version` header's.
+    VersionMismatch,
+    /// An `MCP-Protocol-Version` that is not one of [`SUPPORTED_VERSIONS`].
+    UnsupportedVersion,
 }
 
 impl McpError {
@@ -99,6 +108,28 @@ impl McpError {
             Self::UriTooComplex => "The call's params.uri is too costly to match",
             Self::RepeatedHeader => "The Mcp-Method or Mcp-Name header is sent more than once",
             Self::MalformedUri => "The call's params.uri cannot be normalized",
+            Self::MissingHeader => "The Mcp-Method or Mcp-Name header is missing",
+            Self::VersionMismatch => {
+                "The MCP-Protocol-Version header does not match the request body"
+            }
+            Self::UnsupportedVersion => "The MCP-Protocol-Version is not supported",
+        }
+    }
+
+    /// The JSON-RPC error code a 2026-07-28 client gets: [`HEADER_MISMATCH`] for mirrored
+    /// headers, [`UNSUPPORTED_VERSION`], else the JSON-RPC 2.0 code for the fault (parse
+    /// error, invalid request, invalid params).
+    pub const fn jsonrpc_code(self) -> i32 {
+        match self {
+            Self::HeaderMismatch
+            | Self::BadHeaderEncoding
+            | Self::RepeatedHeader
+            | Self::MissingHeader
+            | Self::VersionMismatch => HEADER_MISMATCH,
+            Self::UnsupportedVersion => UNSUPPORTED_VERSION,
+            Self::NotJson | Self::TooDeep | Self::RepeatedKey => -32700,
+            Self::TooLarge | Self::NotJsonRpc | Self::EmptyBatch => -32600,
+            Self::NoName | Self::NoUri | Self::UriTooComplex | Self::MalformedUri => -32602,
         }
     }
 }
@@ -113,6 +144,9 @@ impl fmt::Display for McpError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct McpRoute {
     pub(crate) max_body: usize,
+    /// Authorize 2026-07-28 requests from their `Mcp-Method` / `Mcp-Name` headers, which
+    /// the upstream checks against the body.
+    pub(crate) trust_mirrored_headers: bool,
     /// The route's own `require`; `None`: a valid token is enough.
     pub(crate) default: Option<Requirement>,
     pub(crate) rules: Vec<McpRule>,
@@ -161,6 +195,7 @@ impl McpRoute {
             method,
             target,
             uri,
+            ..
         } = message
         else {
             return Ok((self.default.as_ref(), None));

@@ -457,6 +457,11 @@ pub struct McpDocument {
     /// The largest request body read, in bytes (default 1 MiB); a larger one gets 413.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<usize>,
+    /// The upstream checks that the `Mcp-Method` / `Mcp-Name` headers of a 2026-07-28
+    /// request say what its body says (every server of that revision must): such requests
+    /// are then authorized from the headers, without their bodies being read.
+    #[serde(skip_serializing_if = "core::ops::Not::not")]
+    pub trust_mirrored_headers: bool,
     /// The rules, most specific first or in any order: a rule with a `name` or `uri` wins
     /// over one with the method alone.
     pub rules: Vec<McpRuleDocument>,

@@ -123,6 +123,7 @@ function checkOf(policy, request, now) {
       body: request.body,
       mcpMethod: request.mcp_method,
       mcpName: request.mcp_name,
+      mcpProtocolVersion: request.mcp_protocol_version,
     },
     now,
   );
@@ -189,7 +190,8 @@ test('checks.json: policy.check gives the gateway\'s whole answer for every requ
       // The same through check(method, url, jwt) when the request is just a bearer token.
       const auth = c.request.authorization ?? [];
       const bearer = auth.length === 1 && /^Bearer [^ ,]+$/.test(auth[0]) ? auth[0].slice(7) : null;
-      const plain = c.request.origin === undefined && c.request.body === undefined && c.request.mcp_method === undefined;
+      const plain = c.request.origin === undefined && c.request.body === undefined && c.request.mcp_method === undefined &&
+        c.request.mcp_protocol_version === undefined;
       if (plain && (auth.length === 0 || bearer !== null)) {
         const got = policy.check(c.request.method, c.request.path, bearer, new Date(suite.now * 1000));
         assert.deepEqual(got, expected.check, `[${suite.name}] ${c.name} through check()`);

@@ -148,6 +148,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<ExitCode, Error> {
     request.origin = header("origin").first().copied();
     request.mcp_method = header("mcp-method").first().copied();
     request.mcp_name = header("mcp-name").first().copied();
+    request.mcp_protocol_version = header("mcp-protocol-version").first().copied();
     request.body = body.as_deref();
     let options = ExplainOptions {
         keys: (!args.no_verify).then_some(&keys),

@@ -101,6 +101,7 @@ pub(super) fn compile_mcp(
     }
     Ok(McpRoute {
         max_body,
+        trust_mirrored_headers: doc.trust_mirrored_headers,
         default,
         rules: compiled,
     })

@@ -277,9 +277,14 @@ impl Read for RouteDocument {
 
 impl Read for McpDocument {
     fn read(value: &Value, at: &At<'_>) -> Result<Self, PolicyError> {
-        let o = Object::new(value, at, &["max_body_bytes", "rules"])?;
+        let o = Object::new(
+            value,
+            at,
+            &["max_body_bytes", "trust_mirrored_headers", "rules"],
+        )?;
         Ok(Self {
             max_body_bytes: o.optional("max_body_bytes")?,
+            trust_mirrored_headers: o.or("trust_mirrored_headers", false)?,
             rules: o.or("rules", Vec::new())?,
         })
     }
