@@ -231,14 +231,16 @@ class Provider {
     const answer = await this.user.authorize(authorizationUrl.href);
     if (answer.get('error')) throw new Error(`the IdP refused: ${answer.get('error')}: ${answer.get('error_description')}`);
     if (answer.get('state') !== this.#state) throw new Error('the IdP returned another state');
-    this.code = answer.get('code');
+    // The whole redirect: code and `iss` (RFC 9207, which the IdP advertises and the SDK checks).
+    this.code = answer;
   }
 
+  /** The parameters of the last redirect, once, for finishAuth. */
   takeCode() {
-    const code = this.code;
+    const answer = this.code;
     this.code = null;
-    if (!code) throw new Error('the SDK asked for authorization but no code came back');
-    return code;
+    if (!answer?.get('code')) throw new Error('the SDK asked for authorization but no code came back');
+    return answer;
   }
 }
 
