@@ -29,7 +29,7 @@ import re
 import sys
 import traceback
 from typing import Any
-from urllib.parse import parse_qs, urljoin, urlparse
+from urllib.parse import parse_qs, urlencode, urljoin, urlparse
 
 import httpx2
 from mcp import Client
@@ -157,7 +157,15 @@ class User:
         for _ in range(20):
             if url.startswith(f"{REDIRECT_URI}?"):
                 return {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
-            response = await self.browser.request(method, url, data=data)
+            if data is None:
+                response = await self.browser.request(method, url)
+            else:
+                response = await self.browser.request(
+                    method,
+                    url,
+                    content=urlencode(data).encode(),
+                    headers={"content-type": "application/x-www-form-urlencoded"},
+                )
             if 300 <= response.status_code < 400:
                 url = urljoin(url, response.headers["location"])
                 method, data = "GET", None
@@ -168,7 +176,7 @@ class User:
                 raise RuntimeError(f"the IdP answered {response.status_code} at {url}: {page_text(html)[:300]}")
             action = urljoin(url, form.group(1))
             if action.endswith("/login"):
-                data = {"username": self.name, "password": self.name}
+                data = [("username", self.name), ("password", self.name)]
             elif action.endswith("/consent"):
                 offered = re.findall(r'name="scope" value="([^"]+)"', html)
                 first = self.consents == 0
@@ -264,6 +272,7 @@ async def scenario() -> None:
         transcript["negotiated_protocol_version"] = client.protocol_version
         for name, arguments in (("echo", {"message": "hello"}), ("get-env", {}), ("echo", {"message": "still here"})):
             before = len(transcript["authorization_requests"])
+            challenges = len(transcript["challenges"])
             record: dict[str, Any] = {"tool": name}
             transcript["calls"].append(record)
             try:
@@ -275,7 +284,11 @@ async def scenario() -> None:
                 record["error"] = f"{type(error).__name__}: {error}"
                 status = getattr(getattr(error, "response", None), "status_code", None)
                 record["code"] = status
-            record["step_ups"] = len(transcript["authorization_requests"]) - before
+            # A sign-in in the call (on the 2026 revision the first call meets the 401: there is
+            # no handshake before it) is not a step-up; an authorization request after a 403 is.
+            signed_in = any(c["status"] == 401 for c in transcript["challenges"][challenges:])
+            record["signed_in"] = signed_in
+            record["step_ups"] = len(transcript["authorization_requests"]) - before - int(signed_in)
 
 
 async def main() -> int:
