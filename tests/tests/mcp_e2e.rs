@@ -12,7 +12,15 @@
 //!   authorization requests, and the 403 stays (the SDK gives up after one step-up);
 //! - alice on a client that pre-checks with the scopegate npm package: never a 403;
 //! - alice on the plain SDK against a policy whose metadata lists only `mcp:tools`
-//!   (`resources[].scopes_supported`): the SDK asks for the minimal grant by itself.
+//!   (`resources[].scopes_supported`): the SDK asks for the minimal grant by itself;
+//! - alice and bob on the v2 TypeScript client (`@modelcontextprotocol/client` 2.4.0,
+//!   `tests/e2e/mcp-client-v2.mjs`) and on the Python SDK (PyPI `mcp` 2.3.0,
+//!   `tests/e2e/mcp_client.py`, from `.venv`), each on the 2025 revision against the
+//!   reference server and pinned to 2026-07-28 against `tests/e2e/mcp-server-v2.mjs`
+//!   (`@modelcontextprotocol/server` 2.4.0): these SDKs step up to the union of the held and
+//!   the challenged scopes themselves; alice's call runs on the same client, bob keeps his
+//!   403;
+//! - alice on the v2 client with the npm package's pre-checks, without `withHeldScopes`.
 //!
 //! The exact challenges (recorded by the fetch the transport is given) and the `scope` of
 //! every authorization request (recorded in the provider's `redirectToAuthorization`) are
@@ -962,6 +970,11 @@ fn the_python_client_steps_up_to_the_union_through_the_gateway() {
     let bob = stack.client_python(&[&legacy[..], &["--user", "bob"]].concat());
     assert_bob_keeps_his_403(&stack, &bob, "scopegate-mcp-python", "initialize", union);
     assert_one_session(&bob);
+    // The transport turns the second 403 into the call's JSON-RPC error.
+    assert_eq!(
+        bob["calls"][1]["error"],
+        "MCPError: Server returned an error response"
+    );
     assert_idp_log(&stack, "scopegate-mcp-python", union);
     assert_counted(&stack, 2, 3);
 }
@@ -999,6 +1012,11 @@ fn the_python_client_on_the_2026_07_28_revision_steps_up_through_the_gateway() {
         union,
     );
     assert_stateless_2026(&bob);
+    // The transport turns the second 403 into the call's JSON-RPC error.
+    assert_eq!(
+        bob["calls"][1]["error"],
+        "MCPError: Server returned an error response"
+    );
     assert_idp_log(&stack, "scopegate-mcp-python", union);
     assert_counted(&stack, 2, 3);
 }
