@@ -1081,3 +1081,31 @@ fn the_v2_typescript_client_prechecks_with_the_scopegate_package() {
     assert_get_env_ran(&alice["calls"][1]);
     assert_counted(&stack, 1, 0);
 }
+
+/// The v2 TypeScript client in `versionNegotiation: {mode: 'auto'}` against the v2 server:
+/// its `server/discover` probe meets the gateway's 401, it signs in, and the connection is
+/// on the 2026-07-28 revision; alice's story is the same.
+#[test]
+fn the_v2_typescript_client_negotiates_2026_07_28_through_the_gateway() {
+    let stack = Stack::start_on(Server::V2, None);
+    let union = "mcp:tools mcp:admin";
+    let alice = stack.client_v2(&[
+        "--protocol",
+        "auto",
+        "--user",
+        "alice",
+        "--decline-at-first",
+        "mcp:admin",
+    ]);
+    assert_eq!(alice["negotiated_protocol_version"], "2026-07-28");
+    assert_eq!(alice["era"], "modern");
+    assert_alice_steps_up_to_the_union(
+        &stack,
+        &alice,
+        "scopegate-mcp-v2",
+        "server/discover",
+        union,
+    );
+    assert_stateless_2026(&alice);
+    assert_counted(&stack, 1, 1);
+}
