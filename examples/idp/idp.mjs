@@ -10,8 +10,9 @@
 //   allow is refused at consent, silently, as real IdPs do: the token comes back without it;
 // - with `--mcp-resource URL`, a second resource indicator: an MCP server behind the gateway
 //   (its audience is that URL, its scopes `mcp:tools` and `mcp:admin`), and two public
-//   native clients for MCP clients (`scopegate-mcp-sdk`, `scopegate-mcp-precheck`; loopback
-//   redirect, RFC 8252). These are third-party apps: each authorization request shows a
+//   native clients for MCP clients (`scopegate-mcp-sdk`, `scopegate-mcp-precheck`,
+//   `scopegate-mcp-v2`, `scopegate-mcp-python`; loopback redirect, RFC 8252; no Client ID
+//   Metadata Documents: the SDKs take only https client_id URLs). These are third-party apps: each authorization request shows a
 //   consent page where the user ticks the requested scopes the role rule allows, and may
 //   approve fewer (the "minimal" grant of step-up authorization); every authorization
 //   request of theirs is logged (`idp: authorization request ...`).
@@ -129,6 +130,8 @@ for (const text of opaqueResource ? args['gateway-jwk'] ?? [] : []) {
 const MCP_CLIENTS = {
   'scopegate-mcp-sdk': 'an MCP client (the official SDK)',
   'scopegate-mcp-precheck': 'an MCP client that pre-checks with scopegate',
+  'scopegate-mcp-v2': 'an MCP client (the official TypeScript SDK, v2)',
+  'scopegate-mcp-python': 'an MCP client (the official Python SDK)',
 };
 const isMcpClient = (clientId) => Boolean(mcpResource) && Object.hasOwn(MCP_CLIENTS, clientId);
 

@@ -31,6 +31,7 @@ import { parseArgs } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { auth, UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { REDIRECT_URI, User } from './idp-user.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -43,8 +44,6 @@ const { values: args } = parseArgs({
   },
 });
 const MCP_URL = new URL(args.mcp);
-/** The loopback redirect the IdP registered for its MCP clients; never fetched. */
-const REDIRECT_URI = 'http://127.0.0.1/callback';
 const CLIENT_IDS = { sdk: 'scopegate-mcp-sdk', precheck: 'scopegate-mcp-precheck' };
 
 const transcript = {
@@ -118,91 +117,6 @@ function claimsOf(jwt) {
     return JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
   } catch {
     return null;
-  }
-}
-
-/** The IdP's cookies for one user agent: name -> value (paths ignored: one origin, one user). */
-class CookieJar {
-  #cookies = new Map();
-
-  store(response) {
-    for (const line of response.headers.getSetCookie()) {
-      const [pair, ...attributes] = line.split(';');
-      const at = pair.indexOf('=');
-      const name = pair.slice(0, at).trim();
-      const value = pair.slice(at + 1).trim();
-      const expired = attributes.some((attribute) => {
-        const [key, val = ''] = attribute.trim().split('=');
-        return (/^max-age$/i.test(key) && Number(val) <= 0) || (/^expires$/i.test(key) && Date.parse(val) < Date.now());
-      });
-      if (expired || !value) this.#cookies.delete(name);
-      else this.#cookies.set(name, value);
-    }
-  }
-
-  header() {
-    return [...this.#cookies].map(([name, value]) => `${name}=${value}`).join('; ');
-  }
-}
-
-/** The text of a page's body. */
-const text = (html) =>
-  html
-    .replace(/^[\s\S]*<body>/, '')
-    .replace(/<[^>]+>/g, ' ')
-    .replace(/\s+/g, ' ')
-    .trim();
-
-/**
- * The user at the IdP, as a browser would be: follows redirects, signs in on the login page,
- * ticks scopes on the consent page, and stops at the redirect to the client, whose code and
- * state it returns.
- */
-class User {
-  #jar = new CookieJar();
-  #consents = 0;
-
-  constructor(name, declineAtFirst) {
-    this.name = name;
-    this.declineAtFirst = new Set(declineAtFirst);
-  }
-
-  async authorize(authorizationUrl) {
-    let url = authorizationUrl;
-    let init = { method: 'GET' };
-    for (let hop = 0; hop < 20; hop++) {
-      if (url.startsWith(`${REDIRECT_URI}?`)) return new URL(url).searchParams;
-      const response = await fetch(url, {
-        ...init,
-        redirect: 'manual',
-        headers: { cookie: this.#jar.header(), ...init.headers },
-      });
-      this.#jar.store(response);
-      if (response.status >= 300 && response.status < 400) {
-        url = new URL(response.headers.get('location'), url).href;
-        init = { method: 'GET' };
-        continue;
-      }
-      const html = await response.text();
-      const form = /<form method="post" action="([^"]+)"/.exec(html);
-      if (!form) throw new Error(`the IdP answered ${response.status} at ${url}: ${text(html).slice(0, 300)}`);
-      const action = new URL(form[1], url).href;
-      let body;
-      if (action.endsWith('/login')) {
-        body = new URLSearchParams({ username: this.name, password: this.name });
-      } else if (action.endsWith('/consent')) {
-        const offered = [...html.matchAll(/name="scope" value="([^"]+)"/g)].map((m) => m[1]);
-        const first = this.#consents++ === 0;
-        const approved = offered.filter((scope) => !(first && this.declineAtFirst.has(scope)));
-        transcript.consents.push({ offered, approved, page: text(html) });
-        body = new URLSearchParams(approved.map((scope) => ['scope', scope]));
-      } else {
-        throw new Error(`an unexpected form at ${url}: ${action}`);
-      }
-      url = action;
-      init = { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } };
-    }
-    throw new Error('more than 20 redirects at the IdP');
   }
 }
 
@@ -365,7 +279,7 @@ async function callTool(session, codes, name, toolArgs = {}) {
 }
 
 async function sdkScenario() {
-  const provider = new Provider(CLIENT_IDS.sdk, new User(args.user, args['decline-at-first']));
+  const provider = new Provider(CLIENT_IDS.sdk, new User(args.user, args['decline-at-first'], transcript.consents));
   const session = await connect(provider);
   await callTool(session, provider, 'echo', { message: 'hello' });
   await callTool(session, provider, 'get-env');
@@ -382,7 +296,7 @@ async function precheckScenario() {
     throw new Error(`the scopegate package in ${args.package} has no withHeldScopes (its MCP API)`);
   }
   const policy = scopegate.Policy.fromJson(readFileSync(args.policy, 'utf8'));
-  const inner = new Provider(CLIENT_IDS.precheck, new User(args.user, args['decline-at-first']));
+  const inner = new Provider(CLIENT_IDS.precheck, new User(args.user, args['decline-at-first'], transcript.consents));
   // Authorization requests carry what the token holds as well as what the SDK asks for.
   // (`url`: a token the gateway there would refuse, for another audience, holds nothing.)
   const provider = scopegate.withHeldScopes(inner, { policy, url: MCP_URL });

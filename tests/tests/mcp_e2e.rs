@@ -12,7 +12,15 @@
 //!   authorization requests, and the 403 stays (the SDK gives up after one step-up);
 //! - alice on a client that pre-checks with the scopegate npm package: never a 403;
 //! - alice on the plain SDK against a policy whose metadata lists only `mcp:tools`
-//!   (`resources[].scopes_supported`): the SDK asks for the minimal grant by itself.
+//!   (`resources[].scopes_supported`): the SDK asks for the minimal grant by itself;
+//! - alice and bob on the v2 TypeScript client (`@modelcontextprotocol/client` 2.4.0,
+//!   `tests/e2e/mcp-client-v2.mjs`) and on the Python SDK (PyPI `mcp` 2.3.0,
+//!   `tests/e2e/mcp_client.py`, from `.venv`), each on the 2025 revision against the
+//!   reference server and pinned to 2026-07-28 against `tests/e2e/mcp-server-v2.mjs`
+//!   (`@modelcontextprotocol/server` 2.4.0): these SDKs step up to the union of the held and
+//!   the challenged scopes themselves; alice's call runs on the same client, bob keeps his
+//!   403;
+//! - alice on the v2 client with the npm package's pre-checks, without `withHeldScopes`.
 //!
 //! The exact challenges (recorded by the fetch the transport is given) and the `scope` of
 //! every authorization request (recorded in the provider's `redirectToAuthorization`) are
@@ -73,11 +81,21 @@ fn node() -> Command {
     }
 }
 
+/// The MCP server behind the gateway.
+#[derive(Clone, Copy, PartialEq)]
+enum Server {
+    /// `@modelcontextprotocol/server-everything` (on the 1.x SDK: the 2025 revision, sessions).
+    Everything,
+    /// `tests/e2e/mcp-server-v2.mjs` on `@modelcontextprotocol/server` 2.4.0
+    /// (`createMcpHandler`: the 2026-07-28 revision, stateless, and a 2025 fallback).
+    V2,
+}
+
 /// The IdP, the MCP server and Envoy in front of it, on free 127.0.0.1 ports.
 struct Stack {
     idp: NodeProcess,
     idp_origin: String,
-    _mcp: NodeProcess,
+    mcp: NodeProcess,
     envoy: Envoy,
     resource: String,
     policy_file: PathBuf,
@@ -95,11 +113,23 @@ impl Stack {
     /// With `scopes_supported` set, the policy names its resource in `resources[]` (which
     /// can say what the metadata lists) instead of `resource`.
     fn start_with(scopes_supported: Option<&[&str]>) -> Self {
+        Self::start_on(Server::Everything, scopes_supported)
+    }
+
+    fn start_on(server_kind: Server, scopes_supported: Option<&[&str]>) -> Self {
         let e2e = repo_root().join("tests/e2e");
-        let server = e2e.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+        let server = match server_kind {
+            Server::Everything => {
+                e2e.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+            }
+            Server::V2 => e2e.join("mcp-server-v2.mjs"),
+        };
         assert!(
-            server.exists() && e2e.join("node_modules/@modelcontextprotocol/sdk").exists(),
-            "the MCP server and SDK are not installed in tests/e2e/node_modules: run ./scripts/setup"
+            e2e.join("node_modules/@modelcontextprotocol/server-everything").exists()
+                && e2e.join("node_modules/@modelcontextprotocol/sdk").exists()
+                && e2e.join("node_modules/@modelcontextprotocol/client").exists()
+                && e2e.join("node_modules/@modelcontextprotocol/server").exists(),
+            "the MCP servers and SDKs are not installed in tests/e2e/node_modules: run ./scripts/setup"
         );
         let (idp_port, mcp_port, envoy_port) = (free_port(), free_port(), free_port());
         let idp = format!("http://127.0.0.1:{idp_port}");
@@ -117,14 +147,23 @@ impl Stack {
         let idp_process = NodeProcess::spawn("the IdP", command, Some(" ready "), STARTUP, true)
             .unwrap_or_else(|e| panic!("{e}"));
 
-        // The server's own launcher, as its `streamableHttp` script runs it, bound to
-        // 127.0.0.1 (tests/e2e/loopback.mjs), with nothing of this environment but a marker.
+        // The reference server's own launcher, as its `streamableHttp` script runs it, bound
+        // to 127.0.0.1 (tests/e2e/loopback.mjs), or the v2 server (which binds 127.0.0.1
+        // itself), with nothing of this environment but a marker.
         let mut command = node();
+        match server_kind {
+            Server::Everything => {
+                command
+                    .arg("--import")
+                    .arg(e2e.join("loopback.mjs"))
+                    .arg(&server)
+                    .arg("streamableHttp");
+            }
+            Server::V2 => {
+                command.arg(&server);
+            }
+        }
         command
-            .arg("--import")
-            .arg(e2e.join("loopback.mjs"))
-            .arg(&server)
-            .arg("streamableHttp")
             .current_dir(&e2e)
             .env_clear()
             .env("PORT", mcp_port.to_string())
@@ -174,7 +213,7 @@ impl Stack {
         Self {
             idp: idp_process,
             idp_origin: idp,
-            _mcp: mcp,
+            mcp,
             envoy,
             resource,
             policy_file,
@@ -234,11 +273,40 @@ impl Stack {
         assert_eq!(why["remedies"][1]["scope"], "mcp:tools mcp:admin");
     }
 
-    /// Runs `tests/e2e/mcp-client.mjs` with `args` and returns its transcript.
+    /// Runs `tests/e2e/mcp-client.mjs` (the 1.32 SDK) with `args` and returns its transcript.
     fn client(&self, args: &[&str]) -> Value {
+        self.run_client("mcp-client.mjs", args)
+    }
+
+    /// Runs `tests/e2e/mcp-client-v2.mjs` (`@modelcontextprotocol/client` 2.4.0).
+    fn client_v2(&self, args: &[&str]) -> Value {
+        self.run_client("mcp-client-v2.mjs", args)
+    }
+
+    /// Runs `tests/e2e/mcp_client.py` (PyPI `mcp`) on the project's venv.
+    fn client_python(&self, args: &[&str]) -> Value {
+        let python = repo_root().join(".venv/bin/python");
+        assert!(
+            Command::new(&python)
+                .args(["-c", "import mcp.client.auth"])
+                .status()
+                .is_ok_and(|s| s.success()),
+            "the Python MCP SDK is not in .venv: run ./scripts/setup (tests/e2e/requirements.txt)"
+        );
+        let mut command = Command::new(python);
+        command.arg(repo_root().join("tests/e2e/mcp_client.py"));
+        self.run(command, args)
+    }
+
+    fn run_client(&self, script: &str, args: &[&str]) -> Value {
         let mut command = node();
+        command.arg(repo_root().join("tests/e2e").join(script));
+        self.run(command, args)
+    }
+
+    /// Runs a client `command` with `--mcp` and `args` and returns its transcript.
+    fn run(&self, mut command: Command, args: &[&str]) -> Value {
         command
-            .arg(repo_root().join("tests/e2e/mcp-client.mjs"))
             .args(["--mcp", &self.resource])
             .args(args)
             .current_dir(repo_root().join("tests/e2e"));
@@ -255,8 +323,9 @@ impl Stack {
         println!("{}", serde_json::to_string_pretty(&transcript).unwrap());
         assert!(
             status.success(),
-            "the client failed:\n{output}\n{}",
-            self.idp.output()
+            "the client failed:\n{output}\n{}\n{}",
+            self.idp.output(),
+            self.mcp.output()
         );
         transcript
     }
@@ -310,9 +379,14 @@ impl Stack {
 
     /// The 401 of a request without a token: no scope, the metadata's URL.
     fn no_token_challenge(&self) -> Value {
+        self.no_token_challenge_at("initialize")
+    }
+
+    /// The same 401, met by the request `rpc` (`server/discover`, or a first call).
+    fn no_token_challenge_at(&self, rpc: &str) -> Value {
         json!({
             "status": 401,
-            "rpc": "initialize",
+            "rpc": rpc,
             "www_authenticate": format!(r#"Bearer realm="mcp", resource_metadata="{}""#, self.metadata_url()),
             "body": r#"{"error":"unauthorized"}"#,
         })
@@ -332,8 +406,16 @@ impl Stack {
         })
     }
 
-    /// What every authorization request of these clients carries besides its `scope`.
+    /// What every authorization request of these clients carries besides its `scope`, and
+    /// one MCP session throughout (the 2025 revision).
     fn assert_authorization_requests(&self, transcript: &Value, client_id: &str) {
+        self.assert_sign_in(transcript, client_id);
+        assert_one_session(transcript);
+    }
+
+    /// What every authorization request carries besides its `scope`; the discovery, once;
+    /// the tokens' audience, issuer and subject.
+    fn assert_sign_in(&self, transcript: &Value, client_id: &str) {
         let idp = &self.idp_origin;
         for request in transcript["authorization_requests"].as_array().unwrap() {
             assert_eq!(request["endpoint"], format!("{idp}/auth"), "{request}");
@@ -368,9 +450,34 @@ impl Stack {
             assert_eq!(token["claims"]["sub"], transcript["user"], "{token}");
             assert_eq!(token["refresh_token"], false, "{token}");
         }
-        // One MCP session throughout, step-ups included.
-        let sessions = transcript["sessions"].as_array().unwrap();
-        assert!(sessions.len() >= 2 && sessions.iter().all(|s| s == &sessions[0] && s.is_string()));
+    }
+}
+
+/// One MCP session throughout, step-ups included (the 2025 revision): every session ID the
+/// client saw is the same one.
+fn assert_one_session(transcript: &Value) {
+    let sessions = transcript["sessions"].as_array().unwrap();
+    assert!(
+        !sessions.is_empty() && sessions.iter().all(|s| s == &sessions[0] && s.is_string()),
+        "{sessions:?}"
+    );
+}
+
+/// No MCP session at all (the 2026-07-28 revision is stateless), and every request to the
+/// MCP endpoint a POST whose `Mcp-Method`, `Mcp-Name` and `MCP-Protocol-Version` headers
+/// mirror its body, as the client sent it.
+fn assert_stateless_2026(transcript: &Value) {
+    let sessions = transcript["sessions"].as_array().unwrap();
+    assert!(sessions.iter().all(Value::is_null), "{sessions:?}");
+    for request in transcript["requests"].as_array().unwrap() {
+        assert_eq!(request["method"], "POST", "{request}");
+        assert_eq!(request["mcp_protocol_version"], "2026-07-28", "{request}");
+        let rpc = request["rpc"].as_str().unwrap();
+        let (method, name) = rpc
+            .split_once(' ')
+            .map_or((rpc, None), |(m, n)| (m, Some(n)));
+        assert_eq!(request["mcp_method"], method, "{request}");
+        assert_eq!(request["mcp_name"].as_str(), name, "{request}");
     }
 }
 
@@ -638,4 +745,367 @@ fn a_metadata_document_with_the_baseline_scope_keeps_the_first_grant_small() {
         ]
     );
     assert_get_env_ran(&alice["calls"][1]);
+}
+
+/// The gateway's counters of one stack: the 401s without a token, the 403s for `mcp:admin`.
+fn assert_counted(stack: &Stack, no_token: u64, insufficient: u64) {
+    let counter = |name: &str| stack.envoy.counter(&format!("wasmcustom.scopegate.{name}"));
+    assert_eq!(
+        counter("decision.deny_no_token"),
+        no_token,
+        "{}",
+        stack.envoy.stats()
+    );
+    assert_eq!(counter("decision.deny_insufficient_scope"), insufficient);
+    assert_eq!(counter("missing_scope.mcp:admin"), insufficient);
+    assert_eq!(counter("decision.deny_invalid_token"), 0);
+}
+
+/// alice's story on a client that unions scopes itself (SEP-2350): the minimal grant first,
+/// a 403 on `get-env`, one step-up to the union of what the token holds and what the 403
+/// names, `get-env` runs, `echo` still works on the same client. `first` is the request
+/// that met the 401; `union` is the step-up's `scope` as the SDK ordered it.
+fn assert_alice_steps_up_to_the_union(
+    stack: &Stack,
+    alice: &Value,
+    client_id: &str,
+    first: &str,
+    union: &str,
+) {
+    stack.assert_sign_in(alice, client_id);
+    assert_eq!(
+        pick(
+            alice,
+            "challenges",
+            &["status", "rpc", "www_authenticate", "body"]
+        ),
+        [
+            stack.no_token_challenge_at(first),
+            stack.get_env_challenge()
+        ]
+    );
+    // The 401 names no scope: the first request asks for the metadata's scopes_supported;
+    // the step-up asks for the union, which is the 403's scope here (mcp:tools is held).
+    assert_eq!(requested_scopes(alice), ["mcp:admin mcp:tools", union]);
+    assert_eq!(
+        pick(alice, "consents", &["offered", "approved"]),
+        [
+            json!({"offered": ["mcp:tools", "mcp:admin"], "approved": ["mcp:tools"]}),
+            json!({"offered": ["mcp:admin"], "approved": ["mcp:admin"]}),
+        ]
+    );
+    assert_eq!(token_scopes(alice), ["mcp:tools", "mcp:tools mcp:admin"]);
+    assert_eq!(
+        pick(alice, "calls", &["tool", "ok", "step_ups"]),
+        [
+            json!({"tool": "echo", "ok": true, "step_ups": 0}),
+            json!({"tool": "get-env", "ok": true, "step_ups": 1}),
+            json!({"tool": "echo", "ok": true, "step_ups": 0}),
+        ]
+    );
+    assert_eq!(alice["calls"][0]["text"], "Echo: hello");
+    assert_get_env_ran(&alice["calls"][1]);
+    assert_eq!(alice["calls"][2]["text"], "Echo: still here");
+}
+
+/// bob's story: the IdP refuses `mcp:admin` at both authorization requests, the step-up's
+/// token holds what the first did, and the 403 stays; `echo` still works.
+fn assert_bob_keeps_his_403(stack: &Stack, bob: &Value, client_id: &str, first: &str, union: &str) {
+    stack.assert_sign_in(bob, client_id);
+    assert_eq!(
+        pick(
+            bob,
+            "challenges",
+            &["status", "rpc", "www_authenticate", "body"]
+        ),
+        [
+            stack.no_token_challenge_at(first),
+            stack.get_env_challenge(),
+            stack.get_env_challenge()
+        ]
+    );
+    assert_eq!(requested_scopes(bob), ["mcp:admin mcp:tools", union]);
+    assert_eq!(
+        pick(bob, "consents", &["offered", "approved"]),
+        [json!({"offered": ["mcp:tools"], "approved": ["mcp:tools"]})]
+    );
+    assert_eq!(token_scopes(bob), ["mcp:tools", "mcp:tools"]);
+    assert_eq!(
+        pick(bob, "calls", &["tool", "ok", "step_ups"]),
+        [
+            json!({"tool": "echo", "ok": true, "step_ups": 0}),
+            json!({"tool": "get-env", "ok": false, "step_ups": 1}),
+            json!({"tool": "echo", "ok": true, "step_ups": 0}),
+        ]
+    );
+    stack.assert_explained(bob);
+}
+
+/// The IdP's log of one client's stories: alice's two authorization requests and her
+/// consents, then bob's two and the refusals.
+fn assert_idp_log(stack: &Stack, client_id: &str, union: &str) {
+    let log = stack.idp.output();
+    let resource = &stack.resource;
+    let request = |scope: &str| {
+        format!(
+            r#"idp: authorization request from {client_id}: scope "{scope}", resource "{resource}""#
+        )
+    };
+    assert_eq!(
+        idp_lines(
+            &log,
+            &format!("idp: authorization request from {client_id}")
+        ),
+        [
+            request("mcp:admin mcp:tools"),
+            request(union),
+            request("mcp:admin mcp:tools"),
+            request(union),
+        ]
+    );
+    assert_eq!(
+        idp_lines(&log, "idp: alice "),
+        [
+            format!("idp: alice approved mcp:tools, declined mcp:admin for {client_id}"),
+            format!("idp: alice approved mcp:admin for {client_id}"),
+        ]
+    );
+    assert_eq!(
+        idp_lines(&log, "idp: refused "),
+        [
+            "idp: refused mcp:admin to bob (roles: none)",
+            "idp: refused mcp:admin to bob (roles: none)",
+        ]
+    );
+}
+
+/// The v2 TypeScript SDK (`@modelcontextprotocol/client` 2.4.0) on its default, the 2025
+/// revision, against the reference server: on the 403 it asks for the union of the token's
+/// scope and the challenge's by itself (SEP-2350), and steps up once per request; the app
+/// retries the call after finishAuth, and sends the user to the IdP once per call.
+#[test]
+fn the_v2_typescript_client_steps_up_to_the_union_through_the_gateway() {
+    let stack = Stack::start();
+    let union = "mcp:tools mcp:admin";
+    let alice = stack.client_v2(&["--user", "alice", "--decline-at-first", "mcp:admin"]);
+    assert_alice_steps_up_to_the_union(&stack, &alice, "scopegate-mcp-v2", "initialize", union);
+    assert_one_session(&alice);
+    assert_eq!(alice["unfollowed_authorizations"], json!([]));
+
+    let bob = stack.client_v2(&["--user", "bob"]);
+    assert_bob_keeps_his_403(&stack, &bob, "scopegate-mcp-v2", "initialize", union);
+    assert_one_session(&bob);
+    // After the step-up the call is retried with bob's new token, meets the 403 again, and
+    // the SDK (whose retry limit is per request) would send bob to the IdP once more for
+    // the same union: the app does not follow, and the call ends with the 403.
+    assert_eq!(
+        requested_scopes(&json!({"authorization_requests": bob["unfollowed_authorizations"]})),
+        [union]
+    );
+    assert!(
+        bob["calls"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("once per call"),
+        "{}",
+        bob["calls"][1]
+    );
+    assert_idp_log(&stack, "scopegate-mcp-v2", union);
+    assert_counted(&stack, 2, 3);
+}
+
+/// The v2 TypeScript SDK pinned to the 2026-07-28 revision against a v2 server
+/// (`createMcpHandler`) behind the gateway: stateless POSTs whose `Mcp-Method` and `Mcp-Name`
+/// mirror their bodies, the gateway's rules matched on them; the same sign-in and step-up.
+#[test]
+fn the_v2_typescript_client_on_the_2026_07_28_revision_steps_up_through_the_gateway() {
+    let stack = Stack::start_on(Server::V2, None);
+    let union = "mcp:tools mcp:admin";
+    let pinned = ["--protocol", "2026-07-28"];
+    let alice = stack.client_v2(
+        &[
+            &pinned[..],
+            &["--user", "alice", "--decline-at-first", "mcp:admin"],
+        ]
+        .concat(),
+    );
+    assert_eq!(alice["negotiated_protocol_version"], "2026-07-28");
+    assert_eq!(alice["era"], "modern");
+    assert_alice_steps_up_to_the_union(
+        &stack,
+        &alice,
+        "scopegate-mcp-v2",
+        "server/discover",
+        union,
+    );
+    assert_stateless_2026(&alice);
+
+    let bob = stack.client_v2(&[&pinned[..], &["--user", "bob"]].concat());
+    assert_bob_keeps_his_403(&stack, &bob, "scopegate-mcp-v2", "server/discover", union);
+    assert_stateless_2026(&bob);
+    assert_idp_log(&stack, "scopegate-mcp-v2", union);
+    assert_counted(&stack, 2, 3);
+}
+
+/// The Python SDK (PyPI `mcp` 2.3.0): `OAuthClientProvider` as the httpx2 client's auth, on
+/// the 2025 revision against the reference server. Its step-up runs inside the request: on
+/// the 403 it unions what it asked for before, the token's scope and the challenge's
+/// (SEP-2350), signs in, and resends once; a second 403 is the call's answer.
+#[test]
+fn the_python_client_steps_up_to_the_union_through_the_gateway() {
+    let stack = Stack::start();
+    // What the first request asked for comes first in the Python SDK's union.
+    let union = "mcp:admin mcp:tools";
+    let legacy = ["--mode", "legacy"];
+    let alice = stack.client_python(
+        &[
+            &legacy[..],
+            &["--user", "alice", "--decline-at-first", "mcp:admin"],
+        ]
+        .concat(),
+    );
+    assert_alice_steps_up_to_the_union(&stack, &alice, "scopegate-mcp-python", "initialize", union);
+    assert_one_session(&alice);
+
+    let bob = stack.client_python(&[&legacy[..], &["--user", "bob"]].concat());
+    assert_bob_keeps_his_403(&stack, &bob, "scopegate-mcp-python", "initialize", union);
+    assert_one_session(&bob);
+    // The transport turns the second 403 into the call's JSON-RPC error.
+    assert_eq!(
+        bob["calls"][1]["error"],
+        "MCPError: Server returned an error response"
+    );
+    assert_idp_log(&stack, "scopegate-mcp-python", union);
+    assert_counted(&stack, 2, 3);
+}
+
+/// The Python SDK on the 2026-07-28 revision against the v2 server: the same story, and
+/// every request carries the mirrored headers.
+#[test]
+fn the_python_client_on_the_2026_07_28_revision_steps_up_through_the_gateway() {
+    let stack = Stack::start_on(Server::V2, None);
+    let union = "mcp:admin mcp:tools";
+    let pinned = ["--mode", "2026-07-28"];
+    let alice = stack.client_python(
+        &[
+            &pinned[..],
+            &["--user", "alice", "--decline-at-first", "mcp:admin"],
+        ]
+        .concat(),
+    );
+    assert_eq!(alice["negotiated_protocol_version"], "2026-07-28");
+    assert_alice_steps_up_to_the_union(
+        &stack,
+        &alice,
+        "scopegate-mcp-python",
+        "tools/call echo",
+        union,
+    );
+    assert_stateless_2026(&alice);
+
+    let bob = stack.client_python(&[&pinned[..], &["--user", "bob"]].concat());
+    assert_bob_keeps_his_403(
+        &stack,
+        &bob,
+        "scopegate-mcp-python",
+        "tools/call echo",
+        union,
+    );
+    assert_stateless_2026(&bob);
+    // The transport turns the second 403 into the call's JSON-RPC error.
+    assert_eq!(
+        bob["calls"][1]["error"],
+        "MCPError: Server returned an error response"
+    );
+    assert_idp_log(&stack, "scopegate-mcp-python", union);
+    assert_counted(&stack, 2, 3);
+}
+
+/// alice on the v2 TypeScript SDK with the scopegate npm package's pre-checks: the
+/// pre-check's `scope` (what is held and what the call needs) goes to the SDK's auth() as
+/// it is, without the `withHeldScopes` wrapper the 1.32 SDK needs; she never meets the 403.
+#[test]
+fn the_v2_typescript_client_prechecks_with_the_scopegate_package() {
+    let package = repo_root().join("target/npm/scopegate");
+    assert!(
+        package.join("node/index.js").exists(),
+        "the npm package is not built in {}: run ./scripts/build-web",
+        package.display()
+    );
+    let stack = Stack::start();
+    let alice = stack.client_v2(&[
+        "--scenario",
+        "precheck",
+        "--user",
+        "alice",
+        "--decline-at-first",
+        "mcp:admin",
+        "--package",
+        package.to_str().unwrap(),
+        "--policy",
+        stack.policy_file.to_str().unwrap(),
+    ]);
+    stack.assert_sign_in(&alice, "scopegate-mcp-v2");
+    assert_one_session(&alice);
+    assert_eq!(
+        pick(
+            &alice,
+            "challenges",
+            &["status", "rpc", "www_authenticate", "body"]
+        ),
+        [stack.no_token_challenge()]
+    );
+    let get_env = json!({"allowed": false, "required": ["mcp:tools", "mcp:admin"],
+                         "missing": ["mcp:admin"], "scope": "mcp:tools mcp:admin"});
+    let mut access = get_env.clone();
+    access["name"] = json!("get-env");
+    assert_eq!(alice["access"][1], access);
+    assert_eq!(alice["access"][0]["allowed"], true);
+    let mut precheck = get_env;
+    precheck["tool"] = json!("get-env");
+    assert_eq!(alice["prechecks"][1], precheck);
+    assert_eq!(alice["asked_sdk_for"], "mcp:tools mcp:admin");
+    assert_eq!(
+        requested_scopes(&alice),
+        ["mcp:admin mcp:tools", "mcp:tools mcp:admin"]
+    );
+    assert_eq!(token_scopes(&alice), ["mcp:tools", "mcp:tools mcp:admin"]);
+    assert_eq!(
+        pick(&alice, "calls", &["tool", "ok", "step_ups"]),
+        [
+            json!({"tool": "echo", "ok": true, "step_ups": 0}),
+            json!({"tool": "get-env", "ok": true, "step_ups": 0}),
+            json!({"tool": "echo", "ok": true, "step_ups": 0}),
+        ]
+    );
+    assert_get_env_ran(&alice["calls"][1]);
+    assert_counted(&stack, 1, 0);
+}
+
+/// The v2 TypeScript client in `versionNegotiation: {mode: 'auto'}` against the v2 server:
+/// its `server/discover` probe meets the gateway's 401, it signs in, and the connection is
+/// on the 2026-07-28 revision; alice's story is the same.
+#[test]
+fn the_v2_typescript_client_negotiates_2026_07_28_through_the_gateway() {
+    let stack = Stack::start_on(Server::V2, None);
+    let union = "mcp:tools mcp:admin";
+    let alice = stack.client_v2(&[
+        "--protocol",
+        "auto",
+        "--user",
+        "alice",
+        "--decline-at-first",
+        "mcp:admin",
+    ]);
+    assert_eq!(alice["negotiated_protocol_version"], "2026-07-28");
+    assert_eq!(alice["era"], "modern");
+    assert_alice_steps_up_to_the_union(
+        &stack,
+        &alice,
+        "scopegate-mcp-v2",
+        "server/discover",
+        union,
+    );
+    assert_stateless_2026(&alice);
+    assert_counted(&stack, 1, 1);
 }
