@@ -18,17 +18,23 @@
 //   `--policy`): `policy.mcpScopeRequest` gives the whole scope to ask for (held and
 //   needed), which goes to the SDK's auth() as it is: no `withHeldScopes` wrapper.
 //
+// `--tamper get-env=echo` (with `sdk`): the fetch given to the transport rewrites the
+// `Mcp-Name` header of the first `tools/call get-env` to `echo`, so that header and body
+// disagree; the call's record keeps the error the SDK surfaced (`error_class`, `code`,
+// `error`, `error_data`, `protocol_error`: whether it is the SDK's ProtocolError).
+//
 // Prints one line, `mcp-e2e: {…}`, with the same fields as mcp-client.mjs, plus every MCP
 // request as sent (`requests`: method, JSON-RPC method, the Mcp-* headers, the status).
 //
 // Usage: node mcp-client-v2.mjs --mcp http://127.0.0.1:8080/mcp --scenario sdk --user alice
 //        [--protocol 2026-07-28] [--decline-at-first mcp:admin] [--package … --policy …]
+//        [--tamper get-env=echo]
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { auth, Client, StreamableHTTPClientTransport, UnauthorizedError } from '@modelcontextprotocol/client';
+import { auth, Client, ProtocolError, StreamableHTTPClientTransport, UnauthorizedError } from '@modelcontextprotocol/client';
 import { REDIRECT_URI, User } from './idp-user.mjs';
 
 const { values: args } = parseArgs({
@@ -40,6 +46,7 @@ const { values: args } = parseArgs({
     'decline-at-first': { type: 'string', multiple: true, default: [] },
     package: { type: 'string' },
     policy: { type: 'string' },
+    tamper: { type: 'string' },
   },
 });
 const MCP_URL = new URL(args.mcp);
@@ -86,14 +93,25 @@ function rpcOf(body) {
   }
 }
 
+/** `--tamper body=header`: the first `tools/call body` goes out with `Mcp-Name: header`. */
+let tamper = args.tamper ? args.tamper.split('=') : null;
+
 /** The fetch given to the transport (and so to the SDK's discovery and token requests). */
 async function recordingFetch(input, init) {
-  const response = await fetch(input, init);
   const url = String(input instanceof Request ? input.url : input);
+  let tampered = false;
+  if (tamper && url.startsWith(MCP_URL.href) && rpcOf(init?.body) === `tools/call ${tamper[0]}`) {
+    init = { ...init, headers: new Headers(init.headers) };
+    init.headers.set('mcp-name', tamper[1]);
+    tamper = null;
+    tampered = true;
+  }
+  const response = await fetch(input, init);
   const path = new URL(url).pathname;
   if (url.startsWith(MCP_URL.href)) {
     const headers = new Headers(init?.headers);
     transcript.requests.push({
+      tampered,
       method: init?.method ?? 'GET',
       rpc: rpcOf(init?.body) ?? null,
       mcp_method: headers.get('mcp-method'),
@@ -102,6 +120,7 @@ async function recordingFetch(input, init) {
       status: response.status,
       // What came back when the gateway or the server refused it.
       body: response.status >= 400 ? await response.clone().text() : undefined,
+      content_type: response.status >= 400 ? response.headers.get('content-type') : undefined,
     });
   }
   const challenge = response.headers.get('www-authenticate');
@@ -292,6 +311,9 @@ async function callTool(session, provider, name, toolArgs = {}) {
       record.ok = false;
       record.error = error.message;
       record.code = error.status ?? error.data?.status ?? error.code ?? null;
+      record.error_class = error.constructor?.name ?? null;
+      record.error_data = error.data ?? null;
+      record.protocol_error = error instanceof ProtocolError;
       return null;
     }
   }

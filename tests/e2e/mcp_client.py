@@ -15,8 +15,12 @@ Scenario: connect, `echo`, `get-env` (403, step-up), `echo` again, on the same c
 `--mode legacy` (the 2025 revision, a session) or `--mode 2026-07-28` (stateless, the Mcp-*
 headers). Prints one line, `mcp-e2e: {...}`, with the fields of mcp-client.mjs's transcript.
 
+`--tamper get-env=echo`: an httpx2 request hook rewrites the `Mcp-Name` header of the first
+`tools/call get-env` to `echo`, so that header and body disagree; the call's record keeps
+the error the SDK raised (`error_class`, `code`, `error`, `error_data`).
+
 Usage: .venv/bin/python mcp_client.py --mcp http://127.0.0.1:8080/mcp --user alice
-       [--mode 2026-07-28] [--decline-at-first mcp:admin]
+       [--mode 2026-07-28] [--decline-at-first mcp:admin] [--tamper get-env=echo]
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ parser.add_argument("--mcp", default="http://127.0.0.1:8080/mcp")
 parser.add_argument("--user", default="alice")
 parser.add_argument("--mode", default="legacy")
 parser.add_argument("--decline-at-first", action="append", default=[])
+parser.add_argument("--tamper")
 args = parser.parse_args()
 
 transcript: dict[str, Any] = {
@@ -88,6 +93,19 @@ def rpc_of(body: bytes) -> str | None:
     return f"{message['method']} {name}" if name else message["method"]
 
 
+tamper: list[str] | None = args.tamper.split("=") if args.tamper else None
+
+
+async def on_request(request: httpx2.Request) -> None:
+    """`--tamper body=header`: the first `tools/call body` goes out with `Mcp-Name: header`."""
+    global tamper
+    if tamper and str(request.url).startswith(args.mcp) and request.method == "POST":
+        if rpc_of(request.content) == f"tools/call {tamper[0]}":
+            request.headers["mcp-name"] = tamper[1]
+            request.extensions["scopegate_tampered"] = True
+            tamper = None
+
+
 async def on_response(response: httpx2.Response) -> None:
     """Records what the SDK's requests met: the MCP endpoint, challenges, discovery."""
     request = response.request
@@ -108,6 +126,8 @@ async def on_response(response: httpx2.Response) -> None:
                 "mcp_protocol_version": request.headers.get("mcp-protocol-version"),
                 "status": response.status_code,
                 "body": text,
+                "content_type": response.headers.get("content-type") if text is not None else None,
+                "tampered": bool(request.extensions.get("scopegate_tampered")),
             }
         )
         session = response.headers.get("mcp-session-id")
@@ -266,7 +286,7 @@ async def scenario() -> None:
         redirect_handler=redirect_handler,
         callback_handler=callback_handler,
     )
-    http = httpx2.AsyncClient(auth=provider, event_hooks={"response": [on_response]}, timeout=30)
+    http = httpx2.AsyncClient(auth=provider, event_hooks={"request": [on_request], "response": [on_response]}, timeout=30)
     transport = streamable_http_client(args.mcp, http_client=http)
     async with http, Client(transport, mode=args.mode) as client:
         transcript["negotiated_protocol_version"] = client.protocol_version
@@ -283,7 +303,10 @@ async def scenario() -> None:
                 record["ok"] = False
                 record["error"] = f"{type(error).__name__}: {error}"
                 status = getattr(getattr(error, "response", None), "status_code", None)
-                record["code"] = status
+                record["code"] = status if status is not None else getattr(error, "code", None)
+                record["error_class"] = type(error).__name__
+                record["error_message"] = getattr(error, "message", None)
+                record["error_data"] = getattr(error, "data", None)
             # A sign-in in the call (on the 2026 revision the first call meets the 401: there is
             # no handshake before it) is not a step-up; an authorization request after a 403 is.
             signed_in = any(c["status"] == 401 for c in transcript["challenges"][challenges:])

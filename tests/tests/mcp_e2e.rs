@@ -117,6 +117,20 @@ impl Stack {
     }
 
     fn start_on(server_kind: Server, scopes_supported: Option<&[&str]>) -> Self {
+        Self::start_full(server_kind, scopes_supported, false)
+    }
+
+    /// The v2 server behind a policy whose MCP route has `trust_mirrored_headers`: the
+    /// gateway decides 2026-07-28 calls from `Mcp-Method` / `Mcp-Name` without their bodies.
+    fn start_trusting_mirrored_headers() -> Self {
+        Self::start_full(Server::V2, None, true)
+    }
+
+    fn start_full(
+        server_kind: Server,
+        scopes_supported: Option<&[&str]>,
+        trust_mirrored_headers: bool,
+    ) -> Self {
         let e2e = repo_root().join("tests/e2e");
         let server = match server_kind {
             Server::Everything => {
@@ -178,6 +192,9 @@ impl Stack {
         .unwrap_or_else(|e| panic!("{e}"));
 
         let mut policy = policy(&resource, &idp);
+        if trust_mirrored_headers {
+            policy["routes"][0]["mcp"]["trust_mirrored_headers"] = json!(true);
+        }
         if let Some(scopes) = scopes_supported {
             let object = policy.as_object_mut().unwrap();
             object.remove("resource");
@@ -1108,4 +1125,177 @@ fn the_v2_typescript_client_negotiates_2026_07_28_through_the_gateway() {
     );
     assert_stateless_2026(&alice);
     assert_counted(&stack, 1, 1);
+}
+
+/// What the gateway answers a 2026-07-28 call whose `Mcp-Name` disagrees with its body.
+const MISMATCH: &str = "The Mcp-Method or Mcp-Name header does not match the request body";
+
+/// The `tools/call` requests the v2 server logged, by their `Mcp-Name` header.
+fn server_tool_calls(stack: &Stack) -> Vec<String> {
+    stack
+        .mcp
+        .output()
+        .lines()
+        .filter(|line| line.contains("POST /mcp mcp-method=tools/call "))
+        .map(|line| {
+            let name = line.split("mcp-name=").nth(1).unwrap();
+            name.split(' ').next().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// The tampered request of a transcript: `tools/call get-env` in the body, `Mcp-Name: echo`.
+fn tampered_request(transcript: &Value) -> &Value {
+    let tampered: Vec<&Value> = transcript["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|request| request["tampered"] == true)
+        .collect();
+    assert_eq!(tampered.len(), 1, "{}", transcript["requests"]);
+    let request = tampered[0];
+    assert_eq!(request["rpc"], "tools/call get-env", "{request}");
+    assert_eq!(request["mcp_method"], "tools/call", "{request}");
+    assert_eq!(request["mcp_name"], "echo", "{request}");
+    assert_eq!(request["mcp_protocol_version"], "2026-07-28", "{request}");
+    request
+}
+
+/// The gateway's refusal of the tampered request: HTTP 400, a JSON-RPC `-32020` error for
+/// the request's id, and the `invalid_request` challenge; the MCP server never saw it.
+fn assert_refused_by_the_gateway(stack: &Stack, transcript: &Value) {
+    let request = tampered_request(transcript);
+    assert_eq!(request["status"], 400, "{request}");
+    assert_eq!(request["content_type"], "application/json", "{request}");
+    let body: Value = serde_json::from_str(request["body"].as_str().unwrap()).unwrap();
+    assert!(body["id"].is_number(), "{body}");
+    assert_eq!(
+        body,
+        json!({"jsonrpc": "2.0", "id": body["id"], "error": {"code": -32020, "message": MISMATCH}})
+    );
+    let challenge = transcript["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["status"] == 400)
+        .unwrap_or_else(|| panic!("no challenge on the 400: {}", transcript["challenges"]));
+    assert_eq!(
+        challenge["www_authenticate"],
+        format!(r#"Bearer error="invalid_request", error_description="{MISMATCH}""#)
+    );
+    assert_eq!(challenge["rpc"], "tools/call get-env");
+    // Two calls reached the server, both `echo`: the refused one never left the gateway.
+    assert_eq!(server_tool_calls(stack), ["echo", "echo"]);
+}
+
+/// The tampered call failed with the SDK's JSON-RPC error, without a step-up, and the
+/// untampered calls around it ran on the same client.
+fn assert_calls_around_the_mismatch(transcript: &Value) {
+    assert_eq!(
+        pick(transcript, "calls", &["tool", "ok", "step_ups"]),
+        [
+            json!({"tool": "echo", "ok": true, "step_ups": 0}),
+            json!({"tool": "get-env", "ok": false, "step_ups": 0}),
+            json!({"tool": "echo", "ok": true, "step_ups": 0}),
+        ]
+    );
+    assert_eq!(transcript["calls"][0]["text"], "Echo: hello");
+    assert_eq!(transcript["calls"][2]["text"], "Echo: still here");
+    assert_eq!(transcript["calls"][1]["code"], -32020, "{}", transcript["calls"][1]);
+}
+
+/// A 2026-07-28 client whose `Mcp-Name` disagrees with its body (the fetch given to the v2
+/// TypeScript transport, an httpx2 request hook under the Python SDK, rewrite `get-env` to
+/// `echo`, as a client smuggling a call past a gateway that trusted the header would): the
+/// gateway answers HTTP 400 with the JSON-RPC error a 2026-07-28 server sends, `-32020`
+/// for the request's id; each SDK hands it to the caller as an MCP error with that code and
+/// message (the TypeScript SDK's `ProtocolError`, the Python SDK's `MCPError`), and the
+/// next call on the same client works. The server never sees the tampered call.
+#[test]
+fn a_mirrored_header_mismatch_from_a_2026_07_28_client_comes_back_as_a_json_rpc_error() {
+    let stack = Stack::start_on(Server::V2, None);
+    let typescript = stack.client_v2(&[
+        "--protocol",
+        "2026-07-28",
+        "--user",
+        "alice",
+        "--decline-at-first",
+        "mcp:admin",
+        "--tamper",
+        "get-env=echo",
+    ]);
+    assert_eq!(typescript["negotiated_protocol_version"], "2026-07-28");
+    assert_refused_by_the_gateway(&stack, &typescript);
+    assert_calls_around_the_mismatch(&typescript);
+    let error = &typescript["calls"][1];
+    assert_eq!(error["error_class"], "ProtocolError", "{error}");
+    assert_eq!(error["protocol_error"], true, "{error}");
+    assert_eq!(error["error"], MISMATCH, "{error}");
+    assert_eq!(error["error_data"], Value::Null, "{error}");
+
+    let python = stack.client_python(&[
+        "--mode",
+        "2026-07-28",
+        "--user",
+        "alice",
+        "--decline-at-first",
+        "mcp:admin",
+        "--tamper",
+        "get-env=echo",
+    ]);
+    assert_eq!(python["negotiated_protocol_version"], "2026-07-28");
+    assert_calls_around_the_mismatch(&python);
+    let error = &python["calls"][1];
+    assert_eq!(error["error_class"], "MCPError", "{error}");
+    assert_eq!(error["error_message"], MISMATCH, "{error}");
+    assert_eq!(error["error"], format!("MCPError: {MISMATCH}"), "{error}");
+    assert_eq!(error["error_data"], Value::Null, "{error}");
+    println!("{}", stack.envoy.stats());
+}
+
+/// alice's 2026-07-28 story on the v2 TypeScript client against a policy with
+/// `trust_mirrored_headers` on the MCP route: the gateway decides every call from its
+/// `Mcp-Method` / `Mcp-Name` headers without buffering the body, and the sign-in, the 403
+/// on `get-env`, the step-up and the calls are the same. A tampered `Mcp-Name` then passes
+/// the gateway (which did not read the body) and the v2 server refuses it itself.
+#[test]
+fn the_v2_typescript_client_steps_up_through_a_gateway_that_trusts_the_mirrored_headers() {
+    let stack = Stack::start_trusting_mirrored_headers();
+    let union = "mcp:tools mcp:admin";
+    let alice = stack.client_v2(&[
+        "--protocol",
+        "2026-07-28",
+        "--user",
+        "alice",
+        "--decline-at-first",
+        "mcp:admin",
+    ]);
+    assert_eq!(alice["negotiated_protocol_version"], "2026-07-28");
+    assert_eq!(alice["era"], "modern");
+    assert_alice_steps_up_to_the_union(
+        &stack,
+        &alice,
+        "scopegate-mcp-v2",
+        "server/discover",
+        union,
+    );
+    assert_stateless_2026(&alice);
+    assert_counted(&stack, 1, 1);
+    assert_eq!(server_tool_calls(&stack), ["echo", "get-env", "echo"]);
+
+    let tampered = stack.client_v2(&[
+        "--protocol",
+        "2026-07-28",
+        "--user",
+        "alice",
+        "--decline-at-first",
+        "mcp:admin",
+        "--tamper",
+        "get-env=echo",
+    ]);
+    let request = tampered_request(&tampered);
+    println!("{request}");
+    assert_calls_around_the_mismatch(&tampered);
+    println!("{}", stack.mcp.output());
+    println!("{}", stack.envoy.stats());
 }

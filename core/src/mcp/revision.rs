@@ -145,10 +145,11 @@ pub(crate) fn jsonrpc_error(
         body.push_str(",\"requested\":\"");
         // What the client sent, as far as a version can hold: at most 32 printable ASCII
         // characters, quotes and backslashes dropped.
-        let requested = requested.map(trim).unwrap_or_default();
-        let safe = |c: &char| c.is_ascii_graphic() && !matches!(c, '"' | '\\');
-        for c in requested.chars().filter(safe).take(32) {
-            body.push(c);
+        let requested = requested.map(trim).unwrap_or_default().as_bytes();
+        for &byte in requested.iter().take(32) {
+            if byte.is_ascii_graphic() && byte != b'"' && byte != b'\\' {
+                body.push(char::from(byte));
+            }
         }
         body.push_str("\"}");
     }

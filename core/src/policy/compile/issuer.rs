@@ -48,8 +48,44 @@ pub(super) fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer,
             "at least one algorithm is required (or `introspection`, for an issuer of opaque tokens)",
         ));
     }
-    let mut algorithms = Vec::with_capacity(doc.algorithms.len());
-    for (index, name) in doc.algorithms.iter().enumerate() {
+    let algorithms = compile_algorithms(path, &doc.algorithms)?;
+    let (keys, hmac_secret) = match &doc.jwt_authn {
+        Some(jwt_authn) => (compile_jwt_authn(path, doc, jwt_authn)?, None),
+        None => {
+            let uses_hmac = algorithms.contains(&Algorithm::Hs256);
+            let uses_keys = algorithms.iter().any(|a| *a != Algorithm::Hs256);
+            let hmac_secret = compile_hmac_secret(path, doc, uses_hmac)?;
+            (compile_keys(path, doc, uses_keys)?, hmac_secret)
+        }
+    };
+    if let Some(typ) = &doc.token_type {
+        if typ.is_empty() {
+            return Err(PolicyError::new(
+                format!("{path}.token_type"),
+                "must not be empty; remove it to accept any `typ`",
+            ));
+        }
+    }
+    Ok(Issuer {
+        issuer: doc.issuer.as_str().into(),
+        audiences: doc
+            .audiences
+            .iter()
+            .map(|a| Box::from(a.as_str()))
+            .collect(),
+        algorithms,
+        keys,
+        hmac_secret,
+        leeway: doc.leeway_seconds.unwrap_or(DEFAULT_LEEWAY_SECONDS),
+        token_type: doc.token_type.as_deref().map(Into::into),
+        introspection,
+    })
+}
+
+/// The `algorithms` list, each known, without repeats.
+fn compile_algorithms(path: &str, names: &[String]) -> Result<Vec<Algorithm>, PolicyError> {
+    let mut algorithms = Vec::with_capacity(names.len());
+    for (index, name) in names.iter().enumerate() {
         let alg = Algorithm::from_name(name).ok_or_else(|| {
             let known: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
             PolicyError::new(
@@ -64,12 +100,16 @@ pub(super) fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer,
             algorithms.push(alg);
         }
     }
-    if let Some(jwt_authn) = &doc.jwt_authn {
-        return compile_jwt_authn(path, doc, jwt_authn, algorithms, introspection);
-    }
-    let uses_hmac = algorithms.contains(&Algorithm::Hs256);
-    let uses_keys = algorithms.iter().any(|a| *a != Algorithm::Hs256);
-    let hmac_secret = match (&doc.hmac_secret, uses_hmac) {
+    Ok(algorithms)
+}
+
+/// The HS256 secret: there exactly when HS256 is allowed.
+fn compile_hmac_secret(
+    path: &str,
+    doc: &IssuerDocument,
+    uses_hmac: bool,
+) -> Result<Option<Vec<u8>>, PolicyError> {
+    Ok(match (&doc.hmac_secret, uses_hmac) {
         // Named in the environment, not read (the browser package): HS256 tokens of this
         // issuer are then not verified.
         (Some(Secret::Env(_)), true) => None,
@@ -98,7 +138,16 @@ pub(super) fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer,
             ))
         }
         (None, false) => None,
-    };
+    })
+}
+
+/// Where the issuer's verification keys come from: inline, a remote JWKS, or none (HS256
+/// alone).
+fn compile_keys(
+    path: &str,
+    doc: &IssuerDocument,
+    uses_keys: bool,
+) -> Result<KeySource, PolicyError> {
     let remote_only = |field: &str, set: bool| -> Result<(), PolicyError> {
         if set && doc.jwks_uri.is_none() {
             Err(PolicyError::new(
@@ -112,7 +161,7 @@ pub(super) fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer,
     remote_only("jwks_cluster", doc.jwks_cluster.is_some())?;
     remote_only("jwks_refresh_seconds", doc.jwks_refresh_seconds.is_some())?;
     remote_only("jwks_refetch_seconds", doc.jwks_refetch_seconds.is_some())?;
-    let keys = match (&doc.jwks, &doc.jwks_uri) {
+    Ok(match (&doc.jwks, &doc.jwks_uri) {
         (Some(_), Some(_)) => {
             return Err(PolicyError::new(
                 format!("{path}.jwks_uri"),
@@ -172,28 +221,6 @@ pub(super) fn compile_issuer(path: &str, doc: &IssuerDocument) -> Result<Issuer,
             ))
         }
         (None, None) => KeySource::SecretOnly,
-    };
-    if let Some(typ) = &doc.token_type {
-        if typ.is_empty() {
-            return Err(PolicyError::new(
-                format!("{path}.token_type"),
-                "must not be empty; remove it to accept any `typ`",
-            ));
-        }
-    }
-    Ok(Issuer {
-        issuer: doc.issuer.as_str().into(),
-        audiences: doc
-            .audiences
-            .iter()
-            .map(|a| Box::from(a.as_str()))
-            .collect(),
-        algorithms,
-        keys,
-        hmac_secret,
-        leeway: doc.leeway_seconds.unwrap_or(DEFAULT_LEEWAY_SECONDS),
-        token_type: doc.token_type.as_deref().map(Into::into),
-        introspection,
     })
 }
 
@@ -203,9 +230,7 @@ fn compile_jwt_authn(
     path: &str,
     doc: &IssuerDocument,
     jwt_authn: &JwtAuthnDocument,
-    algorithms: Vec<Algorithm>,
-    introspection: Option<crate::introspection::rules::IntrospectionRules>,
-) -> Result<Issuer, PolicyError> {
+) -> Result<KeySource, PolicyError> {
     let key_fields = [
         ("jwks", doc.jwks.is_some()),
         ("jwks_uri", doc.jwks_uri.is_some()),
@@ -227,20 +252,7 @@ fn compile_jwt_authn(
             "must name the provider's `payload_in_metadata`",
         ));
     }
-    Ok(Issuer {
-        issuer: doc.issuer.as_str().into(),
-        audiences: doc
-            .audiences
-            .iter()
-            .map(|a| Box::from(a.as_str()))
-            .collect(),
-        algorithms,
-        keys: KeySource::JwtAuthn(key.into()),
-        hmac_secret: None,
-        leeway: doc.leeway_seconds.unwrap_or(DEFAULT_LEEWAY_SECONDS),
-        token_type: doc.token_type.as_deref().map(Into::into),
-        introspection,
-    })
+    Ok(KeySource::JwtAuthn(key.into()))
 }
 
 pub(super) fn compile_claim_names(
