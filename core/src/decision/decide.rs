@@ -338,7 +338,7 @@ impl Policy {
         let route = Some(index);
         let revision = match Revision::of_header(request.mcp_protocol_version) {
             Ok(revision) => revision,
-            Err(err) => return self.refuse_mcp(request, err, route, &[], Revision::Stateless),
+            Err(err) => return self.refuse_mcp(request, err, route, Revision::Stateless),
         };
         let messages = match mcp_messages(request, mcp, revision) {
             Ok(Some(messages)) => messages,
@@ -349,14 +349,10 @@ impl Policy {
                     headers: self.forward_headers(principal),
                 })
             }
-            Err((err, messages)) => {
-                return self.refuse_mcp(request, err, route, &messages, revision)
-            }
+            Err(err) => return self.refuse_mcp(request, err, route, revision),
         };
         match mcp.evaluate(&self.rules, &principal.scopes, &messages, params) {
-            McpEvaluation::Refused(err) => {
-                self.refuse_mcp(request, err, route, &messages, revision)
-            }
+            McpEvaluation::Refused(err) => self.refuse_mcp(request, err, route, revision),
             McpEvaluation::BadParameter => self.deny(
                 request,
                 DenyReason::BadParameter,
@@ -388,7 +384,6 @@ impl Policy {
         request: &Request<'_>,
         err: McpError,
         route: Option<usize>,
-        messages: &[Message],
         revision: Revision,
     ) -> Decision<'p> {
         let reason = DenyReason::BadBody(err);
@@ -399,7 +394,7 @@ impl Policy {
                 McpError::UnsupportedVersion | McpError::VersionMismatch
             );
             if revision == Revision::Stateless || jsonrpc {
-                denial.body = jsonrpc_error(err, messages, request.mcp_protocol_version);
+                denial.body = jsonrpc_error(err, request.body, request.mcp_protocol_version);
             }
         }
         decision
@@ -800,14 +795,12 @@ fn has_query_token(target: &str) -> bool {
 /// Requests without a JSON-RPC body (GET for the event stream, DELETE to end a session)
 /// are held to the route's own requirement, like a response; any other method's body is
 /// read (a server may take a PUT as it takes a POST), unless the request is a 2026-07-28
-/// one and the upstream checks its mirrored headers. A refusal keeps the messages read, for
-/// the `id` of its JSON-RPC error.
-#[allow(clippy::type_complexity)]
+/// one and the upstream checks its mirrored headers.
 fn mcp_messages(
     request: &Request<'_>,
     mcp: &McpRoute,
     revision: Revision,
-) -> Result<Option<Vec<Message>>, (McpError, Vec<Message>)> {
+) -> Result<Option<Vec<Message>>, McpError> {
     if matches!(request.method, "GET" | "HEAD" | "DELETE") {
         return Ok(Some(alloc::vec![Message::Response]));
     }
@@ -820,16 +813,14 @@ fn mcp_messages(
         } else {
             call_from_headers(request.mcp_method, request.mcp_name)
         };
-        return calls.map(Some).map_err(|err| (err, Vec::new()));
+        return calls.map(Some);
     };
     if request.body_over_limit || body.len() > mcp.max_body {
-        return Err((McpError::TooLarge, Vec::new()));
+        return Err(McpError::TooLarge);
     }
-    let messages = read_body(body).map_err(|err| (err, Vec::new()))?;
-    match check_mirrors(request, revision, &messages) {
-        Ok(()) => Ok(Some(messages)),
-        Err(err) => Err((err, messages)),
-    }
+    let messages = read_body(body)?;
+    check_mirrors(request, revision, &messages)?;
+    Ok(Some(messages))
 }
 
 /// The mirrored headers against the body: once each, saying what it says, and present

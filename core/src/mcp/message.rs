@@ -29,8 +29,6 @@ pub(crate) enum Message {
         /// For a resource URI, its normalized form (RFC 3986), which the rules match: the
         /// `target` itself is what `Mcp-Name` must repeat.
         uri: Option<String>,
-        /// The JSON-RPC `id` as JSON text; `None` for a notification.
-        id: Option<String>,
         /// `params._meta["io.modelcontextprotocol/protocolVersion"]`: the revision a
         /// 2026-07-28 client says it speaks, which `MCP-Protocol-Version` must repeat.
         version: Option<String>,
@@ -105,7 +103,6 @@ fn read_message(value: &Value) -> Result<Message, McpError> {
         (Some(TargetKind::Uri), Some(uri)) => Some(super::uri::normalize_uri(uri)?),
         _ => None,
     };
-    let id = message.get("id").and_then(id_text);
     let version = params
         .and_then(|p| p.get("_meta"))
         .and_then(|meta| meta.get(PROTOCOL_VERSION_META))
@@ -115,31 +112,8 @@ fn read_message(value: &Value) -> Result<Message, McpError> {
         method: String::from(method),
         target,
         uri,
-        id,
         version,
     })
-}
-
-/// A JSON-RPC `id` as JSON text, to be echoed in an error: an integer, or a string that
-/// needs no escaping (every id an SDK makes). Any other id is not echoed (the error's id is
-/// `null`, as for a request whose id cannot be read).
-fn id_text(id: &Value) -> Option<String> {
-    match id {
-        Value::Number(number) => {
-            let (sign, magnitude) = match (number.as_u64(), number.as_i64()) {
-                (Some(unsigned), _) => ("", unsigned),
-                (None, Some(signed)) => ("-", signed.unsigned_abs()),
-                (None, None) => return None,
-            };
-            Some(alloc::format!("{sign}{magnitude}"))
-        }
-        Value::String(text)
-            if !text.contains(|c: char| c.is_control() || c == '"' || c == '\\') =>
-        {
-            Some(alloc::format!("\"{text}\""))
-        }
-        _ => None,
-    }
 }
 
 /// SEP-2243: when the client mirrored the method and name into headers, they must say what
@@ -188,7 +162,7 @@ pub(crate) fn decode_header(value: &str) -> Result<String, McpError> {
 mod tests {
     use super::*;
 
-    fn call(method: &str, target: Option<&str>, id: Option<&str>) -> Message {
+    fn call(method: &str, target: Option<&str>) -> Message {
         let uri = match target_kind(method) {
             Some(TargetKind::Uri) => target.map(|t| super::super::uri::normalize_uri(t).unwrap()),
             _ => None,
@@ -197,7 +171,6 @@ mod tests {
             method: String::from(method),
             target: target.map(String::from),
             uri,
-            id: id.map(String::from),
             version: None,
         }
     }
@@ -207,7 +180,7 @@ mod tests {
         let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#;
         assert_eq!(
             read_body(body),
-            Ok(alloc::vec![call("tools/call", Some("echo"), Some("1"))])
+            Ok(alloc::vec![call("tools/call", Some("echo"))])
         );
         let batch = br#"[{"jsonrpc":"2.0","method":"notifications/initialized"},
                         {"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"a://b"}},
@@ -215,8 +188,8 @@ mod tests {
         assert_eq!(
             read_body(batch),
             Ok(alloc::vec![
-                call("notifications/initialized", None, None),
-                call("resources/read", Some("a://b"), Some("2")),
+                call("notifications/initialized", None),
+                call("resources/read", Some("a://b")),
                 Message::Response
             ])
         );
@@ -275,7 +248,7 @@ mod tests {
 
     #[test]
     fn headers_must_agree_with_the_body() {
-        let one = [call("tools/call", Some("get-env"), None)];
+        let one = [call("tools/call", Some("get-env"))];
         assert_eq!(check_headers(None, None, &one), Ok(()));
         assert_eq!(
             check_headers(Some(" tools/call "), Some("get-env"), &one),
@@ -298,7 +271,7 @@ mod tests {
             check_headers(None, Some("=?base64?!!?="), &one),
             Err(McpError::BadHeaderEncoding)
         );
-        let two = [call("ping", None, None), call("ping", None, None)];
+        let two = [call("ping", None), call("ping", None)];
         assert_eq!(
             check_headers(Some("ping"), None, &two),
             Err(McpError::HeaderMismatch)

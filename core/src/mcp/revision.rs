@@ -13,8 +13,11 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use serde_json::Value;
+
 use super::message::{decode_header, target_kind, Message, TargetKind};
 use super::McpError;
+use crate::json::strict;
 
 /// The `MCP-Protocol-Version` values whose rules the gateway knows, oldest first. A
 /// request naming another is refused: the gateway cannot tell which of its headers to
@@ -115,25 +118,22 @@ pub(crate) fn call_from_headers(
         method,
         target,
         uri,
-        id: None,
         version: None,
     }])
 }
 
 /// The body of a refusal as a 2026-07-28 client reads it: a JSON-RPC error for the
-/// request's `id` (`null` when the body was not read or has none).
-pub(crate) fn jsonrpc_error(
-    err: McpError,
-    messages: &[Message],
-    requested: Option<&str>,
-) -> String {
-    let id = match messages {
-        [Message::Call { id: Some(id), .. }] => id.as_str(),
-        _ => "null",
-    };
+/// request's `id` (`null` when the body was not read, is not one message, or has none).
+/// The id is read again here rather than kept from the first reading: refusals are rare,
+/// and every message the gateway reads would otherwise carry it.
+pub(crate) fn jsonrpc_error(err: McpError, body: Option<&[u8]>, requested: Option<&str>) -> String {
+    let id = body
+        .and_then(|body| strict::parse(body).ok())
+        .and_then(|message| message.get("id").and_then(id_text));
+    let id = id.as_deref().unwrap_or("null");
     // Written by hand: the filter links no serializer for `Value`. Descriptions are fixed
-    // ASCII text without quotes or backslashes.
-    // The codes are negative: their magnitude is written (u64's formatting is linked anyway).
+    // ASCII text without quotes or backslashes; the codes are negative, their magnitude is
+    // written (u64's formatting is linked anyway).
     let mut body = format!(
         "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"error\":{{\"code\":-{},\"message\":\"{}\"",
         u64::from(err.jsonrpc_code().unsigned_abs()),
@@ -157,11 +157,32 @@ pub(crate) fn jsonrpc_error(
     body
 }
 
+/// A JSON-RPC `id` as JSON text, to be echoed in an error: an integer, or a string that
+/// needs no escaping (every id an SDK makes). Any other id is not echoed (the error's id is
+/// `null`, as for a request whose id cannot be read).
+fn id_text(id: &Value) -> Option<String> {
+    match id {
+        Value::Number(number) => {
+            let (sign, magnitude) = match (number.as_u64(), number.as_i64()) {
+                (Some(unsigned), _) => ("", unsigned),
+                (None, Some(signed)) => ("-", signed.unsigned_abs()),
+                (None, None) => return None,
+            };
+            Some(alloc::format!("{sign}{magnitude}"))
+        }
+        Value::String(text)
+            if !text.contains(|c: char| c.is_control() || c == '"' || c == '\\') =>
+        {
+            Some(alloc::format!("\"{text}\""))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::mcp::read_body;
-    use serde_json::Value;
 
     #[test]
     fn the_supported_versions_in_json_are_the_supported_versions() {
@@ -215,7 +236,7 @@ mod tests {
             Err(McpError::VersionMismatch)
         );
         assert_eq!(
-            jsonrpc_error(McpError::MissingHeader, &messages, version),
+            jsonrpc_error(McpError::MissingHeader, Some(body), version),
             format!(
                 "{{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{{\"code\":-32020,\"message\":\"{}\"}}}}",
                 McpError::MissingHeader.description()
@@ -245,9 +266,8 @@ mod tests {
             UnsupportedVersion,
         ];
         let body = br#"{"jsonrpc":"2.0","id":"req-\u00e9","method":"ping"}"#;
-        let messages = read_body(body).unwrap();
         for err in all {
-            let text = jsonrpc_error(err, &messages, Some("a\"b\\c"));
+            let text = jsonrpc_error(err, Some(body), Some("a\"b\\c"));
             let value: Value = serde_json::from_str(&text).unwrap();
             assert_eq!(value["id"], "req-é");
             assert_eq!(value["error"]["message"], err.description());
@@ -279,16 +299,23 @@ mod tests {
                 Value::from(u64::MAX),
             ),
         ] {
-            let messages = read_body(body).unwrap();
-            let text = jsonrpc_error(McpError::NoName, &messages, None);
+            let text = jsonrpc_error(McpError::NoName, Some(body), None);
             let value: Value = serde_json::from_str(&text).unwrap();
             assert_eq!(value["id"], id, "{text}");
+        }
+        // A batch, or a body that does not parse, has no one id to echo.
+        for body in [
+            &br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#[..],
+            b"{\"id\":1,",
+        ] {
+            let text = jsonrpc_error(McpError::NotJson, Some(body), None);
+            assert!(text.contains("\"id\":null"), "{text}");
         }
     }
 
     #[test]
     fn an_unsupported_version_names_the_supported_ones() {
-        let body = jsonrpc_error(McpError::UnsupportedVersion, &[], Some("2099-01-01"));
+        let body = jsonrpc_error(McpError::UnsupportedVersion, None, Some("2099-01-01"));
         let value: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(value["id"], Value::Null);
         assert_eq!(value["error"]["code"], -32022);
