@@ -15,11 +15,10 @@
 //! the npm package's public API, from JS.
 
 use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use serde::Serialize;
-use serde_json::{json, Map, Value};
 
 use crate::decision::{Decision, DenyReason, ErrorCode};
 use crate::denial::ReadDenial;
@@ -351,14 +350,20 @@ pub fn call_access(
     uri: Option<&str>,
     now: UnixTime,
 ) -> Result<CallAccess, ScopeError> {
-    let mut params = Map::new();
+    // The request body as a JSON-RPC client sends it; strings escaped by serde_json.
+    let text = |value: &str| serde_json::to_string(value).unwrap_or_default();
+    let mut params = Vec::new();
     if let Some(name) = name {
-        params.insert("name".into(), Value::from(name));
+        params.push(format!(r#""name":{}"#, text(name)));
     }
     if let Some(uri) = uri {
-        params.insert("uri".into(), Value::from(uri));
+        params.push(format!(r#""uri":{}"#, text(uri)));
     }
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":{},"params":{{{}}}}}"#,
+        text(method),
+        params.join(",")
+    );
     let access = access.filter(|access| !access.is_empty());
     let bearer = access.map(|access| format!("Bearer {access}"));
     let authorization: Vec<&str> = bearer.iter().map(String::as_str).collect();
