@@ -2,7 +2,8 @@
 //! CLI used to keep for themselves, kept here once so that every host agrees.
 //!
 //! - [`split_scopes`]: how a list of scopes (or of `acr` values) written as text is split.
-//! - [`is_valid_acr`]: what an authentication context class reference may contain.
+//! - [`is_valid_acr`]: what an authentication context class reference may contain;
+//!   [`is_s256_challenge`]: what a PKCE S256 code challenge looks like.
 //! - [`issued_here`], [`held_scopes`], [`held_at`]: which scopes a client holds at a resource.
 //! - [`widen`]: the authorization request that keeps what is held (and asks for consent with
 //!   `offline_access`).
@@ -57,6 +58,22 @@ pub fn is_valid_acr(value: &str) -> bool {
         && value
             .bytes()
             .all(|b| (0x21..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}
+
+/// Is `value` an S256 PKCE code challenge (RFC 7636 §4.2): the base64url encoding, without
+/// padding, of a SHA-256 digest, so 43 characters of `A-Z a-z 0-9 - _`?
+///
+/// ```
+/// use scopegate_core::client::is_s256_challenge;
+/// assert!(is_s256_challenge("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+/// assert!(!is_s256_challenge("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM="));
+/// assert!(!is_s256_challenge("plain-verifier"));
+/// ```
+pub fn is_s256_challenge(value: &str) -> bool {
+    value.len() == 43
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Is the token refused only for its age (`exp`, `nbf`, `iat`)? Such a token was still

@@ -215,7 +215,8 @@ fn access_of(case: &Value) -> Option<String> {
 #[test]
 fn client_vectors() {
     use scopegate_core::client::{
-        call_access, fix_of, held_at, held_scopes, is_valid_acr, needed, split_scopes, widen,
+        call_access, fix_of, held_at, held_scopes, is_s256_challenge, is_valid_acr, needed,
+        split_scopes, widen,
     };
     use scopegate_core::denial::read_denial;
     use scopegate_core::path::request_target;
@@ -239,6 +240,10 @@ fn client_vectors() {
     for case in file["acr"].as_array().expect("acr") {
         let got = is_valid_acr(case["value"].as_str().expect("value"));
         expect("acr", case, json!(got), &case["valid"]);
+    }
+    for case in file["pkce"].as_array().expect("pkce") {
+        let got = is_s256_challenge(case["value"].as_str().expect("value"));
+        expect("pkce", case, json!(got), &case["valid"]);
     }
     for case in file["widen"].as_array().expect("widen") {
         let rules = match case.get("rules") {

@@ -484,7 +484,7 @@ export function createApi(raw, ready = () => {}) {
     const list = scopeList(scopes, 'scopes');
     const invalid = list.find((s) => !raw.isValidScope(s));
     if (invalid !== undefined) throw invalidArgument(`${JSON.stringify(invalid)} is not a valid scope (RFC 6749 section 3.3)`);
-    if (!/^[A-Za-z0-9_-]{43}$/.test(requireString(codeChallenge, 'codeChallenge'))) {
+    if (!raw.isS256Challenge(requireString(codeChallenge, 'codeChallenge'))) {
       throw invalidArgument('codeChallenge must be an S256 challenge from createPkce()');
     }
     if (codeChallengeMethod !== 'S256') throw invalidArgument('only the S256 code challenge method is supported');

@@ -372,6 +372,12 @@ pub fn valid_acr(value: &str) -> bool {
     client::is_valid_acr(value)
 }
 
+/// Is `value` an S256 PKCE code challenge ([`client::is_s256_challenge`])?
+#[wasm_bindgen(js_name = isS256Challenge)]
+pub fn s256_challenge(value: &str) -> bool {
+    client::is_s256_challenge(value)
+}
+
 /// The scopes held, the access token read by its default scope claims
 /// ([`client::held_scopes`]).
 #[wasm_bindgen(js_name = heldScopes)]

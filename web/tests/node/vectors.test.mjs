@@ -258,6 +258,15 @@ test('client.json acr: which acr values an authorization request may carry', () 
   assert.ok(client.acr.length >= 5);
 });
 
+test('client.json pkce: which code challenges an authorization request may carry', () => {
+  for (const c of client.pkce) {
+    const got = outcome(() => new URL(authorize({ codeChallenge: c.value })).searchParams.get('code_challenge'));
+    if (c.valid) assert.equal(got.ok, c.value, JSON.stringify(c));
+    else assert.equal(got.err?.code, 'invalid_argument', JSON.stringify(c));
+  }
+  assert.ok(client.pkce.length >= 5);
+});
+
 test('client.json widen: withHeldScopes keeps what is held, with consent for offline_access', async () => {
   for (const c of client.widen) {
     const rules = c.rules && { separator: c.rules.separator, writeSuffix: c.rules.write_suffix, prefixes: c.rules.prefixes };
