@@ -64,7 +64,6 @@ function requireString(value, name) {
   return value;
 }
 
-
 /** Seconds since 1970 from a Date, a number of seconds, or the clock. */
 function seconds(now) {
   if (now === undefined || now === null) return Math.floor(Date.now() / 1000);
