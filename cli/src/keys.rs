@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use scopegate_core::policy::KeySource;
-use scopegate_core::token::decode;
 use scopegate_core::{KeySet, KeyStore, Policy};
 
 use crate::error::Error;
@@ -25,12 +24,7 @@ pub enum KeyOrigin {
 
 /// The issuer of the policy that `token` names in its `iss`, if any.
 pub fn token_issuer(policy: &Policy, token: &str) -> Option<usize> {
-    let decoded = decode(token).ok()?;
-    let iss = decoded.claims().get("iss")?.as_str()?;
-    policy
-        .issuers()
-        .iter()
-        .position(|issuer| issuer.issuer() == iss)
+    scopegate_core::client::issuer_of(policy, token)
 }
 
 /// The key store for verifying `token`: every `--jwks` file, and, when `fetch` is set and no

@@ -12,6 +12,8 @@
 //! - [`KeySet`]: JWKS parsing.
 //! - [`Decision`]: pass, or deny with the RFC 6750 / RFC 9470 challenge and JSON body.
 //! - [`parse_challenges`]: RFC 9110 `WWW-Authenticate` parsing.
+//! - [`client`]: what a client does with the gateway's answers (scopes held, the next
+//!   authorization request, which denials a scope request fixes).
 //! - [`gateway`]: the gateway's request path as a sans-IO state machine (cache, keys,
 //!   re-fetches, dry run) that the proxy-wasm filter, the benchmarks and the CLI drive.
 //!
@@ -50,6 +52,7 @@ extern crate std;
 mod algorithm;
 pub mod cache;
 pub mod challenge;
+pub mod client;
 pub mod decision;
 pub mod denial;
 pub mod dpop;
@@ -78,6 +81,11 @@ pub mod time;
 pub mod token;
 #[cfg(feature = "hmac")]
 mod verify;
+
+// docs/core.md's Rust examples run as doctests (`cargo test -p scopegate-core --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/core.md")]
+mod docs_core {}
 
 pub use challenge::{parse_challenges, Challenge, ChallengeParseError};
 pub use decision::{

@@ -194,3 +194,120 @@ fn example_policies_load() {
     }
     assert!(loaded >= 1, "no example policy found");
 }
+
+/// A token with `claims`, as `client.json` describes: the pre-check takes the signature as
+/// valid, so it is the bytes of `sig`.
+fn unsigned_token(claims: &Value) -> String {
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    let part = |value: &Value| Base64UrlUnpadded::encode_string(value.to_string().as_bytes());
+    format!("{}.{}.c2ln", part(&json!({"alg": "EdDSA"})), part(claims))
+}
+
+/// The access token of a `client.json` case: minted from `claims`, or `access` as it is.
+fn access_of(case: &Value) -> Option<String> {
+    match (case.get("claims"), case.get("access")) {
+        (Some(claims), _) => Some(unsigned_token(claims)),
+        (None, Some(access)) => Some(access.as_str().expect("access").to_owned()),
+        (None, None) => None,
+    }
+}
+
+#[test]
+fn client_vectors() {
+    use scopegate_core::client::{
+        call_access, fix_of, held_at, held_scopes, is_s256_challenge, is_valid_acr, needed,
+        split_scopes, widen,
+    };
+    use scopegate_core::denial::read_denial;
+    use scopegate_core::path::request_target;
+    use scopegate_core::UnixTime;
+
+    let file = vectors("client.json");
+    let policy = Policy::from_json(&file["policy"].to_string()).expect("policy");
+    let now = UnixTime(file["now"].as_u64().expect("now"));
+    let target = request_target(file["url"].as_str().expect("url")).expect("target");
+    let (mut ran, mut failures) = (0, Vec::new());
+    let mut expect = |what: &str, case: &Value, got: Value, expected: &Value| {
+        if &got != expected {
+            failures.push(format!("{what} {case}: got {got}"));
+        }
+        ran += 1;
+    };
+    for case in file["split"].as_array().expect("split") {
+        let got: Vec<&str> = split_scopes(case["text"].as_str().expect("text")).collect();
+        expect("split", case, json!(got), &case["scopes"]);
+    }
+    for case in file["acr"].as_array().expect("acr") {
+        let got = is_valid_acr(case["value"].as_str().expect("value"));
+        expect("acr", case, json!(got), &case["valid"]);
+    }
+    for case in file["pkce"].as_array().expect("pkce") {
+        let got = is_s256_challenge(case["value"].as_str().expect("value"));
+        expect("pkce", case, json!(got), &case["valid"]);
+    }
+    for case in file["widen"].as_array().expect("widen") {
+        let rules = match case.get("rules") {
+            Some(rules) => ScopeRules::new(
+                rules["separator"].as_str().expect("separator"),
+                rules["write_suffix"].as_str(),
+                &strings(&rules["prefixes"]),
+            )
+            .expect("rules"),
+            None => ScopeRules::default(),
+        };
+        let got = widen(
+            &rules,
+            &strings(&case["held"]),
+            &strings(&case["requested"]),
+        );
+        expect("widen", case, json!(got.expect("widen")), &case["expect"]);
+    }
+    for case in file["held"].as_array().expect("held") {
+        let granted: Vec<&str> = split_scopes(case["granted"].as_str().expect("granted")).collect();
+        let access = access_of(case);
+        let got = if case["at_url"] == json!(true) {
+            held_at(&policy, &target, &granted, access.as_deref(), now)
+        } else {
+            held_scopes(Some(&policy), &granted, access.as_deref())
+        };
+        expect("held", case, json!(got), &case["held"]);
+    }
+    for case in file["mcp"].as_array().expect("mcp") {
+        let granted: Vec<&str> = split_scopes(case["granted"].as_str().expect("granted")).collect();
+        let access = access_of(case);
+        let params = &case["params"];
+        let got = call_access(
+            &policy,
+            &target,
+            &granted,
+            access.as_deref(),
+            case["method"].as_str().expect("method"),
+            params["name"].as_str(),
+            params["uri"].as_str(),
+            now,
+        );
+        expect("mcp", case, json!(got.expect("call")), &case["expect"]);
+    }
+    for case in file["denials"].as_array().expect("denials") {
+        let status = u16::try_from(case["status"].as_u64().expect("status")).expect("u16");
+        let denial = read_denial(status, case["header"].as_str(), case["body"].as_str());
+        let fix = denial.as_ref().map_or("none", |d| fix_of(d).as_str());
+        expect("denial", case, json!(fix), &case["fix"]);
+        if let Some(required) = denial.as_ref().and_then(|d| d.insufficient_scope.as_ref()) {
+            // What scopedFetch's InsufficientScopeError says: the scopes held are the token's.
+            let held = held_scopes(Some(&policy), &[], access_of(case).as_deref());
+            let held: Vec<&str> = held.iter().map(String::as_str).collect();
+            let required: Vec<&str> = required.iter().map(String::as_str).collect();
+            let said = denial.as_ref().and_then(|d| d.missing.as_ref());
+            let said: Option<Vec<&str>> = said.map(|m| m.iter().map(String::as_str).collect());
+            let got =
+                needed(policy.scope_rules(), &held, &required, said.as_deref()).expect("needed");
+            let request = got.request.map(|r| json!({"add": r.add, "scope": r.scope}));
+            let got = json!({"missing": got.missing, "scope_request": request});
+            let expected =
+                json!({"missing": case["missing"], "scope_request": case["scope_request"]});
+            expect("needed", case, got, &expected);
+        }
+    }
+    report(ran, 50, &failures);
+}

@@ -64,13 +64,6 @@ function requireString(value, name) {
   return value;
 }
 
-/** A list of scopes from an array of strings or a space-separated string. */
-function scopeList(value, name) {
-  if (typeof value === 'string') return value.split(' ').filter((s) => s !== '');
-  if (Array.isArray(value) && value.every((s) => typeof s === 'string')) return [...value];
-  throw invalidArgument(`${name} must be an array of scopes or a space-separated string`);
-}
-
 /** Seconds since 1970 from a Date, a number of seconds, or the clock. */
 function seconds(now) {
   if (now === undefined || now === null) return Math.floor(Date.now() / 1000);
@@ -105,8 +98,23 @@ function webCrypto() {
  * cannot be used yet (the web build before `init()`).
  */
 export function createApi(raw, ready = () => {}) {
+  /** A list of scopes from an array of strings or a space-separated string (split by the core). */
+  function scopeList(value, name) {
+    if (typeof value === 'string') return raw.splitScopes(value);
+    if (Array.isArray(value) && value.every((s) => typeof s === 'string')) return [...value];
+    throw invalidArgument(`${name} must be an array of scopes or a space-separated string`);
+  }
+
+  // The raw objects behind a ScopeRules and a Policy, for this module only.
+  let rawRules;
+  let rawPolicy;
+
   class ScopeRules {
     #raw;
+
+    static {
+      rawRules = (rules) => rules.#raw;
+    }
 
     constructor(options = {}) {
       if (options === null || typeof options !== 'object') {
@@ -141,6 +149,10 @@ export function createApi(raw, ready = () => {}) {
   class Policy {
     #raw;
     #rules;
+
+    static {
+      rawPolicy = (policy) => policy.#raw;
+    }
 
     constructor(token, rawPolicy) {
       if (token !== constructing) throw invalidArgument('use Policy.fromJson(text) to load a policy');
@@ -279,23 +291,8 @@ export function createApi(raw, ready = () => {}) {
 
     /** The core's answer for one JSON-RPC call, and the scope request that would allow it. */
     #mcpCall(url, token, method, params, at) {
-      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params });
-      const authorization = token.access ? [`Bearer ${token.access}`] : [];
-      const answer = this.checkRequest({ method: 'POST', url, authorization, body }, at);
-      const result = { allowed: answer.allowed, required: answer.required, missing: answer.missing, scope: null };
-      if (answer.allowed) return result;
-      if (answer.code === 'deny_insufficient_scope' && answer.required.length > 0) {
-        const held = heldScopes(token, this);
-        result.scope = this.nextScopeRequest(held, answer.required).scope;
-        return result;
-      }
-      // No scope helps: no token, a token the gateway refuses, a step-up of authentication,
-      // a route the policy does not configure, or a call it refuses as malformed.
-      result.reason = answer.code;
-      if (answer.tokenError !== null) result.tokenError = answer.tokenError;
-      if (answer.maxAge !== null) result.maxAge = answer.maxAge;
-      if (answer.acrValues !== undefined) result.acrValues = answer.acrValues;
-      return result;
+      const { name, uri } = params;
+      return JSON.parse(call(() => this.#raw.mcpCall(url, token.granted, token.access ?? undefined, method, name, uri, at)));
     }
 
     /** Frees the compiled policy now instead of when it is garbage-collected. */
@@ -324,25 +321,15 @@ export function createApi(raw, ready = () => {}) {
   }
 
   /**
-   * The scopes held: the token response's `scope` and the access token's scopes as the core
-   * reads them (under `policy` when given), without duplicates; those that are not valid
-   * scope tokens cannot be asked for and are left out.
+   * The scopes held, as the core counts them: the token response's `scope` and the access
+   * token's scopes (under `policy` when given; none at `url` for a token the gateway there
+   * refuses as not its own).
    */
-  function heldScopes(token, policy) {
-    const held = [...token.granted];
-    if (token.access) {
-      try {
-        held.push(...(policy ? policy.scopesOf(token.access) : scopesOf(token.access)));
-      } catch (err) {
-        if (!(err instanceof ScopegateError)) throw err;
-        // An opaque or unreadable access token: the token response's scope alone.
-      }
-    }
-    return [...new Set(held)].filter((s) => raw.isValidScope(s));
+  function heldScopes(token, policy, url) {
+    const access = token.access ?? undefined;
+    if (!policy) return raw.heldScopes(token.granted, access);
+    return call(() => rawPolicy(policy).heldScopes(token.granted, access, url ?? undefined, seconds()));
   }
-
-  // Token errors about a token's age: it was still issued for this resource.
-  const AGE_ERRORS = new Set(['expired', 'not_yet_valid', 'issued_in_future']);
 
   /**
    * Wraps an OAuth client provider of the MCP TypeScript SDK (`OAuthClientProvider`) so that
@@ -367,28 +354,15 @@ export function createApi(raw, ready = () => {}) {
     if (endpoint !== null && !policy) throw invalidArgument('options.url needs options.policy to read the token with');
     const scopeRules = rulesOf(rules ?? policy);
 
-    async function held() {
-      const token = tokenOf((await provider.tokens()) ?? null);
-      if (endpoint !== null && token.access) {
-        // A token the gateway at `url` refuses for anything but its age (another audience,
-        // another issuer, not a JWT) was not issued for this server: nothing is held here.
-        const answer = policy.check('GET', endpoint, token.access);
-        if (answer.code === 'deny_invalid_token' && !AGE_ERRORS.has(answer.tokenError)) return [];
-      }
-      return heldScopes(token, policy);
-    }
-
     async function redirectToAuthorization(authorizationUrl) {
       const target = authorizationUrl instanceof URL ? authorizationUrl : new URL(String(authorizationUrl));
       const requested = scopeList(target.searchParams.get('scope') ?? '', 'the scope parameter');
-      const holding = await held();
-      if (requested.length > 0 || holding.length > 0) {
-        const { scope } = scopeRules.nextRequest(holding, requested);
+      const holding = heldScopes(tokenOf((await provider.tokens()) ?? null), policy, endpoint);
+      const widened = call(() => rawRules(scopeRules).widen(holding, requested));
+      if (widened !== undefined) {
+        const { scope, consent } = JSON.parse(widened);
         target.searchParams.set('scope', scope);
-        // The SDK asks for consent whenever it requests offline_access; so does the union.
-        if (scope.split(' ').includes('offline_access') && !target.searchParams.has('prompt')) {
-          target.searchParams.append('prompt', 'consent');
-        }
+        if (consent && !target.searchParams.has('prompt')) target.searchParams.append('prompt', 'consent');
       }
       return provider.redirectToAuthorization(target);
     }
@@ -515,7 +489,7 @@ export function createApi(raw, ready = () => {}) {
     const list = scopeList(scopes, 'scopes');
     const invalid = list.find((s) => !raw.isValidScope(s));
     if (invalid !== undefined) throw invalidArgument(`${JSON.stringify(invalid)} is not a valid scope (RFC 6749 section 3.3)`);
-    if (!/^[A-Za-z0-9_-]{43}$/.test(requireString(codeChallenge, 'codeChallenge'))) {
+    if (!raw.isS256Challenge(requireString(codeChallenge, 'codeChallenge'))) {
       throw invalidArgument('codeChallenge must be an S256 challenge from createPkce()');
     }
     if (codeChallengeMethod !== 'S256') throw invalidArgument('only the S256 code challenge method is supported');
@@ -535,8 +509,8 @@ export function createApi(raw, ready = () => {}) {
     params.set('code_challenge_method', codeChallengeMethod);
     for (const r of resources) params.append('resource', r);
     if (acrValues !== undefined) {
-      const classes = typeof acrValues === 'string' ? acrValues.split(' ').filter(Boolean) : acrValues;
-      if (!Array.isArray(classes) || classes.length === 0 || !classes.every((c) => typeof c === 'string' && /^[\x21\x23-\x5b\x5d-\x7e]+$/.test(c))) {
+      const classes = typeof acrValues === 'string' ? raw.splitScopes(acrValues) : acrValues;
+      if (!Array.isArray(classes) || classes.length === 0 || !classes.every((c) => typeof c === 'string' && raw.isValidAcr(c))) {
         throw invalidArgument('acrValues must be authentication context classes: printable ASCII without spaces, quotes or backslashes');
       }
       params.set('acr_values', classes.join(' '));
@@ -573,17 +547,10 @@ export function createApi(raw, ready = () => {}) {
    * or the gateway's JSON body), else worked out from what the token holds.
    */
   function insufficientScope(policy, token, required, missing, details) {
-    let held = [];
-    if (token) {
-      try {
-        held = policy.scopesOf(token);
-      } catch (err) {
-        if (!(err instanceof ScopegateError)) throw err;
-      }
-    }
-    const scopeRequest = required.length > 0 ? policy.nextScopeRequest(held, required) : null;
-    const lacking = missing ?? (scopeRequest ? scopeRequest.add : []);
-    const what = required.length > 0 ? `scope ${lacking.join(' ')}` : 'a route the policy does not configure';
+    const held = heldScopes({ access: token, granted: [] }, policy);
+    const text = call(() => rawRules(policy.scopeRules).needed(held, required, missing ?? [], missing != null));
+    const { scopeRequest, missing: lacking } = JSON.parse(text);
+    const what = scopeRequest !== null ? `scope ${lacking.join(' ')}` : 'a route the policy does not configure';
     const where = details.source === 'precheck' ? 'refused before sending' : 'refused by the server';
     return new InsufficientScopeError(`${details.method} ${details.url} needs ${what} (${where})`, {
       required,
@@ -617,7 +584,7 @@ export function createApi(raw, ready = () => {}) {
     if (!check.allowed) {
       const text = call(() => raw.readDenial(check.status, check.challenge, check.body));
       const denial = text === undefined ? null : JSON.parse(text);
-      if (denial !== null && denial.insufficientScope !== null) {
+      if (denial?.fix === 'scopes') {
         throw insufficientScope(policy, token, check.required, check.missing, { ...base, source: 'precheck' });
       }
       throw new ScopegateError(
@@ -628,7 +595,7 @@ export function createApi(raw, ready = () => {}) {
     }
     const response = await fetchImpl(request);
     const denial = response.ok ? null : await denialOf(response);
-    if (denial !== null && denial.insufficientScope !== null) {
+    if (denial?.fix === 'scopes') {
       // The challenge names every scope the request needs; the body, when readable, says
       // which are missing. nextScopeRequest keeps only what the token does not cover.
       throw insufficientScope(policy, token, denial.insufficientScope, denial.missing, {
@@ -639,7 +606,7 @@ export function createApi(raw, ready = () => {}) {
         response,
       });
     }
-    if (denial !== null && denial.error === 'insufficient_user_authentication') {
+    if (denial?.fix === 'sign_in') {
       throw new ScopegateError(
         denial.error,
         `${request.method} ${request.url} needs a new sign-in (step-up; refused by the server)`,

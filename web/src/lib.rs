@@ -39,6 +39,7 @@
 //! assert!(parse_www_authenticate(r#"Bearer scope="a b""#).unwrap_or_default().contains(r#"["scope","a b"]"#));
 //! ```
 
+use scopegate_core::client;
 use scopegate_core::path::{normalize, request_target};
 use scopegate_core::policy::{DEFAULT_SEPARATOR, DEFAULT_WRITE_SUFFIX};
 use scopegate_core::scope::is_valid_scope;
@@ -72,6 +73,25 @@ fn scope_request(
         Ok(next) => to_json(&json!({"add": next.add, "scope": next.scope})),
         Err(err) => Err(error("invalid_scope", &err, json!({"reason": err.code()}))),
     }
+}
+
+/// The request target of `url` and the time `now` (seconds), or an `invalid_argument`.
+fn target_and_time(url: &str, now: f64) -> Result<(std::borrow::Cow<'_, str>, UnixTime), JsValue> {
+    let Some(target) = request_target(url) else {
+        return Err(error(
+            "invalid_argument",
+            format_args!("`{url}` is neither a path starting with / nor an absolute URL"),
+            Value::Null,
+        ));
+    };
+    if !(now.is_finite() && now >= 0.0) {
+        return Err(error(
+            "invalid_argument",
+            "`now` must be a non-negative number of seconds since 1970",
+            Value::Null,
+        ));
+    }
+    Ok((target, UnixTime(now as u64)))
 }
 
 fn token_error(err: &scopegate_core::TokenError) -> JsValue {
@@ -114,20 +134,7 @@ impl RawPolicy {
         mcp_protocol_version: Option<String>,
         now: f64,
     ) -> Result<String, JsValue> {
-        let Some(target) = request_target(url) else {
-            return Err(error(
-                "invalid_argument",
-                format_args!("`{url}` is neither a path starting with / nor an absolute URL"),
-                Value::Null,
-            ));
-        };
-        if !(now.is_finite() && now >= 0.0) {
-            return Err(error(
-                "invalid_argument",
-                "`now` must be a non-negative number of seconds since 1970",
-                Value::Null,
-            ));
-        }
+        let (target, now) = target_and_time(url, now)?;
         let authorization = strs(&authorization);
         let mut request = Request::new(method, &target).with_authorization(&authorization);
         request.origin = origin.as_deref();
@@ -136,7 +143,7 @@ impl RawPolicy {
         request.mcp_method = mcp_method.as_deref();
         request.mcp_name = mcp_name.as_deref();
         request.mcp_protocol_version = mcp_protocol_version.as_deref();
-        let decision = self.inner.precheck(&request, UnixTime(now as u64));
+        let decision = self.inner.precheck(&request, now);
         Ok(decision.answer(&self.inner).to_json())
     }
 
@@ -146,6 +153,55 @@ impl RawPolicy {
         scopes_of(jwt, Some(&self.inner))
             .map(|set| set.iter().map(String::from).collect())
             .map_err(|err| token_error(&err))
+    }
+
+    /// The scopes held ([`client::held_scopes`]), or at `url` ([`client::held_at`]).
+    #[wasm_bindgen(js_name = heldScopes)]
+    pub fn held_scopes(
+        &self,
+        granted: Vec<String>,
+        access: Option<String>,
+        url: Option<String>,
+        now: f64,
+    ) -> Result<Vec<String>, JsValue> {
+        let granted = strs(&granted);
+        Ok(match url {
+            Some(url) => {
+                let (target, now) = target_and_time(&url, now)?;
+                client::held_at(&self.inner, &target, &granted, access.as_deref(), now)
+            }
+            None => client::held_scopes(Some(&self.inner), &granted, access.as_deref()),
+        })
+    }
+
+    /// One JSON-RPC call POSTed to `url` ([`client::call_access`]), as JSON.
+    #[wasm_bindgen(js_name = mcpCall)]
+    // The call's parts positionally; `mcpScopeRequest` in js/api.js is the object API.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mcp_call(
+        &self,
+        url: &str,
+        granted: Vec<String>,
+        access: Option<String>,
+        method: &str,
+        name: Option<String>,
+        uri: Option<String>,
+        now: f64,
+    ) -> Result<String, JsValue> {
+        let (target, now) = target_and_time(url, now)?;
+        let granted = strs(&granted);
+        let access = client::call_access(
+            &self.inner,
+            &target,
+            &granted,
+            access.as_deref(),
+            method,
+            name.as_deref(),
+            uri.as_deref(),
+            now,
+        )
+        .map_err(|err| error("invalid_scope", &err, json!({"reason": err.code()})))?;
+        to_json(&access)
     }
 
     /// The policy's scope rules.
@@ -203,6 +259,40 @@ impl RawScopeRules {
         self.inner.covers(granted, required)
     }
 
+    /// The authorization request that keeps what is held ([`client::widen`]):
+    /// `{scope, consent}` as JSON, or `undefined` when it stays as it is.
+    pub fn widen(
+        &self,
+        held: Vec<String>,
+        requested: Vec<String>,
+    ) -> Result<Option<String>, JsValue> {
+        match client::widen(&self.inner, &strs(&held), &strs(&requested)) {
+            Ok(widened) => widened.map(|w| to_json(&w)).transpose(),
+            Err(err) => Err(error("invalid_scope", &err, json!({"reason": err.code()}))),
+        }
+    }
+
+    /// What a 403 `insufficient_scope` naming `required` asks of a client holding `held`
+    /// ([`client::needed`]): `{scopeRequest: {add, scope} | null, missing}` as JSON;
+    /// `missing` is what the denial says, when `missing_known`.
+    pub fn needed(
+        &self,
+        held: Vec<String>,
+        required: Vec<String>,
+        missing: Vec<String>,
+        missing_known: bool,
+    ) -> Result<String, JsValue> {
+        let missing = strs(&missing);
+        let said = missing_known.then_some(missing.as_slice());
+        match client::needed(&self.inner, &strs(&held), &strs(&required), said) {
+            Ok(needed) => to_json(&json!({
+                "scopeRequest": needed.request.map(|r| json!({"add": r.add, "scope": r.scope})),
+                "missing": needed.missing,
+            })),
+            Err(err) => Err(error("invalid_scope", &err, json!({"reason": err.code()}))),
+        }
+    }
+
     /// The next progressive request: `{add, scope}`.
     #[wasm_bindgen(js_name = nextRequest)]
     pub fn next_request(&self, held: Vec<String>, missing: Vec<String>) -> Result<String, JsValue> {
@@ -234,7 +324,8 @@ pub fn parse_www_authenticate(value: &str) -> Result<String, JsValue> {
 }
 
 /// What a gateway's denial says, read back from a response's status, `WWW-Authenticate`
-/// and body: `{status, error, insufficientScope, maxAge, source}` as JSON, or `undefined`
+/// and body: `{status, error, insufficientScope, missing, maxAge, acrValues, source, fix}`
+/// as JSON (`fix`: `scopes`, `sign_in` or `none`, [`client::fix_of`]), or `undefined`
 /// when the response is not a gateway denial.
 #[wasm_bindgen(js_name = readDenial)]
 pub fn read_denial(
@@ -242,9 +333,19 @@ pub fn read_denial(
     www_authenticate: Option<String>,
     body: Option<String>,
 ) -> Result<Option<String>, JsValue> {
-    scopegate_core::denial::read_denial(status, www_authenticate.as_deref(), body.as_deref())
-        .map(|denial| to_json(&denial))
-        .transpose()
+    let Some(denial) =
+        scopegate_core::denial::read_denial(status, www_authenticate.as_deref(), body.as_deref())
+    else {
+        return Ok(None);
+    };
+    // `{...denial, "fix": ...}`: the object's text with one more member (its last byte is `}`).
+    let mut text = to_json(&denial)?;
+    text.pop();
+    text.push_str(&format!(
+        r#","fix":"{}"}}"#,
+        client::fix_of(&denial).as_str()
+    ));
+    Ok(Some(text))
 }
 
 /// The path routes match on for a request target.
@@ -259,4 +360,29 @@ pub fn normalize_path(target: &str) -> Result<String, JsValue> {
 #[wasm_bindgen(js_name = isValidScope)]
 pub fn valid_scope(scope: &str) -> bool {
     is_valid_scope(scope)
+}
+
+/// The scopes of a space-separated list ([`client::split_scopes`]).
+#[wasm_bindgen(js_name = splitScopes)]
+pub fn split_scopes(text: &str) -> Vec<String> {
+    client::split_scopes(text).map(String::from).collect()
+}
+
+/// Is `value` a valid `acr` value ([`client::is_valid_acr`])?
+#[wasm_bindgen(js_name = isValidAcr)]
+pub fn valid_acr(value: &str) -> bool {
+    client::is_valid_acr(value)
+}
+
+/// Is `value` an S256 PKCE code challenge ([`client::is_s256_challenge`])?
+#[wasm_bindgen(js_name = isS256Challenge)]
+pub fn s256_challenge(value: &str) -> bool {
+    client::is_s256_challenge(value)
+}
+
+/// The scopes held, the access token read by its default scope claims
+/// ([`client::held_scopes`]).
+#[wasm_bindgen(js_name = heldScopes)]
+pub fn held_scopes(granted: Vec<String>, access: Option<String>) -> Vec<String> {
+    client::held_scopes(None, &strs(&granted), access.as_deref())
 }

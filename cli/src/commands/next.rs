@@ -42,5 +42,5 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<ExitCode, Error> {
 }
 
 fn split(list: &str) -> Vec<&str> {
-    list.split_whitespace().collect()
+    scopegate_core::client::split_scopes(list).collect()
 }

@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { Policy, ScopeRules, parseChallenges, normalizePath, ScopegateError } from 'scopegate';
+import {
+  Policy, ScopeRules, parseChallenges, normalizePath, ScopegateError, authorizationUrl, withHeldScopes, scopedFetch,
+} from 'scopegate';
 
 const root = process.env.SCOPEGATE_ROOT;
 assert.ok(root, 'SCOPEGATE_ROOT must name the repository (scripts/test-web sets it)');
@@ -204,4 +206,122 @@ test('checks.json: policy.check gives the gateway\'s whole answer for every requ
   }
   assert.equal(ran, checks.length);
   assert.ok(ran >= 80);
+});
+
+// client.json: the core's client rules (scopegate_core::client), each through the public API
+// that relies on it; tests/tests/vectors.rs runs the same cases against the core's functions.
+const client = vectors('client.json');
+const b64 = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+/** The case's access token: minted from `claims` (signature bytes "sig"), or `access`. */
+const accessOf = (c) => (c.claims !== undefined ? `${b64({ alg: 'EdDSA' })}.${b64(c.claims)}.c2ln` : c.access);
+
+/** An authorization request through `authorizationUrl`, with `options` added. */
+function authorize(options) {
+  return authorizationUrl({
+    authorizationEndpoint: 'https://idp.example/authorize',
+    clientId: 'spa',
+    redirectUri: 'https://app.example/callback',
+    scopes: [],
+    codeChallenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+    ...options,
+  });
+}
+
+/** Where `withHeldScopes(provider with tokens, options)` redirects an SDK request for `requested`. */
+async function redirected(tokens, options, requested) {
+  let target;
+  const provider = withHeldScopes({ tokens: async () => tokens, redirectToAuthorization: async (url) => { target = url; } }, options);
+  const url = new URL('https://idp.example/authorize?response_type=code&client_id=mcp');
+  if (requested.length > 0) url.searchParams.set('scope', requested.join(' '));
+  await provider.redirectToAuthorization(url);
+  return target;
+}
+
+test('client.json split: how a scope list written as text splits', () => {
+  for (const c of client.split) {
+    const invalid = c.scopes.find((s) => !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(s));
+    const got = outcome(() => new URL(authorize({ scopes: c.text })).searchParams.get('scope'));
+    if (invalid === undefined) {
+      assert.equal(got.ok, c.scopes.length > 0 ? c.scopes.join(' ') : null, JSON.stringify(c));
+    } else {
+      // The item that is not a scope is named as it was split.
+      assert.ok(got.err?.message.startsWith(JSON.stringify(invalid)), `${JSON.stringify(c)}: ${got.err?.message}`);
+    }
+  }
+  assert.ok(client.split.length >= 5);
+});
+
+test('client.json acr: which acr values an authorization request may carry', () => {
+  for (const c of client.acr) {
+    const got = outcome(() => new URL(authorize({ acrValues: [c.value] })).searchParams.get('acr_values'));
+    if (c.valid) assert.equal(got.ok, c.value, JSON.stringify(c));
+    else assert.equal(got.err?.code, 'invalid_argument', JSON.stringify(c));
+  }
+  assert.ok(client.acr.length >= 5);
+});
+
+test('client.json pkce: which code challenges an authorization request may carry', () => {
+  for (const c of client.pkce) {
+    const got = outcome(() => new URL(authorize({ codeChallenge: c.value })).searchParams.get('code_challenge'));
+    if (c.valid) assert.equal(got.ok, c.value, JSON.stringify(c));
+    else assert.equal(got.err?.code, 'invalid_argument', JSON.stringify(c));
+  }
+  assert.ok(client.pkce.length >= 5);
+});
+
+test('client.json widen: withHeldScopes keeps what is held, with consent for offline_access', async () => {
+  for (const c of client.widen) {
+    const rules = c.rules && { separator: c.rules.separator, writeSuffix: c.rules.write_suffix, prefixes: c.rules.prefixes };
+    const target = await redirected({ scope: c.held.join(' ') }, { rules }, c.requested);
+    const got = target.searchParams.has('scope') || target.searchParams.has('prompt')
+      ? { scope: target.searchParams.get('scope'), consent: target.searchParams.get('prompt') === 'consent' }
+      : null;
+    assert.deepEqual(got, c.expect, JSON.stringify(c));
+  }
+  assert.ok(client.widen.length >= 5);
+});
+
+test('client.json held: the scopes held, at the policy\'s url or anywhere', async () => {
+  const policy = Policy.fromJson(client.policy);
+  for (const c of client.held) {
+    const tokens = { access_token: accessOf(c), token_type: 'Bearer', scope: c.granted };
+    const options = c.at_url ? { policy, url: client.url } : { policy };
+    // An uncovered probe scope: the request is then what is held, then the probe.
+    const target = await redirected(tokens, options, ['probe']);
+    assert.equal(target.searchParams.get('scope'), [...c.held, 'probe'].join(' '), c.name);
+  }
+  assert.ok(client.held.length >= 5);
+});
+
+test('client.json mcp: one call\'s access, and which refusals a scope request fixes', () => {
+  const policy = Policy.fromJson(client.policy);
+  for (const c of client.mcp) {
+    const token = { access_token: accessOf(c), token_type: 'Bearer', scope: c.granted };
+    const got = policy.mcpScopeRequest({ url: client.url, token, method: c.method, ...c.params }, client.now);
+    assert.deepEqual(got, c.expect, c.name);
+  }
+  assert.ok(client.mcp.length >= 5);
+});
+
+test('client.json denials: what scopedFetch does about a server\'s denial', async () => {
+  const policy = Policy.fromJson(client.policy);
+  for (const c of client.denials) {
+    const headers = {};
+    if (c.header !== undefined) headers['WWW-Authenticate'] = c.header;
+    if (c.body !== undefined) headers['Content-Type'] = 'application/json';
+    const response = new Response(c.body ?? null, { status: c.status, headers });
+    let fix = 'none';
+    try {
+      const getToken = () => accessOf(c) ?? null;
+      await scopedFetch('http://127.0.0.1:8080/public/x', {}, { policy, getToken, fetch: async () => response });
+    } catch (err) {
+      assert.ok(err instanceof ScopegateError, String(err));
+      fix = { insufficient_scope: 'scopes', insufficient_user_authentication: 'sign_in' }[err.code] ?? `thrown ${err.code}`;
+      if (fix === 'scopes') {
+        assert.deepEqual({ missing: err.missing, scope_request: err.scopeRequest }, { missing: c.missing, scope_request: c.scope_request }, JSON.stringify(c));
+      }
+    }
+    assert.equal(fix, c.fix, JSON.stringify(c));
+  }
+  assert.ok(client.denials.length >= 5);
 });

@@ -55,8 +55,7 @@ impl Answer {
             .map(str::to_owned)
             .or_else(|| self.param("scope"));
         from.map(|s| {
-            s.split(' ')
-                .filter(|s| !s.is_empty())
+            scopegate_core::client::split_scopes(&s)
                 .map(str::to_owned)
                 .collect()
         })

@@ -229,11 +229,7 @@ fn compile_acr_values(path: &str, values: &[String]) -> Result<Vec<Box<str>>, Po
     }
     let mut compiled: Vec<Box<str>> = Vec::with_capacity(values.len());
     for (index, value) in values.iter().enumerate() {
-        let fits = !value.is_empty()
-            && value
-                .bytes()
-                .all(|b| (0x21..0x7f).contains(&b) && b != b'"' && b != b'\\');
-        if !fits {
+        if !crate::client::is_valid_acr(value) {
             return Err(PolicyError::new(
                 format!("{path}[{index}]"),
                 "an `acr` value is printable ASCII without spaces, `\"` and `\\` (it is sent in \
