@@ -19,9 +19,11 @@
 //   needed), which goes to the SDK's auth() as it is: no `withHeldScopes` wrapper.
 //
 // `--tamper get-env=echo` (with `sdk`): the fetch given to the transport rewrites the
-// `Mcp-Name` header of the first `tools/call get-env` to `echo`, so that header and body
-// disagree; the call's record keeps the error the SDK surfaced (`error_class`, `code`,
-// `error`, `error_data`, `protocol_error`: whether it is the SDK's ProtocolError).
+// `Mcp-Name` header of every `tools/call get-env` to `echo`, so that header and body
+// disagree (every one: on a -32020 the SDK's callTool re-lists the tools and sends the call
+// once more before it gives up); the call's record keeps the error the SDK surfaced
+// (`error_class`, `code`, `error`, `error_data`, `protocol_error`: whether it is the SDK's
+// ProtocolError), and the requests are marked `tampered`.
 //
 // Prints one line, `mcp-e2e: {…}`, with the same fields as mcp-client.mjs, plus every MCP
 // request as sent (`requests`: method, JSON-RPC method, the Mcp-* headers, the status).
@@ -93,8 +95,8 @@ function rpcOf(body) {
   }
 }
 
-/** `--tamper body=header`: the first `tools/call body` goes out with `Mcp-Name: header`. */
-let tamper = args.tamper ? args.tamper.split('=') : null;
+/** `--tamper body=header`: every `tools/call body` goes out with `Mcp-Name: header`. */
+const tamper = args.tamper ? args.tamper.split('=') : null;
 
 /** The fetch given to the transport (and so to the SDK's discovery and token requests). */
 async function recordingFetch(input, init) {
@@ -103,7 +105,6 @@ async function recordingFetch(input, init) {
   if (tamper && url.startsWith(MCP_URL.href) && rpcOf(init?.body) === `tools/call ${tamper[0]}`) {
     init = { ...init, headers: new Headers(init.headers) };
     init.headers.set('mcp-name', tamper[1]);
-    tamper = null;
     tampered = true;
   }
   const response = await fetch(input, init);

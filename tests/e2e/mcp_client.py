@@ -15,7 +15,7 @@ Scenario: connect, `echo`, `get-env` (403, step-up), `echo` again, on the same c
 `--mode legacy` (the 2025 revision, a session) or `--mode 2026-07-28` (stateless, the Mcp-*
 headers). Prints one line, `mcp-e2e: {...}`, with the fields of mcp-client.mjs's transcript.
 
-`--tamper get-env=echo`: an httpx2 request hook rewrites the `Mcp-Name` header of the first
+`--tamper get-env=echo`: an httpx2 request hook rewrites the `Mcp-Name` header of every
 `tools/call get-env` to `echo`, so that header and body disagree; the call's record keeps
 the error the SDK raised (`error_class`, `code`, `error`, `error_data`).
 
@@ -93,17 +93,15 @@ def rpc_of(body: bytes) -> str | None:
     return f"{message['method']} {name}" if name else message["method"]
 
 
-tamper: list[str] | None = args.tamper.split("=") if args.tamper else None
+TAMPER: list[str] | None = args.tamper.split("=") if args.tamper else None
 
 
 async def on_request(request: httpx2.Request) -> None:
-    """`--tamper body=header`: the first `tools/call body` goes out with `Mcp-Name: header`."""
-    global tamper
-    if tamper and str(request.url).startswith(args.mcp) and request.method == "POST":
-        if rpc_of(request.content) == f"tools/call {tamper[0]}":
-            request.headers["mcp-name"] = tamper[1]
+    """`--tamper body=header`: every `tools/call body` goes out with `Mcp-Name: header`."""
+    if TAMPER and str(request.url).startswith(args.mcp) and request.method == "POST":
+        if rpc_of(request.content) == f"tools/call {TAMPER[0]}":
+            request.headers["mcp-name"] = TAMPER[1]
             request.extensions["scopegate_tampered"] = True
-            tamper = None
 
 
 async def on_response(response: httpx2.Response) -> None:

@@ -21,6 +21,14 @@
 //!   the challenged scopes themselves; alice's call runs on the same client, bob keeps his
 //!   403;
 //! - alice on the v2 client with the npm package's pre-checks, without `withHeldScopes`.
+//! - alice on the v2 TypeScript and the Python client, pinned to 2026-07-28, with the fetch
+//!   (an httpx2 request hook) rewriting `Mcp-Name` of every `tools/call get-env` to `echo`:
+//!   the gateway's 400 and JSON-RPC `-32020` reach the caller as the SDK's own MCP error
+//!   (`ProtocolError` / `MCPError`) after the SDK's one re-list-and-retry, the server never
+//!   sees the call, and the next call works;
+//! - alice's 2026-07-28 story on the v2 client against a policy with
+//!   `trust_mirrored_headers`: the same sign-in and step-up, decided from the headers, and a
+//!   tampered `Mcp-Name` passing the gateway to be refused by the server itself.
 //!
 //! The exact challenges (recorded by the fetch the transport is given) and the `scope` of
 //! every authorization request (recorded in the provider's `redirectToAuthorization`) are
@@ -1144,48 +1152,52 @@ fn server_tool_calls(stack: &Stack) -> Vec<String> {
         .collect()
 }
 
-/// The tampered request of a transcript: `tools/call get-env` in the body, `Mcp-Name: echo`.
-fn tampered_request(transcript: &Value) -> &Value {
+/// The tampered requests of a transcript: `tools/call get-env` in the body, `Mcp-Name: echo`.
+fn tampered_requests(transcript: &Value) -> Vec<&Value> {
     let tampered: Vec<&Value> = transcript["requests"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|request| request["tampered"] == true)
         .collect();
-    assert_eq!(tampered.len(), 1, "{}", transcript["requests"]);
-    let request = tampered[0];
-    assert_eq!(request["rpc"], "tools/call get-env", "{request}");
-    assert_eq!(request["mcp_method"], "tools/call", "{request}");
-    assert_eq!(request["mcp_name"], "echo", "{request}");
-    assert_eq!(request["mcp_protocol_version"], "2026-07-28", "{request}");
-    request
+    for request in &tampered {
+        assert_eq!(request["rpc"], "tools/call get-env", "{request}");
+        assert_eq!(request["mcp_method"], "tools/call", "{request}");
+        assert_eq!(request["mcp_name"], "echo", "{request}");
+        assert_eq!(request["mcp_protocol_version"], "2026-07-28", "{request}");
+        assert_eq!(request["status"], 400, "{request}");
+        assert_eq!(request["content_type"], "application/json", "{request}");
+    }
+    tampered
 }
 
-/// The gateway's refusal of the tampered request: HTTP 400, a JSON-RPC `-32020` error for
-/// the request's id, and the `invalid_request` challenge; the MCP server never saw it.
-fn assert_refused_by_the_gateway(stack: &Stack, transcript: &Value) {
-    let request = tampered_request(transcript);
-    assert_eq!(request["status"], 400, "{request}");
-    assert_eq!(request["content_type"], "application/json", "{request}");
-    let body: Value = serde_json::from_str(request["body"].as_str().unwrap()).unwrap();
-    assert!(body["id"].is_number(), "{body}");
-    assert_eq!(
-        body,
-        json!({"jsonrpc": "2.0", "id": body["id"], "error": {"code": -32020, "message": MISMATCH}})
-    );
-    let challenge = transcript["challenges"]
+/// The gateway's refusal of each tampered request (`attempts` of them): HTTP 400, a JSON-RPC
+/// `-32020` error for the request's id, and the `invalid_request` challenge.
+fn assert_refused_by_the_gateway(transcript: &Value, attempts: usize) {
+    let tampered = tampered_requests(transcript);
+    assert_eq!(tampered.len(), attempts, "{}", transcript["requests"]);
+    for request in tampered {
+        let body: Value = serde_json::from_str(request["body"].as_str().unwrap()).unwrap();
+        assert!(body["id"].is_number(), "{body}");
+        assert_eq!(
+            body,
+            json!({"jsonrpc": "2.0", "id": body["id"], "error": {"code": -32020, "message": MISMATCH}})
+        );
+    }
+    let refusals: Vec<&Value> = transcript["challenges"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["status"] == 400)
-        .unwrap_or_else(|| panic!("no challenge on the 400: {}", transcript["challenges"]));
-    assert_eq!(
-        challenge["www_authenticate"],
-        format!(r#"Bearer error="invalid_request", error_description="{MISMATCH}""#)
-    );
-    assert_eq!(challenge["rpc"], "tools/call get-env");
-    // Two calls reached the server, both `echo`: the refused one never left the gateway.
-    assert_eq!(server_tool_calls(stack), ["echo", "echo"]);
+        .filter(|c| c["status"] == 400)
+        .collect();
+    assert_eq!(refusals.len(), attempts, "{}", transcript["challenges"]);
+    for challenge in refusals {
+        assert_eq!(
+            challenge["www_authenticate"],
+            format!(r#"Bearer error="invalid_request", error_description="{MISMATCH}""#)
+        );
+        assert_eq!(challenge["rpc"], "tools/call get-env");
+    }
 }
 
 /// The tampered call failed with the SDK's JSON-RPC error, without a step-up, and the
@@ -1201,101 +1213,193 @@ fn assert_calls_around_the_mismatch(transcript: &Value) {
     );
     assert_eq!(transcript["calls"][0]["text"], "Echo: hello");
     assert_eq!(transcript["calls"][2]["text"], "Echo: still here");
-    assert_eq!(transcript["calls"][1]["code"], -32020, "{}", transcript["calls"][1]);
+    assert_eq!(
+        transcript["calls"][1]["code"], -32020,
+        "{}",
+        transcript["calls"][1]
+    );
+}
+
+/// The JSON-RPC methods of a transcript's requests to the MCP endpoint, with the status of
+/// each and whether it was tampered with.
+fn request_log(transcript: &Value) -> Vec<String> {
+    transcript["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let mark = if r["tampered"] == true {
+                " (tampered)"
+            } else {
+                ""
+            };
+            format!("{} {}{mark}", r["rpc"].as_str().unwrap_or("-"), r["status"])
+        })
+        .collect()
 }
 
 /// A 2026-07-28 client whose `Mcp-Name` disagrees with its body (the fetch given to the v2
 /// TypeScript transport, an httpx2 request hook under the Python SDK, rewrite `get-env` to
 /// `echo`, as a client smuggling a call past a gateway that trusted the header would): the
 /// gateway answers HTTP 400 with the JSON-RPC error a 2026-07-28 server sends, `-32020`
-/// for the request's id; each SDK hands it to the caller as an MCP error with that code and
-/// message (the TypeScript SDK's `ProtocolError`, the Python SDK's `MCPError`), and the
-/// next call on the same client works. The server never sees the tampered call.
+/// for the request's id. The TypeScript SDK reads it as the server's `ProtocolError`; its
+/// callTool takes a `-32020` for stale tool metadata, re-lists the tools and sends the call
+/// once more, and when that is refused too it rejects with the gateway's code and message.
+/// The Python SDK raises `MCPError` with them. The next call on the same client works; the
+/// server never sees a tampered call.
 #[test]
 fn a_mirrored_header_mismatch_from_a_2026_07_28_client_comes_back_as_a_json_rpc_error() {
     let stack = Stack::start_on(Server::V2, None);
-    let typescript = stack.client_v2(&[
-        "--protocol",
-        "2026-07-28",
-        "--user",
-        "alice",
-        "--decline-at-first",
-        "mcp:admin",
-        "--tamper",
-        "get-env=echo",
-    ]);
+    let tamper = ["--tamper", "get-env=echo"];
+    let alice = ["--user", "alice", "--decline-at-first", "mcp:admin"];
+    let typescript =
+        stack.client_v2(&[&["--protocol", "2026-07-28"][..], &alice, &tamper].concat());
     assert_eq!(typescript["negotiated_protocol_version"], "2026-07-28");
-    assert_refused_by_the_gateway(&stack, &typescript);
+    assert_eq!(
+        request_log(&typescript),
+        [
+            "server/discover 401",
+            "server/discover 200",
+            "tools/call echo 200",
+            "tools/call get-env 400 (tampered)",
+            "tools/list 200",
+            "tools/call get-env 400 (tampered)",
+            "tools/call echo 200",
+        ]
+    );
+    assert_refused_by_the_gateway(&typescript, 2);
     assert_calls_around_the_mismatch(&typescript);
     let error = &typescript["calls"][1];
     assert_eq!(error["error_class"], "ProtocolError", "{error}");
     assert_eq!(error["protocol_error"], true, "{error}");
     assert_eq!(error["error"], MISMATCH, "{error}");
     assert_eq!(error["error_data"], Value::Null, "{error}");
+    // Two calls reached the server, both `echo`: the refused ones never left the gateway.
+    assert_eq!(server_tool_calls(&stack), ["echo", "echo"]);
 
-    let python = stack.client_python(&[
-        "--mode",
-        "2026-07-28",
-        "--user",
-        "alice",
-        "--decline-at-first",
-        "mcp:admin",
-        "--tamper",
-        "get-env=echo",
-    ]);
+    let python = stack.client_python(&[&["--mode", "2026-07-28"][..], &alice, &tamper].concat());
     assert_eq!(python["negotiated_protocol_version"], "2026-07-28");
+    // The Python SDK lists the tools before its first call of another tool, and on the
+    // -32020 re-lists them and sends the call once more, as the TypeScript SDK does.
+    assert_eq!(
+        request_log(&python),
+        [
+            "tools/call echo 401",
+            "tools/call echo 200",
+            "tools/list 200",
+            "tools/call get-env 400 (tampered)",
+            "tools/list 200",
+            "tools/call get-env 400 (tampered)",
+            "tools/call echo 200",
+        ]
+    );
+    assert_refused_by_the_gateway(&python, 2);
     assert_calls_around_the_mismatch(&python);
     let error = &python["calls"][1];
     assert_eq!(error["error_class"], "MCPError", "{error}");
     assert_eq!(error["error_message"], MISMATCH, "{error}");
     assert_eq!(error["error"], format!("MCPError: {MISMATCH}"), "{error}");
     assert_eq!(error["error_data"], Value::Null, "{error}");
-    println!("{}", stack.envoy.stats());
+    assert_eq!(server_tool_calls(&stack), ["echo", "echo", "echo", "echo"]);
+    // The gateway counts the four refusals as malformed bodies; no scope was missing.
+    let counter = |name: &str| stack.envoy.counter(&format!("wasmcustom.scopegate.{name}"));
+    assert_eq!(
+        counter("decision.deny_bad_body"),
+        4,
+        "{}",
+        stack.envoy.stats()
+    );
+    assert_eq!(counter("decision.deny_no_token"), 2);
+    assert_eq!(counter("decision.deny_insufficient_scope"), 0);
 }
 
 /// alice's 2026-07-28 story on the v2 TypeScript client against a policy with
 /// `trust_mirrored_headers` on the MCP route: the gateway decides every call from its
 /// `Mcp-Method` / `Mcp-Name` headers without buffering the body, and the sign-in, the 403
-/// on `get-env`, the step-up and the calls are the same. A tampered `Mcp-Name` then passes
-/// the gateway (which did not read the body) and the v2 server refuses it itself.
+/// on `get-env`, the step-up and the calls are the same. That the body goes unread shows
+/// with a tampered `Mcp-Name`: it passes the gateway, and the v2 server refuses it itself.
 #[test]
 fn the_v2_typescript_client_steps_up_through_a_gateway_that_trusts_the_mirrored_headers() {
     let stack = Stack::start_trusting_mirrored_headers();
     let union = "mcp:tools mcp:admin";
-    let alice = stack.client_v2(&[
+    let alice = [
         "--protocol",
         "2026-07-28",
         "--user",
         "alice",
         "--decline-at-first",
         "mcp:admin",
-    ]);
-    assert_eq!(alice["negotiated_protocol_version"], "2026-07-28");
-    assert_eq!(alice["era"], "modern");
+    ];
+    let story = stack.client_v2(&alice);
+    assert_eq!(story["negotiated_protocol_version"], "2026-07-28");
+    assert_eq!(story["era"], "modern");
     assert_alice_steps_up_to_the_union(
         &stack,
-        &alice,
+        &story,
         "scopegate-mcp-v2",
         "server/discover",
         union,
     );
-    assert_stateless_2026(&alice);
+    assert_stateless_2026(&story);
     assert_counted(&stack, 1, 1);
     assert_eq!(server_tool_calls(&stack), ["echo", "get-env", "echo"]);
 
-    let tampered = stack.client_v2(&[
-        "--protocol",
-        "2026-07-28",
-        "--user",
-        "alice",
-        "--decline-at-first",
-        "mcp:admin",
-        "--tamper",
-        "get-env=echo",
-    ]);
-    let request = tampered_request(&tampered);
-    println!("{request}");
+    // The tampered calls say `echo` in their headers, which alice's first token allows: the
+    // gateway lets them through, and the server refuses them with its own -32020 (with
+    // `data`); the SDK re-lists the tools and tries once more, as with the gateway's.
+    let tampered = stack.client_v2(&[&alice[..], &["--tamper", "get-env=echo"]].concat());
+    assert_eq!(
+        request_log(&tampered),
+        [
+            "server/discover 401",
+            "server/discover 200",
+            "tools/call echo 200",
+            "tools/call get-env 400 (tampered)",
+            "tools/list 200",
+            "tools/call get-env 400 (tampered)",
+            "tools/call echo 200",
+        ]
+    );
+    assert_eq!(tampered_requests(&tampered).len(), 2);
+    // No challenge on the server's 400s: only the 401 of the sign-in.
+    assert_eq!(
+        pick(&tampered, "challenges", &["status"]),
+        [json!({"status": 401})]
+    );
     assert_calls_around_the_mismatch(&tampered);
-    println!("{}", stack.mcp.output());
-    println!("{}", stack.envoy.stats());
+    let error = &tampered["calls"][1];
+    let server_says =
+        r#"the body carries params.name="get-env" but the Mcp-Name header names "echo""#;
+    assert_eq!(error["error_class"], "ProtocolError", "{error}");
+    assert_eq!(
+        error["error"],
+        format!("Bad Request: the request headers and body disagree: {server_says}"),
+        "{error}"
+    );
+    assert_eq!(
+        error["error_data"],
+        json!({"mismatch": {"header": "echo", "body": server_says}}),
+        "{error}"
+    );
+    assert_eq!(
+        server_tool_calls(&stack),
+        ["echo", "get-env", "echo", "echo", "echo", "echo", "echo"]
+    );
+    assert_eq!(
+        idp_lines(
+            &stack.mcp.output(),
+            "mcp-server-v2: Rejected inbound request (name-header-mismatch)"
+        )
+        .len(),
+        2
+    );
+    let counter = |name: &str| stack.envoy.counter(&format!("wasmcustom.scopegate.{name}"));
+    assert_eq!(
+        counter("decision.deny_bad_body"),
+        0,
+        "{}",
+        stack.envoy.stats()
+    );
+    assert_eq!(counter("decision.deny_no_token"), 2);
+    assert_eq!(counter("decision.deny_insufficient_scope"), 1);
 }
