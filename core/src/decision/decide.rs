@@ -1,6 +1,6 @@
 //! The policy's verbs: from a request to a [`Decision`].
 
-use alloc::borrow::Borrow;
+use alloc::borrow::{Borrow, Cow};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -17,8 +17,9 @@ use crate::mcp::{
     McpEvaluation, McpRoute, Message, Revision,
 };
 use crate::path::{normalize, PathError};
-use crate::policy::{Access, Evaluation, KeyStore, Policy};
+use crate::policy::{Access, Evaluation, KeyStore, Policy, Requirement};
 use crate::request::{Request, RequestHeader};
+use crate::route::RouteMatch;
 use crate::time::UnixTime;
 use crate::token::{
     self, credential_of, AuthScheme, BearerError, Confirmation, Principal, Signature, TokenError,
@@ -195,40 +196,12 @@ impl Policy {
         F: FnOnce(&str) -> Result<P, TokenError>,
         R: FnOnce(&ProofId) -> bool,
     {
-        if let Some(header) = request.unreadable {
-            // A target that is not UTF-8 has a non-ASCII byte, which a UTF-8 one would be
-            // refused for too.
-            let reason = match header {
-                RequestHeader::Path => DenyReason::BadPath(PathError::InvalidCharacter),
-                header => DenyReason::BadHeader(header),
-            };
-            return self.deny(request, reason, None, Needed::default(), None);
-        }
-        let path = match normalize(request.path) {
+        let path = match Self::readable_path(request) {
             Ok(path) => path,
-            Err(err) => {
-                return self.deny(
-                    request,
-                    DenyReason::BadPath(err),
-                    None,
-                    Needed::default(),
-                    None,
-                );
-            }
+            Err(reason) => return self.deny(request, reason, None, Needed::default(), None),
         };
-        if matches!(request.method, "GET" | "HEAD") {
-            if let Some(resource) = self.resources.iter().find(|r| *r.metadata_path == *path) {
-                return Decision::Serve(Served {
-                    content_type: "application/json",
-                    body: &resource.metadata_document,
-                });
-            }
-        }
-        let preflight = request.method == "OPTIONS"
-            && request.origin.is_some()
-            && request.access_control_request_method.is_some();
-        if preflight {
-            return allow(AllowReason::Preflight, None);
+        if let Some(answer) = self.unrouted(request, &path) {
+            return answer;
         }
         let Some(found) = self.table.find(request.method, &path) else {
             if self.allow_unmatched {
@@ -241,22 +214,9 @@ impl Policy {
         if let Access::Public = access {
             return allow(AllowReason::Public, route);
         }
-        if has_query_token(request.path) {
-            let reason = DenyReason::BadCredentials(BearerError::TokenInQuery);
-            return self.deny(request, reason, route, Needed::default(), None);
-        }
-        let credential = match credential_of(request.authorization) {
-            // A DPoP token where the policy has no `dpop` is another scheme's credential.
-            Ok(Some(c)) if c.scheme == AuthScheme::Dpop && self.dpop.is_none() => None,
+        let (scheme, token) = match self.credential(request) {
             Ok(credential) => credential,
-            Err(err) => {
-                let reason = DenyReason::BadCredentials(err);
-                return self.deny(request, reason, route, Needed::default(), None);
-            }
-        };
-        let (scheme, token) = match credential {
-            Some(credential) => (credential.scheme, credential.token),
-            None => return self.deny(request, DenyReason::NoToken, route, Needed::default(), None),
+            Err(reason) => return self.deny(request, reason, route, Needed::default(), None),
         };
         let principal = match authenticate(token) {
             Ok(principal) => principal,
@@ -266,34 +226,92 @@ impl Policy {
             }
         };
         let principal: &Principal = principal.borrow();
-        if !self.audience_fits(&path, principal) {
-            let reason = DenyReason::InvalidToken(TokenError::WrongAudience);
+        let held = if self.audience_fits(&path, principal) {
+            self.possession(
+                request,
+                scheme,
+                token,
+                principal,
+                now,
+                first_use,
+                check_proofs,
+            )
+        } else {
+            Err(TokenError::WrongAudience)
+        };
+        if let Err(err) = held {
+            let reason = DenyReason::InvalidToken(err);
             return self.deny(request, reason, route, Needed::default(), None);
         }
-        if let Err(err) = self.possession(
-            request,
-            scheme,
-            token,
-            principal,
-            now,
-            first_use,
-            check_proofs,
-        ) {
-            return self.deny(
-                request,
-                DenyReason::InvalidToken(err),
-                route,
-                Needed::default(),
-                None,
-            );
-        }
-        let requirement = match access {
-            Access::Public => return allow(AllowReason::Public, route),
-            Access::Protected(requirement) => requirement,
+        match access {
+            Access::Public => allow(AllowReason::Public, route),
+            Access::Protected(requirement) => {
+                self.decide_requirement(request, requirement, &found, principal, now)
+            }
             Access::Mcp(mcp) => {
-                return self.decide_mcp(request, mcp, found.index, found.params(), principal, now)
+                self.decide_mcp(request, mcp, found.index, found.params(), principal, now)
+            }
+        }
+    }
+
+    /// The normalized path, or why a request whose headers cannot be read is refused.
+    fn readable_path<'r>(request: &Request<'r>) -> Result<Cow<'r, str>, DenyReason> {
+        let reason = match (request.unreadable, normalize(request.path)) {
+            // A target that is not UTF-8 has a non-ASCII byte, which a UTF-8 one would be
+            // refused for too.
+            (Some(RequestHeader::Path), _) => DenyReason::BadPath(PathError::InvalidCharacter),
+            (Some(header), _) => DenyReason::BadHeader(header),
+            (None, Ok(path)) => return Ok(path),
+            (None, Err(err)) => DenyReason::BadPath(err),
+        };
+        Err(reason)
+    }
+
+    /// What a request gets before any route is looked at: the metadata document it asks
+    /// for, or a pass for a CORS preflight.
+    fn unrouted<'p>(&'p self, request: &Request<'_>, path: &str) -> Option<Decision<'p>> {
+        if matches!(request.method, "GET" | "HEAD") {
+            if let Some(resource) = self.resources.iter().find(|r| *r.metadata_path == *path) {
+                return Some(Decision::Serve(Served {
+                    content_type: "application/json",
+                    body: &resource.metadata_document,
+                }));
+            }
+        }
+        let preflight = request.method == "OPTIONS"
+            && request.origin.is_some()
+            && request.access_control_request_method.is_some();
+        preflight.then(|| allow(AllowReason::Preflight, None))
+    }
+
+    /// The request's one credential, its scheme and token, or why it has none.
+    fn credential<'r>(&self, request: &Request<'r>) -> Result<(AuthScheme, &'r str), DenyReason> {
+        let reason = if has_query_token(request.path) {
+            DenyReason::BadCredentials(BearerError::TokenInQuery)
+        } else {
+            match credential_of(request.authorization) {
+                // A DPoP token where the policy has no `dpop` is another scheme's credential.
+                Ok(Some(c)) if c.scheme == AuthScheme::Dpop && self.dpop.is_none() => {
+                    DenyReason::NoToken
+                }
+                Ok(Some(credential)) => return Ok((credential.scheme, credential.token)),
+                Ok(None) => DenyReason::NoToken,
+                Err(err) => DenyReason::BadCredentials(err),
             }
         };
+        Err(reason)
+    }
+
+    /// A route's requirement against the token's scopes, then its step-up.
+    fn decide_requirement<'p>(
+        &'p self,
+        request: &Request<'_>,
+        requirement: &Requirement,
+        found: &RouteMatch<'_>,
+        principal: &Principal,
+        now: UnixTime,
+    ) -> Decision<'p> {
+        let route = Some(found.index);
         match requirement.evaluate(&self.rules, &principal.scopes, found.params()) {
             Evaluation::BadParameter => self.deny(
                 request,
@@ -303,7 +321,7 @@ impl Policy {
                 None,
             ),
             Evaluation::Missing { required, missing } => {
-                let owned = |scopes: Vec<alloc::borrow::Cow<'_, str>>| {
+                let owned = |scopes: Vec<Cow<'_, str>>| {
                     scopes.into_iter().map(|s| s.into_owned()).collect()
                 };
                 let scopes = Needed {
@@ -573,57 +591,7 @@ impl Policy {
             max_age,
             acr_values,
         } = step_up.unwrap_or_default();
-        let (status, error, description): (u16, Option<ErrorCode>, Option<&str>) = match &reason {
-            DenyReason::BadHeader(h) => (400, Some(ErrorCode::InvalidRequest), Some(h.not_text())),
-            DenyReason::BadBody(e) => (
-                e.status(),
-                Some(ErrorCode::InvalidRequest),
-                Some(e.description()),
-            ),
-            DenyReason::BadPath(e) => (400, Some(ErrorCode::InvalidRequest), Some(e.description())),
-            DenyReason::BadCredentials(e) => {
-                (400, Some(ErrorCode::InvalidRequest), Some(e.description()))
-            }
-            DenyReason::BadParameter => (
-                400,
-                Some(ErrorCode::InvalidRequest),
-                Some("A path parameter cannot form the required scope"),
-            ),
-            DenyReason::NoToken => (401, None, None),
-            DenyReason::InvalidToken(e @ TokenError::Proof(ProofError::UseNonce(_))) => {
-                (401, Some(ErrorCode::UseDpopNonce), Some(e.description()))
-            }
-            DenyReason::InvalidToken(e @ TokenError::Proof(_)) => (
-                401,
-                Some(ErrorCode::InvalidDpopProof),
-                Some(e.description()),
-            ),
-            DenyReason::InvalidToken(e @ TokenError::IntrospectionBusy) => (
-                503,
-                Some(ErrorCode::TemporarilyUnavailable),
-                Some(e.description()),
-            ),
-            DenyReason::InvalidToken(e) => {
-                (401, Some(ErrorCode::InvalidToken), Some(e.description()))
-            }
-            DenyReason::InsufficientScope => (403, Some(ErrorCode::InsufficientScope), None),
-            DenyReason::StepUpRequired => (
-                401,
-                Some(ErrorCode::InsufficientUserAuthentication),
-                Some(match (max_age, acr_values.is_empty()) {
-                    (Some(_), true) => "A more recent authentication is required",
-                    (None, _) => "A different authentication level is required",
-                    (Some(_), false) => {
-                        "A more recent authentication of a different level is required"
-                    }
-                }),
-            ),
-            DenyReason::NoRoute => (
-                403,
-                Some(ErrorCode::InsufficientScope),
-                Some("No route is configured for this request"),
-            ),
-        };
+        let (status, error, description) = refusal(&reason, max_age, &acr_values);
         // RFC 6750 §3 and the MCP authorization spec: `scope` is what the request needs (every
         // scope of the chosen alternative), so a client that replaces its scope with the
         // challenge's keeps what it held; the body also says which of them are missing.
@@ -638,36 +606,18 @@ impl Policy {
             self.governing_resource(request.path)
                 .map(|resource| &*resource.metadata_url)
         };
-        let challenge = |scheme: &str, algs: Option<&str>| {
-            let mut challenge = Challenge::new(scheme);
+        let params = ChallengeParams {
             // RFC 6750 §3: a 400 carries no realm in section 5's table; every other denial
             // does.
-            if !bad_request {
-                challenge = challenge.with_param("realm", &self.realm);
-            }
-            if let Some(error) = error {
-                challenge = challenge.with_param("error", error.as_str());
-            }
-            if let Some(description) = description {
-                challenge = challenge.with_param("error_description", description);
-            }
-            if let Some(scope) = &scope {
-                challenge = challenge.with_param("scope", scope);
-            }
-            if let Some(acr) = &acr_text {
-                challenge = challenge.with_param("acr_values", acr);
-            }
-            if let Some(max_age) = &max_age_text {
-                challenge = challenge.with_param("max_age", max_age);
-            }
-            if let Some(algs) = algs {
-                challenge = challenge.with_param("algs", algs);
-            }
-            if let Some(metadata) = metadata {
-                challenge = challenge.with_param("resource_metadata", metadata);
-            }
-            challenge.to_header_value()
+            realm: (!bad_request).then_some(&*self.realm),
+            error,
+            description,
+            scope: scope.as_deref(),
+            acr_values: acr_text.as_deref(),
+            max_age: max_age_text.as_deref(),
+            metadata,
         };
+        let challenge = |scheme: &str, algs: Option<&str>| params.header(scheme, algs);
         let www_authenticate = match self.challenge_schemes(request, &reason) {
             Schemes::Bearer => challenge("Bearer", None),
             Schemes::Dpop(algs) => challenge("DPoP", Some(algs)),
@@ -708,6 +658,94 @@ impl Policy {
             body: serde_json::to_string(&body).unwrap_or_default(),
             allowed_origin,
         })
+    }
+}
+
+/// The status, challenge `error` and description of a refusal.
+fn refusal(
+    reason: &DenyReason,
+    max_age: Option<u64>,
+    acr_values: &[String],
+) -> (u16, Option<ErrorCode>, Option<&'static str>) {
+    match reason {
+        DenyReason::BadHeader(h) => (400, Some(ErrorCode::InvalidRequest), Some(h.not_text())),
+        DenyReason::BadBody(e) => (
+            e.status(),
+            Some(ErrorCode::InvalidRequest),
+            Some(e.description()),
+        ),
+        DenyReason::BadPath(e) => (400, Some(ErrorCode::InvalidRequest), Some(e.description())),
+        DenyReason::BadCredentials(e) => {
+            (400, Some(ErrorCode::InvalidRequest), Some(e.description()))
+        }
+        DenyReason::BadParameter => (
+            400,
+            Some(ErrorCode::InvalidRequest),
+            Some("A path parameter cannot form the required scope"),
+        ),
+        DenyReason::NoToken => (401, None, None),
+        DenyReason::InvalidToken(e @ TokenError::Proof(ProofError::UseNonce(_))) => {
+            (401, Some(ErrorCode::UseDpopNonce), Some(e.description()))
+        }
+        DenyReason::InvalidToken(e @ TokenError::Proof(_)) => (
+            401,
+            Some(ErrorCode::InvalidDpopProof),
+            Some(e.description()),
+        ),
+        DenyReason::InvalidToken(e @ TokenError::IntrospectionBusy) => (
+            503,
+            Some(ErrorCode::TemporarilyUnavailable),
+            Some(e.description()),
+        ),
+        DenyReason::InvalidToken(e) => (401, Some(ErrorCode::InvalidToken), Some(e.description())),
+        DenyReason::InsufficientScope => (403, Some(ErrorCode::InsufficientScope), None),
+        DenyReason::StepUpRequired => (
+            401,
+            Some(ErrorCode::InsufficientUserAuthentication),
+            Some(match (max_age, acr_values.is_empty()) {
+                (Some(_), true) => "A more recent authentication is required",
+                (None, _) => "A different authentication level is required",
+                (Some(_), false) => "A more recent authentication of a different level is required",
+            }),
+        ),
+        DenyReason::NoRoute => (
+            403,
+            Some(ErrorCode::InsufficientScope),
+            Some("No route is configured for this request"),
+        ),
+    }
+}
+
+/// The parameters of a denial's challenge, one per scheme it names.
+struct ChallengeParams<'a> {
+    realm: Option<&'a str>,
+    error: Option<ErrorCode>,
+    description: Option<&'a str>,
+    scope: Option<&'a str>,
+    acr_values: Option<&'a str>,
+    max_age: Option<&'a str>,
+    metadata: Option<&'a str>,
+}
+
+impl ChallengeParams<'_> {
+    fn header(&self, scheme: &str, algs: Option<&str>) -> String {
+        let mut challenge = Challenge::new(scheme);
+        let params = [
+            ("realm", self.realm),
+            ("error", self.error.map(ErrorCode::as_str)),
+            ("error_description", self.description),
+            ("scope", self.scope),
+            ("acr_values", self.acr_values),
+            ("max_age", self.max_age),
+            ("algs", algs),
+            ("resource_metadata", self.metadata),
+        ];
+        for (name, value) in params {
+            if let Some(value) = value {
+                challenge = challenge.with_param(name, value);
+            }
+        }
+        challenge.to_header_value()
     }
 }
 
