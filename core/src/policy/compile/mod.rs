@@ -6,8 +6,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::document::Unmatched;
-use super::{ForwardClaim, Policy, PolicyDocument, PolicyError, Route};
+use super::document::{ScopesDocument, Unmatched};
+use super::{ClaimName, ForwardClaim, Issuer, Policy, PolicyDocument, PolicyError, Route};
 use crate::route::RouteTable;
 use crate::scope::{is_valid_scope, ScopeError, ScopeRules};
 
@@ -54,6 +54,50 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
             "at least one issuer is required to accept tokens",
         ));
     }
+    let issuers = compile_issuers(doc)?;
+
+    let scopes = &doc.scopes;
+    let scope_claims = compile_claim_names("scopes.claims", &scopes.claims)?;
+    let rules = compile_scope_rules(scopes)?;
+    let max_age = compile_max_age(scopes)?;
+    let acr_values = compile_scope_acr_values(scopes)?;
+
+    let (role_claims, role_map) = compile_roles(doc)?;
+
+    let (table, routes) = compile_routes(doc, &rules)?;
+
+    let (forward, forward_scopes) = compile_forward(doc)?;
+    let cors_origins = compile_cors(doc)?;
+
+    let mut policy = Policy {
+        realm: doc.realm.as_str().into(),
+        resources: Vec::new(),
+        issuers,
+        scope_claims,
+        role_claims,
+        role_map,
+        rules,
+        max_age,
+        acr_values,
+        routes,
+        table,
+        allow_unmatched: doc.unmatched == Unmatched::Allow,
+        forward,
+        forward_scopes,
+        cors_origins,
+        dry_run: doc.dry_run,
+        token_cache_entries: token_cache_entries(doc)?,
+        dpop: doc.dpop.as_ref().map(dpop::compile_dpop).transpose()?,
+    };
+    finish_resources(&mut policy, resources);
+    Ok(policy)
+}
+
+/// Scopes or roles, each with a list of values, sorted by key as the document's maps are.
+type KeyedLists = Vec<(Box<str>, Vec<Box<str>>)>;
+
+/// The issuers, each named once, at most one of them introspecting.
+fn compile_issuers(doc: &PolicyDocument) -> Result<Vec<Issuer>, PolicyError> {
     let mut issuers = Vec::with_capacity(doc.issuers.len());
     for (index, issuer) in doc.issuers.iter().enumerate() {
         let path = format!("issuers[{index}]");
@@ -69,9 +113,7 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
         let issuer = compile_issuer(&path, issuer)?;
         // An opaque token names no issuer: one endpoint must be the one to ask.
         if issuer.introspection.is_some()
-            && issuers
-                .iter()
-                .any(|i: &crate::policy::Issuer| i.introspection.is_some())
+            && issuers.iter().any(|i: &Issuer| i.introspection.is_some())
         {
             return Err(PolicyError::new(
                 format!("{path}.introspection"),
@@ -80,25 +122,30 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
         }
         issuers.push(issuer);
     }
+    Ok(issuers)
+}
 
-    let scopes = &doc.scopes;
-    let scope_claims = compile_claim_names("scopes.claims", &scopes.claims)?;
+/// The scope syntax: separator, write suffix, prefixes.
+fn compile_scope_rules(scopes: &ScopesDocument) -> Result<ScopeRules, PolicyError> {
     let prefixes: Vec<&str> = scopes.prefixes.iter().map(String::as_str).collect();
-    let rules = ScopeRules::new(&scopes.separator, scopes.write_suffix.as_deref(), &prefixes)
-        .map_err(|err| {
-            let path = match &err {
-                ScopeError::InvalidSeparator => String::from("scopes.separator"),
-                ScopeError::InvalidWriteSuffix => String::from("scopes.write_suffix"),
-                ScopeError::InvalidPrefix { prefix } => {
-                    let at = prefixes.iter().position(|p| p == prefix).unwrap_or(0);
-                    format!("scopes.prefixes[{at}]")
-                }
-                ScopeError::InvalidScope { .. } | ScopeError::BarePrefix { .. } => {
-                    String::from("scopes")
-                }
-            };
-            PolicyError::new(path, format!("{err}"))
-        })?;
+    ScopeRules::new(&scopes.separator, scopes.write_suffix.as_deref(), &prefixes).map_err(|err| {
+        let path = match &err {
+            ScopeError::InvalidSeparator => String::from("scopes.separator"),
+            ScopeError::InvalidWriteSuffix => String::from("scopes.write_suffix"),
+            ScopeError::InvalidPrefix { prefix } => {
+                let at = prefixes.iter().position(|p| p == prefix).unwrap_or(0);
+                format!("scopes.prefixes[{at}]")
+            }
+            ScopeError::InvalidScope { .. } | ScopeError::BarePrefix { .. } => {
+                String::from("scopes")
+            }
+        };
+        PolicyError::new(path, format!("{err}"))
+    })
+}
+
+/// Per-scope `max_age` (RFC 9470).
+fn compile_max_age(scopes: &ScopesDocument) -> Result<Vec<(Box<str>, u64)>, PolicyError> {
     let mut max_age = Vec::with_capacity(scopes.max_age.len());
     for (scope, seconds) in &scopes.max_age {
         if !is_valid_scope(scope) {
@@ -109,6 +156,11 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
         }
         max_age.push((Box::from(scope.as_str()), *seconds));
     }
+    Ok(max_age)
+}
+
+/// Per-scope `acr_values` (RFC 9470).
+fn compile_scope_acr_values(scopes: &ScopesDocument) -> Result<KeyedLists, PolicyError> {
     let mut acr_values = Vec::with_capacity(scopes.acr_values.len());
     for (scope, values) in &scopes.acr_values {
         let path = format!("scopes.acr_values[\"{scope}\"]");
@@ -120,8 +172,12 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
             compile_acr_values(&path, values)?,
         ));
     }
+    Ok(acr_values)
+}
 
-    let (role_claims, role_map) = match &doc.roles {
+/// The role claims and the scopes each role grants, sorted by role.
+fn compile_roles(doc: &PolicyDocument) -> Result<(Vec<ClaimName>, KeyedLists), PolicyError> {
+    Ok(match &doc.roles {
         None => (Vec::new(), Vec::new()),
         Some(roles) => {
             let claims = compile_claim_names("roles.claims", &roles.claims)?;
@@ -142,12 +198,18 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
             }
             (claims, map)
         }
-    };
+    })
+}
 
+/// The routes and the table that finds them.
+fn compile_routes(
+    doc: &PolicyDocument,
+    rules: &ScopeRules,
+) -> Result<(RouteTable, Vec<Route>), PolicyError> {
     let mut table = RouteTable::default();
     let mut routes = Vec::with_capacity(doc.routes.len());
     for (index, route) in doc.routes.iter().enumerate() {
-        let (template, methods, access) = compile_route(index, route, &rules)?;
+        let (template, methods, access) = compile_route(index, route, rules)?;
         table
             .insert(&template, methods.clone())
             .map_err(|conflict| {
@@ -176,8 +238,11 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
             acr_values: route_acr,
         });
     }
+    Ok((table, routes))
+}
 
-    let (forward, forward_scopes) = compile_forward(doc)?;
+/// The origins that may read denials (CORS).
+fn compile_cors(doc: &PolicyDocument) -> Result<Vec<Box<str>>, PolicyError> {
     let mut cors_origins = Vec::new();
     if let Some(cors) = &doc.cors {
         for (index, origin) in cors.allowed_origins.iter().enumerate() {
@@ -193,29 +258,7 @@ pub(super) fn compile(doc: &PolicyDocument) -> Result<Policy, PolicyError> {
             cors_origins.push(Box::from(origin.as_str()));
         }
     }
-
-    let mut policy = Policy {
-        realm: doc.realm.as_str().into(),
-        resources: Vec::new(),
-        issuers,
-        scope_claims,
-        role_claims,
-        role_map,
-        rules,
-        max_age,
-        acr_values,
-        routes,
-        table,
-        allow_unmatched: doc.unmatched == Unmatched::Allow,
-        forward,
-        forward_scopes,
-        cors_origins,
-        dry_run: doc.dry_run,
-        token_cache_entries: token_cache_entries(doc)?,
-        dpop: doc.dpop.as_ref().map(dpop::compile_dpop).transpose()?,
-    };
-    finish_resources(&mut policy, resources);
-    Ok(policy)
+    Ok(cors_origins)
 }
 
 /// Authentication context class references (RFC 9470 `acr_values`): sent space-separated
