@@ -24,9 +24,12 @@ use serde::Serialize;
 use crate::decision::{Decision, DenyReason, ErrorCode};
 use crate::denial::ReadDenial;
 use crate::policy::Policy;
+use crate::request::Request;
 use crate::scope::{is_valid_scope, ScopeError, ScopeRequest, ScopeRules};
+use crate::time::UnixTime;
 use crate::token::{decode, scopes_of, TokenError};
-use crate::{Request, UnixTime};
+
+pub use crate::acr::is_valid_acr;
 
 /// The scopes of a scope list written as text: space-separated (RFC 6749 §3.3), and any
 /// other ASCII whitespace (a tab, a newline of a pasted list) separates too, since no scope
@@ -40,24 +43,6 @@ use crate::{Request, UnixTime};
 pub fn split_scopes(text: &str) -> impl Iterator<Item = &str> {
     text.split(|c: char| c.is_ascii_whitespace())
         .filter(|s| !s.is_empty())
-}
-
-/// Is `value` a valid authentication context class reference (RFC 9470 `acr_values`)? It is
-/// sent space-separated in a quoted-string, so it is printable ASCII without space, `"` and
-/// `\`, and not empty.
-///
-/// ```
-/// use scopegate_core::client::is_valid_acr;
-/// assert!(is_valid_acr("urn:mace:incommon:iap:silver"));
-/// assert!(!is_valid_acr("two words"));
-/// assert!(!is_valid_acr("say\"hi\""));
-/// assert!(!is_valid_acr(""));
-/// ```
-pub fn is_valid_acr(value: &str) -> bool {
-    !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| (0x21..0x7f).contains(&b) && b != b'"' && b != b'\\')
 }
 
 /// Is `value` an S256 PKCE code challenge (RFC 7636 §4.2): the base64url encoding, without

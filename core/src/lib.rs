@@ -49,6 +49,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod acr;
 mod algorithm;
 pub mod cache;
 pub mod challenge;

@@ -272,7 +272,7 @@ fn compile_acr_values(path: &str, values: &[String]) -> Result<Vec<Box<str>>, Po
     }
     let mut compiled: Vec<Box<str>> = Vec::with_capacity(values.len());
     for (index, value) in values.iter().enumerate() {
-        if !crate::client::is_valid_acr(value) {
+        if !crate::acr::is_valid_acr(value) {
             return Err(PolicyError::new(
                 format!("{path}[{index}]"),
                 "an `acr` value is printable ASCII without spaces, `\"` and `\\` (it is sent in \
