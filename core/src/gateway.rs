@@ -51,6 +51,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::cache::TokenCache;
+use crate::decision::DenyReason;
 use crate::decision::{Decision, Denial, LocalResponse, Served};
 use crate::dpop::{first_use_shared, ProofId, ReplayCache};
 use crate::introspection::{Answers, Budget, IntrospectionCall, Known};
@@ -58,8 +59,8 @@ use crate::policy::{KeyStore, Policy};
 use crate::refresh::{FetchError, JwksFetch, KeyRefresh};
 use crate::request::{Request, RequestReader};
 use crate::shared_memory::SharedMemory;
+use crate::time::UnixTime;
 use crate::token::{Principal, TokenError};
-use crate::{DenyReason, UnixTime};
 
 /// How a host hands over a request's serialized metadata (see [`Exchange::with_metadata_lookup`]).
 pub type MetadataLookup = fn() -> Option<Vec<u8>>;
