@@ -559,33 +559,29 @@ impl Gateway {
         request.body = body;
         request.body_over_limit = exchange.body_over_limit;
         request.client_certificate_sha256 = exchange.client_certificate_sha256;
-        let mut refetch = None;
-        let mut pending = None;
-        let answers = &mut self.answers;
-        let resumes_others = self.resumes_others;
-        let (cache, counts, keys) = (&mut self.cache, &mut self.counts, &self.keys);
         let (policy, proofs) = (&self.policy, &mut self.proofs);
-        let (budgets, memory) = (&mut self.budgets, self.memory.as_deref());
+        let memory = self.memory.as_deref();
+        let mut lookup = Lookup {
+            policy,
+            keys: &self.keys,
+            metadata: exchange.metadata_lookup,
+            cache: &mut self.cache,
+            counts: &mut self.counts,
+            answers: &mut self.answers,
+            budgets: &mut self.budgets,
+            memory,
+            refresh: &mut self.refresh,
+            resumes_others: self.resumes_others,
+            refetch: None,
+            pending: None,
+        };
         let accepted = &mut exchange.proof;
-        let metadata_lookup = exchange.metadata_lookup;
         // The decision, and the principal it was made for.
         let mut decide = |request: &Request<'_>, known: Option<Rc<Principal>>| {
             let mut used = None;
             let first_use = |proof: &ProofId| {
-                // The same request's proof, again once its body has come.
-                if *accepted == Some(*proof) {
-                    return true;
-                }
-                let fresh = match (memory, policy.dpop()) {
-                    (Some(memory), Some(rules)) => {
-                        first_use_shared(memory, rules.replay_cache_entries(), proof, now)
-                    }
-                    _ => proofs.first_use(proof, now),
-                };
-                if fresh {
-                    *accepted = Some(*proof);
-                }
-                fresh
+                let replays = (memory, &mut *proofs);
+                first_use_of(proof, &mut *accepted, policy, replays, now)
             };
             let decision = policy.decide_with_proofs(
                 request,
@@ -593,27 +589,7 @@ impl Gateway {
                 |token| {
                     let principal = match known {
                         Some(principal) => principal,
-                        None => match policy.introspecting(token) {
-                            // Signed answers (RFC 9701) are verified with the issuer's keys:
-                            // fetched first, as for a JWT, when none have come yet.
-                            Some(issuer) if lacks_answer_keys(policy, keys, issuer) => {
-                                refetch = Some(issuer);
-                                return Err(TokenError::KeysUnavailable { issuer });
-                            }
-                            Some(issuer) => introspected(
-                                answers,
-                                counts,
-                                (issuer, token),
-                                (budgets, memory),
-                                resumes_others,
-                                now,
-                                &mut pending,
-                            )?,
-                            None => {
-                                let host = (keys, metadata_lookup);
-                                verify(policy, cache, counts, host, token, now, &mut refetch)?
-                            }
-                        },
+                        None => lookup.principal(token, now)?,
                     };
                     used = Some(Rc::clone(&principal));
                     Ok::<_, TokenError>(principal)
@@ -643,93 +619,12 @@ impl Gateway {
             exchange.principal = used;
             exchange.body_limit = Some(need.max_bytes);
         }
-        if let Some(pending) = pending {
-            if exchange.introspection_waits < MAX_INTROSPECTION_WAITS {
-                match pending {
-                    Pending::Wait(ticket) => {
-                        exchange.introspection = Some((ticket, false));
-                        exchange.introspection_waits += 1;
-                        self.counts.push(Count::Introspection("wait"));
-                        return Step::Park(ticket);
-                    }
-                    Pending::Start(issuer, token, again) => {
-                        let rules = policy.issuers().get(issuer).and_then(|i| i.introspection());
-                        let started = match again {
-                            true => self.answers.start_again(&token),
-                            false => self.answers.start(&token, now),
-                        };
-                        // Refused below when every kept entry is a call in flight.
-                        if let (Some(rules), Some(ticket)) = (rules, started) {
-                            if let Some(budget) = self.budgets.get_mut(issuer) {
-                                budget.hold(ticket);
-                            }
-                            if let Some(call) = rules.call(&token, issuer, ticket, now) {
-                                exchange.introspection = Some((ticket, true));
-                                exchange.introspection_waits += 1;
-                                self.counts.push(Count::Introspection("call"));
-                                return Step::Introspect(call);
-                            }
-                            // Nothing to sign the client assertion with: a failed call.
-                            let failed = Err(TokenError::IntrospectionUnavailable);
-                            self.answers.finish(ticket, failed, 0, now);
-                            self.budgets.iter_mut().for_each(|b| b.settle(ticket));
-                        }
-                    }
-                }
-            }
-        }
-        if let (false, Some(issuer)) = (exchange.waited, refetch) {
-            if let Some(fetch) = self.refresh.request_early(policy, issuer, now) {
-                exchange.waiting_for = Some(issuer);
-                exchange.waited = true;
-                return Step::Wait(fetch);
-            }
-            if self.resumes_others && self.refresh.in_flight(issuer, now) {
-                exchange.waited = true;
-                self.counts.push(Count::JwksHold);
-                return Step::Hold(issuer);
-            }
+        if let Some(step) = lookup.wait(exchange, now) {
+            return step;
         }
         record(&mut self.counts, &decision);
-        let remove = || {
-            policy
-                .forwarded_headers()
-                .filter(|name| {
-                    headers
-                        .iter()
-                        .any(|(sent, _)| sent.eq_ignore_ascii_case(name.as_bytes()))
-                })
-                .collect()
-        };
-        let respond = || next_nonce(policy, exchange.proof.as_ref(), request.origin, now);
-        match decision {
-            Decision::Allow(allow) => Step::Forward(Forward {
-                remove: remove(),
-                set: allow.headers,
-                would_deny: None,
-                respond: respond(),
-            }),
-            Decision::Serve(served) => Step::Respond(Reply::Serve(served)),
-            Decision::Deny(denial) if policy.dry_run() => {
-                self.counts.push(Count::DryRunLetThrough);
-                Step::Forward(Forward {
-                    remove: remove(),
-                    set: Vec::new(),
-                    would_deny: Some(denial),
-                    respond: Vec::new(),
-                })
-            }
-            Decision::Deny(denial) => Step::Respond(Reply::Deny(denial)),
-            Decision::NeedBody(need) => Step::ReadBody {
-                max_bytes: need.max_bytes,
-                forward: Forward {
-                    remove: remove(),
-                    set: need.headers,
-                    would_deny: None,
-                    respond: Vec::new(),
-                },
-            },
-        }
+        let nonce = || next_nonce(policy, exchange.proof.as_ref(), request.origin, now);
+        answer_step(policy, &mut self.counts, decision, headers, nonce)
     }
 
     /// The answer of a key fetch of `issuer`: its status and body, or `Err(())` when there
@@ -913,6 +808,232 @@ enum Pending {
     Wait(u64),
     /// Introspect it at this issuer (`true`: again, beside a call in flight).
     Start(usize, String, bool),
+}
+
+/// Is `proof` used for the first time, in this worker or (with shared memory) any? The
+/// request's own proof, seen again once its body has come, counts as its first use.
+fn first_use_of(
+    proof: &ProofId,
+    accepted: &mut Option<ProofId>,
+    policy: &Policy,
+    (memory, proofs): (Option<&dyn SharedMemory>, &mut ReplayCache),
+    now: UnixTime,
+) -> bool {
+    if *accepted == Some(*proof) {
+        return true;
+    }
+    let fresh = match (memory, policy.dpop()) {
+        (Some(memory), Some(rules)) => {
+            first_use_shared(memory, rules.replay_cache_entries(), proof, now)
+        }
+        _ => proofs.first_use(proof, now),
+    };
+    if fresh {
+        *accepted = Some(*proof);
+    }
+    fresh
+}
+
+/// What finding the principal of a token not seen in this exchange may use, and what it
+/// leaves for the step: an issuer whose keys to fetch, an introspection to wait on.
+struct Lookup<'p, 'a> {
+    policy: &'p Policy,
+    keys: &'a KeyStore,
+    metadata: Option<MetadataLookup>,
+    cache: &'a mut TokenCache,
+    counts: &'a mut Vec<Count>,
+    answers: &'a mut Answers,
+    budgets: &'a mut [Budget],
+    memory: Option<&'a dyn SharedMemory>,
+    refresh: &'a mut KeyRefresh,
+    resumes_others: bool,
+    refetch: Option<usize>,
+    pending: Option<Pending>,
+}
+
+impl<'p> Lookup<'p, '_> {
+    fn principal(&mut self, token: &str, now: UnixTime) -> Result<Rc<Principal>, TokenError> {
+        match self.policy.introspecting(token) {
+            // Signed answers (RFC 9701) are verified with the issuer's keys: fetched first,
+            // as for a JWT, when none have come yet.
+            Some(issuer) if lacks_answer_keys(self.policy, self.keys, issuer) => {
+                self.refetch = Some(issuer);
+                Err(TokenError::KeysUnavailable { issuer })
+            }
+            Some(issuer) => introspected(
+                self.answers,
+                self.counts,
+                (issuer, token),
+                (self.budgets, self.memory),
+                self.resumes_others,
+                now,
+                &mut self.pending,
+            ),
+            None => {
+                let host = (self.keys, self.metadata);
+                verify(
+                    self.policy,
+                    self.cache,
+                    self.counts,
+                    host,
+                    token,
+                    now,
+                    &mut self.refetch,
+                )
+            }
+        }
+    }
+
+    /// What the request waits for, if anything: the introspection of its token, or keys
+    /// of its issuer (once per exchange).
+    fn wait(&mut self, exchange: &mut Exchange, now: UnixTime) -> Option<Step<'p>> {
+        if let Some(pending) = self.pending.take() {
+            let (answers, budgets) = (&mut *self.answers, &mut *self.budgets);
+            let step = introspection_step(
+                self.policy,
+                answers,
+                budgets,
+                self.counts,
+                exchange,
+                pending,
+                now,
+            );
+            if step.is_some() {
+                return step;
+            }
+        }
+        let issuer = self.refetch.filter(|_| !exchange.waited)?;
+        let step = key_step(
+            self.policy,
+            self.refresh,
+            self.counts,
+            self.resumes_others,
+            issuer,
+            now,
+        )?;
+        exchange.waiting_for = matches!(step, Step::Wait(_)).then_some(issuer);
+        exchange.waited = true;
+        Some(step)
+    }
+}
+
+/// The step for a decision: forward (with the forwarded headers the client sent removed,
+/// the verified ones set, a new DPoP nonce when one is due), answer, or read the body.
+fn answer_step<'g>(
+    policy: &'g Policy,
+    counts: &mut Vec<Count>,
+    decision: Decision<'g>,
+    headers: &[HeaderPair<'_>],
+    nonce: impl FnOnce() -> Vec<(&'static str, String)>,
+) -> Step<'g> {
+    let remove = || {
+        policy
+            .forwarded_headers()
+            .filter(|name| {
+                headers
+                    .iter()
+                    .any(|(sent, _)| sent.eq_ignore_ascii_case(name.as_bytes()))
+            })
+            .collect()
+    };
+    match decision {
+        Decision::Allow(allow) => Step::Forward(Forward {
+            remove: remove(),
+            set: allow.headers,
+            would_deny: None,
+            respond: nonce(),
+        }),
+        Decision::Serve(served) => Step::Respond(Reply::Serve(served)),
+        Decision::Deny(denial) if policy.dry_run() => {
+            counts.push(Count::DryRunLetThrough);
+            Step::Forward(Forward {
+                remove: remove(),
+                set: Vec::new(),
+                would_deny: Some(denial),
+                respond: Vec::new(),
+            })
+        }
+        Decision::Deny(denial) => Step::Respond(Reply::Deny(denial)),
+        Decision::NeedBody(need) => Step::ReadBody {
+            max_bytes: need.max_bytes,
+            forward: Forward {
+                remove: remove(),
+                set: need.headers,
+                would_deny: None,
+                respond: Vec::new(),
+            },
+        },
+    }
+}
+
+/// The step of a request whose token waits on introspection: parked behind the call in
+/// flight for it, or the call to send; `None` when it has waited long enough, or the call
+/// cannot be made (then its answer is a failure).
+fn introspection_step<'g>(
+    policy: &'g Policy,
+    answers: &mut Answers,
+    budgets: &mut [Budget],
+    counts: &mut Vec<Count>,
+    exchange: &mut Exchange,
+    pending: Pending,
+    now: UnixTime,
+) -> Option<Step<'g>> {
+    if exchange.introspection_waits >= MAX_INTROSPECTION_WAITS {
+        return None;
+    }
+    match pending {
+        Pending::Wait(ticket) => {
+            exchange.introspection = Some((ticket, false));
+            exchange.introspection_waits += 1;
+            counts.push(Count::Introspection("wait"));
+            Some(Step::Park(ticket))
+        }
+        Pending::Start(issuer, token, again) => {
+            let rules = policy.issuers().get(issuer).and_then(|i| i.introspection());
+            let started = match again {
+                true => answers.start_again(&token),
+                false => answers.start(&token, now),
+            };
+            // Refused by the caller when every kept entry is a call in flight.
+            let (Some(rules), Some(ticket)) = (rules, started) else {
+                return None;
+            };
+            if let Some(budget) = budgets.get_mut(issuer) {
+                budget.hold(ticket);
+            }
+            if let Some(call) = rules.call(&token, issuer, ticket, now) {
+                exchange.introspection = Some((ticket, true));
+                exchange.introspection_waits += 1;
+                counts.push(Count::Introspection("call"));
+                return Some(Step::Introspect(call));
+            }
+            // Nothing to sign the client assertion with: a failed call.
+            let failed = Err(TokenError::IntrospectionUnavailable);
+            answers.finish(ticket, failed, 0, now);
+            budgets.iter_mut().for_each(|b| b.settle(ticket));
+            None
+        }
+    }
+}
+
+/// The step of a request whose token needs keys of `issuer` not yet fetched: the fetch to
+/// make, or a hold behind the fetch in flight (when the host resumes held requests).
+fn key_step<'g>(
+    policy: &'g Policy,
+    refresh: &mut KeyRefresh,
+    counts: &mut Vec<Count>,
+    resumes_others: bool,
+    issuer: usize,
+    now: UnixTime,
+) -> Option<Step<'g>> {
+    if let Some(fetch) = refresh.request_early(policy, issuer, now) {
+        return Some(Step::Wait(fetch));
+    }
+    if resumes_others && refresh.in_flight(issuer, now) {
+        counts.push(Count::JwksHold);
+        return Some(Step::Hold(issuer));
+    }
+    None
 }
 
 /// Whether `issuer` takes signed introspection answers but has no keys to verify them yet.
