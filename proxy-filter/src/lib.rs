@@ -553,8 +553,8 @@ enum Woken {
 /// What the header phase leads to, once the gateway is no longer borrowed.
 enum Next {
     Act(Action),
-    /// The fetch could not be sent: decide again without it.
-    Again,
+    /// The fetch of this issuer's keys could not be sent: decide again without it.
+    Again(usize),
     /// The introspection call (ticket, issuer) could not be sent: decide again, refused.
     Unsent(u64, usize),
     /// Woken by another request, it needs a call of its own: left to the root context.
@@ -565,6 +565,84 @@ enum Next {
 }
 
 impl Request {
+    /// This request as the queues of waiting requests hold it.
+    fn parked(&self) -> Parked {
+        (self.context_id, Weak::clone(&self.me))
+    }
+
+    /// A fetch of keys the gateway asks for: installed from another worker that has them,
+    /// sent, left to the worker that sends it (held until its keys come), or, when none of
+    /// these can be, given up.
+    fn on_key_fetch(&mut self, shared: &Shared, fetch: &JwksFetch<'_>, now: UnixTime) -> Next {
+        // Another worker may have fetched the keys since this one's last tick.
+        if self.woken == Woken::No && shared.sharing.has_newer_keys(fetch) {
+            return Next::KeysShared(fetch.issuer);
+        }
+        let sent = (self.woken == Woken::No)
+            .then(|| match shared.sharing.permit(fetch, true, now) {
+                Permit::Send => dispatch_fetch(fetch).map(Ok),
+                // A host that cannot resume this request from the tick that would see the
+                // other worker's keys: it fetches them itself.
+                Permit::Leave(_) if shared.is_ngx() => dispatch_fetch(fetch).map(Ok),
+                Permit::Leave(until) => Some(Err(until)),
+            })
+            .flatten();
+        match sent {
+            Some(Ok(token)) => {
+                self.fetch = Some((token, fetch.issuer));
+                Next::Act(Action::Pause)
+            }
+            // Another worker fetches these keys: held until they come (or it fails).
+            Some(Err(until)) => {
+                shared.sharing.watch(fetch.issuer, until);
+                shared
+                    .held
+                    .borrow_mut()
+                    .or_default(fetch.issuer)
+                    .push(self.parked());
+                Next::Act(Action::Pause)
+            }
+            // Decided again without waiting: the exchange has had its one fetch.
+            None => Next::Again(fetch.issuer),
+        }
+    }
+
+    /// An introspection call the gateway asks for: sent by this request, or, for a request
+    /// woken by the root context, sent with the root context as the effective one (the
+    /// host ties the call to it) and this request parked on it like any other.
+    fn on_introspection_call(&mut self, shared: &Shared, call: &IntrospectionCall<'_>) -> Next {
+        match self.woken {
+            Woken::No => match dispatch_introspection(call) {
+                Some(token) => {
+                    self.introspection = Some((token, call.ticket, call.issuer));
+                    Next::Act(Action::Pause)
+                }
+                None => Next::Unsent(call.ticket, call.issuer),
+            },
+            Woken::ByRoot => {
+                let _ = proxy_wasm::hostcalls::set_effective_context(shared.root_id);
+                let sent = dispatch_introspection(call);
+                let _ = proxy_wasm::hostcalls::set_effective_context(self.context_id);
+                match sent {
+                    Some(token) => {
+                        let (ticket, issuer) = (call.ticket, call.issuer);
+                        shared.root_calls.borrow_mut().push((token, ticket, issuer));
+                        shared
+                            .parked
+                            .borrow_mut()
+                            .or_default(ticket)
+                            .push(self.parked());
+                        Next::Act(Action::Pause)
+                    }
+                    None => Next::Unsent(call.ticket, call.issuer),
+                }
+            }
+            // The call it waited on went away with its sender: its own call is left to the
+            // root context's next tick (the ticket handed here is given up).
+            Woken::ByAnother => Next::Orphaned,
+        }
+    }
+
     /// Feeds the request's headers to the gateway and does what it says.
     fn run(&mut self) -> Action {
         // Without the headers, or a clock, nothing can be decided, and in dry-run mode the
@@ -586,77 +664,22 @@ impl Request {
             return self.fail_closed("the gateway is busy (a host call re-entered the filter)");
         };
         let next = match gateway.on_request_headers(&mut self.exchange, &pairs, now) {
-            // Another worker may have fetched the keys since this one's last tick.
-            Step::Wait(fetch)
-                if self.woken == Woken::No && shared.sharing.has_newer_keys(&fetch) =>
-            {
-                Next::KeysShared(fetch.issuer)
-            }
-            Step::Wait(fetch) => match (self.woken == Woken::No)
-                .then(|| match shared.sharing.permit(&fetch, true, now) {
-                    Permit::Send => dispatch_fetch(&fetch).map(Ok),
-                    // A host that cannot resume this request from the tick that would see
-                    // the other worker's keys: it fetches them itself.
-                    Permit::Leave(_) if shared.is_ngx() => dispatch_fetch(&fetch).map(Ok),
-                    Permit::Leave(until) => Some(Err(until)),
-                })
-                .flatten()
-            {
-                Some(Ok(token)) => {
-                    self.fetch = Some((token, fetch.issuer));
-                    Next::Act(Action::Pause)
-                }
-                // Another worker fetches these keys: held until they come (or it fails).
-                Some(Err(until)) => {
-                    shared.sharing.watch(fetch.issuer, until);
-                    let me = (self.context_id, Weak::clone(&self.me));
-                    shared.held.borrow_mut().or_default(fetch.issuer).push(me);
-                    Next::Act(Action::Pause)
-                }
-                None => {
-                    let issuer = fetch.issuer;
-                    shared.fetched(&mut gateway, issuer, None);
-                    // Decided again without waiting: the exchange has had its one fetch.
-                    Next::Again
-                }
-            },
-            Step::Introspect(call) => match self.woken {
-                Woken::No => match dispatch_introspection(&call) {
-                    Some(token) => {
-                        self.introspection = Some((token, call.ticket, call.issuer));
-                        Next::Act(Action::Pause)
-                    }
-                    None => Next::Unsent(call.ticket, call.issuer),
-                },
-                // Sent with the root context as the effective one, so the host ties the call
-                // to it, and this request parked on it like any other.
-                Woken::ByRoot => {
-                    let _ = proxy_wasm::hostcalls::set_effective_context(shared.root_id);
-                    let sent = dispatch_introspection(&call);
-                    let _ = proxy_wasm::hostcalls::set_effective_context(self.context_id);
-                    match sent {
-                        Some(token) => {
-                            let (ticket, issuer) = (call.ticket, call.issuer);
-                            shared.root_calls.borrow_mut().push((token, ticket, issuer));
-                            let me = (self.context_id, Weak::clone(&self.me));
-                            shared.parked.borrow_mut().or_default(ticket).push(me);
-                            Next::Act(Action::Pause)
-                        }
-                        None => Next::Unsent(call.ticket, call.issuer),
-                    }
-                }
-                // The call it waited on went away with its sender: its own call is left to
-                // the root context's next tick (the ticket handed here is given up).
-                Woken::ByAnother => Next::Orphaned,
-            },
+            Step::Wait(fetch) => self.on_key_fetch(&shared, &fetch, now),
+            Step::Introspect(call) => self.on_introspection_call(&shared, &call),
             Step::Hold(issuer) => {
-                let me = (self.context_id, Weak::clone(&self.me));
-                shared.held.borrow_mut().or_default(issuer).push(me);
+                shared
+                    .held
+                    .borrow_mut()
+                    .or_default(issuer)
+                    .push(self.parked());
                 Next::Act(Action::Pause)
             }
             Step::Park(ticket) => {
-                let me = (self.context_id, Weak::clone(&self.me));
-                shared.parked.borrow_mut().or_default(ticket).push(me);
+                shared
+                    .parked
+                    .borrow_mut()
+                    .or_default(ticket)
+                    .push(self.parked());
                 Next::Act(Action::Pause)
             }
             // proxy-wasm hosts hand a body only to a filter that let the headers go on
@@ -676,11 +699,19 @@ impl Request {
         }
         if let Next::Orphaned = next {
             gateway.on_introspection_deferred(&mut self.exchange);
-            let me = (self.context_id, Weak::clone(&self.me));
-            shared.orphans.borrow_mut().push(me);
+            shared.orphans.borrow_mut().push(self.parked());
+        }
+        if let Next::Again(issuer) = next {
+            shared.fetched(&mut gateway, issuer, None);
         }
         shared.count(&mut gateway);
         drop(gateway);
+        self.follow(&shared, next)
+    }
+
+    /// What the request does once the gateway is left: its action, or a rerun after the
+    /// queues it affects are fed again, or the reading of its body.
+    fn follow(&mut self, shared: &Shared, next: Next) -> Action {
         match next {
             Next::Act(action) => action,
             Next::Orphaned => Action::Pause,
@@ -691,7 +722,7 @@ impl Request {
                 let _ = proxy_wasm::hostcalls::set_effective_context(self.context_id);
                 self.run()
             }
-            Next::Again => {
+            Next::Again(_) => {
                 // Those held for this request's fetch are fed again first.
                 shared.wake_held();
                 let _ = proxy_wasm::hostcalls::set_effective_context(self.context_id);
