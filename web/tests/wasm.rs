@@ -57,6 +57,7 @@ fn check_answers_like_the_gateway() {
                 None,
                 None,
                 None,
+                None,
                 NOW,
             )
             .expect("check"),
@@ -69,6 +70,7 @@ fn check_answers_like_the_gateway() {
                 "PUT",
                 "http://127.0.0.1:8080/api/inventory/sku-1",
                 auth.clone(),
+                None,
                 None,
                 None,
                 None,
@@ -92,6 +94,7 @@ fn check_answers_like_the_gateway() {
                 None,
                 None,
                 None,
+                None,
                 NOW,
             )
             .expect("check"),
@@ -108,6 +111,7 @@ fn check_answers_like_the_gateway() {
                 None,
                 None,
                 None,
+                None,
                 NOW + 661.0,
             )
             .expect("check"),
@@ -115,7 +119,18 @@ fn check_answers_like_the_gateway() {
     assert_eq!(answer["tokenError"], "expired");
     let err = error(
         policy
-            .check("GET", "api", vec![], None, None, None, None, None, NOW)
+            .check(
+                "GET",
+                "api",
+                vec![],
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                NOW,
+            )
             .expect_err("relative URL"),
     );
     assert_eq!(err["code"], "invalid_argument");
