@@ -23,7 +23,7 @@
 //! // {"alg":"ES256"} . {"iss":"https://idp","aud":"api","exp":2000000000,"scope":"order"} . "sig"
 //! let jwt = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lkcCIsImF1ZCI6ImFwaSIsImV4cCI6MjAwMDAwMDAwMCwic2NvcGUiOiJvcmRlciJ9.c2ln";
 //! let answer = policy
-//!     .check("PUT", "https://api.example/orders/7", vec![format!("Bearer {jwt}")], None, None, None, None, None, 1.9e9)
+//!     .check("PUT", "https://api.example/orders/7", vec![format!("Bearer {jwt}")], None, None, None, None, None, None, 1.9e9)
 //!     .unwrap_or_else(|_| unreachable!());
 //! assert!(answer.contains(r#""missing":["order.write"]"#));
 //! assert_eq!(policy.scopes_of(jwt).unwrap_or_default(), ["order"]);
