@@ -212,13 +212,28 @@ fn check_denial(
         "{denial:?}"
     );
 
-    // The body: a JSON object whose `error` is the challenge's.
+    // The body: a JSON object whose `error` is the challenge's, or, for malformed MCP
+    // traffic of the 2026-07-28 revision, the JSON-RPC error for that refusal.
     let body: Value = match serde_json::from_str(&denial.body) {
         Ok(body) => body,
         Err(err) => panic!("denial body {:?} is not JSON: {err}", denial.body),
     };
-    let error = denial.error.map_or("unauthorized", ErrorCode::as_str);
-    assert_eq!(body["error"].as_str(), Some(error), "{}", denial.body);
+    match (&denial.reason, body.get("jsonrpc")) {
+        (DenyReason::BadBody(err), Some(version)) => {
+            assert_eq!(version, "2.0", "{}", denial.body);
+            assert_eq!(body["error"]["code"], err.jsonrpc_code(), "{}", denial.body);
+            assert_eq!(
+                body["error"]["message"].as_str(),
+                Some(err.description()),
+                "{}",
+                denial.body
+            );
+        }
+        _ => {
+            let error = denial.error.map_or("unauthorized", ErrorCode::as_str);
+            assert_eq!(body["error"].as_str(), Some(error), "{}", denial.body);
+        }
+    }
 
     // The challenge: one Bearer or DPoP challenge that parses back and agrees with the
     // body; a 401 without a token where DPoP is accepted offers both, the same but for
@@ -267,9 +282,13 @@ fn check_denial(
         challenge.param("error"),
         denial.error.map(ErrorCode::as_str)
     );
+    // A JSON-RPC error's `message` is the description.
+    let description = body
+        .get("error_description")
+        .or_else(|| body["error"].get("message"));
     assert_eq!(
         challenge.param("error_description"),
-        body.get("error_description").and_then(Value::as_str)
+        description.and_then(Value::as_str)
     );
     // `scope` names every scope of the chosen alternative, `missing` (body only) those the
     // token lacks, which are among them.
