@@ -26,8 +26,10 @@ pub trait SharedMemory: core::fmt::Debug {
     /// The record under `key` and its version, or `None` if there is none.
     fn get(&self, key: &str) -> Option<(Vec<u8>, u32)>;
 
-    /// Writes `value` under `key` if the record is still at `version` (`None`: write
-    /// whatever is there; proxy-wasm cannot ask for "absent").
+    /// Writes `value` under `key` if the record is still at `version`, or, for `None`, if
+    /// there is no record: [`SetError::Changed`] otherwise. "No record" must be checked
+    /// atomically too: two writers that both found none must not both succeed, or the later
+    /// erases the earlier (a DPoP proof accepted on two workers).
     fn set(&self, key: &str, value: &[u8], version: Option<u32>) -> Result<(), SetError>;
 }
 
@@ -41,6 +43,7 @@ pub trait SharedMemory: core::fmt::Debug {
 /// assert_eq!(value, b"one");
 /// memory.set("k", b"two", Some(version)).unwrap();
 /// assert_eq!(memory.set("k", b"three", Some(version)), Err(SetError::Changed));
+/// assert_eq!(memory.set("k", b"four", None), Err(SetError::Changed), "there is a record");
 /// ```
 #[derive(Debug, Default)]
 pub struct LocalMemory {
@@ -54,10 +57,11 @@ impl SharedMemory for LocalMemory {
 
     fn set(&self, key: &str, value: &[u8], version: Option<u32>) -> Result<(), SetError> {
         let mut records = self.records.borrow_mut();
-        let current = records.get(key).map_or(0, |(_, v)| *v);
-        if version.is_some_and(|v| v != current) {
+        let current = records.get(key).map(|(_, v)| *v);
+        if version != current {
             return Err(SetError::Changed);
         }
+        let current = current.unwrap_or(0);
         records.insert(key.into(), (value.to_vec(), current.wrapping_add(1).max(1)));
         Ok(())
     }

@@ -486,9 +486,51 @@ pub(crate) fn shared_data(key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError
     }
 }
 
-/// Writes a shared-data record if its version is still `cas` (0: whatever it is);
-/// `Err(HostError(8))` (`CasMismatch`) when another VM wrote it since.
+/// The status of a shared-data write that lost a compare-and-swap.
+pub(crate) const CAS_MISMATCH: HostError = HostError(8);
+
+/// A version no record carries in practice (the hosts count versions up from 1).
+const NO_RECORD_CAS: u32 = u32::MAX;
+
+/// Writes a shared-data record if its version is still `cas`; [`CAS_MISMATCH`] when another
+/// VM wrote it since. Never called with 0, which the hosts read differently (below).
 pub(crate) fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+    debug_assert!(cas != 0, "cas 0 means different things to Envoy and nginx");
+    write_shared_data(key, value, cas)
+}
+
+/// Writes a shared-data record only where there is none; [`CAS_MISMATCH`] when there is one.
+///
+/// A cas of 0 is "only if absent" to nginx (ngx_wasm_module) but "whatever is there" to Envoy,
+/// where two VMs that both found no record would both write and the later erase the earlier
+/// (a DPoP proof accepted twice). Envoy takes any other cas for an absent key and refuses it
+/// for a present one, so a version no record carries asks Envoy; nginx refuses that for an
+/// absent key, and then 0 asks nginx. A record present after the refusal means it was created
+/// meanwhile (neither host deletes one here).
+pub(crate) fn create_shared_data(key: &str, value: &[u8]) -> Result<(), HostError> {
+    match write_shared_data(key, value, NO_RECORD_CAS) {
+        Err(CAS_MISMATCH) if matches!(shared_data(key), Ok(None)) => {
+            write_shared_data(key, value, 0)
+        }
+        written => written,
+    }
+}
+
+/// Replaces a shared-data record whatever its version, or creates it.
+pub(crate) fn replace_shared_data(key: &str, value: &[u8]) -> Result<(), HostError> {
+    for _ in 0..4 {
+        let written = match shared_data(key)? {
+            Some((_, cas)) => set_shared_data(key, value, cas),
+            None => create_shared_data(key, value),
+        };
+        if written != Err(CAS_MISMATCH) {
+            return written;
+        }
+    }
+    Err(CAS_MISMATCH)
+}
+
+fn write_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
     // SAFETY: two live byte slices.
     status(unsafe {
         abi::proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas)

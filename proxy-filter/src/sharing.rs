@@ -14,7 +14,7 @@ use scopegate_core::shared_keys::{claim, encode_keys, Claim, Lease, RecordNames}
 use scopegate_core::shared_memory::{SetError, SharedMemory};
 use scopegate_core::UnixTime;
 
-use crate::host;
+use crate::host::{self, CAS_MISMATCH};
 use crate::vec_map::VecMap;
 
 /// The record read at load to learn whether the host has shared data at all.
@@ -31,9 +31,6 @@ const TICK_MS: u32 = 100;
 /// How often a tick does its work while nothing waits: key refreshes are scheduled in
 /// seconds, so the other ticks return at once.
 const IDLE_WORK_NANOS: u64 = 1_000_000_000;
-
-/// `CasMismatch`: another VM wrote the record since it was read.
-const CAS_MISMATCH: host::HostError = host::HostError(8);
 
 /// What a VM that wants to fetch a JWKS may do.
 pub(crate) enum Permit {
@@ -202,7 +199,7 @@ impl Sharing {
         };
         if let Some(jwks) = installed {
             let record = encode_keys(now.0, jwks);
-            if host::set_shared_data(&names.keys, &record, 0).is_ok() {
+            if host::replace_shared_data(&names.keys, &record).is_ok() {
                 if let Ok(Some((_, cas))) = host::shared_data(&names.keys) {
                     self.seen.borrow_mut().insert(issuer, cas);
                 }
@@ -282,7 +279,7 @@ fn log_shared(outcome: &FetchOutcome<'_>) {
 
 /// Writes a vacant lease where there is none (see [`Lease::VACANT`]).
 fn create_vacant(name: &str) -> Result<(), host::HostError> {
-    host::set_shared_data(name, Lease::VACANT.to_string().as_bytes(), 0)
+    host::create_shared_data(name, Lease::VACANT.to_string().as_bytes())
 }
 
 fn names_of(gateway: &Gateway, issuer: usize) -> Option<RecordNames> {
@@ -302,12 +299,17 @@ fn vm_number(now: UnixTime) -> Option<u64> {
         let (count, cas) = match host::shared_data(VM_NUMBERS).ok()? {
             Some((bytes, cas)) => {
                 let count: u64 = std::str::from_utf8(&bytes).ok()?.parse().ok()?;
-                (count, cas)
+                (count, Some(cas))
             }
-            None => (0, 0),
+            None => (0, None),
         };
         let next = count.wrapping_add(1);
-        match host::set_shared_data(VM_NUMBERS, next.to_string().as_bytes(), cas) {
+        let text = next.to_string();
+        let written = match cas {
+            Some(cas) => host::set_shared_data(VM_NUMBERS, text.as_bytes(), cas),
+            None => host::create_shared_data(VM_NUMBERS, text.as_bytes()),
+        };
+        match written {
             Ok(()) => return Some(next.wrapping_mul(1 << 32) ^ (nanos & 0xffff_ffff)),
             Err(CAS_MISMATCH) => continue,
             Err(_) => return None,
@@ -328,7 +330,11 @@ impl SharedMemory for HostMemory {
     }
 
     fn set(&self, key: &str, value: &[u8], version: Option<u32>) -> Result<(), SetError> {
-        match host::set_shared_data(key, value, version.unwrap_or(0)) {
+        let written = match version {
+            Some(cas) => host::set_shared_data(key, value, cas),
+            None => host::create_shared_data(key, value),
+        };
+        match written {
             Ok(()) => Ok(()),
             Err(CAS_MISMATCH) => Err(SetError::Changed),
             Err(err) => {

@@ -211,6 +211,43 @@ mod tests {
         assert!(!cache.first_use(&proof(19, 200), UnixTime(62)));
     }
 
+    /// Memory where another worker records `other` just after this worker's first read.
+    #[derive(Debug, Default)]
+    struct Interleaved {
+        inner: crate::shared_memory::LocalMemory,
+        other: core::cell::Cell<Option<ProofId>>,
+    }
+
+    impl SharedMemory for Interleaved {
+        fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+            let seen = self.inner.get(key);
+            if let Some(other) = self.other.take() {
+                assert!(first_use_shared(&self.inner, 8, &other, UnixTime(10)));
+            }
+            seen
+        }
+
+        fn set(&self, key: &str, value: &[u8], version: Option<u32>) -> Result<(), SetError> {
+            self.inner.set(key, value, version)
+        }
+    }
+
+    #[test]
+    fn two_workers_that_both_find_no_bucket_accept_a_proof_once() {
+        let memory = Interleaved::default();
+        memory.other.set(Some(proof(1, 100)));
+        assert!(
+            !first_use_shared(&memory, 8, &proof(1, 100), UnixTime(10)),
+            "the other worker created the bucket with this proof first"
+        );
+        memory.other.set(Some(proof(2, 100)));
+        assert!(first_use_shared(&memory, 8, &proof(3, 100), UnixTime(10)));
+        assert!(
+            !first_use_shared(&memory, 8, &proof(2, 100), UnixTime(11)),
+            "the other worker's proof survived this worker's write"
+        );
+    }
+
     #[test]
     fn a_shared_bucket_stays_bounded_and_catches_replays_from_any_writer() {
         let memory = crate::shared_memory::LocalMemory::default();
@@ -231,13 +268,9 @@ mod tests {
         assert!(first_use_shared(&memory, 8, &proof(0, 100), UnixTime(12)));
         assert!(!first_use_shared(&memory, 8, &proof(2, 102), UnixTime(12)));
         // Garbage in the record is not a replay verdict of its own.
-        crate::shared_memory::SharedMemory::set(
-            &memory,
-            "scopegate.replay.v1 0000000000000000",
-            b"\xff\x01",
-            None,
-        )
-        .unwrap();
+        let key = "scopegate.replay.v1 0000000000000000";
+        let (_, version) = memory.get(key).unwrap();
+        memory.set(key, b"\xff\x01", Some(version)).unwrap();
         assert!(first_use_shared(&memory, 8, &proof(1, 300), UnixTime(13)));
     }
 }
