@@ -4,7 +4,7 @@
 //! that issuer, or as a fetch that could not be sent: it never uses the network.
 
 use scopegate_core::gateway::{Exchange, Gateway, HeaderPair, Reply, Step};
-use scopegate_core::{Denial, KeyStore, Policy, UnixTime};
+use scopegate_core::{AllowReason, Denial, Policy, UnixTime};
 
 use crate::error::Error;
 use crate::jwks::IssuerJwks;
@@ -25,6 +25,9 @@ pub enum Outcome {
     Forward {
         /// Headers set on the upstream request.
         set: Vec<(String, String)>,
+        /// Why it passes and the route it matched; `None` for a denial a dry run lets
+        /// through.
+        allowed: Option<(AllowReason, Option<usize>)>,
         /// The denial a dry run lets through.
         would_deny: Option<Denial>,
     },
@@ -74,11 +77,6 @@ impl Host {
         self.gateway.policy()
     }
 
-    /// The keys installed from `--jwks` files.
-    pub fn keys(&self) -> &KeyStore {
-        self.gateway.keys()
-    }
-
     /// Issuers whose keys a request needed and no `--jwks` gave.
     pub fn keys_missing(&self) -> &[usize] {
         &self.keys_missing
@@ -112,6 +110,7 @@ impl Host {
                             .into_iter()
                             .map(|(name, value)| (name.to_owned(), value))
                             .collect(),
+                        allowed: forward.allowed,
                         would_deny: forward.would_deny,
                     })
                 }

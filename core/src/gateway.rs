@@ -51,7 +51,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::cache::TokenCache;
-use crate::decision::DenyReason;
+use crate::decision::{AllowReason, DenyReason};
 use crate::decision::{Decision, Denial, LocalResponse, Served};
 use crate::dpop::{first_use_shared, ProofId, ReplayCache};
 use crate::introspection::{Answers, Budget, IntrospectionCall, Known};
@@ -220,6 +220,10 @@ pub struct Forward<'g> {
     pub remove: Vec<&'g str>,
     /// Headers to set (verified claims, effective scopes).
     pub set: Vec<(&'g str, String)>,
+    /// Why the request passes and the route it matched (by position in the policy), as
+    /// [`Decision::Allow`] says; `None` for a denial a dry run lets through, and in
+    /// [`Step::ReadBody`], where the body decides.
+    pub allowed: Option<(AllowReason, Option<usize>)>,
     /// In dry-run mode, the denial the request would have had; the host logs it.
     pub would_deny: Option<Denial>,
     /// Headers to add to the upstream's response: the next DPoP nonce once the window
@@ -940,6 +944,7 @@ fn answer_step<'g>(
         Decision::Allow(allow) => Step::Forward(Forward {
             remove: remove(),
             set: allow.headers,
+            allowed: Some((allow.reason, allow.route)),
             would_deny: None,
             respond: nonce(),
         }),
@@ -949,6 +954,7 @@ fn answer_step<'g>(
             Step::Forward(Forward {
                 remove: remove(),
                 set: Vec::new(),
+                allowed: None,
                 would_deny: Some(denial),
                 respond: Vec::new(),
             })
@@ -959,6 +965,7 @@ fn answer_step<'g>(
             forward: Forward {
                 remove: remove(),
                 set: need.headers,
+                allowed: None,
                 would_deny: None,
                 respond: Vec::new(),
             },

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use scopegate_core::{Decision, RequestReader, Served};
+use scopegate_core::{Allow, Decision, Served};
 
 use crate::error::Error;
 use crate::host::{header_pairs, Host, Outcome};
@@ -81,22 +81,26 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<ExitCode, Error> {
         } => Decision::Deny(denial.clone()),
         Outcome::Serve { content_type, body } => Decision::Serve(Served { content_type, body }),
         Outcome::Forward {
-            would_deny: None, ..
+            set,
+            allowed: Some((reason, route)),
+            would_deny: None,
+        } => Decision::Allow(Allow {
+            reason: *reason,
+            route: *route,
+            headers: set
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.clone()))
+                .collect(),
+        }),
+        Outcome::Forward {
+            allowed: None,
+            would_deny: None,
+            ..
         } => {
-            // The gateway's forward carries the header changes, not the matched route and
-            // the reason: the policy's decision with the gateway's keys has them.
-            let reader = RequestReader::from_pairs(pairs.iter().copied());
-            let mut request = reader.request();
-            request.body = Some(body.unwrap_or(b""));
-            let decision = host.policy().decide(&request, host.keys(), now);
-            if !matches!(decision, Decision::Allow(_)) {
-                return Err(Error::new(format!(
-                    "the gateway forwards the request but the policy decides `{}`: this is a \
-                     bug, please report it",
-                    decision.code()
-                )));
-            }
-            decision
+            return Err(Error::new(
+                "the gateway forwards the request without saying why: this is a bug, please \
+                 report it",
+            ))
         }
     };
     serde_json::to_writer_pretty(&mut *out, &decision.answer(host.policy()))?;
