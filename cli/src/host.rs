@@ -82,9 +82,10 @@ impl Host {
         &self.keys_missing
     }
 
-    /// Runs one request's headers through the gateway. A request waits for at most one
-    /// key fetch: it is answered with the issuer's `--jwks` file again (what its server
-    /// would answer), or fails as unsent, and the headers are fed again.
+    /// Runs one request's headers through the gateway, as the filter does: a key fetch it
+    /// asks for is answered at once with the issuer's `--jwks` file (what its server would
+    /// answer), or fails as unsent, and the headers are fed again. The gateway lets a
+    /// request wait for one fetch, and no fetch stays in flight here, so nothing is held.
     /// An MCP route reads `body` (empty when `None`) as the filter would.
     pub fn request(
         &mut self,
@@ -95,7 +96,7 @@ impl Host {
         let mut exchange = Exchange::default();
         // Counters are the filter's stats; the command line has none.
         self.gateway.drain_counts().for_each(drop);
-        for _ in 0..2 {
+        loop {
             let mut step = self.gateway.on_request_headers(&mut exchange, headers, now);
             if let Step::ReadBody { .. } = step {
                 step =
@@ -121,19 +122,17 @@ impl Host {
                         body: served.body.to_owned(),
                     })
                 }
-                // The command line answers every fetch at once, so none stays in flight;
-                // a hold is answered as a fetch would be.
                 Step::Wait(fetch) => fetch.issuer,
-                Step::Hold(issuer) => issuer,
-                Step::Introspect(_) | Step::Park(_) => {
+                Step::Introspect(_) | Step::Park(_) | Step::Defer => {
                     return Err(Error::new(
                         "the policy sends this token to its issuer's introspection endpoint, \
                          which the command line does not call; ask the endpoint yourself",
                     ))
                 }
-                Step::ReadBody { .. } => {
+                Step::Hold(_) | Step::ReadBody { .. } => {
                     return Err(Error::new(
-                        "the gateway asked for the body twice: this is a bug, please report it",
+                        "the gateway held the request for a fetch nobody sent, or asked for \
+                         the body twice: this is a bug, please report it",
                     ))
                 }
             };
@@ -142,13 +141,8 @@ impl Host {
                 self.keys_missing.push(issuer);
             }
             let answer = given.map(|j| (200, j.body.as_slice())).ok_or(());
-            // The exchange now records its wait: the next step is a decision.
             let _ = self.gateway.on_fetch_answer(issuer, answer, now);
         }
-        Err(Error::new(
-            "the gateway asked twice to wait for keys for one request, where scopegate-core \
-             allows one wait: this is a bug, please report it",
-        ))
     }
 }
 

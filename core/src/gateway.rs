@@ -12,10 +12,13 @@
 //! | the answer of a fetch | [`Gateway::on_fetch_answer`] | what happened, for the log; then feed the headers of the request that waited for it, and of every request held for that issuer, again |
 //! | the answer of an introspection call | [`Gateway::on_introspection_answer`] | what happened, for the log; then feed the headers of the request that sent it, and of every request parked on it, again |
 //! | a fetch the host could not send | [`Gateway::on_fetch_answer`] with `Err(())` | the same |
-//! | timer tick | [`Gateway::on_tick`] | the fetches now due |
-//! | a waiting request went away | [`Gateway::on_abandoned`] | — |
+//! | timer tick | [`Gateway::on_tick`] | the fetches now due; and [`Gateway::take_deferred`]: the requests to feed again from the timer ([`Step::Defer`]) |
+//! | a request went away | [`Gateway::on_abandoned`] | — |
+//! | after any event | [`Gateway::take_ready`] | the held and parked requests to feed again |
 //!
-//! Counters are events too: the host drains [`Gateway::drain_counts`] into its stats.
+//! A host that names its requests ([`Exchange::for_request`]) keeps no queue: the gateway
+//! holds the waiting requests by id and hands them back. Counters are events too: the
+//! host drains [`Gateway::drain_counts`] into its stats.
 //!
 //! ```
 //! use scopegate_core::gateway::{Exchange, Gateway, Step};
@@ -62,6 +65,11 @@ use crate::shared_memory::SharedMemory;
 use crate::time::UnixTime;
 use crate::token::{Principal, TokenError};
 
+mod waiting;
+
+pub use waiting::RequestId;
+use waiting::{Resumed, Waiting};
+
 /// How a host hands over a request's serialized metadata (see [`Exchange::with_metadata_lookup`]).
 pub type MetadataLookup = fn() -> Option<Vec<u8>>;
 
@@ -88,6 +96,8 @@ pub struct Gateway {
     /// Whether the host can resume one request from another's event (see
     /// [`Gateway::set_resumes_others`]).
     resumes_others: bool,
+    /// The requests held, parked or deferred, by their host's id.
+    waiting: Waiting,
 }
 
 /// A request stops at most this many times for introspection (its own call, or another
@@ -98,6 +108,8 @@ const MAX_INTROSPECTION_WAITS: u8 = 2;
 /// and passes it back with each event of that request.
 #[derive(Clone, Debug, Default)]
 pub struct Exchange {
+    /// The host's id of the request, under which the gateway keeps it waiting.
+    id: Option<RequestId>,
     /// The issuer whose keys the request waits for.
     waiting_for: Option<usize>,
     /// A request waits for at most one fetch (its own, or one it is held for).
@@ -166,6 +178,27 @@ impl Exchange {
         self
     }
 
+    /// The same exchange, for the request its host names `id`. The gateway then keeps the
+    /// request waiting itself when it is held or parked (and when it needs a call it cannot
+    /// send from where it is fed again: [`Step::Defer`]), and says when to feed it again:
+    /// [`Gateway::take_ready`], [`Gateway::take_deferred`]. Without an id the host keeps
+    /// its own waiting requests.
+    ///
+    /// ```
+    /// use scopegate_core::gateway::{Exchange, RequestId};
+    /// let exchange = Exchange::default().for_request(RequestId(7));
+    /// assert_eq!(exchange.id(), Some(RequestId(7)));
+    /// ```
+    pub fn for_request(mut self, id: RequestId) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    /// The host's id of the request, if it gave one.
+    pub fn id(&self) -> Option<RequestId> {
+        self.id
+    }
+
     /// The issuer whose key fetch this request waits for, if any.
     pub fn waiting_for(&self) -> Option<usize> {
         self.waiting_for
@@ -200,6 +233,12 @@ pub enum Step<'g> {
     /// Another request's introspection call for the same token is in flight: park this
     /// request until that ticket is answered (or abandoned), then feed its headers again.
     Park(u64),
+    /// The request, fed again from another request's event, needs an introspection call of
+    /// its own, which a proxy-wasm host cannot send from there (it gives a call's answer to
+    /// the running context): pause it; [`Gateway::take_deferred`] hands it back on the
+    /// host's next timer tick, where its call is sent as the timer's. Only for an exchange
+    /// with an id ([`Exchange::for_request`]).
+    Defer,
     /// An MCP route, its token valid: make these header changes, then buffer the request
     /// body (never the response), asking [`Gateway::body_progress`] as it arrives. A host
     /// that must let the headers go on to read the body (proxy-wasm) does so now; the body
@@ -379,6 +418,7 @@ impl Gateway {
             keys: KeyStore::default(),
             counts: Vec::new(),
             resumes_others: true,
+            waiting: Waiting::default(),
             policy,
         }
     }
@@ -470,7 +510,8 @@ impl Gateway {
         exchange.principal = None;
         exchange.body_limit = None;
         exchange.proof = None;
-        self.step(exchange, headers, None, now)
+        let resumed = exchange.id.and_then(|id| self.waiting.resumed(id));
+        self.step(exchange, headers, None, resumed, now)
     }
 
     /// What to do with the body of a request answered [`Step::ReadBody`], when `buffered`
@@ -523,7 +564,7 @@ impl Gateway {
             // Not asked for: decide from the headers alone, as if no body had come.
             return self.on_request_headers(exchange, headers, now);
         }
-        let mut step = self.step(exchange, headers, Some(body), now);
+        let mut step = self.step(exchange, headers, Some(body), None, now);
         exchange.principal = None;
         exchange.proof = None;
         if let Step::Forward(forward) = &mut step {
@@ -554,6 +595,7 @@ impl Gateway {
         exchange: &mut Exchange,
         headers: &[HeaderPair<'_>],
         body: Option<&[u8]>,
+        resumed: Option<Resumed>,
         now: UnixTime,
     ) -> Step<'g> {
         exchange.waiting_for = None;
@@ -576,6 +618,8 @@ impl Gateway {
             memory,
             refresh: &mut self.refresh,
             resumes_others: self.resumes_others,
+            waiting: &mut self.waiting,
+            resumed,
             refetch: None,
             pending: None,
         };
@@ -693,6 +737,7 @@ impl Gateway {
         if let Some(budget) = self.budgets.get_mut(issuer) {
             budget.settle(ticket);
         }
+        self.waiting.answered(ticket);
         outcome
     }
 
@@ -702,35 +747,68 @@ impl Gateway {
         self.refresh.due(&self.policy, now)
     }
 
-    /// The request of `exchange` went away while it waited for a fetch, which the host
-    /// cancels: the next request need not wait for that fetch's timeout.
-    ///
-    /// For a request that sent an introspection call, the ticket of that call: the host
-    /// feeds the requests parked on it again (one of them then introspects anew).
-    pub fn on_abandoned(&mut self, exchange: &mut Exchange) -> Option<u64> {
+    /// The request of `exchange` went away (the host calls this for every request that
+    /// ends, or only for those that wait). The fetch it waited for, which the host cancels,
+    /// is not waited for by the next request; an introspection call it sent is forgotten,
+    /// and the requests parked on it are ready to be fed again ([`Gateway::take_ready`]),
+    /// one of them then introspecting anew.
+    pub fn on_abandoned(&mut self, exchange: &mut Exchange) {
         if let Some(issuer) = exchange.waiting_for.take() {
             self.refresh.abandon(issuer);
         }
-        match exchange.introspection.take() {
-            Some((ticket, true)) => {
-                self.answers.abandon(ticket);
-                self.budgets.iter_mut().for_each(|b| b.settle(ticket));
-                Some(ticket)
-            }
-            _ => None,
-        }
-    }
-
-    /// The host will not send the introspection call it was just handed
-    /// ([`Step::Introspect`]) from this request's event (it cannot, there: see
-    /// [`Gateway::set_resumes_others`]'s host), and feeds the request again later from an
-    /// event where it can. The call is given up and not counted as one of the request's
-    /// stops.
-    pub fn on_introspection_deferred(&mut self, exchange: &mut Exchange) {
         if let Some((ticket, true)) = exchange.introspection.take() {
             self.answers.abandon(ticket);
             self.budgets.iter_mut().for_each(|b| b.settle(ticket));
-            exchange.introspection_waits = exchange.introspection_waits.saturating_sub(1);
+            self.waiting.answered(ticket);
+        }
+        if let Some(id) = exchange.id {
+            self.waiting.forget(id);
+        }
+    }
+
+    /// The requests to feed again now, from the event at hand: those parked on a call that
+    /// was answered or went away, and those held for a key fetch no longer in flight. Ask
+    /// after each event (a call's answer, a tick, a request gone); feed each again with
+    /// [`Gateway::on_request_headers`], in its own context.
+    ///
+    /// ```
+    /// use scopegate_core::gateway::Gateway;
+    /// use scopegate_core::{Policy, UnixTime};
+    /// let policy = Policy::from_json(r#"{"version": 1, "realm": "api",
+    ///   "routes": [{"path": "/health", "public": true}]}"#)?;
+    /// let mut gateway = Gateway::new(policy);
+    /// assert!(gateway.take_ready(UnixTime(1_767_000_000)).is_empty());
+    /// # Ok::<(), scopegate_core::PolicyError>(())
+    /// ```
+    pub fn take_ready(&mut self, now: UnixTime) -> Vec<RequestId> {
+        let refresh = &self.refresh;
+        self.waiting
+            .take_ready(|issuer| refresh.in_flight(issuer, now))
+    }
+
+    /// The requests answered [`Step::Defer`], to feed again from the host's timer, where
+    /// the introspection call each needs is sent as the timer's.
+    pub fn take_deferred(&mut self) -> Vec<RequestId> {
+        self.waiting.take_deferred()
+    }
+
+    /// Whether any request waits for the timer ([`Gateway::take_deferred`]).
+    pub fn has_deferred(&self) -> bool {
+        self.waiting.has_deferred()
+    }
+
+    /// Whether any request waits at all: a host asks [`Gateway::take_ready`] only then.
+    pub fn has_waiting(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    /// The host does not send the fetch this request was handed ([`Step::Wait`]): another
+    /// VM of the host sends it (see [`crate::shared_keys`]). The request is held for it as
+    /// for [`Step::Hold`], and is ready again once the fetch is not in flight here
+    /// ([`Gateway::on_fetch_deferred`] ends it when the other VM's fetch is over).
+    pub fn on_fetch_left_to_another(&mut self, exchange: &mut Exchange) {
+        if let (Some(issuer), Some(id)) = (exchange.waiting_for.take(), exchange.id) {
+            self.waiting.hold(issuer, id);
         }
     }
 
@@ -851,6 +929,9 @@ struct Lookup<'p, 'a> {
     memory: Option<&'a dyn SharedMemory>,
     refresh: &'a mut KeyRefresh,
     resumes_others: bool,
+    waiting: &'a mut Waiting,
+    /// How the request is being fed again, if it is.
+    resumed: Option<Resumed>,
     refetch: Option<usize>,
     pending: Option<Pending>,
 }
@@ -902,11 +983,14 @@ impl<'p> Lookup<'p, '_> {
                 pending,
                 now,
             );
-            if step.is_some() {
-                return step;
+            if let Some(step) = step {
+                return Some(self.queue(exchange, step));
             }
         }
-        let issuer = self.refetch.filter(|_| !exchange.waited)?;
+        // A request fed again sends no fetch of its own: it is decided with the keys at hand.
+        let issuer = self
+            .refetch
+            .filter(|_| !exchange.waited && self.resumed.is_none())?;
         let step = key_step(
             self.policy,
             self.refresh,
@@ -917,7 +1001,42 @@ impl<'p> Lookup<'p, '_> {
         )?;
         exchange.waiting_for = matches!(step, Step::Wait(_)).then_some(issuer);
         exchange.waited = true;
-        Some(step)
+        Some(self.queue(exchange, step))
+    }
+
+    /// Keeps a request with an id waiting under it: held, parked, or deferred to the
+    /// timer when it was fed again from another request's event and needs a call.
+    fn queue(&mut self, exchange: &mut Exchange, step: Step<'p>) -> Step<'p> {
+        let Some(id) = exchange.id else {
+            return step;
+        };
+        match (&step, self.resumed) {
+            (Step::Hold(issuer), _) => self.waiting.hold(*issuer, id),
+            (Step::Park(ticket), _) => self.waiting.park(*ticket, id),
+            (Step::Introspect(_), Some(Resumed::ByAnother)) => {
+                give_up_call(self.answers, self.budgets, exchange);
+                self.waiting.defer(id);
+                return Step::Defer;
+            }
+            // Sent as the timer's, the call does not go away with this request, which
+            // waits for it as a parked one does.
+            (Step::Introspect(call), Some(Resumed::ByTimer)) => {
+                exchange.introspection = Some((call.ticket, false));
+                self.waiting.park(call.ticket, id);
+            }
+            _ => {}
+        }
+        step
+    }
+}
+
+/// Gives up the introspection call a request was just handed, without counting it as one
+/// of the request's stops: it is fed again later, where it can send it.
+fn give_up_call(answers: &mut Answers, budgets: &mut [Budget], exchange: &mut Exchange) {
+    if let Some((ticket, true)) = exchange.introspection.take() {
+        answers.abandon(ticket);
+        budgets.iter_mut().for_each(|b| b.settle(ticket));
+        exchange.introspection_waits = exchange.introspection_waits.saturating_sub(1);
     }
 }
 

@@ -67,7 +67,9 @@ fuzz_target!(|data: &[u8]| {
                 break;
             }
             Step::ReadBody { .. } => panic!("the example policy has no MCP route"),
-            Step::Introspect(_) | Step::Park(_) => panic!("the example policy introspects nothing"),
+            Step::Introspect(_) | Step::Park(_) | Step::Defer => {
+                panic!("the example policy introspects nothing")
+            }
             Step::Respond(reply) => {
                 let response = reply.local_response();
                 assert!(

@@ -35,7 +35,7 @@ use std::time::Duration;
 use log::{error, info, warn};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
-use scopegate_core::gateway::{BodyProgress, Exchange, Forward, Gateway, Step};
+use scopegate_core::gateway::{BodyProgress, Exchange, Forward, Gateway, RequestId, Step};
 use scopegate_core::introspection::{IntrospectionCall, MAX_ANSWER_LEN};
 use scopegate_core::jwks::MAX_JWKS_LEN;
 use scopegate_core::refresh::JwksFetch;
@@ -55,27 +55,21 @@ proxy_wasm::main! {{
     });
 }}
 
-/// A request waiting for another's introspection answer: its context id and state.
-type Parked = (u32, Weak<RefCell<Request>>);
-
 /// What the root context shares with its HTTP contexts. The host runs one VM per worker
 /// thread, so each worker has its own copy; nothing here crosses threads.
 struct Shared {
     gateway: RefCell<Gateway>,
     stats: RefCell<Stats>,
-    /// Requests parked on another request's introspection call, by its ticket.
-    parked: RefCell<VecMap<u64, Vec<Parked>>>,
-    /// Requests held for a key fetch in flight, by issuer.
-    held: RefCell<VecMap<usize, Vec<Parked>>>,
-    /// Parked requests whose call went away with the request that sent it, and that must
-    /// send one of their own: the root context sends it on its next tick, so that the call
-    /// outlives any request.
-    orphans: RefCell<Vec<Parked>>,
-    /// Introspection calls the root context sent for orphans: call token to ticket and
-    /// issuer.
+    /// The live requests by context id, for the gateway's ids of the requests to feed again.
+    requests: RefCell<VecMap<u32, Weak<RefCell<Request>>>>,
+    /// Introspection calls the root context sent for deferred requests: call token to
+    /// ticket and issuer.
     root_calls: RefCell<Vec<(u32, u64, usize)>>,
-    /// The root context's id: calls sent for orphans belong to it.
+    /// The root context's id: calls sent for deferred requests belong to it.
     root_id: u32,
+    /// Set while the root context feeds the deferred requests again: a call one of them
+    /// sends is the root context's.
+    feeding_deferred: Cell<bool>,
     /// The fetched keys this VM shares with the host's other VMs.
     sharing: Sharing,
     /// Whether the host is ngx_wasm_module (learned on the first request; see
@@ -154,56 +148,42 @@ impl Shared {
         self.count(&mut gateway);
     }
 
-    /// Feeds the requests parked on `ticket` again, each in its own context. They find the
-    /// answer kept; none of them sends a call from here (the SDK would route its answer to
-    /// the context that is running now), so one that would have to (the call went away with
-    /// its sender) becomes an orphan, whose call the root context sends.
-    fn wake(&self, ticket: u64) {
-        let waiters = self.parked.borrow_mut().remove(&ticket).unwrap_or_default();
-        self.feed_again(waiters, "introspection", Woken::ByAnother);
-    }
-
-    /// Feeds again the requests held for a key fetch that is no longer in flight: it was
-    /// answered, could not be sent, went away with the request that sent it, or was lost.
-    fn wake_held(&self) {
-        if self.held.borrow().is_empty() {
+    /// Feeds again, each in its own context, the requests the gateway says are ready
+    /// (parked on a call that was answered or went away, held for a key fetch that is
+    /// over). The gateway lets none of them send a call from here (the SDK would route its
+    /// answer to the context that is running now): one that needs a call is deferred to the
+    /// root context's next tick ([`Root::feed_deferred`]).
+    fn feed_ready(&self) {
+        let waiting = self
+            .gateway
+            .try_borrow()
+            .is_ok_and(|gateway| gateway.has_waiting());
+        if !waiting {
             return;
         }
         let Some(now) = now() else {
             return;
         };
-        let done: Vec<usize> = {
-            let Ok(gateway) = self.gateway.try_borrow() else {
-                return;
-            };
-            let held = self.held.borrow();
-            held.keys()
-                .copied()
-                .filter(|issuer| !gateway.fetch_in_flight(*issuer, now))
-                .collect()
+        let Ok(ready) = self.gateway.try_borrow_mut().map(|mut g| g.take_ready(now)) else {
+            return;
         };
-        for issuer in done {
-            let waiters = self.held.borrow_mut().remove(&issuer).unwrap_or_default();
-            self.feed_again(waiters, "the key fetch", Woken::ByAnother);
-        }
+        self.feed_again(&ready, "a call it waited for");
     }
 
-    /// Feeds each waiting request again, in its own context, as `woken`.
-    fn feed_again(&self, waiters: Vec<Parked>, what: &str, woken: Woken) {
-        for (context_id, request) in waiters {
-            let Some(request) = request.upgrade() else {
+    /// Feeds each request again, in its own context.
+    fn feed_again(&self, ids: &[RequestId], what: &str) {
+        for id in ids {
+            let request = self.requests.borrow().get(&id.0).and_then(Weak::upgrade);
+            let Some(request) = request else {
                 continue;
             };
             let Ok(mut request) = request.try_borrow_mut() else {
                 continue;
             };
-            if proxy_wasm::hostcalls::set_effective_context(context_id).is_err() {
+            if proxy_wasm::hostcalls::set_effective_context(id.0).is_err() {
                 continue;
             }
-            request.woken = woken;
-            let action = request.run();
-            request.woken = Woken::No;
-            if let Action::Continue = action {
+            if let Action::Continue = request.run() {
                 if let Err(err) = host::resume_request() {
                     warn!("cannot resume a request after {what}: {err}");
                     self.stats.borrow_mut().count_host_error();
@@ -337,20 +317,26 @@ impl Root {
         }
         shared.count(&mut gateway);
         drop(gateway);
-        shared.wake_held();
+        shared.feed_ready();
     }
-}
 
-impl Root {
-    /// Feeds the orphans again from the root context: the first sends the introspection
-    /// call its token needs (it belongs to the root context, which no request outlives),
-    /// the others park on it.
-    fn adopt_orphans(&self) {
+    /// Feeds the deferred requests again from the root context: the first sends the
+    /// introspection call its token needs (it belongs to the root context, which no
+    /// request outlives), the others park on it.
+    fn feed_deferred(&self) {
         let Some(shared) = self.shared.clone() else {
             return;
         };
-        let orphans = std::mem::take(&mut *shared.orphans.borrow_mut());
-        shared.feed_again(orphans, "introspection", Woken::ByRoot);
+        let Ok(deferred) = shared
+            .gateway
+            .try_borrow_mut()
+            .map(|mut g| g.take_deferred())
+        else {
+            return;
+        };
+        shared.feeding_deferred.set(true);
+        shared.feed_again(&deferred, "introspection");
+        shared.feeding_deferred.set(false);
         let _ = proxy_wasm::hostcalls::set_effective_context(self.id);
     }
 }
@@ -360,15 +346,15 @@ impl Context for Root {
         let Some(shared) = self.shared.clone() else {
             return;
         };
-        let orphans_call = {
+        let deferred_call = {
             let mut calls = shared.root_calls.borrow_mut();
             let at = calls.iter().position(|(sent, _, _)| *sent == token);
             at.map(|at| calls.swap_remove(at))
         };
-        if let Some((_, ticket, issuer)) = orphans_call {
+        if let Some((_, ticket, issuer)) = deferred_call {
             let answer = call_answer(headers, body_size, MAX_ANSWER_LEN);
             shared.introspected(ticket, issuer, answer);
-            shared.wake(ticket);
+            shared.feed_ready();
             let _ = proxy_wasm::hostcalls::set_effective_context(self.id);
             return;
         }
@@ -379,7 +365,7 @@ impl Context for Root {
         if let Ok(mut gateway) = shared.gateway.try_borrow_mut() {
             shared.fetched(&mut gateway, issuer, answer);
         };
-        shared.wake_held();
+        shared.feed_ready();
     }
 }
 
@@ -431,11 +417,10 @@ impl RootContext for Root {
         let shared = Rc::new(Shared {
             gateway: RefCell::new(gateway),
             stats: RefCell::new(Stats::new()),
-            parked: RefCell::new(VecMap::new()),
-            held: RefCell::new(VecMap::new()),
-            orphans: RefCell::new(Vec::new()),
+            requests: RefCell::new(VecMap::new()),
             root_calls: RefCell::new(Vec::new()),
             root_id: self.id,
+            feeding_deferred: Cell::new(false),
             sharing: Sharing::default(),
             ngx: Cell::new(None),
         });
@@ -468,12 +453,14 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
-        if self
-            .shared
-            .as_ref()
-            .is_some_and(|shared| !shared.orphans.borrow().is_empty())
-        {
-            self.adopt_orphans();
+        let deferred = self.shared.as_ref().is_some_and(|shared| {
+            shared
+                .gateway
+                .try_borrow()
+                .is_ok_and(|gateway| gateway.has_deferred())
+        });
+        if deferred {
+            self.feed_deferred();
         }
         let works = self
             .shared
@@ -486,23 +473,22 @@ impl RootContext for Root {
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let shared = Rc::clone(self.shared.as_ref()?);
-        let request = Rc::new_cyclic(|me| {
-            RefCell::new(Request {
-                shared,
-                context_id,
-                me: Weak::clone(me),
-                exchange: Exchange::with_client_certificate_lookup(
-                    host::client_certificate_sha256_hex,
-                )
-                .with_metadata_lookup(host::request_metadata),
-                fetch: None,
-                introspection: None,
-                woken: Woken::No,
-                body: (0, false),
-                reading: None,
-                respond: Vec::new(),
-            })
-        });
+        let request = Rc::new(RefCell::new(Request {
+            shared: Rc::clone(&shared),
+            context_id,
+            exchange: Exchange::with_client_certificate_lookup(host::client_certificate_sha256_hex)
+                .with_metadata_lookup(host::request_metadata)
+                .for_request(RequestId(context_id)),
+            fetch: None,
+            introspection: None,
+            body: (0, false),
+            reading: None,
+            respond: Vec::new(),
+        }));
+        shared
+            .requests
+            .borrow_mut()
+            .insert(context_id, Rc::downgrade(&request));
         Some(Box::new(Filter { request }))
     }
 
@@ -511,8 +497,8 @@ impl RootContext for Root {
     }
 }
 
-/// One request's context: its state is shared (weakly) with the requests whose
-/// introspection answer may wake it.
+/// One request's context: its state is shared (weakly, through [`Shared::requests`]) with
+/// the events that may feed it again.
 struct Filter {
     request: Rc<RefCell<Request>>,
 }
@@ -521,14 +507,11 @@ struct Filter {
 struct Request {
     shared: Rc<Shared>,
     context_id: u32,
-    me: Weak<RefCell<Request>>,
     exchange: Exchange,
     /// The call token and issuer of the key fetch this request waits for.
     fetch: Option<(u32, usize)>,
     /// The call token, ticket and issuer of the introspection call this request sent.
     introspection: Option<(u32, u64, usize)>,
-    /// Fed again from another context: it must not send calls of its own.
-    woken: Woken,
     /// The request body as the host reported it so far: bytes buffered, and whether that
     /// is all of it.
     body: (usize, bool),
@@ -539,17 +522,6 @@ struct Request {
     respond: Vec<(&'static str, String)>,
 }
 
-/// Whether a request is being fed again from another context than its own.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Woken {
-    /// In its own callbacks: it sends its own calls.
-    No,
-    /// From another request's event: a call it needs is left to the root context.
-    ByAnother,
-    /// From the root context's tick: it sends its call as the root context's.
-    ByRoot,
-}
-
 /// What the header phase leads to, once the gateway is no longer borrowed.
 enum Next {
     Act(Action),
@@ -557,36 +529,29 @@ enum Next {
     Again(usize),
     /// The introspection call (ticket, issuer) could not be sent: decide again, refused.
     Unsent(u64, usize),
-    /// Woken by another request, it needs a call of its own: left to the root context.
-    Orphaned,
+    /// Another worker fetches the keys this request was handed the fetch of: held for them.
+    LeftToAnother,
     /// Another worker has fetched this issuer's keys: install them and decide again.
     KeysShared(usize),
     ReadBody(host::HeaderMap),
 }
 
 impl Request {
-    /// This request as the queues of waiting requests hold it.
-    fn parked(&self) -> Parked {
-        (self.context_id, Weak::clone(&self.me))
-    }
-
     /// A fetch of keys the gateway asks for: installed from another worker that has them,
     /// sent, left to the worker that sends it (held until its keys come), or, when none of
     /// these can be, given up.
     fn on_key_fetch(&mut self, shared: &Shared, fetch: &JwksFetch<'_>, now: UnixTime) -> Next {
         // Another worker may have fetched the keys since this one's last tick.
-        if self.woken == Woken::No && shared.sharing.has_newer_keys(fetch) {
+        if shared.sharing.has_newer_keys(fetch) {
             return Next::KeysShared(fetch.issuer);
         }
-        let sent = (self.woken == Woken::No)
-            .then(|| match shared.sharing.permit(fetch, true, now) {
-                Permit::Send => dispatch_fetch(fetch).map(Ok),
-                // A host that cannot resume this request from the tick that would see the
-                // other worker's keys: it fetches them itself.
-                Permit::Leave(_) if shared.is_ngx() => dispatch_fetch(fetch).map(Ok),
-                Permit::Leave(until) => Some(Err(until)),
-            })
-            .flatten();
+        let sent = match shared.sharing.permit(fetch, true, now) {
+            Permit::Send => dispatch_fetch(fetch).map(Ok),
+            // A host that cannot resume this request from the tick that would see the
+            // other worker's keys: it fetches them itself.
+            Permit::Leave(_) if shared.is_ngx() => dispatch_fetch(fetch).map(Ok),
+            Permit::Leave(until) => Some(Err(until)),
+        };
         match sent {
             Some(Ok(token)) => {
                 self.fetch = Some((token, fetch.issuer));
@@ -595,51 +560,36 @@ impl Request {
             // Another worker fetches these keys: held until they come (or it fails).
             Some(Err(until)) => {
                 shared.sharing.watch(fetch.issuer, until);
-                shared
-                    .held
-                    .borrow_mut()
-                    .or_default(fetch.issuer)
-                    .push(self.parked());
-                Next::Act(Action::Pause)
+                Next::LeftToAnother
             }
             // Decided again without waiting: the exchange has had its one fetch.
             None => Next::Again(fetch.issuer),
         }
     }
 
-    /// An introspection call the gateway asks for: sent by this request, or, for a request
-    /// woken by the root context, sent with the root context as the effective one (the
-    /// host ties the call to it) and this request parked on it like any other.
+    /// An introspection call the gateway asks for: sent by this request, or, for a deferred
+    /// request fed again by the root context, sent with the root context as the effective
+    /// one (the host ties the call to it; the gateway parks the request on it).
     fn on_introspection_call(&mut self, shared: &Shared, call: &IntrospectionCall<'_>) -> Next {
-        match self.woken {
-            Woken::No => match dispatch_introspection(call) {
+        if !shared.feeding_deferred.get() {
+            return match dispatch_introspection(call) {
                 Some(token) => {
                     self.introspection = Some((token, call.ticket, call.issuer));
                     Next::Act(Action::Pause)
                 }
                 None => Next::Unsent(call.ticket, call.issuer),
-            },
-            Woken::ByRoot => {
-                let _ = proxy_wasm::hostcalls::set_effective_context(shared.root_id);
-                let sent = dispatch_introspection(call);
-                let _ = proxy_wasm::hostcalls::set_effective_context(self.context_id);
-                match sent {
-                    Some(token) => {
-                        let (ticket, issuer) = (call.ticket, call.issuer);
-                        shared.root_calls.borrow_mut().push((token, ticket, issuer));
-                        shared
-                            .parked
-                            .borrow_mut()
-                            .or_default(ticket)
-                            .push(self.parked());
-                        Next::Act(Action::Pause)
-                    }
-                    None => Next::Unsent(call.ticket, call.issuer),
-                }
+            };
+        }
+        let _ = proxy_wasm::hostcalls::set_effective_context(shared.root_id);
+        let sent = dispatch_introspection(call);
+        let _ = proxy_wasm::hostcalls::set_effective_context(self.context_id);
+        match sent {
+            Some(token) => {
+                let (ticket, issuer) = (call.ticket, call.issuer);
+                shared.root_calls.borrow_mut().push((token, ticket, issuer));
+                Next::Act(Action::Pause)
             }
-            // The call it waited on went away with its sender: its own call is left to the
-            // root context's next tick (the ticket handed here is given up).
-            Woken::ByAnother => Next::Orphaned,
+            None => Next::Unsent(call.ticket, call.issuer),
         }
     }
 
@@ -666,22 +616,8 @@ impl Request {
         let next = match gateway.on_request_headers(&mut self.exchange, &pairs, now) {
             Step::Wait(fetch) => self.on_key_fetch(&shared, &fetch, now),
             Step::Introspect(call) => self.on_introspection_call(&shared, &call),
-            Step::Hold(issuer) => {
-                shared
-                    .held
-                    .borrow_mut()
-                    .or_default(issuer)
-                    .push(self.parked());
-                Next::Act(Action::Pause)
-            }
-            Step::Park(ticket) => {
-                shared
-                    .parked
-                    .borrow_mut()
-                    .or_default(ticket)
-                    .push(self.parked());
-                Next::Act(Action::Pause)
-            }
+            // The gateway keeps it waiting and says when to feed it again.
+            Step::Hold(_) | Step::Park(_) | Step::Defer => Next::Act(Action::Pause),
             // proxy-wasm hosts hand a body only to a filter that let the headers go on
             // (Envoy turns a paused header phase into "stop all"), so the upstream gets
             // the headers now; the body waits in the filter until it is judged, and a
@@ -697,9 +633,8 @@ impl Request {
         if let Next::KeysShared(issuer) = next {
             shared.sharing.install_instead(&mut gateway, issuer);
         }
-        if let Next::Orphaned = next {
-            gateway.on_introspection_deferred(&mut self.exchange);
-            shared.orphans.borrow_mut().push(self.parked());
+        if let Next::LeftToAnother = next {
+            gateway.on_fetch_left_to_another(&mut self.exchange);
         }
         if let Next::Again(issuer) = next {
             shared.fetched(&mut gateway, issuer, None);
@@ -714,23 +649,24 @@ impl Request {
     fn follow(&mut self, shared: &Shared, next: Next) -> Action {
         match next {
             Next::Act(action) => action,
-            Next::Orphaned => Action::Pause,
+            Next::LeftToAnother => Action::Pause,
             // The rerun finds the keys, or fetches (the record is taken as seen), or is
             // decided without them if it may not.
             Next::KeysShared(_) => {
-                shared.wake_held();
+                shared.feed_ready();
                 let _ = proxy_wasm::hostcalls::set_effective_context(self.context_id);
                 self.run()
             }
             Next::Again(_) => {
                 // Those held for this request's fetch are fed again first.
-                shared.wake_held();
+                shared.feed_ready();
                 let _ = proxy_wasm::hostcalls::set_effective_context(self.context_id);
                 self.run()
             }
             Next::Unsent(ticket, issuer) => {
                 shared.introspected(ticket, issuer, None);
-                shared.wake(ticket);
+                shared.feed_ready();
+                let _ = proxy_wasm::hostcalls::set_effective_context(self.context_id);
                 self.run()
             }
             Next::ReadBody(headers) => {
@@ -834,6 +770,7 @@ impl Request {
             | Step::Hold(_)
             | Step::Introspect(_)
             | Step::Park(_)
+            | Step::Defer
             | Step::ReadBody { .. } => {
                 self.fail_closed("the gateway asked for a fetch or the body after the body")
             }
@@ -886,7 +823,7 @@ impl Request {
                 let shared = Rc::clone(&self.shared);
                 shared.introspected(ticket, issuer, answer);
                 self.resume_after("introspection");
-                shared.wake(ticket);
+                shared.feed_ready();
                 let _ = proxy_wasm::hostcalls::set_effective_context(self.context_id);
                 return;
             }
@@ -904,7 +841,7 @@ impl Request {
             shared.fetched(&mut gateway, issuer, answer);
         }
         self.resume_after("the key re-fetch");
-        shared.wake_held();
+        shared.feed_ready();
         let _ = proxy_wasm::hostcalls::set_effective_context(self.context_id);
     }
 
@@ -921,30 +858,23 @@ impl Request {
 
 impl Drop for Request {
     fn drop(&mut self) {
-        // The request went away while waiting for a call; the host cancels the call, and
-        // the requests parked on an introspection it sent are fed again.
+        // The request went away, perhaps while waiting: the host cancels a call it sent, and
+        // the gateway forgets it and readies the requests parked on its introspection.
         let fetch = self.fetch.take();
-        let fetched = fetch.is_some();
-        let waited = fetched || self.introspection.take().is_some();
-        if !waited {
+        self.introspection = None;
+        self.shared.requests.borrow_mut().remove(&self.context_id);
+        let Ok(mut gateway) = self.shared.gateway.try_borrow_mut() else {
             return;
-        }
-        let abandoned = match self.shared.gateway.try_borrow_mut() {
-            Ok(mut gateway) => {
-                // The host cancels the fetch: its lease ends as a failure would.
-                if let (Some((_, issuer)), Some(now)) = (fetch, now()) {
-                    self.shared.sharing.fetched(&gateway, issuer, None, now);
-                }
-                gateway.on_abandoned(&mut self.exchange)
-            }
-            Err(_) => None,
         };
-        if let Some(ticket) = abandoned {
-            self.shared.wake(ticket);
+        // The host cancels the fetch: its lease ends as a failure would.
+        // (The clock is read only then: most requests end without a fetch of their own.)
+        let now = fetch.and_then(|_| now());
+        if let (Some((_, issuer)), Some(now)) = (fetch, now) {
+            self.shared.sharing.fetched(&gateway, issuer, None, now);
         }
-        if fetched {
-            self.shared.wake_held();
-        }
+        gateway.on_abandoned(&mut self.exchange);
+        drop(gateway);
+        self.shared.feed_ready();
     }
 }
 

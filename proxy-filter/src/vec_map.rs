@@ -41,25 +41,6 @@ impl<K: PartialEq + Copy, V> VecMap<K, V> {
         Some(self.entries.swap_remove(at).1)
     }
 
-    /// The value of `key`, made the default first if it has none.
-    pub(crate) fn or_default(&mut self, key: K) -> &mut V
-    where
-        V: Default,
-    {
-        let at = match self.entries.iter().position(|(k, _)| *k == key) {
-            Some(at) => at,
-            None => {
-                self.entries.push((key, V::default()));
-                self.entries.len() - 1
-            }
-        };
-        &mut self.entries[at].1
-    }
-
-    pub(crate) fn keys(&self) -> impl Iterator<Item = &K> {
-        self.entries.iter().map(|(k, _)| k)
-    }
-
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.entries.iter().map(|(k, v)| (k, v))
     }
@@ -84,14 +65,10 @@ mod tests {
         assert_eq!(map.insert(2, "b"), None);
         assert_eq!(map.insert(1, "c"), Some("a"));
         assert_eq!(map.get(&1), Some(&"c"));
-        assert_eq!(map.keys().count(), 2);
+        assert_eq!(map.iter().count(), 2);
         assert_eq!(map.remove(&1), Some("c"));
         assert_eq!(map.remove(&1), None);
-        let mut lists: VecMap<u8, Vec<u8>> = VecMap::new();
-        lists.or_default(7).push(1);
-        lists.or_default(7).push(2);
-        assert_eq!(lists.get(&7), Some(&vec![1, 2]));
-        lists.clear();
-        assert!(lists.is_empty());
+        map.clear();
+        assert!(map.is_empty());
     }
 }

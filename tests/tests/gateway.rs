@@ -5,7 +5,7 @@
 // A test: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use scopegate_core::gateway::{Count, Exchange, Gateway, Step};
+use scopegate_core::gateway::{Count, Exchange, Gateway, RequestId, Step};
 use scopegate_core::{Policy, UnixTime};
 use scopegate_tests::{example_policy_with_remote_keys, mint, read_token_claims, TestKeys};
 use serde_json::{json, Value};
@@ -733,18 +733,27 @@ fn concurrent_requests_with_one_token_wait_on_one_introspection_call() {
         panic!("expected an introspection call")
     };
     let (ticket, issuer) = (call.ticket, call.issuer);
-    let mut parked: Vec<Exchange> = (0..3).map(|_| Exchange::default()).collect();
+    let mut parked: Vec<Exchange> = (1..4)
+        .map(|id| Exchange::default().for_request(RequestId(id)))
+        .collect();
     for exchange in &mut parked {
         let step = gw.on_request_headers(exchange, &request, UnixTime(NOW));
         assert!(matches!(step, Step::Park(t) if t == ticket), "{step:?}");
     }
-    // The first request goes away: its call is forgotten and the parked ones fed again.
-    assert_eq!(gw.on_abandoned(&mut first), Some(ticket));
-    assert_eq!(
-        gw.on_abandoned(&mut parked[2]),
-        None,
-        "a parked request sent no call"
+    assert!(
+        gw.take_ready(UnixTime(NOW)).is_empty(),
+        "the call is in flight"
     );
+    // The third parked request goes away: it is never handed back.
+    gw.on_abandoned(&mut parked[2]);
+    // The first request goes away: its call is forgotten and the parked ones are ready.
+    gw.on_abandoned(&mut first);
+    assert_eq!(gw.take_ready(UnixTime(NOW)), [RequestId(1), RequestId(2)]);
+    // Fed again from the event of the request gone, one that needs a call of its own is
+    // deferred to the timer, where it sends it.
+    let step = gw.on_request_headers(&mut parked[0], &request, UnixTime(NOW));
+    assert!(matches!(step, Step::Defer), "{step:?}");
+    assert_eq!(gw.take_deferred(), [RequestId(1)]);
     let Step::Introspect(retry) = gw.on_request_headers(&mut parked[0], &request, UnixTime(NOW))
     else {
         panic!("expected a new call")
@@ -760,6 +769,8 @@ fn concurrent_requests_with_one_token_wait_on_one_introspection_call() {
         Ok((200, answer.as_bytes())),
         UnixTime(NOW),
     );
+    // The timer's call belongs to no request: both wait for it as parked ones.
+    assert_eq!(gw.take_ready(UnixTime(NOW)), [RequestId(1), RequestId(2)]);
     // The late answer of the abandoned call changes nothing.
     let _ = gw.on_introspection_answer(
         ticket,
@@ -776,9 +787,9 @@ fn concurrent_requests_with_one_token_wait_on_one_introspection_call() {
     let token = "Bearer opaque-3";
     let other = headers("/api/resources", &[("authorization", token)]);
     let _ = gw.on_request_headers(&mut impatient, &other, UnixTime(NOW));
-    let _ = gw.on_abandoned(&mut impatient);
+    gw.on_abandoned(&mut impatient);
     let _ = gw.on_request_headers(&mut impatient, &other, UnixTime(NOW));
-    let _ = gw.on_abandoned(&mut impatient);
+    gw.on_abandoned(&mut impatient);
     let step = gw.on_request_headers(&mut impatient, &other, UnixTime(NOW));
     assert_eq!(status(&step), Some(401), "{step:?}");
 }
@@ -1179,16 +1190,33 @@ fn an_unknown_token_over_the_introspection_budget_gets_503_and_kept_ones_pass() 
     .is_err());
 }
 
-/// A call the host defers (it cannot send it from the event at hand) is given up without
-/// spending one of the request's stops, so the request fed again later sends its own.
+/// A request fed again from another's event that needs a call is deferred to the timer
+/// without spending one of its stops, however often that happens.
 #[test]
-fn a_deferred_introspection_call_is_sent_again_later() {
+fn a_deferred_introspection_call_is_sent_from_the_timer() {
     let mut gw = introspecting_gateway(json!({}));
-    let request = headers("/api/resources", &[("authorization", "Bearer opaque-3")]);
-    let mut exchange = Exchange::default();
-    for _ in 0..4 {
-        let step = gw.on_request_headers(&mut exchange, &request, UnixTime(NOW));
+    for round in 0..4 {
+        // A token per round: the timer's call of the round before is still in flight.
+        let token = format!("Bearer opaque-deferred-{round}");
+        let request = headers("/api/resources", &[("authorization", &token)]);
+        let mut sender = Exchange::default().for_request(RequestId(100 + round));
+        let step = gw.on_request_headers(&mut sender, &request, UnixTime(NOW));
         assert!(matches!(step, Step::Introspect(_)), "{step:?}");
-        gw.on_introspection_deferred(&mut exchange);
+        let mut parked = Exchange::default().for_request(RequestId(round));
+        let step = gw.on_request_headers(&mut parked, &request, UnixTime(NOW));
+        assert!(matches!(step, Step::Park(_)), "{step:?}");
+        gw.on_abandoned(&mut sender);
+        assert_eq!(gw.take_ready(UnixTime(NOW)), [RequestId(round)]);
+        let step = gw.on_request_headers(&mut parked, &request, UnixTime(NOW));
+        assert!(matches!(step, Step::Defer), "{step:?}");
+        assert!(gw.has_deferred());
+        assert_eq!(gw.take_deferred(), [RequestId(round)]);
+        let step = gw.on_request_headers(&mut parked, &request, UnixTime(NOW));
+        assert!(
+            matches!(step, Step::Introspect(_)),
+            "round {round}: {step:?}"
+        );
+        gw.on_abandoned(&mut parked);
+        assert!(!gw.has_waiting(), "round {round}");
     }
 }

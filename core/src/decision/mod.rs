@@ -141,7 +141,7 @@ pub struct Allow<'p> {
     /// The matched route, by position in the policy.
     pub route: Option<usize>,
     /// Headers to add to the upstream request (verified claims). The host removes
-    /// [`Policy::forwarded_headers`] from every request first.
+    /// [`Policy::forwarded_headers`](crate::Policy::forwarded_headers) from every request first.
     pub headers: Vec<(&'p str, String)>,
 }
 
