@@ -772,12 +772,28 @@ impl Gateway {
     /// [`Gateway::on_request_headers`], in its own context.
     ///
     /// ```
-    /// use scopegate_core::gateway::Gateway;
+    /// use scopegate_core::gateway::{Exchange, Gateway, RequestId, Step};
     /// use scopegate_core::{Policy, UnixTime};
     /// let policy = Policy::from_json(r#"{"version": 1, "realm": "api",
-    ///   "routes": [{"path": "/health", "public": true}]}"#)?;
+    ///   "issuers": [{"issuer": "https://idp", "audiences": ["api"], "algorithms": ["ES256"],
+    ///                "jwks_uri": "http://127.0.0.1:9000/jwks", "jwks_cluster": "idp"}],
+    ///   "routes": [{"path": "/admin", "require": "admin"}]}"#)?;
     /// let mut gateway = Gateway::new(policy);
-    /// assert!(gateway.take_ready(UnixTime(1_767_000_000)).is_empty());
+    /// let now = UnixTime(1_767_000_000);
+    /// // The start fetch is in flight: a request for those keys is held for it.
+    /// assert_eq!(gateway.on_tick(now).len(), 1);
+    /// let token = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0.\
+    ///     eyJpc3MiOiJodHRwczovL2lkcCIsImF1ZCI6ImFwaSIsInN1YiI6ImEiLCJleHAiOjE3NjcwMDM2MDB9.c2ln";
+    /// let auth = format!("Bearer {token}");
+    /// let headers = [(&b":method"[..], &b"GET"[..]), (b":path", b"/admin"),
+    ///                (b"authorization", auth.as_bytes())];
+    /// let mut exchange = Exchange::default().for_request(RequestId(7));
+    /// let step = gateway.on_request_headers(&mut exchange, &headers, now);
+    /// assert!(matches!(step, Step::Hold(0)), "{step:?}");
+    /// assert!(gateway.take_ready(now).is_empty(), "still in flight");
+    /// // The fetch failed: request 7 is fed again (and refused, as there are no keys).
+    /// let _ = gateway.on_fetch_answer(0, Err(()), now);
+    /// assert_eq!(gateway.take_ready(now), [RequestId(7)]);
     /// # Ok::<(), scopegate_core::PolicyError>(())
     /// ```
     pub fn take_ready(&mut self, now: UnixTime) -> Vec<RequestId> {
