@@ -25,7 +25,7 @@ mod nonce;
 mod replay;
 
 pub use error::ProofError;
-pub use nonce::NonceRules;
+pub use nonce::{NonceAge, NonceRules};
 pub use replay::{first_use_shared, ProofId, ReplayCache};
 
 /// Proof algorithms accepted when the policy does not say (`dpop.algorithms`).
@@ -185,10 +185,11 @@ impl DpopRules {
         let mut nonce_stale = false;
         if let Some(nonces) = &self.nonce {
             match claims.get("nonce").and_then(Value::as_str) {
-                Some(nonce) if nonces.accepts(nonce, now) => {
-                    nonce_stale = !nonces.is_current(nonce, now);
-                }
-                _ => return Err(ProofError::UseNonce(nonces.issue(now))),
+                Some(nonce) => match nonces.age(nonce, now) {
+                    Some(age) => nonce_stale = age == NonceAge::Previous,
+                    None => return Err(ProofError::UseNonce(nonces.issue(now))),
+                },
+                None => return Err(ProofError::UseNonce(nonces.issue(now))),
             }
         }
         let ath = text("ath")?;

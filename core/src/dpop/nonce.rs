@@ -28,6 +28,15 @@ impl fmt::Debug for NonceRules {
     }
 }
 
+/// Which window a nonce the gateway accepts was issued in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NonceAge {
+    /// This window: the nonce the gateway hands out now.
+    Current,
+    /// The previous one: accepted, and the answer hands out the current one (RFC 9449 §8.2).
+    Previous,
+}
+
 /// Bytes of the HMAC kept in a nonce: 128 bits cannot be guessed.
 const TAG_LEN: usize = 16;
 
@@ -39,19 +48,30 @@ impl NonceRules {
 
     /// Is `nonce` the one handed out at `now` (not the previous window's)?
     pub fn is_current(&self, nonce: &str, now: crate::time::UnixTime) -> bool {
-        !nonce.is_empty() && constant_time_eq(nonce.as_bytes(), self.issue(now).as_bytes())
+        self.age(nonce, now) == Some(NonceAge::Current)
     }
 
     /// Was `nonce` issued in this window or the previous one? Never, without a secret (an
     /// unread one, or a build without SHA-256): no nonce is made then, and none accepted.
     pub fn accepts(&self, nonce: &str, now: crate::time::UnixTime) -> bool {
+        self.age(nonce, now).is_some()
+    }
+
+    /// Which window issued `nonce`, if it is accepted at `now` (see
+    /// [`NonceRules::accepts`]); each window's HMAC is computed at most once.
+    pub fn age(&self, nonce: &str, now: crate::time::UnixTime) -> Option<NonceAge> {
         if nonce.is_empty() {
-            return false;
+            return None;
         }
         let window = now.0 / self.lifetime;
-        [window, window.saturating_sub(1)]
-            .iter()
-            .any(|w| constant_time_eq(nonce.as_bytes(), self.nonce_of(*w).as_bytes()))
+        let issued_in = |w: u64| constant_time_eq(nonce.as_bytes(), self.nonce_of(w).as_bytes());
+        if issued_in(window) {
+            Some(NonceAge::Current)
+        } else if window > 0 && issued_in(window - 1) {
+            Some(NonceAge::Previous)
+        } else {
+            None
+        }
     }
 
     #[cfg(feature = "hmac")]
