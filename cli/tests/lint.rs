@@ -150,6 +150,24 @@ fn each_warning_rule() {
     assert!(!rules(&findings)
         .iter()
         .any(|(r, _)| *r == "unknowable-scope"));
+
+    // An entry of `resources` without `audiences` accepts its own URL: nothing to warn
+    // about; with audiences that leave its URL out, a warning on them.
+    let mut policy: Value = serde_json::from_str(WARNED).unwrap();
+    policy["resources"] = json!([
+        {"resource": "https://gw.example/mcp"},
+        {"resource": "https://gw.example/api", "audiences": ["orders-api"]}
+    ]);
+    let file = dir.write("resources.json", &policy.to_string());
+    let (_, findings) = lint_json(&file, &[]);
+    let audience: Vec<_> = rules(&findings)
+        .into_iter()
+        .filter(|(r, _)| *r == "audience-not-resource")
+        .collect();
+    assert_eq!(
+        audience,
+        [("audience-not-resource", "resources[1].audiences")]
+    );
 }
 
 /// Every policy document under `examples/` (a JSON file with `version` and `routes`, outside

@@ -349,8 +349,9 @@ fn audience_warnings(
                     ),
                 ));
             }
-            (_, Some(_)) => {}
-            (_, None) => {
+            // An entry of `resources` without `audiences` accepts its own URL.
+            (_, Some(_)) | (Some(_), None) => {}
+            (None, None) => {
                 for (index, issuer) in policy.issuers.iter().enumerate() {
                     if issuer.audiences.iter().any(|a| same(a, url)) {
                         continue;
