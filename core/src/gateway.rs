@@ -53,7 +53,6 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::cache::TokenCache;
 use crate::decision::{AllowReason, DenyReason};
 use crate::decision::{Decision, Denial, LocalResponse, Served};
 use crate::dpop::{first_use_shared, ProofId, ReplayCache};
@@ -65,8 +64,10 @@ use crate::shared_memory::SharedMemory;
 use crate::time::UnixTime;
 use crate::token::{Principal, TokenError};
 
+mod cache;
 mod waiting;
 
+use cache::TokenCache;
 pub use waiting::RequestId;
 use waiting::{Resumed, Waiting};
 

@@ -51,7 +51,6 @@ extern crate std;
 
 mod acr;
 mod algorithm;
-pub mod cache;
 pub mod challenge;
 pub mod client;
 pub mod decision;
@@ -70,7 +69,7 @@ pub mod mcp;
 pub mod path;
 pub mod policy;
 pub mod refresh;
-pub mod request;
+mod request;
 pub mod route;
 pub mod scope;
 #[cfg(feature = "hmac")]
@@ -78,7 +77,7 @@ pub mod shared_keys;
 pub mod shared_memory;
 #[cfg(feature = "hmac")]
 mod sign;
-pub mod time;
+mod time;
 pub mod token;
 #[cfg(feature = "hmac")]
 mod verify;

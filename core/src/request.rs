@@ -125,13 +125,8 @@ impl<'a> Request<'a> {
 /// A SHA-256 digest written as 64 hex digits, as Envoy's
 /// `connection.sha256_peer_certificate_digest` gives the client certificate's; `None` for
 /// anything else.
-///
-/// ```
-/// use scopegate_core::request::sha256_from_hex;
-/// assert_eq!(sha256_from_hex(&[b'a'; 64]), Some([0xaa; 32]));
-/// assert_eq!(sha256_from_hex(b"aa"), None);
-/// ```
-pub fn sha256_from_hex(hex: &[u8]) -> Option<[u8; 32]> {
+#[cfg(feature = "hmac")]
+pub(crate) fn sha256_from_hex(hex: &[u8]) -> Option<[u8; 32]> {
     fn digit(byte: u8) -> Option<u8> {
         (byte as char)
             .to_digit(16)
@@ -243,7 +238,7 @@ impl fmt::Display for RequestHeader {
 /// byte sequence.
 ///
 /// ```
-/// use scopegate_core::request::{RequestHeader, RequestReader};
+/// use scopegate_core::{RequestHeader, RequestReader};
 /// let pairs: [(&[u8], &[u8]); 4] = [
 ///     (b":method", b"GET"),
 ///     (b":path", b"/api/public/docs"),
@@ -344,6 +339,13 @@ impl<'a> RequestReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(feature = "hmac")]
+    fn a_certificate_digest_is_64_hex_digits() {
+        assert_eq!(sha256_from_hex(&[b'a'; 64]), Some([0xaa; 32]));
+        assert_eq!(sha256_from_hex(b"aa"), None);
+    }
 
     #[test]
     fn every_byte_in_every_header_is_read_or_refused() {

@@ -5,8 +5,8 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::rc::Rc;
 
-use crate::cache::{fingerprint, same_token, Fingerprint};
 use crate::time::UnixTime;
+use crate::token::fingerprint::{fingerprint, same_token, Fingerprint};
 use crate::token::{Principal, TokenError};
 
 /// How long a failed call's answer is kept: the requests that waited on it read it, and a
@@ -39,8 +39,9 @@ pub enum Known {
 /// Introspection answers by token, bounded; the entry expiring first makes room.
 ///
 /// Entries are found by the token cache's fingerprint and hold the token, so only the very
-/// same token text reads an answer (see [`crate::cache`]); the maps are of the same types
-/// as the token cache's, which keeps the filter from carrying a second copy of their code.
+/// same token text reads an answer, as in the gateway's token cache; the maps are of the
+/// same types as the token cache's, which keeps the filter from carrying a second copy of
+/// their code.
 ///
 /// ```
 /// use scopegate_core::introspection::{Answers, Known};

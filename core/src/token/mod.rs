@@ -20,6 +20,7 @@ mod bearer;
 mod claims;
 pub(crate) mod decode;
 pub(crate) mod error;
+pub(crate) mod fingerprint;
 pub mod jwt_authn;
 mod signature;
 
