@@ -8,6 +8,8 @@
 //!
 //! The core is built without signature verifiers (`default-features = false`): the browser
 //! package decodes and pre-checks tokens, and never verifies a signature. The gateway does.
+//! Nor with `server-sections`: the policy's keys, secrets, introspection credentials and
+//! DPoP nonces are skipped unread.
 //!
 //! The exports' doc comments are copied into the generated JS glue, so the examples live
 //! here (success paths only: an error is a `JsValue`, which exists only on wasm32):
