@@ -8,6 +8,8 @@
 //!
 //! The core is built without signature verifiers (`default-features = false`): the browser
 //! package decodes and pre-checks tokens, and never verifies a signature. The gateway does.
+//! Nor with `server-sections`: the policy's keys, secrets, introspection credentials and
+//! DPoP nonces are skipped unread.
 //!
 //! The exports' doc comments are copied into the generated JS glue, so the examples live
 //! here (success paths only: an error is a `JsValue`, which exists only on wasm32):
@@ -50,7 +52,8 @@ use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 
 /// An error for the JS layer: `{"code": ..., "message": ..., ...details}` as a JS string.
-fn error(code: &str, message: impl core::fmt::Display, details: Value) -> JsValue {
+/// (`message` as `&dyn Display`: one copy of this function, not one per message type.)
+fn error(code: &str, message: &dyn core::fmt::Display, details: Value) -> JsValue {
     let mut body = json!({"code": code, "message": message.to_string()});
     if let (Some(body), Value::Object(details)) = (body.as_object_mut(), details) {
         body.extend(details);
@@ -59,7 +62,7 @@ fn error(code: &str, message: impl core::fmt::Display, details: Value) -> JsValu
 }
 
 fn to_json(value: &impl Serialize) -> Result<String, JsValue> {
-    serde_json::to_string(value).map_err(|e| error("internal", e, Value::Null))
+    serde_json::to_string(value).map_err(|e| error("internal", &e, Value::Null))
 }
 
 fn strs(values: &[String]) -> Vec<&str> {
@@ -80,14 +83,14 @@ fn target_and_time(url: &str, now: f64) -> Result<(std::borrow::Cow<'_, str>, Un
     let Some(target) = request_target(url) else {
         return Err(error(
             "invalid_argument",
-            format_args!("`{url}` is neither a path starting with / nor an absolute URL"),
+            &format_args!("`{url}` is neither a path starting with / nor an absolute URL"),
             Value::Null,
         ));
     };
     if !(now.is_finite() && now >= 0.0) {
         return Err(error(
             "invalid_argument",
-            "`now` must be a non-negative number of seconds since 1970",
+            &"`now` must be a non-negative number of seconds since 1970",
             Value::Null,
         ));
     }
@@ -353,7 +356,7 @@ pub fn read_denial(
 pub fn normalize_path(target: &str) -> Result<String, JsValue> {
     normalize(target)
         .map(|path| path.into_owned())
-        .map_err(|err| error("invalid_path", err, json!({"reason": err.code()})))
+        .map_err(|err| error("invalid_path", &err, json!({"reason": err.code()})))
 }
 
 /// Is `scope` a valid scope token (RFC 6749 §3.3)?

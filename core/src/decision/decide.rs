@@ -97,12 +97,13 @@ impl Policy {
     ///
     /// A DPoP proof is not looked at: the client makes one for each request it sends.
     pub fn precheck<'p>(&'p self, request: &Request<'_>, now: UnixTime) -> Decision<'p> {
-        self.decide_inner(
+        // No proof is checked: a const parameter, so that this build of the decision (the
+        // only one the browser package links) carries no DPoP proof checking at all.
+        self.decide_inner::<_, _, _, false>(
             request,
             now,
-            |token| token::authenticate(self, token, Signature::Trust, now),
+            |token| token::authenticate_trusted(self, token, now),
             |_| true,
-            false,
         )
     }
 
@@ -143,7 +144,7 @@ impl Policy {
         token: &str,
         now: UnixTime,
     ) -> Result<Principal, TokenError> {
-        token::authenticate(self, token, Signature::Trust, now)
+        token::authenticate_trusted(self, token, now)
     }
 
     /// Decides a request with a caller-supplied token validation, so that a host can put a
@@ -180,16 +181,15 @@ impl Policy {
         F: FnOnce(&str) -> Result<P, TokenError>,
         R: FnOnce(&ProofId) -> bool,
     {
-        self.decide_inner(request, now, authenticate, first_use, true)
+        self.decide_inner::<_, _, _, true>(request, now, authenticate, first_use)
     }
 
-    fn decide_inner<'p, P, F, R>(
+    fn decide_inner<'p, P, F, R, const CHECK_PROOFS: bool>(
         &'p self,
         request: &Request<'_>,
         now: UnixTime,
         authenticate: F,
         first_use: R,
-        check_proofs: bool,
     ) -> Decision<'p>
     where
         P: Borrow<Principal>,
@@ -227,15 +227,7 @@ impl Policy {
         };
         let principal: &Principal = principal.borrow();
         let held = if self.audience_fits(&path, principal) {
-            self.possession(
-                request,
-                scheme,
-                token,
-                principal,
-                now,
-                first_use,
-                check_proofs,
-            )
+            self.possession::<R, CHECK_PROOFS>(request, scheme, token, principal, now, first_use)
         } else {
             Err(TokenError::WrongAudience)
         };
@@ -422,8 +414,7 @@ impl Policy {
     /// its proof: a DPoP proof for `cnf.jkt` (checked here, and `first_use` asked about
     /// replay), the client certificate for `cnf.x5t#S256`. A token sent as `DPoP` must be
     /// bound to a DPoP key; a bearer token may be refused by `dpop.required`.
-    #[allow(clippy::too_many_arguments)]
-    fn possession<R: FnOnce(&ProofId) -> bool>(
+    fn possession<R: FnOnce(&ProofId) -> bool, const CHECK_PROOFS: bool>(
         &self,
         request: &Request<'_>,
         scheme: AuthScheme,
@@ -431,7 +422,6 @@ impl Policy {
         principal: &Principal,
         now: UnixTime,
         first_use: R,
-        check_proofs: bool,
     ) -> Result<(), TokenError> {
         let confirmation = principal.confirmation.as_ref();
         let (AuthScheme::Dpop, Some(rules)) = (scheme, &self.dpop) else {
@@ -450,7 +440,7 @@ impl Policy {
         let Some(Confirmation::DpopKey(jkt)) = confirmation else {
             return Err(TokenError::NotDpopBound);
         };
-        if !check_proofs {
+        if !CHECK_PROOFS {
             return Ok(());
         }
         let proof = single_proof(request.dpop).map_err(TokenError::Proof)?;

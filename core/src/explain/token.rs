@@ -388,6 +388,8 @@ fn known_kids(policy: &Policy, issuer: usize, keys: Option<&KeyStore>) -> Option
         KeySource::SecretOnly => return Some(Vec::new()),
         // jwt_authn's provider holds them.
         KeySource::JwtAuthn(_) => return None,
+        #[cfg(not(feature = "server-sections"))]
+        KeySource::Unread => return None,
     };
     Some(
         set.keys()

@@ -100,6 +100,10 @@ pub enum KeySource {
     /// Envoy's `jwt_authn` verifies the tokens (its provider holds the keys) and puts their
     /// payload in the request's metadata under this key (`payload_in_metadata`).
     JwtAuthn(Box<str>),
+    /// Not read: the core is built without the `server-sections` feature (the browser
+    /// package, whose pre-check verifies no signature), which skips keys and secrets.
+    #[cfg(not(feature = "server-sections"))]
+    Unread,
 }
 
 /// A JWKS the host fetches.

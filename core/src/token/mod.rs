@@ -147,6 +147,28 @@ pub(crate) fn authenticate(
     signature: Signature<'_>,
     now: UnixTime,
 ) -> Result<Principal, TokenError> {
+    validate(policy, token, now, |decoded, alg, issuer_index, issuer| {
+        check_signature(policy, decoded, alg, issuer_index, issuer, signature)
+    })
+}
+
+/// [`authenticate`] with [`Signature::Trust`], without the signature code: the pre-check's
+/// one path (the browser package links only this one).
+pub(crate) fn authenticate_trusted(
+    policy: &Policy,
+    token: &str,
+    now: UnixTime,
+) -> Result<Principal, TokenError> {
+    validate(policy, token, now, |_, _, _, _| Ok(()))
+}
+
+/// Every check of [`authenticate`], with `signature` asked last.
+fn validate(
+    policy: &Policy,
+    token: &str,
+    now: UnixTime,
+    signature: impl FnOnce(&UnverifiedToken<'_>, Algorithm, usize, &Issuer) -> Result<(), TokenError>,
+) -> Result<Principal, TokenError> {
     let decoded = decode(token)?;
     let alg = header_algorithm(&decoded)?;
     let claims = &decoded.claims;
@@ -174,6 +196,20 @@ pub(crate) fn authenticate(
     // for another audience, costs no signature arithmetic (nor a key re-fetch for its
     // `kid`). What the claims say is only used once the signature verifies.
     let principal = principal_of_claims(policy, issuer_index, claims, now, true)?;
+    signature(&decoded, alg, issuer_index, issuer)?;
+    Ok(principal)
+}
+
+/// The signature check of [`authenticate`].
+fn check_signature(
+    policy: &Policy,
+    decoded: &UnverifiedToken<'_>,
+    alg: Algorithm,
+    issuer_index: usize,
+    issuer: &Issuer,
+    signature: Signature<'_>,
+) -> Result<(), TokenError> {
+    let claims = &decoded.claims;
     match (signature, &issuer.keys) {
         (Signature::Trust, _) => {}
         // Its payload in the metadata is the signature check; no metadata, or another
@@ -189,7 +225,7 @@ pub(crate) fn authenticate(
         }
         (Signature::Verify(store) | Signature::VerifyOrAskHost(store, _), _) => {
             verify_signature(
-                &decoded,
+                decoded,
                 alg,
                 issuer,
                 issuer_index,
@@ -197,7 +233,7 @@ pub(crate) fn authenticate(
             )?;
         }
     }
-    Ok(principal)
+    Ok(())
 }
 
 /// The principal of a token's claims, from a verified JWT or an introspection answer:

@@ -101,9 +101,15 @@ function patched(base, set) {
 
 test('policies.json: loading, with the JSON path of every error', () => {
   const file = vectors('policies.json');
+  let serverOnly = 0;
   for (const c of file.cases) {
     const got = outcome(() => Policy.fromJson(JSON.stringify(patched(file.base, c.set))));
-    if (c.ok !== undefined) {
+    if (c.server_only) {
+      // The error is in a member only a gateway reads (keys, secrets, the introspection
+      // endpoint and credentials, DPoP nonces): the package skips those unread.
+      assert.ok(got.ok instanceof Policy, `${c.name}: ${got.err?.message}`);
+      serverOnly++;
+    } else if (c.ok !== undefined) {
       assert.ok(got.ok instanceof Policy, `${c.name}: ${got.err?.message}`);
     } else {
       assert.equal(got.err?.code, 'invalid_policy', c.name);
@@ -112,6 +118,7 @@ test('policies.json: loading, with the JSON path of every error', () => {
     }
   }
   assert.ok(file.cases.length >= 35);
+  assert.ok(serverOnly < file.cases.length / 4, `${serverOnly} server_only cases`);
 });
 
 function checkOf(policy, request, now) {

@@ -91,7 +91,11 @@ pub(super) fn compile_dpop(doc: &DpopDocument) -> Result<DpopRules, PolicyError>
         None => None,
         Some(origin) => Some(compile_origin(origin)?),
     };
-    let nonce = doc.nonce.as_ref().map(compile_nonce).transpose()?;
+    // Without `server-sections` (the browser package) `nonce` is never read.
+    let nonce = match &doc.nonce {
+        Some(nonce) if cfg!(feature = "server-sections") => Some(compile_nonce(nonce)?),
+        _ => None,
+    };
     Ok(DpopRules {
         nonce,
         algs: algs.join(" ").into(),

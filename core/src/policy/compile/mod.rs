@@ -14,6 +14,8 @@ use crate::scope::{is_valid_scope, ScopeError, ScopeRules};
 mod dpop;
 mod introspection;
 mod issuer;
+#[cfg(feature = "server-sections")]
+mod keys;
 mod mcp;
 mod requirement;
 mod resource;
@@ -110,10 +112,14 @@ fn compile_issuers(doc: &PolicyDocument) -> Result<Vec<Issuer>, PolicyError> {
                 format!("issuer `{}` is listed twice", issuer.issuer),
             ));
         }
+        let introspects = issuer.introspection.is_some();
         let issuer = compile_issuer(&path, issuer)?;
-        // An opaque token names no issuer: one endpoint must be the one to ask.
-        if issuer.introspection.is_some()
-            && issuers.iter().any(|i: &Issuer| i.introspection.is_some())
+        // An opaque token names no issuer: one endpoint must be the one to ask. (Read from
+        // the document: without `server-sections` the endpoints are not compiled.)
+        if introspects
+            && doc.issuers[..index]
+                .iter()
+                .any(|i| i.introspection.is_some())
         {
             return Err(PolicyError::new(
                 format!("{path}.introspection"),

@@ -124,8 +124,8 @@ pub(super) fn finish_resources(policy: &mut Policy, pending: Vec<PendingResource
     let mut resources = Vec::with_capacity(pending.len());
     for (index, resource) in pending.into_iter().enumerate() {
         let governs = |template: &str| single || governing(&prefixes, template) == Some(index);
-        let scopes = match &resource.scopes_supported {
-            Some(scopes) => scopes.iter().map(String::as_str).collect(),
+        let scopes: Vec<Box<str>> = match &resource.scopes_supported {
+            Some(scopes) => scopes.iter().map(|s| Box::from(s.as_str())).collect(),
             None => route_scopes(policy, governs),
         };
         let servers: Vec<&str> = policy.issuers.iter().map(|i| &*i.issuer).collect();
@@ -158,8 +158,9 @@ fn governing(prefixes: &[String], template: &str) -> Option<usize> {
 }
 
 /// Every literal scope that the routes `governs` accepts can require, sorted, once each.
-fn route_scopes(policy: &Policy, governs: impl Fn(&str) -> bool) -> Vec<&str> {
-    let mut scopes: Vec<&str> = policy
+/// (Boxed, to be sorted by the same code as a token's scopes: `ScopeSet`.)
+fn route_scopes(policy: &Policy, governs: impl Fn(&str) -> bool) -> Vec<Box<str>> {
+    let mut scopes: Vec<Box<str>> = policy
         .routes
         .iter()
         .filter(|route| governs(&route.path))
@@ -172,6 +173,7 @@ fn route_scopes(policy: &Policy, governs: impl Fn(&str) -> bool) -> Vec<&str> {
         })
         .flat_map(|requirement| requirement.alternatives.iter().flatten())
         .filter_map(ScopeTemplate::literal)
+        .map(Box::from)
         .collect();
     scopes.sort_unstable();
     scopes.dedup();

@@ -82,7 +82,7 @@ impl Read for DpopDocument {
             origin: o.optional("origin")?,
             replay_cache_entries: o.optional("replay_cache_entries")?,
             required: o.or("required", false)?,
-            nonce: o.optional("nonce")?,
+            nonce: server_only(|| o.optional("nonce"))?,
         })
     }
 }
@@ -142,12 +142,12 @@ impl Read for IssuerDocument {
             issuer: o.required("issuer")?,
             audiences: o.required("audiences")?,
             algorithms: o.or("algorithms", Vec::new())?,
-            jwks: o.raw("jwks").cloned(),
-            jwks_uri: o.optional("jwks_uri")?,
-            jwks_cluster: o.optional("jwks_cluster")?,
-            jwks_refresh_seconds: o.optional("jwks_refresh_seconds")?,
-            jwks_refetch_seconds: o.optional("jwks_refetch_seconds")?,
-            hmac_secret: o.optional("hmac_secret")?,
+            jwks: server_only(|| Ok(o.raw("jwks").cloned()))?,
+            jwks_uri: server_only(|| o.optional("jwks_uri"))?,
+            jwks_cluster: server_only(|| o.optional("jwks_cluster"))?,
+            jwks_refresh_seconds: server_only(|| o.optional("jwks_refresh_seconds"))?,
+            jwks_refetch_seconds: server_only(|| o.optional("jwks_refetch_seconds"))?,
+            hmac_secret: server_only(|| o.optional("hmac_secret"))?,
             leeway_seconds: o.optional("leeway_seconds")?,
             token_type: o.optional("token_type")?,
             jwt_authn: o.optional("jwt_authn")?,
@@ -191,8 +191,8 @@ impl Read for IntrospectionDocument {
             cluster: o.required("cluster")?,
             auth_method: o.optional("auth_method")?,
             client_id: o.required("client_id")?,
-            client_secret: o.optional("client_secret")?,
-            private_key: o.raw("private_key").cloned(),
+            client_secret: server_only(|| o.optional("client_secret"))?,
+            private_key: server_only(|| Ok(o.raw("private_key").cloned()))?,
             tokens: o.optional("tokens")?,
             cache_seconds: o.optional("cache_seconds")?,
             inactive_cache_seconds: o.optional("inactive_cache_seconds")?,
@@ -201,6 +201,19 @@ impl Read for IntrospectionDocument {
             max_calls_per_second: o.optional("max_calls_per_second")?,
             max_calls_in_flight: o.optional("max_calls_in_flight")?,
         })
+    }
+}
+
+/// A member only a gateway uses (keys, secrets, client credentials): read with the
+/// `server-sections` feature; without it (the browser package) skipped unread, so that its
+/// reading and compiling are not linked and a policy without its secrets loads.
+fn server_only<T>(
+    read: impl FnOnce() -> Result<Option<T>, PolicyError>,
+) -> Result<Option<T>, PolicyError> {
+    if cfg!(feature = "server-sections") {
+        read()
+    } else {
+        Ok(None)
     }
 }
 
