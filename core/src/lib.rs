@@ -57,9 +57,9 @@ pub mod decision;
 pub mod denial;
 pub mod dpop;
 pub mod explain;
-#[cfg(feature = "hmac")]
+#[cfg(feature = "gateway")]
 pub mod gateway;
-#[cfg(feature = "hmac")]
+#[cfg(feature = "gateway")]
 mod hmac;
 pub mod introspection;
 mod json;
@@ -72,14 +72,14 @@ pub mod refresh;
 mod request;
 pub mod route;
 pub mod scope;
-#[cfg(feature = "hmac")]
+#[cfg(feature = "gateway")]
 pub mod shared_keys;
 pub mod shared_memory;
-#[cfg(feature = "hmac")]
+#[cfg(feature = "gateway")]
 mod sign;
 mod time;
 pub mod token;
-#[cfg(feature = "hmac")]
+#[cfg(feature = "gateway")]
 mod verify;
 
 // docs/core.md's Rust examples run as doctests (`cargo test -p scopegate-core --doc`).

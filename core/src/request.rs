@@ -125,7 +125,7 @@ impl<'a> Request<'a> {
 /// A SHA-256 digest written as 64 hex digits, as Envoy's
 /// `connection.sha256_peer_certificate_digest` gives the client certificate's; `None` for
 /// anything else.
-#[cfg(feature = "hmac")]
+#[cfg(feature = "gateway")]
 pub(crate) fn sha256_from_hex(hex: &[u8]) -> Option<[u8; 32]> {
     fn digit(byte: u8) -> Option<u8> {
         (byte as char)
@@ -341,7 +341,7 @@ mod tests {
     use super::*;
 
     #[test]
-    #[cfg(feature = "hmac")]
+    #[cfg(feature = "gateway")]
     fn a_certificate_digest_is_64_hex_digits() {
         assert_eq!(sha256_from_hex(&[b'a'; 64]), Some([0xaa; 32]));
         assert_eq!(sha256_from_hex(b"aa"), None);

@@ -84,7 +84,7 @@ impl DpopRules {
 }
 
 /// What a proof is checked against.
-#[cfg_attr(not(feature = "hmac"), allow(dead_code))]
+#[cfg_attr(not(feature = "gateway"), allow(dead_code))]
 pub(crate) struct ProofContext<'a> {
     pub(crate) method: &'a str,
     /// The request target (`:path`).
@@ -222,7 +222,7 @@ impl DpopRules {
 
 /// The RFC 7638 thumbprint input of a public key: its required members in lexicographic
 /// order, no whitespace. The members were checked to be base64url by `parse_key`.
-#[cfg_attr(not(feature = "hmac"), allow(dead_code))]
+#[cfg_attr(not(feature = "gateway"), allow(dead_code))]
 fn thumbprint_input(jwk: &Map<String, Value>, key_type: KeyType) -> String {
     let member = |name: &str| jwk.get(name).and_then(Value::as_str).unwrap_or("");
     match key_type {
@@ -245,7 +245,7 @@ fn thumbprint_input(jwk: &Map<String, Value>, key_type: KeyType) -> String {
 }
 
 /// What needs SHA-256, built with the verifiers.
-#[cfg(feature = "hmac")]
+#[cfg(feature = "gateway")]
 mod digest {
     use alloc::string::String;
     use base64ct::{Base64UrlUnpadded, Encoding};
@@ -301,7 +301,7 @@ mod digest {
 }
 
 /// Without the verifiers no proof can be checked.
-#[cfg(not(feature = "hmac"))]
+#[cfg(not(feature = "gateway"))]
 mod digest {
     use alloc::string::String;
     use serde_json::{Map, Value};
@@ -341,7 +341,7 @@ mod tests {
         assert_eq!(single_proof(&["a.b.c, d.e.f"]), Err(ProofError::Several));
     }
 
-    #[cfg(feature = "hmac")]
+    #[cfg(feature = "gateway")]
     #[test]
     fn thumbprint_of_rfc_7638_example() {
         use base64ct::{Base64UrlUnpadded, Encoding};

@@ -74,7 +74,7 @@ impl NonceRules {
         }
     }
 
-    #[cfg(feature = "hmac")]
+    #[cfg(feature = "gateway")]
     fn nonce_of(&self, window: u64) -> String {
         use base64ct::{Base64UrlUnpadded, Encoding};
         let mut message = [0u8; 28];
@@ -91,7 +91,7 @@ impl NonceRules {
     }
 
     /// Without SHA-256 (the browser's build, which checks no proof) no nonce is valid.
-    #[cfg(not(feature = "hmac"))]
+    #[cfg(not(feature = "gateway"))]
     fn nonce_of(&self, _: u64) -> String {
         let _ = (&self.secret, TAG_LEN);
         String::new()
@@ -102,7 +102,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-#[cfg(all(test, feature = "hmac"))]
+#[cfg(all(test, feature = "gateway"))]
 mod tests {
     use super::*;
     use crate::time::UnixTime;

@@ -270,14 +270,14 @@ fn bytes(jwk: &Value, name: &'static str) -> Result<Vec<u8>, JwkError> {
         .ok_or((name, "is required: unpadded base64url".into()))
 }
 
-#[cfg(feature = "hmac")]
+#[cfg(feature = "gateway")]
 fn jti_digest(input: &[u8]) -> Option<[u8; 32]> {
     use sha2::{Digest, Sha256};
     Some(Sha256::digest(input).into())
 }
 
 /// Without SHA-256 (no signature feature) nothing is signed either.
-#[cfg(not(feature = "hmac"))]
+#[cfg(not(feature = "gateway"))]
 fn jti_digest(_: &[u8]) -> Option<[u8; 32]> {
     None
 }

@@ -64,7 +64,7 @@ impl Material {
     }
 }
 
-#[cfg(feature = "hmac")]
+#[cfg(feature = "gateway")]
 pub(crate) fn verify_hs256(
     secret: &[u8],
     message: &[u8],
@@ -79,12 +79,12 @@ pub(crate) fn verify_hs256(
     ))
 }
 
-#[cfg(not(feature = "hmac"))]
+#[cfg(not(feature = "gateway"))]
 pub(crate) fn verify_hs256(_: &[u8], _: &[u8], _: &[u8]) -> Result<bool, TokenError> {
     Err(TokenError::VerifierNotBuilt(Algorithm::Hs256))
 }
 
-#[cfg(feature = "hmac")]
+#[cfg(feature = "gateway")]
 pub(crate) fn verify_with<A: jwt_compact::Algorithm>(
     alg: &A,
     key: &A::VerifyingKey,

@@ -41,13 +41,13 @@ impl UnverifiedToken<'_> {
     }
 
     /// What the signature covers: the header and payload parts.
-    #[cfg_attr(not(feature = "hmac"), allow(dead_code))]
+    #[cfg_attr(not(feature = "gateway"), allow(dead_code))]
     pub(crate) fn signing_input(&self) -> &str {
         self.signing_input
     }
 
     /// The decoded signature.
-    #[cfg_attr(not(feature = "hmac"), allow(dead_code))]
+    #[cfg_attr(not(feature = "gateway"), allow(dead_code))]
     pub(crate) fn signature(&self) -> &[u8] {
         &self.signature
     }
