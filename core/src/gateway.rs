@@ -58,7 +58,7 @@ use crate::decision::{Decision, Denial, LocalResponse, Served};
 use crate::dpop::{first_use_shared, ProofId, ReplayCache};
 use crate::introspection::{Answers, Budget, IntrospectionCall, Known};
 use crate::policy::{KeyStore, Policy};
-use crate::refresh::{FetchError, JwksFetch, KeyRefresh};
+use crate::refresh::KeyRefresh;
 use crate::request::{Request, RequestReader};
 use crate::shared_memory::SharedMemory;
 use crate::time::UnixTime;
@@ -67,6 +67,7 @@ use crate::token::{Principal, TokenError};
 mod cache;
 mod waiting;
 
+pub use crate::refresh::{FetchError, JwksFetch, FETCH_LOST_AFTER_SECONDS};
 use cache::TokenCache;
 pub use waiting::RequestId;
 use waiting::{Resumed, Waiting};

@@ -51,9 +51,9 @@ extern crate std;
 
 mod acr;
 mod algorithm;
-pub mod challenge;
+mod challenge;
 pub mod client;
-pub mod decision;
+mod decision;
 pub mod denial;
 pub mod dpop;
 pub mod explain;
@@ -68,7 +68,8 @@ pub mod lint;
 pub mod mcp;
 pub mod path;
 pub mod policy;
-pub mod refresh;
+#[cfg(feature = "gateway")]
+mod refresh;
 mod request;
 pub mod route;
 pub mod scope;
@@ -87,9 +88,10 @@ mod verify;
 #[doc = include_str!("../../docs/core.md")]
 mod docs_core {}
 
-pub use challenge::{parse_challenges, Challenge, ChallengeParseError};
+pub use challenge::{parse_challenges, Challenge, ChallengeParseError, MAX_CHALLENGE_LEN};
 pub use decision::{
-    Allow, AllowReason, Decision, Denial, DenyReason, ErrorCode, LocalResponse, NeedBody, Served,
+    Allow, AllowReason, Answer, Decision, Denial, DenyReason, ErrorCode, LocalResponse, NeedBody,
+    Served, DECISION_CODES,
 };
 pub use jwks::{Algorithm, JwksError, KeySet};
 pub use policy::{KeyStore, Policy, PolicyDocument, PolicyError};

@@ -96,29 +96,6 @@ struct Entry {
 }
 
 /// The fetch schedule of every issuer with a `jwks_uri`.
-///
-/// ```
-/// use scopegate_core::refresh::KeyRefresh;
-/// use scopegate_core::{KeyStore, Policy, UnixTime};
-/// let policy = Policy::from_json(r#"{"version": 1, "realm": "api",
-///   "issuers": [{"issuer": "https://idp", "audiences": ["api"], "algorithms": ["EdDSA"],
-///                "jwks_uri": "http://127.0.0.1:9000/jwks", "jwks_cluster": "idp",
-///                "jwks_refresh_seconds": 300}],
-///   "routes": []}"#).unwrap();
-/// let mut refresh = KeyRefresh::new(&policy);
-/// let mut keys = KeyStore::default();
-///
-/// // Due at once, then not again while the call is in flight.
-/// let due = refresh.due(&policy, UnixTime(1000));
-/// assert_eq!((due[0].cluster, due[0].authority, due[0].path), ("idp", "127.0.0.1:9000", "/jwks"));
-/// assert!(refresh.due(&policy, UnixTime(1001)).is_empty());
-///
-/// let jwks = br#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
-/// assert_eq!(refresh.completed(&policy, 0, Ok((200, jwks)), &mut keys, UnixTime(1001)), Ok(1));
-/// assert!(keys.get(0).is_some());
-/// assert!(refresh.due(&policy, UnixTime(1300)).is_empty());
-/// assert_eq!(refresh.due(&policy, UnixTime(1301)).len(), 1);
-/// ```
 #[derive(Clone, Debug, Default)]
 pub struct KeyRefresh {
     entries: Vec<Entry>,
@@ -385,6 +362,38 @@ fn fetch_for(policy: &Policy, issuer: usize) -> Option<JwksFetch<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fetch_is_due_at_once_then_after_each_refresh() {
+        use crate::{KeyStore, Policy, UnixTime};
+        let policy = Policy::from_json(
+            r#"{"version": 1, "realm": "api",
+          "issuers": [{"issuer": "https://idp", "audiences": ["api"], "algorithms": ["EdDSA"],
+                       "jwks_uri": "http://127.0.0.1:9000/jwks", "jwks_cluster": "idp",
+                       "jwks_refresh_seconds": 300}],
+          "routes": []}"#,
+        )
+        .unwrap();
+        let mut refresh = KeyRefresh::new(&policy);
+        let mut keys = KeyStore::default();
+
+        // Due at once, then not again while the call is in flight.
+        let due = refresh.due(&policy, UnixTime(1000));
+        assert_eq!(
+            (due[0].cluster, due[0].authority, due[0].path),
+            ("idp", "127.0.0.1:9000", "/jwks")
+        );
+        assert!(refresh.due(&policy, UnixTime(1001)).is_empty());
+
+        let jwks = br#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+        assert_eq!(
+            refresh.completed(&policy, 0, Ok((200, jwks)), &mut keys, UnixTime(1001)),
+            Ok(1)
+        );
+        assert!(keys.get(0).is_some());
+        assert!(refresh.due(&policy, UnixTime(1300)).is_empty());
+        assert_eq!(refresh.due(&policy, UnixTime(1301)).len(), 1);
+    }
 
     const JWKS: &[u8] = br#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"a","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
 

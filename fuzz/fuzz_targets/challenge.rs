@@ -11,7 +11,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scopegate_core::challenge::MAX_CHALLENGE_LEN;
+use scopegate_core::MAX_CHALLENGE_LEN;
 use scopegate_core::{parse_challenges, Challenge};
 
 fuzz_target!(|data: &[u8]| {

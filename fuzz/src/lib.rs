@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
-use scopegate_core::decision::DECISION_CODES;
+use scopegate_core::DECISION_CODES;
 use scopegate_core::{parse_challenges, Decision, DenyReason, ErrorCode, Policy, UnixTime};
 use serde_json::Value;
 

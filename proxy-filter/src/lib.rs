@@ -35,10 +35,11 @@ use std::time::Duration;
 use log::{error, info, warn};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
-use scopegate_core::gateway::{BodyProgress, Exchange, Forward, Gateway, RequestId, Step};
+use scopegate_core::gateway::{
+    BodyProgress, Exchange, Forward, Gateway, JwksFetch, RequestId, Step,
+};
 use scopegate_core::introspection::{IntrospectionCall, MAX_ANSWER_LEN};
 use scopegate_core::jwks::MAX_JWKS_LEN;
-use scopegate_core::refresh::JwksFetch;
 use scopegate_core::{Policy, UnixTime};
 
 use sharing::{Permit, Sharing};

@@ -8,8 +8,7 @@
 use std::cell::{Cell, RefCell};
 
 use log::{info, warn};
-use scopegate_core::gateway::{FetchOutcome, Gateway};
-use scopegate_core::refresh::JwksFetch;
+use scopegate_core::gateway::{FetchOutcome, Gateway, JwksFetch};
 use scopegate_core::shared_keys::{claim, encode_keys, Claim, Lease, RecordNames};
 use scopegate_core::shared_memory::{SetError, SharedMemory};
 use scopegate_core::UnixTime;

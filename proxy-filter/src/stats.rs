@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use scopegate_core::decision::DECISION_CODES;
+use scopegate_core::DECISION_CODES;
 
 use crate::host::{define_counter, increment_counter};
 use scopegate_core::gateway::Count;

@@ -183,8 +183,7 @@ impl TokenError {
 
     /// The issuer whose remote key set is worth fetching again because of this error: the
     /// token names a `kid` its keys do not have (the issuer may have rotated), or its keys
-    /// have not arrived yet. Hosts rate-limit these fetches with
-    /// [`KeyRefresh::request_early`](crate::refresh::KeyRefresh::request_early).
+    /// have not arrived yet. The gateway rate-limits these fetches (`jwks_refetch_seconds`).
     ///
     /// ```
     /// use scopegate_core::TokenError;

@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Read};
 
-use scopegate_core::challenge::{parse_challenges, Challenge};
+use scopegate_core::{parse_challenges, Challenge};
 use serde_json::Value;
 
 use crate::error::Error;
