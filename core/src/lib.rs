@@ -63,7 +63,7 @@ pub mod gateway;
 mod hmac;
 pub mod introspection;
 mod json;
-pub mod jwks;
+mod jwks;
 pub mod lint;
 pub mod mcp;
 pub mod path;
@@ -93,7 +93,7 @@ pub use decision::{
     Allow, AllowReason, Answer, Decision, Denial, DenyReason, ErrorCode, LocalResponse, NeedBody,
     Served, DECISION_CODES,
 };
-pub use jwks::{Algorithm, JwksError, KeySet};
+pub use jwks::{Algorithm, Jwk, JwksError, KeySet, KeyType, SkippedKey, MAX_JWKS_LEN, MAX_KEYS};
 pub use policy::{KeyStore, Policy, PolicyDocument, PolicyError};
 pub use request::{Request, RequestHeader, RequestReader};
 pub use scope::{ScopeRequest, ScopeRules, ScopeSet};

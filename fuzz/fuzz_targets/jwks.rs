@@ -15,7 +15,7 @@
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use libfuzzer_sys::fuzz_target;
-use scopegate_core::jwks::{JwksError, MAX_JWKS_LEN, MAX_KEYS};
+use scopegate_core::{JwksError, MAX_JWKS_LEN, MAX_KEYS};
 use scopegate_core::{Algorithm, KeySet, KeyStore, Request};
 use scopegate_fuzz::{check_decision, remote_keys_policy, NOW};
 use serde_json::Value;

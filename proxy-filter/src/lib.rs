@@ -39,8 +39,7 @@ use scopegate_core::gateway::{
     BodyProgress, Exchange, Forward, Gateway, JwksFetch, RequestId, Step,
 };
 use scopegate_core::introspection::{IntrospectionCall, MAX_ANSWER_LEN};
-use scopegate_core::jwks::MAX_JWKS_LEN;
-use scopegate_core::{Policy, UnixTime};
+use scopegate_core::{Policy, UnixTime, MAX_JWKS_LEN};
 
 use sharing::{Permit, Sharing};
 use stats::Stats;
