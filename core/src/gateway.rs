@@ -112,6 +112,8 @@ const MAX_INTROSPECTION_WAITS: u8 = 2;
 pub struct Exchange {
     /// The host's id of the request, under which the gateway keeps it waiting.
     id: Option<RequestId>,
+    /// Whether the gateway has kept it waiting under that id (see [`Exchange::is_kept`]).
+    kept: bool,
     /// The issuer whose keys the request waits for.
     waiting_for: Option<usize>,
     /// A request waits for at most one fetch (its own, or one it is held for).
@@ -199,6 +201,14 @@ impl Exchange {
     /// The host's id of the request, if it gave one.
     pub fn id(&self) -> Option<RequestId> {
         self.id
+    }
+
+    /// Whether the gateway has kept this request waiting under its id at some point: only
+    /// then will it hand the id back ([`Gateway::take_ready`], [`Gateway::take_deferred`]),
+    /// so a host need look requests up by id only once this is true, and most requests
+    /// (never held or parked) cost it nothing.
+    pub fn is_kept(&self) -> bool {
+        self.kept
     }
 
     /// The issuer whose key fetch this request waits for, if any.
@@ -763,7 +773,7 @@ impl Gateway {
             self.budgets.iter_mut().for_each(|b| b.settle(ticket));
             self.waiting.answered(ticket);
         }
-        if let Some(id) = exchange.id {
+        if let (Some(id), true) = (exchange.id, exchange.kept) {
             self.waiting.forget(id);
         }
     }
@@ -827,6 +837,7 @@ impl Gateway {
     pub fn on_fetch_left_to_another(&mut self, exchange: &mut Exchange) {
         if let (Some(issuer), Some(id)) = (exchange.waiting_for.take(), exchange.id) {
             self.waiting.hold(issuer, id);
+            exchange.kept = true;
         }
     }
 
@@ -1034,6 +1045,7 @@ impl<'p> Lookup<'p, '_> {
             (Step::Introspect(_), Some(Resumed::ByAnother)) => {
                 give_up_call(self.answers, self.budgets, exchange);
                 self.waiting.defer(id);
+                exchange.kept = true;
                 return Step::Defer;
             }
             // Sent as the timer's, the call does not go away with this request, which
@@ -1042,8 +1054,9 @@ impl<'p> Lookup<'p, '_> {
                 exchange.introspection = Some((call.ticket, false));
                 self.waiting.park(call.ticket, id);
             }
-            _ => {}
+            _ => return step,
         }
+        exchange.kept = true;
         step
     }
 }

@@ -60,7 +60,9 @@ proxy_wasm::main! {{
 struct Shared {
     gateway: RefCell<Gateway>,
     stats: RefCell<Stats>,
-    /// The live requests by context id, for the gateway's ids of the requests to feed again.
+    /// The requests the gateway keeps waiting ([`Exchange::is_kept`]), by context id, for
+    /// the ids it hands back to feed again; a request is listed from its first wait to its
+    /// end, so the others cost no lookup here.
     requests: RefCell<VecMap<u32, Weak<RefCell<Request>>>>,
     /// Introspection calls the root context sent for deferred requests: call token to
     /// ticket and issuer.
@@ -484,11 +486,8 @@ impl RootContext for Root {
             body: (0, false),
             reading: None,
             respond: Vec::new(),
+            listed: false,
         }));
-        shared
-            .requests
-            .borrow_mut()
-            .insert(context_id, Rc::downgrade(&request));
         Some(Box::new(Filter { request }))
     }
 
@@ -520,6 +519,8 @@ struct Request {
     reading: Option<host::HeaderMap>,
     /// Headers to add to the response (the next DPoP nonce).
     respond: Vec<(&'static str, String)>,
+    /// Whether it is in [`Shared::requests`].
+    listed: bool,
 }
 
 /// What the header phase leads to, once the gateway is no longer borrowed.
@@ -810,6 +811,25 @@ impl Context for Filter {
             return;
         };
         request.call_answered(token, headers, body_size);
+        self.list_if_kept(&mut request);
+    }
+}
+
+impl Filter {
+    /// Lists the request where the events that feed it again find it, once the gateway
+    /// keeps it waiting. Only a request's own callbacks make it wait: one fed again from
+    /// elsewhere was listed already.
+    fn list_if_kept(&self, request: &mut Request) {
+        if request.listed || !request.exchange.is_kept() {
+            return;
+        }
+        request.listed = true;
+        let me = Rc::downgrade(&self.request);
+        request
+            .shared
+            .requests
+            .borrow_mut()
+            .insert(request.context_id, me);
     }
 }
 
@@ -862,7 +882,9 @@ impl Drop for Request {
         // the gateway forgets it and readies the requests parked on its introspection.
         let fetch = self.fetch.take();
         self.introspection = None;
-        self.shared.requests.borrow_mut().remove(&self.context_id);
+        if self.listed {
+            self.shared.requests.borrow_mut().remove(&self.context_id);
+        }
         let Ok(mut gateway) = self.shared.gateway.try_borrow_mut() else {
             return;
         };
@@ -898,7 +920,9 @@ impl HttpContext for Filter {
         if end_of_stream {
             request.body = (0, true);
         }
-        request.run()
+        let action = request.run();
+        self.list_if_kept(&mut request);
+        action
     }
 
     /// Only an MCP route's request body is buffered, while the gateway reads it; every

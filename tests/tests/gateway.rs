@@ -739,7 +739,9 @@ fn concurrent_requests_with_one_token_wait_on_one_introspection_call() {
     for exchange in &mut parked {
         let step = gw.on_request_headers(exchange, &request, UnixTime(NOW));
         assert!(matches!(step, Step::Park(t) if t == ticket), "{step:?}");
+        assert!(exchange.is_kept(), "the host looks it up by id from now on");
     }
+    assert!(!first.is_kept(), "the sender waits in its own context");
     assert!(
         gw.take_ready(UnixTime(NOW)).is_empty(),
         "the call is in flight"
