@@ -42,97 +42,55 @@ fn error(err: wasm_bindgen::JsValue) -> Value {
     json(&err.as_string().expect("errors cross as JSON text"))
 }
 
+/// `check` with method, URL, `Authorization` values and time only (no origin, preflight,
+/// body or MCP headers).
+fn check(
+    policy: &RawPolicy,
+    method: &str,
+    url: &str,
+    authorization: Vec<String>,
+    now: f64,
+) -> Result<String, wasm_bindgen::JsValue> {
+    policy.check(
+        method,
+        url,
+        authorization,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        now,
+    )
+}
+
 #[wasm_bindgen_test]
 fn check_answers_like_the_gateway() {
     let policy = RawPolicy::from_json(POLICY).expect("example policy");
     let auth = vec![format!("Bearer {}", token("openid order"))];
-    let answer = json(
-        &policy
-            .check(
-                "GET",
-                "/api/orders/7/shipping",
-                auth.clone(),
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                NOW,
-            )
-            .expect("check"),
-    );
+    let answer =
+        json(&check(&policy, "GET", "/api/orders/7/shipping", auth.clone(), NOW).expect("check"));
     assert_eq!(answer["allowed"], true);
     assert_eq!(answer["route"], "/api/orders/{id}/shipping");
     let answer = json(
-        &policy
-            .check(
-                "PUT",
-                "http://127.0.0.1:8080/api/inventory/sku-1",
-                auth.clone(),
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                NOW,
-            )
-            .expect("check"),
+        &check(
+            &policy,
+            "PUT",
+            "http://127.0.0.1:8080/api/inventory/sku-1",
+            auth.clone(),
+            NOW,
+        )
+        .expect("check"),
     );
     assert_eq!(answer["status"], 403);
     assert_eq!(answer["missing"], serde_json::json!(["inventory.write"]));
     // The role maps to resource:write.
-    let answer = json(
-        &policy
-            .check(
-                "POST",
-                "/api/resources",
-                auth.clone(),
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                NOW,
-            )
-            .expect("check"),
-    );
+    let answer = json(&check(&policy, "POST", "/api/resources", auth.clone(), NOW).expect("check"));
     assert_eq!(answer["allowed"], true);
-    let answer = json(
-        &policy
-            .check(
-                "GET",
-                "/api/resources",
-                auth,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                NOW + 661.0,
-            )
-            .expect("check"),
-    );
+    let answer = json(&check(&policy, "GET", "/api/resources", auth, NOW + 661.0).expect("check"));
     assert_eq!(answer["tokenError"], "expired");
-    let err = error(
-        policy
-            .check(
-                "GET",
-                "api",
-                vec![],
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                NOW,
-            )
-            .expect_err("relative URL"),
-    );
+    let err = error(check(&policy, "GET", "api", vec![], NOW).expect_err("relative URL"));
     assert_eq!(err["code"], "invalid_argument");
 }
 
