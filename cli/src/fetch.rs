@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use scopegate_core::policy::KeySource;
+use scopegate_core::KeySource;
 use scopegate_core::{KeySet, KeyStore, Policy};
 
 use crate::error::Error;

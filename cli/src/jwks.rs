@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use scopegate_core::policy::KeySource;
+use scopegate_core::KeySource;
 use scopegate_core::Policy;
 
 use crate::error::Error;

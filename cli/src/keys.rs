@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use scopegate_core::policy::KeySource;
+use scopegate_core::KeySource;
 use scopegate_core::{KeySet, KeyStore, Policy};
 
 use crate::error::Error;

@@ -11,8 +11,8 @@ mod support;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use scopegate_core::decode_token as decode;
 use scopegate_core::gateway::Gateway;
-use scopegate_core::token::decode;
 use scopegate_core::{Decision, KeyStore, TokenError};
 
 fn decisions_json() -> String {

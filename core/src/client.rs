@@ -187,7 +187,7 @@ pub struct Widened {
 /// let widened = widen(&rules, &["offline_access", "a:b"], &["a"])?.unwrap();
 /// assert_eq!((widened.scope.as_str(), widened.consent), ("offline_access a", true));
 /// assert_eq!(widen(&rules, &[], &[])?, None);
-/// # Ok::<(), scopegate_core::scope::ScopeError>(())
+/// # Ok::<(), scopegate_core::ScopeError>(())
 /// ```
 pub fn widen(
     rules: &ScopeRules,
@@ -228,7 +228,7 @@ impl Fix {
 ///
 /// ```
 /// use scopegate_core::client::{fix_of, Fix};
-/// use scopegate_core::denial::read_denial;
+/// use scopegate_core::read_denial;
 /// let header = r#"Bearer error="insufficient_scope", scope="a""#;
 /// assert_eq!(fix_of(&read_denial(403, Some(header), None).unwrap()), Fix::Scopes);
 /// let header = r#"Bearer error="insufficient_user_authentication", max_age="60""#;
@@ -268,7 +268,7 @@ pub struct Needed {
 /// let fix = needed(&rules, &["a", "b:c"], &["a", "b"], None)?;
 /// assert_eq!((fix.request.unwrap().scope, fix.missing), ("a b".to_owned(), vec!["b".to_owned()]));
 /// assert_eq!(needed(&rules, &["a"], &[], None)?.request, None);
-/// # Ok::<(), scopegate_core::scope::ScopeError>(())
+/// # Ok::<(), scopegate_core::ScopeError>(())
 /// ```
 pub fn needed(
     rules: &ScopeRules,

@@ -42,7 +42,7 @@ pub struct ReadDenial {
 /// scheme's challenge, a body that is not the gateway's JSON).
 ///
 /// ```
-/// use scopegate_core::denial::read_denial;
+/// use scopegate_core::read_denial;
 /// let header = r#"Bearer realm="api", error="insufficient_scope", scope="resource:write""#;
 /// let denial = read_denial(403, Some(header), None).unwrap();
 /// assert_eq!(denial.insufficient_scope, Some(vec!["resource:write".to_owned()]));

@@ -56,7 +56,7 @@ use core::fmt;
 use crate::decision::{AllowReason, DenyReason};
 use crate::decision::{Decision, Denial, LocalResponse, Served};
 use crate::dpop::{first_use_shared, ProofId, ReplayCache};
-use crate::introspection::{Answers, Budget, IntrospectionCall, Known};
+use crate::introspection::{Answers, Budget, Known};
 use crate::policy::{KeyStore, Policy};
 use crate::refresh::KeyRefresh;
 use crate::request::{Request, RequestReader};
@@ -67,6 +67,7 @@ use crate::token::{Principal, TokenError};
 mod cache;
 mod waiting;
 
+pub use crate::introspection::{IntrospectionCall, MAX_ANSWER_LEN};
 pub use crate::refresh::{FetchError, JwksFetch, FETCH_LOST_AFTER_SECONDS};
 use cache::TokenCache;
 pub use waiting::RequestId;

@@ -85,7 +85,7 @@ impl std::error::Error for PathError {}
 /// receive it, percent-escapes and dot segments included.
 ///
 /// ```
-/// use scopegate_core::path::request_target;
+/// use scopegate_core::request_target;
 /// assert_eq!(request_target("https://api.example/api/orders/7?x=1#top").unwrap(), "/api/orders/7?x=1");
 /// assert_eq!(request_target("http://127.0.0.1:8080").unwrap(), "/");
 /// assert_eq!(request_target("https://api.example?q").unwrap(), "/?q");
@@ -120,7 +120,7 @@ pub fn request_target(url: &str) -> Option<Cow<'_, str>> {
 /// Borrows when the path is already normal, which is the common case.
 ///
 /// ```
-/// use scopegate_core::path::{normalize, PathError};
+/// use scopegate_core::{normalize_path as normalize, PathError};
 /// assert_eq!(normalize("/api//orders/./7?x=1").unwrap(), "/api/orders/7");
 /// assert_eq!(normalize("/api/public/%2e%2e/admin").unwrap(), "/api/admin");
 /// assert_eq!(normalize("/%7Euser/a%2fb"), Err(PathError::EncodedSeparator));

@@ -104,7 +104,7 @@ enum Segment {
 /// A parsed route template such as `/api/orders/{id}/items` or `/api/public/**`.
 ///
 /// ```
-/// use scopegate_core::route::RouteTemplate;
+/// use scopegate_core::RouteTemplate;
 /// let t = RouteTemplate::parse("/api/orders/{id}/**").unwrap();
 /// assert_eq!(t.params().collect::<Vec<_>>(), ["id"]);
 /// assert!(t.is_catch_all());
@@ -350,17 +350,6 @@ fn pick(entries: &[(Methods, usize)], method: &str) -> Option<usize> {
 }
 
 /// The compiled routes of a policy.
-///
-/// ```
-/// use scopegate_core::route::{Methods, RouteTable, RouteTemplate};
-/// let mut table = RouteTable::default();
-/// table.insert(&RouteTemplate::parse("/api/**").unwrap(), Methods::Any).unwrap();
-/// table.insert(&RouteTemplate::parse("/api/orders/{id}").unwrap(), Methods::Any).unwrap();
-/// let found = table.find("GET", "/api/orders/7").unwrap();
-/// assert_eq!((found.index, found.params()), (1, &["7"][..]));
-/// assert_eq!(table.find("GET", "/api/other").unwrap().index, 0);
-/// assert!(table.find("GET", "/else").is_none());
-/// ```
 #[derive(Clone, Debug, Default)]
 pub struct RouteTable {
     root: Node,
@@ -402,13 +391,9 @@ impl RouteTable {
     }
 
     /// How many routes.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    /// Is the table empty?
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// The most specific route for `method` on a normalized path (see
@@ -644,5 +629,77 @@ mod tests {
             assert!(!is_method_token(bad));
         }
         let _ = vec![0];
+    }
+
+    mod properties {
+        use alloc::borrow::ToOwned;
+        use alloc::format;
+        use alloc::string::String;
+        use alloc::vec;
+        use alloc::vec::Vec;
+
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        use super::super::{Methods, RouteTable, RouteTemplate};
+
+        proptest! {
+            #[test]
+            fn route_choice_does_not_depend_on_order(
+                templates in vec(vec(prop::sample::select(vec!["a", "b", "{p}"]), 0..4)
+                    .prop_flat_map(|segments| (Just(segments), any::<bool>())), 1..10),
+                path in vec(prop::sample::select(vec!["a", "b", "c"]), 0..5),
+            ) {
+                let mut shapes: Vec<String> = Vec::new();
+                for (segments, catch_all) in &templates {
+                    let mut named: Vec<String> = segments
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| if *s == "{p}" { format!("{{p{i}}}") } else { (*s).to_owned() })
+                        .collect();
+                    if *catch_all {
+                        named.push("**".to_owned());
+                    }
+                    let shape = format!("/{}", named.join("/"));
+                    if !shapes.contains(&shape) {
+                        shapes.push(shape);
+                    }
+                }
+                let build = |order: &[String]| {
+                    let mut table = RouteTable::default();
+                    for template in order {
+                        table.insert(&RouteTemplate::parse(template).expect("template"), Methods::Any).expect("no conflict");
+                    }
+                    table
+                };
+                let path = format!("/{}", path.join("/"));
+                let forward = build(&shapes);
+                let mut reversed = shapes.clone();
+                reversed.reverse();
+                let backward = build(&reversed);
+                let a = forward.find("GET", &path).map(|m| shapes[m.index].clone());
+                let b = backward.find("GET", &path).map(|m| reversed[m.index].clone());
+                prop_assert_eq!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn the_documented_table() {
+        use crate::route::{Methods, RouteTable, RouteTemplate};
+        let mut table = RouteTable::default();
+        table
+            .insert(&RouteTemplate::parse("/api/**").unwrap(), Methods::Any)
+            .unwrap();
+        table
+            .insert(
+                &RouteTemplate::parse("/api/orders/{id}").unwrap(),
+                Methods::Any,
+            )
+            .unwrap();
+        let found = table.find("GET", "/api/orders/7").unwrap();
+        assert_eq!((found.index, found.params()), (1, &["7"][..]));
+        assert_eq!(table.find("GET", "/api/other").unwrap().index, 0);
+        assert!(table.find("GET", "/else").is_none());
     }
 }

@@ -20,7 +20,7 @@ use core::fmt;
 /// without space, `"` and `\`.
 ///
 /// ```
-/// use scopegate_core::scope::is_valid_scope;
+/// use scopegate_core::is_valid_scope;
 /// assert!(is_valid_scope("inventory:price.write"));
 /// assert!(!is_valid_scope("resource read"));
 /// assert!(!is_valid_scope("say\"hi\""));

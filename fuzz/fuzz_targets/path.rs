@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scopegate_core::path::{normalize, PathError, MAX_PATH_LEN};
+use scopegate_core::{normalize_path as normalize, PathError, MAX_PATH_LEN};
 use std::borrow::Cow;
 
 fuzz_target!(|data: &[u8]| {

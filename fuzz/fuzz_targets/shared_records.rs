@@ -16,12 +16,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scopegate_core::dpop::{first_use_shared, ProofId};
-use scopegate_core::introspection::{Budget, BudgetLimits};
-use scopegate_core::mcp::normalize_uri;
+use scopegate_core::fuzzing::{first_use_shared, jwt_authn, normalize_uri, Budget};
 use scopegate_core::shared_memory::{LocalMemory, SharedMemory};
-use scopegate_core::token::jwt_authn;
-use scopegate_core::UnixTime;
+use scopegate_core::{BudgetLimits, ProofId, UnixTime};
 
 const BUCKET: &str = "scopegate.replay.v1 0000000000000000";
 const BUDGET: &str = "scopegate.introspection.v1 budget 00000000";
@@ -40,7 +37,10 @@ fuzz_target!(|data: &[u8]| {
     let proof = ProofId::for_tests(u64::from(record.len() as u32), 1_060);
     // The record may already hold it (the fuzzer can write any digest): then it is a replay.
     let _ = first_use_shared(&memory, 8, &proof, now);
-    assert!(!first_use_shared(&memory, 8, &proof, now), "a replay passed");
+    assert!(
+        !first_use_shared(&memory, 8, &proof, now),
+        "a replay passed"
+    );
     let (bucket, _) = memory.get(BUCKET).unwrap();
     assert!(bucket.len() <= 8 * 16, "{} bytes", bucket.len());
 
@@ -61,7 +61,11 @@ fuzz_target!(|data: &[u8]| {
 
     if let Ok(uri) = std::str::from_utf8(uri) {
         if let Ok(normal) = normalize_uri(uri) {
-            assert_eq!(normalize_uri(&normal).as_deref(), Ok(normal.as_str()), "{uri:?}");
+            assert_eq!(
+                normalize_uri(&normal).as_deref(),
+                Ok(normal.as_str()),
+                "{uri:?}"
+            );
             let hierarchy = normal.split(['?', '#']).next().unwrap_or_default();
             let (_, rest) = hierarchy.split_once(':').unwrap_or_default();
             // After the authority, if there is one.
@@ -70,7 +74,9 @@ fuzz_target!(|data: &[u8]| {
                 None => rest,
             };
             assert!(
-                !path.split('/').any(|segment| segment == "." || segment == ".."),
+                !path
+                    .split('/')
+                    .any(|segment| segment == "." || segment == ".."),
                 "{uri:?} -> {normal:?}"
             );
         }

@@ -1,5 +1,5 @@
-//! `token::bearer_token` over several `Authorization` values, and `token::decode`,
-//! `token::scopes_of` and `Policy::authenticate_unverified` on what it finds.
+//! `bearer_token` over several `Authorization` values, and `decode_token`,
+//! `scopes_of` and `Policy::authenticate_unverified` on what it finds.
 //!
 //! Input: `Authorization` values separated by NUL bytes; a value that starts with 0x01 is a
 //! token spec `0x01 header-json 0x01 claims-json 0x01 base64url-signature` (see
@@ -21,9 +21,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scopegate_core::scope::is_valid_scope;
-use scopegate_core::token::{self, bearer_token, BearerError, MAX_TOKEN_LEN};
+use scopegate_core::is_valid_scope;
 use scopegate_core::TokenError;
+use scopegate_core::{bearer_token, decode_token, scopes_of, BearerError, MAX_TOKEN_LEN};
 use scopegate_fuzz::{authorization_value, example_policy, fields, NOW};
 
 fuzz_target!(|data: &[u8]| {
@@ -88,10 +88,10 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn check_token(t: &str) {
-    let decoded = token::decode(t);
-    let unscoped = token::scopes_of(t, None);
+    let decoded = decode_token(t);
+    let unscoped = scopes_of(t, None);
     let policy = example_policy();
-    let scoped = token::scopes_of(t, Some(policy));
+    let scoped = scopes_of(t, Some(policy));
     match &decoded {
         Err(err) => {
             assert_eq!(unscoped.as_ref().err(), Some(err));

@@ -66,7 +66,7 @@ pub fn remote_keys_policy() -> &'static Policy {
         };
         // No inline key and no HMAC secret anywhere: only fetched keys could verify.
         assert!(policy.issuers().iter().all(|i| {
-            matches!(i.keys(), scopegate_core::policy::KeySource::Remote(_))
+            matches!(i.keys(), scopegate_core::KeySource::Remote(_))
                 && !i.algorithms().contains(&scopegate_core::Algorithm::Hs256)
         }));
         policy
@@ -187,7 +187,7 @@ fn check_denial(
     let status = denial.status;
     assert!(matches!(status, 400 | 401 | 403 | 413), "status {status}");
     assert_eq!(decision.status(), Some(status));
-    let too_large = denial.reason == DenyReason::BadBody(scopegate_core::mcp::McpError::TooLarge);
+    let too_large = denial.reason == DenyReason::BadBody(scopegate_core::McpError::TooLarge);
     let expected_status = match denial.error {
         Some(ErrorCode::InvalidRequest) if too_large => 413,
         Some(ErrorCode::InvalidRequest) => 400,
@@ -247,8 +247,8 @@ fn check_denial(
         Ok(challenges) => challenges,
         Err(err) => panic!("{:?} does not parse: {err}", denial.www_authenticate),
     };
-    let both = policy.dpop().is_some_and(|dpop| !dpop.required())
-        && denial.reason == DenyReason::NoToken;
+    let both =
+        policy.dpop().is_some_and(|dpop| !dpop.required()) && denial.reason == DenyReason::NoToken;
     assert_eq!(
         challenges.len(),
         if both { 2 } else { 1 },

@@ -38,7 +38,7 @@ use proxy_wasm::types::{Action, ContextType, LogLevel};
 use scopegate_core::gateway::{
     BodyProgress, Exchange, Forward, Gateway, JwksFetch, RequestId, Step,
 };
-use scopegate_core::introspection::{IntrospectionCall, MAX_ANSWER_LEN};
+use scopegate_core::gateway::{IntrospectionCall, MAX_ANSWER_LEN};
 use scopegate_core::{Policy, UnixTime, MAX_JWKS_LEN};
 
 use sharing::{Permit, Sharing};

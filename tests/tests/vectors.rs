@@ -7,7 +7,7 @@
 use std::fs;
 
 use scopegate_core::lint::{lint, Severity};
-use scopegate_core::path::normalize;
+use scopegate_core::normalize_path as normalize;
 use scopegate_core::{parse_challenges, Policy, ScopeRules};
 use scopegate_tests::repo_root;
 use serde_json::{json, Value};
@@ -218,8 +218,8 @@ fn client_vectors() {
         call_access, fix_of, held_at, held_scopes, is_s256_challenge, is_valid_acr, needed,
         split_scopes, widen,
     };
-    use scopegate_core::denial::read_denial;
-    use scopegate_core::path::request_target;
+    use scopegate_core::read_denial;
+    use scopegate_core::request_target;
     use scopegate_core::UnixTime;
 
     let file = vectors("client.json");

@@ -42,11 +42,11 @@
 //! ```
 
 use scopegate_core::client;
-use scopegate_core::path::{normalize, request_target};
-use scopegate_core::policy::{DEFAULT_SEPARATOR, DEFAULT_WRITE_SUFFIX};
-use scopegate_core::scope::is_valid_scope;
-use scopegate_core::token::{self, scopes_of};
-use scopegate_core::{parse_challenges, Policy, Request, ScopeRequest, ScopeRules, UnixTime};
+use scopegate_core::{
+    decode_token as decode, is_valid_scope, normalize_path as normalize, parse_challenges,
+    request_target, scopes_of, Policy, Request, ScopeError, ScopeRequest, ScopeRules, UnixTime,
+    DEFAULT_SEPARATOR, DEFAULT_WRITE_SUFFIX,
+};
 use serde::Serialize;
 use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
@@ -69,9 +69,7 @@ fn strs(values: &[String]) -> Vec<&str> {
     values.iter().map(String::as_str).collect()
 }
 
-fn scope_request(
-    result: Result<ScopeRequest, scopegate_core::scope::ScopeError>,
-) -> Result<String, JsValue> {
+fn scope_request(result: Result<ScopeRequest, ScopeError>) -> Result<String, JsValue> {
     match result {
         Ok(next) => to_json(&json!({"add": next.add, "scope": next.scope})),
         Err(err) => Err(error("invalid_scope", &err, json!({"reason": err.code()}))),
@@ -306,7 +304,7 @@ impl RawScopeRules {
 /// `{header, claims}` of a JWS, without checking anything but its shape.
 #[wasm_bindgen(js_name = decodeToken)]
 pub fn decode_token(jwt: &str) -> Result<String, JsValue> {
-    let decoded = token::decode(jwt).map_err(|err| token_error(&err))?;
+    let decoded = decode(jwt).map_err(|err| token_error(&err))?;
     to_json(&json!({"header": decoded.header(), "claims": decoded.claims()}))
 }
 
@@ -337,7 +335,7 @@ pub fn read_denial(
     body: Option<String>,
 ) -> Result<Option<String>, JsValue> {
     let Some(denial) =
-        scopegate_core::denial::read_denial(status, www_authenticate.as_deref(), body.as_deref())
+        scopegate_core::read_denial(status, www_authenticate.as_deref(), body.as_deref())
     else {
         return Ok(None);
     };

@@ -21,7 +21,7 @@
 //! challenges and JSON bodies, the 400s for unsafe paths and query tokens, CORS of denials,
 //! and stripping forged forwarded headers have no equivalent in these two filters.
 
-use scopegate_core::token::DEFAULT_SCOPE_CLAIMS;
+use scopegate_core::DEFAULT_SCOPE_CLAIMS;
 use scopegate_core::{Policy, ScopeRules};
 use serde_json::{json, Value};
 

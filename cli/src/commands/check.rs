@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use scopegate_core::policy::KeySource;
+use scopegate_core::KeySource;
 
 use crate::error::Error;
 use crate::input::load_policy;

@@ -116,7 +116,7 @@ fn describe_token(authorization: &[String]) -> String {
         [_, _, ..] => format!("({} Authorization headers)", authorization.len()),
         [value] => {
             let token = value.strip_prefix("Bearer ").unwrap_or(value);
-            match scopegate_core::token::decode(token) {
+            match scopegate_core::decode_token(token) {
                 Ok(decoded) => {
                     let claims = decoded.claims();
                     let mut parts = vec![format!("alg={}", decoded.algorithm())];

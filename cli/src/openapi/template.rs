@@ -1,8 +1,8 @@
 //! OpenAPI path templates and server URLs as scopegate route templates: whole-segment
 //! `{name}` placeholders (letters, digits, `_`), literal segments in normalized form.
 
-use scopegate_core::path::normalize;
-use scopegate_core::route::{RouteTemplate, MAX_PARAMS};
+use scopegate_core::normalize_path as normalize;
+use scopegate_core::{RouteTemplate, MAX_PARAMS};
 use serde_json::Value;
 
 /// A route template and what the conversion had to change, for notes.

@@ -122,7 +122,7 @@ pub fn principal(scopes: &str) -> Principal {
         auth_time: None,
         acr: None,
         forwarded: vec![(0, "alice".to_owned())],
-        audiences: scopegate_core::token::AudienceMatch::ALL,
+        audiences: scopegate_core::AudienceMatch::ALL,
         confirmation: None,
     }
 }

@@ -152,7 +152,7 @@ impl Policy {
     /// not be used after its [`Principal::expires_at`].
     ///
     /// DPoP proofs are checked, but not against replay: a host that accepts DPoP-bound
-    /// tokens keeps a [`ReplayCache`](crate::dpop::ReplayCache) and decides with
+    /// tokens keeps the proofs it accepted and decides with
     /// [`Policy::decide_with_proofs`] (the [`gateway`](crate::gateway) does).
     pub fn decide_with<'p, P, F>(
         &'p self,

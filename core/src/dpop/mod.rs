@@ -22,11 +22,15 @@ use crate::time::UnixTime;
 pub(crate) mod error;
 mod htu;
 mod nonce;
+mod proof_id;
+#[cfg(feature = "gateway")]
 mod replay;
 
 pub use error::ProofError;
 pub use nonce::{NonceAge, NonceRules};
-pub use replay::{first_use_shared, ProofId, ReplayCache};
+pub use proof_id::ProofId;
+#[cfg(feature = "gateway")]
+pub use replay::{first_use_shared, ReplayCache};
 
 /// Proof algorithms accepted when the policy does not say (`dpop.algorithms`).
 pub const DEFAULT_PROOF_ALGORITHMS: [Algorithm; 4] = [

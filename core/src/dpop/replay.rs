@@ -6,38 +6,11 @@ use alloc::vec::Vec;
 use crate::shared_memory::{SetError, SharedMemory};
 use crate::time::UnixTime;
 
-/// What identifies an accepted proof: a digest of its key's thumbprint and its `jti`, and
-/// the last second its `iat` is accepted (after which a replay is stale anyway).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProofId {
-    pub(crate) digest: u64,
-    pub(crate) expires_at: u64,
-    /// The proof's nonce is from the previous window: the answer hands out the current one
-    /// (RFC 9449 §8.2), so a client that keeps the newest nonce it saw never needs a 401.
-    pub(crate) nonce_stale: bool,
-}
-
-impl ProofId {
-    /// A proof id of this digest, accepted until `expires_at`, for tests of replay caches.
-    #[doc(hidden)]
-    pub fn for_tests(digest: u64, expires_at: u64) -> Self {
-        Self {
-            digest,
-            expires_at,
-            nonce_stale: false,
-        }
-    }
-}
+use super::ProofId;
 
 /// A bounded memory of accepted proofs until they go stale. When it is full the oldest
 /// entry makes room (a proof that old could be replayed within its `iat` window: size it
 /// for the proofs a worker accepts in `proof_max_age_seconds`).
-///
-/// ```
-/// use scopegate_core::dpop::ReplayCache;
-/// let cache = ReplayCache::new(2);
-/// assert!(cache.is_empty());
-/// ```
 #[derive(Clone, Debug, Default)]
 pub struct ReplayCache {
     capacity: usize,
@@ -80,17 +53,14 @@ impl ReplayCache {
         true
     }
 
-    /// Is it empty?
-    pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
-    }
-
     /// How many proofs it holds.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.seen.len()
     }
 
     /// How many proofs were pushed out before they went stale.
+    #[cfg(test)]
     pub fn evicted(&self) -> u64 {
         self.evicted
     }
@@ -107,16 +77,6 @@ const CAS_ATTEMPTS: usize = 4;
 /// bucket cannot be written (refused rather than unrecorded). The cache has
 /// `capacity / 8` buckets of 8 proofs; a full bucket drops its stale proofs, then its
 /// oldest.
-///
-/// ```
-/// use scopegate_core::dpop::{first_use_shared, ProofId};
-/// use scopegate_core::shared_memory::LocalMemory;
-/// use scopegate_core::UnixTime;
-/// # fn proof() -> ProofId { scopegate_core::dpop::ProofId::for_tests(7, 100) }
-/// let memory = LocalMemory::default();
-/// assert!(first_use_shared(&memory, 1024, &proof(), UnixTime(50)));
-/// assert!(!first_use_shared(&memory, 1024, &proof(), UnixTime(51)), "replayed");
-/// ```
 pub fn first_use_shared(
     memory: &dyn SharedMemory,
     capacity: usize,
@@ -272,5 +232,28 @@ mod tests {
         let (_, version) = memory.get(key).unwrap();
         memory.set(key, b"\xff\x01", Some(version)).unwrap();
         assert!(first_use_shared(&memory, 8, &proof(1, 300), UnixTime(13)));
+    }
+
+    #[test]
+    fn the_documented_shared_bucket() {
+        use crate::dpop::{first_use_shared, ProofId};
+        use crate::shared_memory::LocalMemory;
+        use crate::UnixTime;
+        fn proof() -> ProofId {
+            crate::dpop::ProofId::for_tests(7, 100)
+        }
+        let memory = LocalMemory::default();
+        assert!(first_use_shared(&memory, 1024, &proof(), UnixTime(50)));
+        assert!(
+            !first_use_shared(&memory, 1024, &proof(), UnixTime(51)),
+            "replayed"
+        );
+    }
+
+    #[test]
+    fn the_documented_cache() {
+        use crate::dpop::ReplayCache;
+        let cache = ReplayCache::new(2);
+        assert_eq!(cache.len(), 0);
     }
 }

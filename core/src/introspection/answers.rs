@@ -42,17 +42,6 @@ pub enum Known {
 /// same token text reads an answer, as in the gateway's token cache; the maps are of the
 /// same types as the token cache's, which keeps the filter from carrying a second copy of
 /// their code.
-///
-/// ```
-/// use scopegate_core::introspection::{Answers, Known};
-/// use scopegate_core::{TokenError, UnixTime};
-/// let mut answers = Answers::new(8);
-/// let ticket = answers.start("opaque", UnixTime(100)).unwrap();
-/// assert!(matches!(answers.get("opaque", UnixTime(100)), Known::InFlight(t) if t == ticket));
-/// answers.finish(ticket, Err(TokenError::Inactive), 10, UnixTime(100));
-/// assert!(matches!(answers.get("opaque", UnixTime(110)), Known::Answer(Err(_))));
-/// assert!(matches!(answers.get("opaque", UnixTime(111)), Known::Unknown));
-/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Answers {
     capacity: usize,
@@ -191,6 +180,7 @@ impl Answers {
     }
 
     /// Calls in flight.
+    #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
@@ -268,5 +258,23 @@ mod tests {
         answers.finish(a, Err(TokenError::Inactive), 5, UnixTime(0));
         assert!(matches!(answers.get("a", UnixTime(0)), Known::Unknown));
         assert_eq!(answers.in_flight(), 0);
+    }
+
+    #[test]
+    fn the_documented_answers() {
+        use crate::introspection::{Answers, Known};
+        use crate::{TokenError, UnixTime};
+        let mut answers = Answers::new(8);
+        let ticket = answers.start("opaque", UnixTime(100)).unwrap();
+        assert!(matches!(answers.get("opaque", UnixTime(100)), Known::InFlight(t) if t == ticket));
+        answers.finish(ticket, Err(TokenError::Inactive), 10, UnixTime(100));
+        assert!(matches!(
+            answers.get("opaque", UnixTime(110)),
+            Known::Answer(Err(_))
+        ));
+        assert!(matches!(
+            answers.get("opaque", UnixTime(111)),
+            Known::Unknown
+        ));
     }
 }

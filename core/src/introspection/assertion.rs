@@ -205,11 +205,6 @@ impl AssertionKey {
         Ok(Secret::Rs256)
     }
 
-    /// The JWS algorithm it signs with: `EdDSA`, `ES256` or `RS256`.
-    pub fn alg(&self) -> &'static str {
-        self.key.alg()
-    }
-
     /// The signed assertion for `client_id` at `audience` (the endpoint's URL), at `now`;
     /// `None` when this build cannot sign with the key (its algorithm's feature is off):
     /// the call is then not made and the token is refused as not checkable.
@@ -313,7 +308,7 @@ mod tests {
     fn assertions_verify_with_the_public_key() {
         for (jwk, alg) in jwks().iter().zip(["EdDSA", "ES256", "RS256"]) {
             let key = AssertionKey::from_jwk(jwk).unwrap();
-            assert_eq!(key.alg(), alg);
+            assert_eq!(key.key.alg(), alg);
             let jwt = key
                 .assertion("gw", "https://idp/introspect", b"call", 7)
                 .unwrap();

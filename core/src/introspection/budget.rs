@@ -11,46 +11,12 @@ use alloc::vec::Vec;
 use crate::shared_memory::{SetError, SharedMemory};
 use crate::time::UnixTime;
 
-/// Default `max_calls_per_second`: a small IdP answers that many without notice.
-pub const DEFAULT_CALLS_PER_SECOND: u32 = 20;
-/// Default `max_calls_in_flight`.
-pub const DEFAULT_CALLS_IN_FLIGHT: u32 = 8;
+use super::limits::BudgetLimits;
 
 /// Attempts at a compare-and-swap of the shared counter before the call is refused.
 const CAS_ATTEMPTS: usize = 4;
 
-/// The compiled limits of an issuer's introspection calls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BudgetLimits {
-    /// Calls started in one second of the gateway's clock.
-    pub per_second: u32,
-    /// Calls sent and not yet answered.
-    pub in_flight: u32,
-}
-
-impl Default for BudgetLimits {
-    fn default() -> Self {
-        Self {
-            per_second: DEFAULT_CALLS_PER_SECOND,
-            in_flight: DEFAULT_CALLS_IN_FLIGHT,
-        }
-    }
-}
-
 /// One issuer's spending of its budget.
-///
-/// ```
-/// use scopegate_core::introspection::{Budget, BudgetLimits};
-/// use scopegate_core::UnixTime;
-/// let mut budget = Budget::new(0, BudgetLimits { per_second: 2, in_flight: 1 });
-/// assert!(budget.admit(UnixTime(100), None));
-/// budget.hold(1);
-/// assert!(!budget.admit(UnixTime(100), None), "one call in flight");
-/// budget.settle(1);
-/// assert!(budget.admit(UnixTime(100), None));
-/// assert!(!budget.admit(UnixTime(100), None), "two calls this second");
-/// assert!(budget.admit(UnixTime(101), None), "a new second");
-/// ```
 #[derive(Clone, Debug)]
 pub struct Budget {
     issuer: usize,
@@ -96,6 +62,7 @@ impl Budget {
     }
 
     /// Calls in flight.
+    #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
@@ -196,5 +163,25 @@ mod tests {
         // Another issuer has its own.
         let mut other = Budget::new(1, limits);
         assert!(other.admit(now, Some(&memory)));
+    }
+
+    #[test]
+    fn the_documented_budget() {
+        use crate::introspection::{Budget, BudgetLimits};
+        use crate::UnixTime;
+        let mut budget = Budget::new(
+            0,
+            BudgetLimits {
+                per_second: 2,
+                in_flight: 1,
+            },
+        );
+        assert!(budget.admit(UnixTime(100), None));
+        budget.hold(1);
+        assert!(!budget.admit(UnixTime(100), None), "one call in flight");
+        budget.settle(1);
+        assert!(budget.admit(UnixTime(100), None));
+        assert!(!budget.admit(UnixTime(100), None), "two calls this second");
+        assert!(budget.admit(UnixTime(101), None), "a new second");
     }
 }

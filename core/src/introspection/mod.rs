@@ -31,6 +31,10 @@
 //! # Ok::<(), scopegate_core::PolicyError>(())
 //! ```
 
+// Without the gateway (the browser's pre-check) no call is made, yet the rules are compiled
+// from the same document so that both builds accept the same policies.
+#![cfg_attr(not(feature = "gateway"), allow(dead_code, unused_imports))]
+
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -40,24 +44,27 @@ use crate::policy::Policy;
 use crate::time::UnixTime;
 use crate::token::{principal_of_claims, Principal, TokenError};
 
+#[cfg(feature = "gateway")]
 mod answers;
 pub(crate) mod assertion;
+#[cfg(feature = "gateway")]
 pub(crate) mod budget;
 pub(crate) mod form;
+pub(crate) mod limits;
 pub(crate) mod rules;
 
-pub use answers::{Answers, Known};
-pub use assertion::AssertionKey;
-pub use budget::{Budget, BudgetLimits, DEFAULT_CALLS_IN_FLIGHT, DEFAULT_CALLS_PER_SECOND};
+#[cfg(feature = "gateway")]
+pub(crate) use answers::{Answers, Known};
+#[cfg(feature = "gateway")]
+pub use budget::Budget;
 use form::form_encode;
-pub use rules::{
-    ClientAuth, IntrospectedTokens, IntrospectionRules, DEFAULT_CACHE_SECONDS,
-    DEFAULT_INACTIVE_CACHE_SECONDS, DEFAULT_TIMEOUT_MS,
-};
+pub use limits::BudgetLimits;
+pub use rules::{ClientAuth, IntrospectedTokens, IntrospectionRules};
 
 /// Longest answer read, in bytes: a token's worth of claims.
 pub const MAX_ANSWER_LEN: usize = 16 * 1024;
 /// One introspection call for the host to send: `POST path` over `cluster`.
+#[cfg(feature = "gateway")]
 #[derive(Debug)]
 pub struct IntrospectionCall<'g> {
     /// Which call this is: give it back with the answer.
@@ -94,6 +101,7 @@ impl IntrospectionRules {
 
     /// The call that introspects `token` for the issuer at `issuer`, at `now`; `None` when
     /// this build cannot sign the client assertion `private_key_jwt` needs.
+    #[cfg(feature = "gateway")]
     pub fn call(
         &self,
         token: &str,

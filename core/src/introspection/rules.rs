@@ -4,7 +4,7 @@ use alloc::boxed::Box;
 use core::fmt;
 
 use super::assertion::AssertionKey;
-use super::budget::BudgetLimits;
+use super::limits::BudgetLimits;
 
 /// Default cap on how long an active answer is kept (`cache_seconds`).
 pub const DEFAULT_CACHE_SECONDS: u64 = 300;

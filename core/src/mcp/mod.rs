@@ -31,9 +31,10 @@ use core::fmt;
 
 pub(crate) use message::{check_headers, read_body, target_kind, Message, TargetKind};
 pub(crate) use revision::{call_from_headers, check_revision, jsonrpc_error, Revision};
-pub use revision::{HEADER_MISMATCH, STATELESS_VERSION, SUPPORTED_VERSIONS, UNSUPPORTED_VERSION};
+pub use revision::{HEADER_MISMATCH, UNSUPPORTED_VERSION};
+#[cfg(feature = "fuzzing")]
+pub use uri::normalize_uri;
 pub(crate) use uri::UriTemplate;
-pub use uri::{normalize_uri, MAX_CAPTURES, MAX_MATCH_STEPS};
 
 use crate::policy::requirement::{Evaluation, Requirement};
 use crate::scope::{ScopeRules, ScopeSet};
@@ -61,7 +62,7 @@ pub enum McpError {
     HeaderMismatch,
     /// An `=?base64?…?=` header value that does not decode to UTF-8 text.
     BadHeaderEncoding,
-    /// A `params.uri` that takes more than [`MAX_MATCH_STEPS`] to match a URI template.
+    /// A `params.uri` that takes more than 10,000 steps to match a URI template.
     UriTooComplex,
     /// The same header (`Mcp-Method` or `Mcp-Name`) more than once.
     RepeatedHeader,
@@ -73,7 +74,7 @@ pub enum McpError {
     MissingHeader,
     /// The body's `params._meta` revision is not the `MCP-Protocol-Version` header's.
     VersionMismatch,
-    /// An `MCP-Protocol-Version` that is not one of [`SUPPORTED_VERSIONS`].
+    /// An `MCP-Protocol-Version` that the gateway does not support.
     UnsupportedVersion,
 }
 
@@ -116,8 +117,8 @@ impl McpError {
         }
     }
 
-    /// The JSON-RPC error code a 2026-07-28 client gets: [`HEADER_MISMATCH`] for mirrored
-    /// headers, [`UNSUPPORTED_VERSION`], else the JSON-RPC 2.0 code for the fault (parse
+    /// The JSON-RPC error code a 2026-07-28 client gets: -32020 for mirrored headers,
+    /// -32022 for an unsupported version, else the JSON-RPC 2.0 code for the fault (parse
     /// error, invalid request, invalid params).
     pub const fn jsonrpc_code(self) -> i32 {
         match self {

@@ -13,11 +13,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-pub use document::{
-    PolicyDocument, Secret, DEFAULT_JWKS_REFETCH_SECONDS, DEFAULT_JWKS_REFRESH_SECONDS,
-    DEFAULT_LEEWAY_SECONDS, DEFAULT_MCP_MAX_BODY_BYTES, DEFAULT_ROLE_CLAIMS, DEFAULT_SCOPE_CLAIMS,
-    DEFAULT_SEPARATOR, DEFAULT_WRITE_SUFFIX,
-};
+pub use document::{PolicyDocument, DEFAULT_SCOPE_CLAIMS, DEFAULT_SEPARATOR, DEFAULT_WRITE_SUFFIX};
 pub(crate) use requirement::{Evaluation, Requirement, ScopeTemplate};
 
 use crate::jwks::{Algorithm, KeySet};

@@ -13,7 +13,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 /// every map type costs the filter and the browser package a copy of the B-tree code.
 ///
 /// ```
-/// use scopegate_core::policy::document::Named;
+/// use scopegate_core::document::Named;
 /// let roles: Named<u64> = [("b".to_string(), 2), ("a".to_string(), 1)].into_iter().collect();
 /// assert_eq!(roles.get("b"), Some(&2));
 /// assert_eq!(roles.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(), ["a", "b"]);

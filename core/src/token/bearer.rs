@@ -43,7 +43,7 @@ impl std::error::Error for BearerError {}
 /// (RFC 6750 `b64token`).
 ///
 /// ```
-/// use scopegate_core::token::{bearer_token, BearerError};
+/// use scopegate_core::{bearer_token, BearerError};
 /// assert_eq!(bearer_token(&["Bearer abc.def.ghi"]), Ok(Some("abc.def.ghi")));
 /// assert_eq!(bearer_token(&["Basic dXNlcg=="]), Ok(None));
 /// assert_eq!(bearer_token(&["", "Bearer abc.def.ghi"]), Ok(Some("abc.def.ghi")));
@@ -76,13 +76,6 @@ pub struct Credential<'a> {
 
 /// The access token of a request, `Bearer` or `DPoP`, read as [`bearer_token`] reads a
 /// bearer token: one credential at most, whatever the headers' folding.
-///
-/// ```
-/// use scopegate_core::token::{credential_of, AuthScheme, BearerError};
-/// let dpop = credential_of(&["DPoP abc.def.ghi"]).unwrap().unwrap();
-/// assert_eq!((dpop.scheme, dpop.token), (AuthScheme::Dpop, "abc.def.ghi"));
-/// assert_eq!(credential_of(&["DPoP a", "Bearer b"]), Err(BearerError::SeveralTokens));
-/// ```
 pub fn credential_of<'a>(authorization: &[&'a str]) -> Result<Option<Credential<'a>>, BearerError> {
     let mut present = authorization
         .iter()
@@ -259,5 +252,16 @@ mod tests {
         ] {
             assert_eq!(bearer_token(repeated), bearer_token(&[folded]), "{folded}");
         }
+    }
+
+    #[test]
+    fn the_documented_credentials() {
+        use crate::token::{credential_of, AuthScheme, BearerError};
+        let dpop = credential_of(&["DPoP abc.def.ghi"]).unwrap().unwrap();
+        assert_eq!((dpop.scheme, dpop.token), (AuthScheme::Dpop, "abc.def.ghi"));
+        assert_eq!(
+            credential_of(&["DPoP a", "Bearer b"]),
+            Err(BearerError::SeveralTokens)
+        );
     }
 }

@@ -125,7 +125,7 @@ pub(crate) fn claim_value<'c>(claims: &'c Value, name: &ClaimName) -> Option<&'c
 /// as at the gateway.
 ///
 /// ```
-/// use scopegate_core::token::scopes_of;
+/// use scopegate_core::scopes_of;
 /// use scopegate_core::Policy;
 /// // {"alg":"ES256"} . {"scope":"openid order","roles":["admin"]} . "sig"
 /// let jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzY29wZSI6Im9wZW5pZCBvcmRlciIsInJvbGVzIjpbImFkbWluIl19.c2ln";

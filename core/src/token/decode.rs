@@ -12,7 +12,7 @@ use super::error::{TokenError, MAX_TOKEN_LEN};
 ///
 /// ```
 /// let token = "eyJhbGciOiJFUzI1NiJ9.eyJzY29wZSI6InJlc291cmNlOnJlYWQifQ.c2ln";
-/// let decoded = scopegate_core::token::decode(token).unwrap();
+/// let decoded = scopegate_core::decode_token(token).unwrap();
 /// assert_eq!(decoded.algorithm(), "ES256");
 /// assert_eq!(decoded.claims()["scope"], "resource:read");
 /// ```

@@ -22,14 +22,6 @@ const MAX_DEPTH: usize = 16;
 /// `jwt_authn`'s metadata, a payload that is exactly `claims`, the presented token's: every
 /// claim the same (numbers compared as the doubles protobuf holds them as), none missing,
 /// none more. Malformed bytes, no payload or another token's are `false`.
-///
-/// ```
-/// use scopegate_core::token::jwt_authn::verified;
-/// let claims = serde_json::json!({"sub": "alice"});
-/// // No metadata, or bytes that are not a message: not verified.
-/// assert!(!verified(&[], "payload", &claims));
-/// assert!(!verified(&[0xff, 0xff], "payload", &claims));
-/// ```
 pub fn verified(metadata: &[u8], key: &str, claims: &Value) -> bool {
     // Metadata: field 1, map<string, Struct> filter_metadata.
     let payload = entry_of(metadata, JWT_AUTHN).and_then(|filter| entry_of(filter, key));
@@ -334,5 +326,14 @@ mod tests {
             "payload",
             &claims
         ));
+    }
+
+    #[test]
+    fn no_metadata_is_not_verified() {
+        use crate::token::jwt_authn::verified;
+        let claims = serde_json::json!({"sub": "alice"});
+        // No metadata, or bytes that are not a message: not verified.
+        assert!(!verified(&[], "payload", &claims));
+        assert!(!verified(&[0xff, 0xff], "payload", &claims));
     }
 }

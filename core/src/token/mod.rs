@@ -20,12 +20,13 @@ mod bearer;
 mod claims;
 pub(crate) mod decode;
 pub(crate) mod error;
+#[cfg(feature = "gateway")]
 pub(crate) mod fingerprint;
 pub mod jwt_authn;
 mod signature;
 
 pub use crate::policy::DEFAULT_SCOPE_CLAIMS;
-pub use bearer::{bearer_token, credential_of, AuthScheme, BearerError, Credential};
+pub use bearer::{bearer_token, credential_of, AuthScheme, BearerError};
 pub(crate) use claims::claim_value;
 pub use claims::scopes_of;
 use claims::{confirmation, effective_scopes, header_value, match_audiences, numeric_date};
@@ -89,7 +90,7 @@ impl Confirmation {
 /// each of `resources` that has its own.
 ///
 /// ```
-/// use scopegate_core::token::AudienceMatch;
+/// use scopegate_core::AudienceMatch;
 /// assert!(AudienceMatch::ALL.fits_issuer());
 /// assert!(!AudienceMatch::NONE.fits_issuer());
 /// ```
@@ -131,9 +132,6 @@ impl AudienceMatch {
 pub enum Signature<'k> {
     /// Verify against the policy's inline keys and these fetched ones.
     Verify(&'k crate::policy::KeyStore),
-    /// Trust it: for client-side pre-checks only, where the token came from the IdP and the
-    /// gateway verifies it anyway.
-    Trust,
     /// As `Verify`, and for an issuer whose tokens Envoy's `jwt_authn` verifies, the
     /// request's metadata as the host serializes it (see [`jwt_authn`]), asked for only then.
     VerifyOrAskHost(&'k crate::policy::KeyStore, &'k dyn Fn() -> Option<Vec<u8>>),
@@ -152,8 +150,8 @@ pub(crate) fn authenticate(
     })
 }
 
-/// [`authenticate`] with [`Signature::Trust`], without the signature code: the pre-check's
-/// one path (the browser package links only this one).
+/// [`authenticate`] trusting the signature, without the signature code: the pre-check's
+/// one path, for a token that came from the IdP and that the gateway verifies anyway (the browser package links only this one).
 pub(crate) fn authenticate_trusted(
     policy: &Policy,
     token: &str,
@@ -211,7 +209,6 @@ fn check_signature(
 ) -> Result<(), TokenError> {
     let claims = &decoded.claims;
     match (signature, &issuer.keys) {
-        (Signature::Trust, _) => {}
         // Its payload in the metadata is the signature check; no metadata, or another
         // token's, is no check (never a pass).
         (Signature::VerifyOrAskHost(_, metadata), KeySource::JwtAuthn(key)) => {

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::UNIX_EPOCH;
 
 use scopegate_core::explain::{ExplainOptions, Explanation};
-use scopegate_core::path::request_target;
+use scopegate_core::request_target;
 use scopegate_core::{Decision, Request, UnixTime};
 
 use crate::error::Error;

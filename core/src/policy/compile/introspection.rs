@@ -4,10 +4,10 @@
 use alloc::format;
 
 use crate::introspection::assertion::AssertionKey;
-use crate::introspection::budget::{
+use crate::introspection::form::basic_authorization;
+use crate::introspection::limits::{
     BudgetLimits, DEFAULT_CALLS_IN_FLIGHT, DEFAULT_CALLS_PER_SECOND,
 };
-use crate::introspection::form::basic_authorization;
 use crate::introspection::rules::{
     ClientAuth, IntrospectedTokens, IntrospectionRules, DEFAULT_CACHE_SECONDS,
     DEFAULT_INACTIVE_CACHE_SECONDS, DEFAULT_TIMEOUT_MS,
