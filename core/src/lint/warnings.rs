@@ -163,6 +163,29 @@ pub(super) fn warnings(
     let mut out = Vec::new();
     inline_secrets(document, original, &mut out);
     let route = |index: usize| format!("routes[{}]", original("routes", index));
+    shadowed_routes(policy, &route, &mut out);
+    public_overlaps(policy, &route, &mut out);
+    unused_role_scopes(policy, document, &mut out);
+    unknowable_scopes(policy, document, &route, &mut out);
+    unbound_prefixes(policy, document, &mut out);
+    if document.unmatched == Unmatched::Allow {
+        out.push(warn(
+            Rule::UnmatchedAllowed,
+            String::from("unmatched"),
+            String::from(
+                "every request no route fits goes to the upstream unchecked; `deny` (the \
+                 default) fails closed",
+            ),
+        ));
+    }
+    if !document.scopes.max_age.is_empty() {
+        max_age_without_auth_time(policy, tokens, original, &mut out);
+    }
+    audience_warnings(policy, document, original, &mut out);
+    out
+}
+
+fn shadowed_routes(policy: &Policy, route: &dyn Fn(usize) -> String, out: &mut Vec<Finding>) {
     for index in 0..policy.routes.len() {
         if let Some(by) = samples::shadowed_by(policy, index).filter(|by| !by.is_empty()) {
             let by: Vec<String> = by.iter().map(|&i| route(i)).collect();
@@ -178,6 +201,9 @@ pub(super) fn warnings(
             ));
         }
     }
+}
+
+fn public_overlaps(policy: &Policy, route: &dyn Fn(usize) -> String, out: &mut Vec<Finding>) {
     for (public, entry) in policy.routes.iter().enumerate() {
         if !matches!(entry.access, Access::Public) {
             continue;
@@ -202,25 +228,37 @@ pub(super) fn warnings(
             ));
         }
     }
+}
+
+fn unused_role_scopes(policy: &Policy, document: &PolicyDocument, out: &mut Vec<Finding>) {
     let needed = |granted: &str| {
         templates(policy).any(|(_, template)| match template {
             ScopeTemplate::Literal(scope) => policy.rules.covers(granted, scope),
             ScopeTemplate::Bound { prefix, .. } => granted.starts_with(&**prefix),
         })
     };
-    if let Some(roles) = &document.roles {
-        for (role, scopes) in &roles.map {
-            for (at, scope) in scopes.iter().enumerate() {
-                if !needed(scope) {
-                    out.push(warn(
-                        Rule::UnusedRoleScope,
-                        format!("roles.map.{role}[{at}]"),
-                        format!("role `{role}` grants `{scope}`, which no route needs"),
-                    ));
-                }
+    let Some(roles) = &document.roles else {
+        return;
+    };
+    for (role, scopes) in &roles.map {
+        for (at, scope) in scopes.iter().enumerate() {
+            if !needed(scope) {
+                out.push(warn(
+                    Rule::UnusedRoleScope,
+                    format!("roles.map.{role}[{at}]"),
+                    format!("role `{role}` grants `{scope}`, which no route needs"),
+                ));
             }
         }
     }
+}
+
+fn unknowable_scopes(
+    policy: &Policy,
+    document: &PolicyDocument,
+    route: &dyn Fn(usize) -> String,
+    out: &mut Vec<Finding>,
+) {
     let advertised = |scope: &str| {
         let single = document.resource.is_some();
         let listed = document.resources.iter().flatten().any(|r| {
@@ -254,6 +292,9 @@ pub(super) fn warnings(
             ),
         ));
     }
+}
+
+fn unbound_prefixes(policy: &Policy, document: &PolicyDocument, out: &mut Vec<Finding>) {
     for (at, prefix) in document.scopes.prefixes.iter().enumerate() {
         let bound = templates(policy).any(|(_, template)| {
             matches!(template, ScopeTemplate::Bound { prefix: p, .. } if **p == **prefix)
@@ -269,47 +310,42 @@ pub(super) fn warnings(
             ));
         }
     }
-    if document.unmatched == Unmatched::Allow {
+}
+
+/// One finding per issuer whose first sample token carries no `auth_time`.
+fn max_age_without_auth_time(
+    policy: &Policy,
+    tokens: &[&str],
+    original: &dyn Fn(&str, usize) -> usize,
+    out: &mut Vec<Finding>,
+) {
+    let mut seen: Vec<usize> = Vec::new();
+    for (sample, token) in tokens.iter().enumerate() {
+        let Ok(decoded) = decode(token) else { continue };
+        let claims = decoded.claims();
+        let issuer = claims
+            .get("iss")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|iss| policy.issuer_by_name(iss));
+        let Some((index, issuer)) = issuer else {
+            continue;
+        };
+        if claims.get("auth_time").is_some() || seen.contains(&index) {
+            continue;
+        }
+        seen.push(index);
         out.push(warn(
-            Rule::UnmatchedAllowed,
-            String::from("unmatched"),
-            String::from(
-                "every request no route fits goes to the upstream unchecked; `deny` (the \
-                 default) fails closed",
+            Rule::MaxAgeWithoutAuthTime,
+            String::from("scopes.max_age"),
+            format!(
+                "sample token {sample} of issuers[{}] `{}` has no `auth_time`: every request \
+                 needing a scope with a max_age gets a 401 step-up; have the IdP add \
+                 `auth_time` to access tokens",
+                original("issuers", index),
+                issuer.issuer
             ),
         ));
     }
-    if !document.scopes.max_age.is_empty() {
-        let mut seen: Vec<usize> = Vec::new();
-        for (sample, token) in tokens.iter().enumerate() {
-            let Ok(decoded) = decode(token) else { continue };
-            let claims = decoded.claims();
-            let issuer = claims
-                .get("iss")
-                .and_then(serde_json::Value::as_str)
-                .and_then(|iss| policy.issuer_by_name(iss));
-            let Some((index, issuer)) = issuer else {
-                continue;
-            };
-            if claims.get("auth_time").is_some() || seen.contains(&index) {
-                continue;
-            }
-            seen.push(index);
-            out.push(warn(
-                Rule::MaxAgeWithoutAuthTime,
-                String::from("scopes.max_age"),
-                format!(
-                    "sample token {sample} of issuers[{}] `{}` has no `auth_time`: every request \
-                     needing a scope with a max_age gets a 401 step-up; have the IdP add \
-                     `auth_time` to access tokens",
-                    original("issuers", index),
-                    issuer.issuer
-                ),
-            ));
-        }
-    }
-    audience_warnings(policy, document, original, &mut out);
-    out
 }
 
 /// A resource by position in `resources` (`None`: the single `resource`), its URL, and
