@@ -263,13 +263,15 @@ impl RawScopeRules {
     }
 
     /// The authorization request that keeps what is held ([`client::widen`]):
-    /// `{scope, consent}` as JSON, or `undefined` when it stays as it is.
+    /// `{scope, prompt}` as JSON, or `undefined` when it stays as it is.
     pub fn widen(
         &self,
         held: Vec<String>,
         requested: Vec<String>,
+        prompt: &str,
     ) -> Result<Option<String>, JsValue> {
-        match client::widen(&self.inner, &strs(&held), &strs(&requested)) {
+        // No `prompt` and an empty one are the same to `widen`.
+        match client::widen(&self.inner, &strs(&held), &strs(&requested), Some(prompt)) {
             Ok(widened) => widened.map(|w| to_json(&w)).transpose(),
             Err(err) => Err(error("invalid_scope", &err, json!({"reason": err.code()}))),
         }
@@ -371,16 +373,63 @@ pub fn split_scopes(text: &str) -> Vec<String> {
     client::split_scopes(text).map(String::from).collect()
 }
 
-/// Is `value` a valid `acr` value ([`client::is_valid_acr`])?
-#[wasm_bindgen(js_name = isValidAcr)]
-pub fn valid_acr(value: &str) -> bool {
-    client::is_valid_acr(value)
+/// An authorization request's query parameters ([`client::authorization_params`]), as
+/// JSON `[name, value, …]`.
+// `request` is JSON: `{client_id, redirect_uri, code_challenge}`, and when given
+// `response_type`, `state`, `code_challenge_method` (strings), `scopes`, `resources`,
+// `acr_values`, `extra` (arrays of strings; `extra` is `[name, value, …]`); `max_age` apart, as
+// JSON has no NaN. (These lines are `//`: `///` lines are copied into the JS glue.)
+#[wasm_bindgen(js_name = authorizationParams)]
+pub fn authorization_params(request: &str, max_age: Option<f64>) -> Result<Vec<String>, JsValue> {
+    // from_slice: the instantiation read_denial and the token decoder use.
+    let json: Value = serde_json::from_slice(request.as_bytes()).unwrap_or_default();
+    let text = |name: &str| json.get(name).and_then(Value::as_str);
+    // Plain loops over `Vec::push`: no iterator instantiations in the browser build.
+    let list = |name: &str| -> Option<Vec<&str>> {
+        let mut items = Vec::new();
+        for item in json.get(name)?.as_array()? {
+            items.push(item.as_str().unwrap_or_default());
+        }
+        Some(items)
+    };
+    let (scopes, resources, acr_values) = (list("scopes"), list("resources"), list("acr_values"));
+    let mut extra = Vec::new();
+    for pair in list("extra").unwrap_or_default().chunks_exact(2) {
+        extra.push((pair[0], pair[1]));
+    }
+    let request = client::AuthorizationRequest {
+        response_type: text("response_type"),
+        client_id: text("client_id").unwrap_or_default(),
+        redirect_uri: text("redirect_uri").unwrap_or_default(),
+        scopes: scopes.as_deref().unwrap_or_default(),
+        state: text("state"),
+        code_challenge: text("code_challenge").unwrap_or_default(),
+        code_challenge_method: text("code_challenge_method"),
+        resources: resources.as_deref().unwrap_or_default(),
+        acr_values: acr_values.as_deref(),
+        max_age,
+        extra: &extra,
+    };
+    let params = client::authorization_params(&request)
+        .map_err(|err| error("invalid_argument", &err, Value::Null))?;
+    let mut flat = Vec::new();
+    for (name, value) in params {
+        flat.push(String::from(name));
+        flat.push(value);
+    }
+    Ok(flat)
 }
 
-/// Is `value` an S256 PKCE code challenge ([`client::is_s256_challenge`])?
-#[wasm_bindgen(js_name = isS256Challenge)]
-pub fn s256_challenge(value: &str) -> bool {
-    client::is_s256_challenge(value)
+/// The `Authorization` header for an access token ([`client::authorization_header`]).
+#[wasm_bindgen(js_name = authorizationHeader)]
+pub fn authorization_header(access: &str) -> Option<String> {
+    client::authorization_header(Some(access))
+}
+
+/// Does a denial's body need reading ([`client::wants_denial_body`])?
+#[wasm_bindgen(js_name = wantsDenialBody)]
+pub fn wants_denial_body(status: u16, content_type: &str) -> bool {
+    client::wants_denial_body(status, Some(content_type))
 }
 
 /// The scopes held, the access token read by its default scope claims
