@@ -7,9 +7,13 @@
 //! - [`issued_here`], [`held_scopes`], [`held_at`]: which scopes a client holds at a resource.
 //! - [`widen`]: the authorization request that keeps what is held (and asks for consent with
 //!   `offline_access`).
+//! - [`authorization_params`]: what an authorization request may carry, and its query
+//!   parameters in order.
+//! - [`authorization_header`]: the `Authorization` header a client sends with a token.
 //! - [`call_access`]: whether a JSON-RPC call is allowed, and which denials a scope request
 //!   fixes.
-//! - [`fix_of`], [`needed`]: what a client does about a denial it read back from a response.
+//! - [`wants_denial_body`], [`fix_of`], [`needed`]: whether to read a response's body for
+//!   its denial, and what a client does about a denial it read back from a response.
 //! - [`issuer_of`]: the policy's issuer a token names.
 //!
 //! The shared vectors `tests/vectors/client.json` run every rule here from Rust and, through
@@ -22,7 +26,7 @@ use alloc::vec::Vec;
 use serde::Serialize;
 
 use crate::decision::{Decision, DenyReason, ErrorCode};
-use crate::denial::ReadDenial;
+use crate::denial::{is_denial_status, ReadDenial};
 use crate::policy::Policy;
 use crate::request::Request;
 use crate::scope::{is_valid_scope, ScopeError, ScopeRequest, ScopeRules};
@@ -30,6 +34,9 @@ use crate::time::UnixTime;
 use crate::token::{decode, scopes_of, TokenError};
 
 pub use crate::acr::is_valid_acr;
+pub use authorize::{authorization_params, AuthorizationRequest, AuthorizationRequestError};
+
+mod authorize;
 
 /// The scopes of a scope list written as text: space-separated (RFC 6749 §3.3), and any
 /// other ASCII whitespace (a tab, a newline of a pasted list) separates too, since no scope
@@ -59,6 +66,22 @@ pub fn is_s256_challenge(value: &str) -> bool {
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The `Authorization` header a client sends with the access token `access`: `Bearer`
+/// and the token; none without a token, and none for an empty one (an empty token is no
+/// token, as everywhere here).
+///
+/// ```
+/// use scopegate_core::client::authorization_header;
+/// assert_eq!(authorization_header(Some("abc")).as_deref(), Some("Bearer abc"));
+/// assert_eq!(authorization_header(Some("")), None);
+/// assert_eq!(authorization_header(None), None);
+/// ```
+pub fn authorization_header(access: Option<&str>) -> Option<String> {
+    access
+        .filter(|access| !access.is_empty())
+        .map(|access| format!("Bearer {access}"))
 }
 
 /// Is the token refused only for its age (`exp`, `nbf`, `iat`)? Such a token was still
@@ -154,9 +177,7 @@ pub fn held_at(
     access: Option<&str>,
     now: UnixTime,
 ) -> Vec<String> {
-    let access = access.filter(|access| !access.is_empty());
-    if let Some(access) = access {
-        let bearer = format!("Bearer {access}");
+    if let Some(bearer) = authorization_header(access) {
         let authorization = [bearer.as_str()];
         let request = Request::new("GET", target).with_authorization(&authorization);
         if !issued_here(&policy.precheck(&request, now)) {
@@ -166,40 +187,92 @@ pub fn held_at(
     held_scopes(Some(policy), granted, access)
 }
 
-/// The authorization request that keeps what is held: its `scope` parameter and whether to
-/// ask for consent.
+/// The authorization request that keeps what is held: its `scope` parameter, and its
+/// `prompt` parameter when that changes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Widened {
     /// The whole `scope` parameter: held plus requested, minimised.
     pub scope: String,
-    /// Add `prompt=consent` (when the request has none): the scope asks for
-    /// `offline_access`, and the MCP SDK, like OpenID Connect Core §11, asks for consent then.
-    pub consent: bool,
+    /// The `prompt` parameter to set, `None` to leave it as it is: with `offline_access` in
+    /// `scope`, the request's `prompt` values and `consent` ([`widen`] says when and why).
+    pub prompt: Option<String>,
 }
 
 /// Widens a requested scope list to one that keeps what is held; `None` when nothing is
-/// requested and nothing is held (the request stays as it is).
+/// requested and nothing is held (the request stays as it is). `prompt` is the request's
+/// `prompt` parameter, if it has one.
+///
+/// A `scope` with `offline_access` asks for consent, as the MCP SDKs do and as OpenID Connect
+/// Core §11 requires ("a prompt parameter value of consent MUST be used"): `consent` joins
+/// the request's `prompt` values, a space-separated list (Core §3.1.2.1), in one parameter
+/// (a second `prompt` parameter would make the request invalid, RFC 6749 §3.1). Nothing
+/// changes when the list has `consent` already, or has `none`: `none` asks for no page at
+/// all and may not be combined with another value, so the caller's silent request stays
+/// silent, and the authorization server answers it with `consent_required` or without a
+/// refresh token, which that caller handles, instead of `invalid_request`.
 ///
 /// ```
 /// use scopegate_core::client::widen;
 /// use scopegate_core::ScopeRules;
 /// let rules = ScopeRules::default();
-/// let widened = widen(&rules, &["offline_access", "a:b"], &["a"])?.unwrap();
-/// assert_eq!((widened.scope.as_str(), widened.consent), ("offline_access a", true));
-/// assert_eq!(widen(&rules, &[], &[])?, None);
+/// let widened = widen(&rules, &["offline_access", "a:b"], &["a"], None)?.unwrap();
+/// assert_eq!((widened.scope.as_str(), widened.prompt.as_deref()), ("offline_access a", Some("consent")));
+/// let widened = widen(&rules, &["offline_access"], &["a"], Some("login"))?.unwrap();
+/// assert_eq!(widened.prompt.as_deref(), Some("login consent"));
+/// assert_eq!(widen(&rules, &["offline_access"], &["a"], Some("none"))?.unwrap().prompt, None);
+/// assert_eq!(widen(&rules, &["a"], &["b"], None)?.unwrap().prompt, None);
+/// assert_eq!(widen(&rules, &[], &[], None)?, None);
 /// # Ok::<(), scopegate_core::ScopeError>(())
 /// ```
 pub fn widen(
     rules: &ScopeRules,
     held: &[&str],
     requested: &[&str],
+    prompt: Option<&str>,
 ) -> Result<Option<Widened>, ScopeError> {
     if held.is_empty() && requested.is_empty() {
         return Ok(None);
     }
     let scope = rules.next_request(held, requested)?.scope;
-    let consent = split_scopes(&scope).any(|s| s == "offline_access");
-    Ok(Some(Widened { scope, consent }))
+    let values = prompt.unwrap_or_default();
+    let consent = split_scopes(&scope).any(|s| s == "offline_access")
+        && !split_scopes(values).any(|v| v == "consent" || v == "none");
+    let prompt = consent.then(|| {
+        let mut list = String::new();
+        for value in split_scopes(values) {
+            list.push_str(value);
+            list.push(' ');
+        }
+        list.push_str("consent");
+        list
+    });
+    Ok(Some(Widened { scope, prompt }))
+}
+
+/// Does [`crate::denial::read_denial`] want a response's body: a denial's status (4xx), and
+/// a `Content-Type` that is JSON (`application/json` or a `+json` type; case and parameters
+/// aside)? A client reads the body only then: the gateway's JSON body says what CORS may hide
+/// of the header, and any other body (an HTML error page, a stream) is not read for nothing.
+///
+/// ```
+/// use scopegate_core::client::wants_denial_body;
+/// assert!(wants_denial_body(403, Some("application/json")));
+/// assert!(wants_denial_body(401, Some("Application/JSON; charset=utf-8")));
+/// assert!(wants_denial_body(403, Some("application/problem+json")));
+/// assert!(!wants_denial_body(403, Some("text/html")));
+/// assert!(!wants_denial_body(403, None));
+/// assert!(!wants_denial_body(200, Some("application/json")));
+/// ```
+pub fn wants_denial_body(status: u16, content_type: Option<&str>) -> bool {
+    let value = content_type.unwrap_or_default().as_bytes();
+    let essence = value
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    let json = essence.eq_ignore_ascii_case(b"application/json")
+        || essence.len() > 6 && essence[essence.len() - 5..].eq_ignore_ascii_case(b"+json");
+    is_denial_status(status) && json
 }
 
 /// What a client does about a denial read back from a response ([`crate::denial::read_denial`]).
@@ -366,8 +439,7 @@ pub fn call_access(
         text(method),
         params.join(",")
     );
-    let access = access.filter(|access| !access.is_empty());
-    let bearer = access.map(|access| format!("Bearer {access}"));
+    let bearer = authorization_header(access);
     let authorization: Vec<&str> = bearer.iter().map(String::as_str).collect();
     let mut request = Request::new("POST", target).with_authorization(&authorization);
     request.body = Some(body.as_bytes());
@@ -433,13 +505,13 @@ mod tests {
     #[test]
     fn nothing_held_and_nothing_requested_leaves_the_request_alone() {
         let rules = ScopeRules::default();
-        assert_eq!(widen(&rules, &[], &[]), Ok(None));
-        let widened = widen(&rules, &["a"], &[]).unwrap().unwrap();
+        assert_eq!(widen(&rules, &[], &[], Some("login")), Ok(None));
+        let widened = widen(&rules, &["a"], &[], None).unwrap().unwrap();
         assert_eq!(
             widened,
             Widened {
                 scope: "a".into(),
-                consent: false
+                prompt: None
             }
         );
         assert_eq!(vec!["x"], split_scopes("x").collect::<Vec<_>>());

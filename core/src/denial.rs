@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::challenge::parse_challenges;
+use crate::client::split_scopes;
 use crate::decision::ErrorCode;
 
 /// What a denial says, read back from the response.
@@ -62,7 +63,7 @@ pub fn read_denial(
     www_authenticate: Option<&str>,
     body: Option<&str>,
 ) -> Option<ReadDenial> {
-    if !(400..500).contains(&status) {
+    if !is_denial_status(status) {
         return None;
     }
     let from_header = www_authenticate.and_then(|header| {
@@ -101,10 +102,9 @@ pub fn read_denial(
         })
     })?;
     let error = fields.error.unwrap_or_else(|| String::from("unauthorized"));
+    // Split as every scope list written as text is (`client::split_scopes`).
     let list = |text: Option<String>| -> Vec<String> {
-        text.unwrap_or_default()
-            .split(' ')
-            .filter(|s| !s.is_empty())
+        split_scopes(&text.unwrap_or_default())
             .map(String::from)
             .collect()
     };
@@ -123,6 +123,11 @@ pub fn read_denial(
         acr_values: fields.acr_values.map(|text| list(Some(text))),
         source: fields.source,
     })
+}
+
+/// The statuses a denial is read from: 4xx.
+pub(crate) fn is_denial_status(status: u16) -> bool {
+    (400..500).contains(&status)
 }
 
 struct Fields {

@@ -101,10 +101,7 @@ pub fn request_target(url: &str) -> Option<Cow<'_, str>> {
         return Some(Cow::Borrowed(url));
     }
     let (scheme, rest) = url.split_once("://")?;
-    let mut chars = scheme.bytes();
-    let scheme_ok = chars.next().is_some_and(|b| b.is_ascii_alphabetic())
-        && chars.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
-    if !scheme_ok {
+    if !crate::policy::url::is_scheme(scheme) {
         return None;
     }
     let after_authority = &rest[rest.find(['/', '?']).unwrap_or(rest.len())..];

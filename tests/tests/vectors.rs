@@ -215,8 +215,8 @@ fn access_of(case: &Value) -> Option<String> {
 #[test]
 fn client_vectors() {
     use scopegate_core::client::{
-        call_access, fix_of, held_at, held_scopes, is_s256_challenge, is_valid_acr, needed,
-        split_scopes, widen,
+        authorization_header, call_access, fix_of, held_at, held_scopes, is_s256_challenge,
+        is_valid_acr, needed, split_scopes, wants_denial_body, widen,
     };
     use scopegate_core::read_denial;
     use scopegate_core::request_target;
@@ -259,6 +259,7 @@ fn client_vectors() {
             &rules,
             &strings(&case["held"]),
             &strings(&case["requested"]),
+            case["prompt"].as_str(),
         );
         expect("widen", case, json!(got.expect("widen")), &case["expect"]);
     }
@@ -290,7 +291,15 @@ fn client_vectors() {
     }
     for case in file["denials"].as_array().expect("denials") {
         let status = u16::try_from(case["status"].as_u64().expect("status")).expect("u16");
-        let denial = read_denial(status, case["header"].as_str(), case["body"].as_str());
+        // The body is read as a client reads it: only when its content type says JSON.
+        let content_type = case.get("content_type").map_or_else(
+            || case.get("body").map(|_| "application/json"),
+            Value::as_str,
+        );
+        let body = case["body"]
+            .as_str()
+            .filter(|_| wants_denial_body(status, content_type));
+        let denial = read_denial(status, case["header"].as_str(), body);
         let fix = denial.as_ref().map_or("none", |d| fix_of(d).as_str());
         expect("denial", case, json!(fix), &case["fix"]);
         if let Some(required) = denial.as_ref().and_then(|d| d.insufficient_scope.as_ref()) {
@@ -309,5 +318,60 @@ fn client_vectors() {
             expect("needed", case, got, &expected);
         }
     }
-    report(ran, 50, &failures);
+    for case in file["denial_body"].as_array().expect("denial_body") {
+        let status = u16::try_from(case["status"].as_u64().expect("status")).expect("u16");
+        let got = wants_denial_body(status, case["content_type"].as_str());
+        expect("denial_body", case, json!(got), &case["read"]);
+    }
+    for case in file["bearer"].as_array().expect("bearer") {
+        let got = authorization_header(case["token"].as_str());
+        expect("bearer", case, json!(got), &case["header"]);
+    }
+    for case in file["authorize"].as_array().expect("authorize") {
+        let got = authorization_params_of(&file["authorize_base"], &case["request"]);
+        let expected = case.get("params").unwrap_or(&case["error"]);
+        expect("authorize", case, got, expected);
+    }
+    report(ran, 100, &failures);
+}
+
+/// What `client::authorization_params` answers for a `client.json` authorization request
+/// (`base` with `request`'s members): the parameters as `[name, value]` pairs, or the error's
+/// message.
+fn authorization_params_of(base: &Value, request: &Value) -> Value {
+    use scopegate_core::client::{authorization_params, AuthorizationRequest};
+    let member = |name: &str| request.get(name).or_else(|| base.get(name));
+    let text = |name: &str| member(name).and_then(Value::as_str);
+    let list = |name: &str| member(name).map(strings);
+    let (scopes, resources) = (list("scopes"), list("resources"));
+    let acr_values = list("acr_values");
+    let extra: Vec<(&str, &str)> = member("extra").map_or_else(Vec::new, |pairs| {
+        let pairs = pairs.as_array().expect("extra");
+        pairs
+            .iter()
+            .map(|pair| {
+                (
+                    pair[0].as_str().expect("name"),
+                    pair[1].as_str().expect("value"),
+                )
+            })
+            .collect()
+    });
+    let request = AuthorizationRequest {
+        response_type: text("response_type"),
+        client_id: text("client_id").expect("client_id"),
+        redirect_uri: text("redirect_uri").expect("redirect_uri"),
+        scopes: scopes.as_deref().unwrap_or_default(),
+        state: text("state"),
+        code_challenge: text("code_challenge").expect("code_challenge"),
+        code_challenge_method: text("code_challenge_method"),
+        resources: resources.as_deref().unwrap_or_default(),
+        acr_values: acr_values.as_deref(),
+        max_age: member("max_age").map(|age| age.as_f64().expect("max_age")),
+        extra: &extra,
+    };
+    match authorization_params(&request) {
+        Ok(params) => json!(params),
+        Err(err) => json!(err.to_string()),
+    }
 }

@@ -98,11 +98,11 @@ function webCrypto() {
  * cannot be used yet (the web build before `init()`).
  */
 export function createApi(raw, ready = () => {}) {
-  /** A list of scopes from an array of strings or a space-separated string (split by the core). */
-  function scopeList(value, name) {
+  /** A list of scopes (or other `items`) from an array or a space-separated string (split by the core). */
+  function scopeList(value, name, items = 'scopes') {
     if (typeof value === 'string') return raw.splitScopes(value);
     if (Array.isArray(value) && value.every((s) => typeof s === 'string')) return [...value];
-    throw invalidArgument(`${name} must be an array of scopes or a space-separated string`);
+    throw invalidArgument(`${name} must be an array of ${items} or a space-separated string`);
   }
 
   // The raw objects behind a ScopeRules and a Policy, for this module only.
@@ -186,9 +186,8 @@ export function createApi(raw, ready = () => {}) {
 
     /** The gateway's answer for `method url` carrying `jwt`, assuming a valid signature. */
     check(method, url, jwt, now) {
-      if (jwt !== undefined && jwt !== null) requireString(jwt, 'jwt');
-      const authorization = jwt ? [`Bearer ${jwt}`] : [];
-      return this.checkRequest({ method, url, authorization }, now);
+      const header = raw.authorizationHeader(jwt === undefined || jwt === null ? '' : requireString(jwt, 'jwt'));
+      return this.checkRequest({ method, url, authorization: header === undefined ? [] : [header] }, now);
     }
 
     /** The gateway's answer for a request with every header it looks at. */
@@ -315,7 +314,7 @@ export function createApi(raw, ready = () => {}) {
       const { access_token: access, scope } = token;
       if (access !== undefined && access !== null) requireString(access, 'token.access_token');
       if (scope !== undefined && scope !== null) requireString(scope, 'token.scope');
-      return { access: access || null, granted: scope ? scopeList(scope, 'token.scope') : [] };
+      return { access: access ?? null, granted: scope ? scopeList(scope, 'token.scope') : [] };
     }
     throw invalidArgument('token must be an access token or an object with access_token (the SDK\'s OAuthTokens)');
   }
@@ -358,11 +357,12 @@ export function createApi(raw, ready = () => {}) {
       const target = authorizationUrl instanceof URL ? authorizationUrl : new URL(String(authorizationUrl));
       const requested = scopeList(target.searchParams.get('scope') ?? '', 'the scope parameter');
       const holding = heldScopes(tokenOf((await provider.tokens()) ?? null), policy, endpoint);
-      const widened = call(() => rawRules(scopeRules).widen(holding, requested));
+      const prompt = target.searchParams.get('prompt') ?? '';
+      const widened = call(() => rawRules(scopeRules).widen(holding, requested, prompt));
       if (widened !== undefined) {
-        const { scope, consent } = JSON.parse(widened);
-        target.searchParams.set('scope', scope);
-        if (consent && !target.searchParams.has('prompt')) target.searchParams.append('prompt', 'consent');
+        const next = JSON.parse(widened);
+        target.searchParams.set('scope', next.scope);
+        if (next.prompt !== null) target.searchParams.set('prompt', next.prompt);
       }
       return provider.redirectToAuthorization(target);
     }
@@ -460,69 +460,44 @@ export function createApi(raw, ready = () => {}) {
     return { codeVerifier, codeChallenge: base64url(new Uint8Array(digest)), codeChallengeMethod: 'S256' };
   }
 
-  const RESERVED = new Set([
-    'response_type', 'client_id', 'redirect_uri', 'scope', 'state', 'code_challenge',
-    'code_challenge_method', 'resource', 'acr_values', 'max_age',
-  ]);
-
   function absoluteUrl(value, name) {
     requireString(value, name);
-    let url;
     try {
-      url = new URL(value);
+      return new URL(value);
     } catch {
       throw invalidArgument(`${name} must be an absolute URL, got ${JSON.stringify(value)}`);
     }
-    return url;
   }
 
+  /** The endpoint's URL with the query parameters the core decides. */
   function authorizationUrl(options) {
     ready();
     if (options === null || typeof options !== 'object') throw invalidArgument('authorizationUrl takes an options object');
     const {
       authorizationEndpoint, clientId, redirectUri, scopes, state, codeChallenge,
-      codeChallengeMethod = 'S256', resource, responseType = 'code', extraParams = {}, acrValues, maxAge,
+      codeChallengeMethod, resource, responseType, extraParams = {}, acrValues, maxAge,
     } = options;
     const url = absoluteUrl(authorizationEndpoint, 'authorizationEndpoint');
-    if (requireString(clientId, 'clientId') === '') throw invalidArgument('clientId must not be empty');
-    absoluteUrl(redirectUri, 'redirectUri');
-    const list = scopeList(scopes, 'scopes');
-    const invalid = list.find((s) => !raw.isValidScope(s));
-    if (invalid !== undefined) throw invalidArgument(`${JSON.stringify(invalid)} is not a valid scope (RFC 6749 section 3.3)`);
-    if (!raw.isS256Challenge(requireString(codeChallenge, 'codeChallenge'))) {
-      throw invalidArgument('codeChallenge must be an S256 challenge from createPkce()');
-    }
-    if (codeChallengeMethod !== 'S256') throw invalidArgument('only the S256 code challenge method is supported');
+    const optional = (value, name) => (value === undefined ? undefined : requireString(value, name));
     const resources = resource === undefined ? [] : Array.isArray(resource) ? resource : [resource];
-    for (const r of resources) {
-      if (absoluteUrl(r, 'resource').hash !== '' || r.includes('#')) {
-        throw invalidArgument('resource must be an absolute URI without a fragment (RFC 8707)');
-      }
-    }
-    const params = url.searchParams;
-    params.set('response_type', requireString(responseType, 'responseType'));
-    params.set('client_id', clientId);
-    params.set('redirect_uri', redirectUri);
-    if (list.length > 0) params.set('scope', list.join(' '));
-    if (state !== undefined) params.set('state', requireString(state, 'state'));
-    params.set('code_challenge', codeChallenge);
-    params.set('code_challenge_method', codeChallengeMethod);
-    for (const r of resources) params.append('resource', r);
-    if (acrValues !== undefined) {
-      const classes = typeof acrValues === 'string' ? raw.splitScopes(acrValues) : acrValues;
-      if (!Array.isArray(classes) || classes.length === 0 || !classes.every((c) => typeof c === 'string' && raw.isValidAcr(c))) {
-        throw invalidArgument('acrValues must be authentication context classes: printable ASCII without spaces, quotes or backslashes');
-      }
-      params.set('acr_values', classes.join(' '));
-    }
-    if (maxAge !== undefined) {
-      if (!Number.isSafeInteger(maxAge) || maxAge < 0) throw invalidArgument('maxAge must be a whole number of seconds');
-      params.set('max_age', String(maxAge));
-    }
-    for (const [name, value] of Object.entries(extraParams)) {
-      if (RESERVED.has(name)) throw invalidArgument(`extraParams may not set ${name}; use its own option`);
-      params.set(name, requireString(value, `extraParams.${name}`));
-    }
+    if (maxAge !== undefined && typeof maxAge !== 'number') throw invalidArgument('maxAge must be a number of seconds');
+    if (extraParams === null || typeof extraParams !== 'object') throw invalidArgument('extraParams must be an object of strings');
+    const request = {
+      response_type: optional(responseType, 'responseType'),
+      client_id: requireString(clientId, 'clientId'),
+      redirect_uri: requireString(redirectUri, 'redirectUri'),
+      scopes: scopeList(scopes, 'scopes'),
+      state: optional(state, 'state'),
+      code_challenge: requireString(codeChallenge, 'codeChallenge'),
+      code_challenge_method: optional(codeChallengeMethod, 'codeChallengeMethod'),
+      resources: resources.map((r) => requireString(r, 'resource')),
+      acr_values: acrValues === undefined ? undefined : scopeList(acrValues, 'acrValues', 'authentication context classes'),
+      extra: Object.entries(extraParams).flatMap(([name, value]) => [name, requireString(value, `extraParams.${name}`)]),
+    };
+    const params = call(() => raw.authorizationParams(JSON.stringify(request), maxAge));
+    // Each replaces the endpoint's own parameters of its name; `resource` may repeat.
+    for (let i = 0; i < params.length; i += 2) url.searchParams.delete(params[i]);
+    for (let i = 0; i < params.length; i += 2) url.searchParams.append(params[i], params[i + 1]);
     return url.toString();
   }
 
@@ -530,7 +505,7 @@ export function createApi(raw, ready = () => {}) {
   async function denialOf(response) {
     const header = response.headers.get('WWW-Authenticate') ?? undefined;
     let body;
-    if ((response.headers.get('Content-Type') ?? '').includes('json')) {
+    if (raw.wantsDenialBody(response.status, response.headers.get('Content-Type') ?? '')) {
       try {
         body = await response.clone().text();
       } catch {
@@ -571,10 +546,8 @@ export function createApi(raw, ready = () => {}) {
     if (typeof fetchImpl !== 'function') throw invalidArgument('no fetch implementation');
     const request = new Request(input, init);
     const token = (await getToken()) ?? null;
-    if (token !== null) {
-      requireString(token, 'the token from getToken()');
-      request.headers.set('Authorization', `Bearer ${token}`);
-    }
+    const header = raw.authorizationHeader(token === null ? '' : requireString(token, 'the token from getToken()'));
+    if (header !== undefined) request.headers.set('Authorization', header);
     const origin = request.headers.get('Origin') ?? undefined;
     const check = policy.checkRequest(
       { method: request.method, url: request.url, authorization: request.headers.has('Authorization') ? [request.headers.get('Authorization')] : [], origin },
@@ -594,7 +567,7 @@ export function createApi(raw, ready = () => {}) {
       );
     }
     const response = await fetchImpl(request);
-    const denial = response.ok ? null : await denialOf(response);
+    const denial = await denialOf(response);
     if (denial?.fix === 'scopes') {
       // The challenge names every scope the request needs; the body, when readable, says
       // which are missing. nextScopeRequest keeps only what the token does not cover.

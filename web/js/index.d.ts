@@ -219,8 +219,11 @@ export interface Pkce {
 
 export interface AuthorizationUrlOptions {
   authorizationEndpoint: string;
+  /** Not empty. */
   clientId: string;
+  /** An absolute URI without a fragment (RFC 6749 section 3.1.2). */
   redirectUri: string;
+  /** Valid scope tokens; none leaves `scope` out. */
   scopes: Scopes;
   /** Opaque value echoed back; check it on the redirect. */
   state?: string;
@@ -233,15 +236,15 @@ export interface AuthorizationUrlOptions {
   responseType?: string;
   /** RFC 9470 step-up: the `acr_values` a denial asked for (`StepUpRequiredError.acrValues`). */
   acrValues?: string[] | string;
-  /** RFC 9470 step-up / OIDC: the `max_age` in seconds a denial asked for. */
+  /** RFC 9470 step-up / OIDC: the `max_age` in seconds a denial asked for (a whole number). */
   maxAge?: number;
-  /** Other parameters (`prompt`, `login_hint`, ...). */
+  /** Other parameters (`prompt`, `login_hint`, ...), after the others; not one of those the options set. */
   extraParams?: Record<string, string>;
 }
 
 export interface ScopedFetchOptions {
   policy: Policy;
-  /** The current access token, or `null` for none. */
+  /** The current access token, or `null` for none (an empty string is none too). */
   getToken: () => string | null | undefined | Promise<string | null | undefined>;
   /** Default: `globalThis.fetch`. */
   fetch?: (request: Request) => Promise<Response>;

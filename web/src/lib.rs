@@ -11,8 +11,10 @@
 //! Nor with `server-sections`: the policy's keys, secrets, introspection credentials and
 //! DPoP nonces are skipped unread.
 //!
-//! The exports' doc comments are copied into the generated JS glue, so the examples live
-//! here (success paths only: an error is a `JsValue`, which exists only on wasm32):
+//! The exports are described by `//` comments, not `///` doc comments: wasm-bindgen copies
+//! doc comments into the generated JS glue, which every browser downloads (they were about
+//! 1.1 KB of its 6.4 KB gzipped). The examples live here (success paths only: an error is a
+//! `JsValue`, which exists only on wasm32):
 //!
 //! ```
 //! use scopegate_web::{decode_token, default_scopes_of, normalize_path, parse_www_authenticate, RawPolicy, RawScopeRules};
@@ -99,7 +101,7 @@ fn token_error(err: &scopegate_core::TokenError) -> JsValue {
     error("invalid_token", err, json!({"reason": err.code()}))
 }
 
-/// A compiled policy document.
+// A compiled policy document.
 #[wasm_bindgen]
 pub struct RawPolicy {
     inner: Policy,
@@ -107,21 +109,22 @@ pub struct RawPolicy {
 
 #[wasm_bindgen]
 impl RawPolicy {
-    /// Compiles a policy document; errors carry the JSON path (`routes[3].path`).
-    #[wasm_bindgen(js_name = fromJson)]
+    // Compiles a policy document; errors carry the JSON path (`routes[3].path`).
+    #[wasm_bindgen(js_name = fromJson, skip_jsdoc)]
     pub fn from_json(text: &str) -> Result<RawPolicy, JsValue> {
         Policy::from_json(text)
             .map(|inner| RawPolicy { inner })
             .map_err(|err| error("invalid_policy", &err, json!({"path": err.path})))
     }
 
-    /// The gateway's decision for a request, its signature taken as valid. `url` is a
-    /// request target or an absolute URL; `body` is read on MCP routes (with the
-    /// `Mcp-Method` / `Mcp-Name` headers); `now` is in seconds since the epoch. Answers
-    /// `{allowed, status, code, error, missing, challenge, maxAge, body, tokenError, route}`.
+    // The gateway's decision for a request, its signature taken as valid. `url` is a
+    // request target or an absolute URL; `body` is read on MCP routes (with the
+    // `Mcp-Method` / `Mcp-Name` headers); `now` is in seconds since the epoch. Answers
+    // `{allowed, status, code, error, missing, challenge, maxAge, body, tokenError, route}`.
     // The raw export takes each header positionally; `checkRequest` in js/api.js is the
     // one-object API over it.
     #[allow(clippy::too_many_arguments)]
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn check(
         &self,
         method: &str,
@@ -148,16 +151,16 @@ impl RawPolicy {
         Ok(decision.answer(&self.inner).to_json())
     }
 
-    /// The token's effective scopes under this policy (claims and mapped roles).
-    #[wasm_bindgen(js_name = scopesOf)]
+    // The token's effective scopes under this policy (claims and mapped roles).
+    #[wasm_bindgen(js_name = scopesOf, skip_jsdoc)]
     pub fn scopes_of(&self, jwt: &str) -> Result<Vec<String>, JsValue> {
         scopes_of(jwt, Some(&self.inner))
             .map(|set| set.iter().map(String::from).collect())
             .map_err(|err| token_error(&err))
     }
 
-    /// The scopes held ([`client::held_scopes`]), or at `url` ([`client::held_at`]).
-    #[wasm_bindgen(js_name = heldScopes)]
+    // The scopes held ([`client::held_scopes`]), or at `url` ([`client::held_at`]).
+    #[wasm_bindgen(js_name = heldScopes, skip_jsdoc)]
     pub fn held_scopes(
         &self,
         granted: Vec<String>,
@@ -175,8 +178,8 @@ impl RawPolicy {
         })
     }
 
-    /// One JSON-RPC call POSTed to `url` ([`client::call_access`]), as JSON.
-    #[wasm_bindgen(js_name = mcpCall)]
+    // One JSON-RPC call POSTed to `url` ([`client::call_access`]), as JSON.
+    #[wasm_bindgen(js_name = mcpCall, skip_jsdoc)]
     // The call's parts positionally; `mcpScopeRequest` in js/api.js is the object API.
     #[allow(clippy::too_many_arguments)]
     pub fn mcp_call(
@@ -205,27 +208,28 @@ impl RawPolicy {
         to_json(&access)
     }
 
-    /// The policy's scope rules.
-    #[wasm_bindgen(js_name = scopeRules)]
+    // The policy's scope rules.
+    #[wasm_bindgen(js_name = scopeRules, skip_jsdoc)]
     pub fn scope_rules(&self) -> RawScopeRules {
         RawScopeRules {
             inner: self.inner.scope_rules().clone(),
         }
     }
 
-    /// The realm of its challenges.
+    // The realm of its challenges.
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn realm(&self) -> String {
         self.inner.realm().into()
     }
 
-    /// The RFC 9728 metadata document, if the policy names a `resource`.
-    #[wasm_bindgen(js_name = resourceMetadata)]
+    // The RFC 9728 metadata document, if the policy names a `resource`.
+    #[wasm_bindgen(js_name = resourceMetadata, skip_jsdoc)]
     pub fn resource_metadata(&self) -> Option<String> {
         self.inner.resource_metadata().map(String::from)
     }
 }
 
-/// Scope coverage rules: separator, write suffix, prefix scopes.
+// Scope coverage rules: separator, write suffix, prefix scopes.
 #[wasm_bindgen]
 pub struct RawScopeRules {
     inner: ScopeRules,
@@ -233,8 +237,8 @@ pub struct RawScopeRules {
 
 #[wasm_bindgen]
 impl RawScopeRules {
-    /// Rules from a policy's `scopes` settings; `None` arguments take the defaults.
-    #[wasm_bindgen(constructor)]
+    // Rules from a policy's `scopes` settings; `None` arguments take the defaults.
+    #[wasm_bindgen(constructor, skip_jsdoc)]
     pub fn new(
         separator: Option<String>,
         write_suffix: Option<String>,
@@ -255,27 +259,32 @@ impl RawScopeRules {
         .map_err(|err| error("invalid_scope", &err, json!({"reason": err.code()})))
     }
 
-    /// Does `granted` cover `required`?
+    // Does `granted` cover `required`?
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn covers(&self, granted: &str, required: &str) -> bool {
         self.inner.covers(granted, required)
     }
 
-    /// The authorization request that keeps what is held ([`client::widen`]):
-    /// `{scope, consent}` as JSON, or `undefined` when it stays as it is.
+    // The authorization request that keeps what is held ([`client::widen`]):
+    // `{scope, prompt}` as JSON, or `undefined` when it stays as it is.
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn widen(
         &self,
         held: Vec<String>,
         requested: Vec<String>,
+        prompt: &str,
     ) -> Result<Option<String>, JsValue> {
-        match client::widen(&self.inner, &strs(&held), &strs(&requested)) {
+        // No `prompt` and an empty one are the same to `widen`.
+        match client::widen(&self.inner, &strs(&held), &strs(&requested), Some(prompt)) {
             Ok(widened) => widened.map(|w| to_json(&w)).transpose(),
             Err(err) => Err(error("invalid_scope", &err, json!({"reason": err.code()}))),
         }
     }
 
-    /// What a 403 `insufficient_scope` naming `required` asks of a client holding `held`
-    /// ([`client::needed`]): `{scopeRequest: {add, scope} | null, missing}` as JSON;
-    /// `missing` is what the denial says, when `missing_known`.
+    // What a 403 `insufficient_scope` naming `required` asks of a client holding `held`
+    // ([`client::needed`]): `{scopeRequest: {add, scope} | null, missing}` as JSON;
+    // `missing` is what the denial says, when `missing_known`.
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn needed(
         &self,
         held: Vec<String>,
@@ -294,41 +303,41 @@ impl RawScopeRules {
         }
     }
 
-    /// The next progressive request: `{add, scope}`.
-    #[wasm_bindgen(js_name = nextRequest)]
+    // The next progressive request: `{add, scope}`.
+    #[wasm_bindgen(js_name = nextRequest, skip_jsdoc)]
     pub fn next_request(&self, held: Vec<String>, missing: Vec<String>) -> Result<String, JsValue> {
         scope_request(self.inner.next_request(&strs(&held), &strs(&missing)))
     }
 }
 
-/// `{header, claims}` of a JWS, without checking anything but its shape.
-#[wasm_bindgen(js_name = decodeToken)]
+// `{header, claims}` of a JWS, without checking anything but its shape.
+#[wasm_bindgen(js_name = decodeToken, skip_jsdoc)]
 pub fn decode_token(jwt: &str) -> Result<String, JsValue> {
     let decoded = decode(jwt).map_err(|err| token_error(&err))?;
     to_json(&json!({"header": decoded.header(), "claims": decoded.claims()}))
 }
 
-/// The scopes of a token's default scope claims (`scope`, `scp`, `permissions`).
-#[wasm_bindgen(js_name = scopesOf)]
+// The scopes of a token's default scope claims (`scope`, `scp`, `permissions`).
+#[wasm_bindgen(js_name = scopesOf, skip_jsdoc)]
 pub fn default_scopes_of(jwt: &str) -> Result<Vec<String>, JsValue> {
     scopes_of(jwt, None)
         .map(|set| set.iter().map(String::from).collect())
         .map_err(|err| token_error(&err))
 }
 
-/// Every challenge of a `WWW-Authenticate` value: `[{scheme, token68, params: [[n, v]]}]`.
-#[wasm_bindgen(js_name = parseChallenges)]
+// Every challenge of a `WWW-Authenticate` value: `[{scheme, token68, params: [[n, v]]}]`.
+#[wasm_bindgen(js_name = parseChallenges, skip_jsdoc)]
 pub fn parse_www_authenticate(value: &str) -> Result<String, JsValue> {
     let challenges = parse_challenges(value)
         .map_err(|err| error("invalid_challenge", &err, json!({"at": err.at})))?;
     to_json(&challenges)
 }
 
-/// What a gateway's denial says, read back from a response's status, `WWW-Authenticate`
-/// and body: `{status, error, insufficientScope, missing, maxAge, acrValues, source, fix}`
-/// as JSON (`fix`: `scopes`, `sign_in` or `none`, [`client::fix_of`]), or `undefined`
-/// when the response is not a gateway denial.
-#[wasm_bindgen(js_name = readDenial)]
+// What a gateway's denial says, read back from a response's status, `WWW-Authenticate`
+// and body: `{status, error, insufficientScope, missing, maxAge, acrValues, source, fix}`
+// as JSON (`fix`: `scopes`, `sign_in` or `none`, [`client::fix_of`]), or `undefined`
+// when the response is not a gateway denial.
+#[wasm_bindgen(js_name = readDenial, skip_jsdoc)]
 pub fn read_denial(
     status: u16,
     www_authenticate: Option<String>,
@@ -349,41 +358,88 @@ pub fn read_denial(
     Ok(Some(text))
 }
 
-/// The path routes match on for a request target.
-#[wasm_bindgen(js_name = normalizePath)]
+// The path routes match on for a request target.
+#[wasm_bindgen(js_name = normalizePath, skip_jsdoc)]
 pub fn normalize_path(target: &str) -> Result<String, JsValue> {
     normalize(target)
         .map(|path| path.into_owned())
         .map_err(|err| error("invalid_path", &err, json!({"reason": err.code()})))
 }
 
-/// Is `scope` a valid scope token (RFC 6749 §3.3)?
-#[wasm_bindgen(js_name = isValidScope)]
+// Is `scope` a valid scope token (RFC 6749 §3.3)?
+#[wasm_bindgen(js_name = isValidScope, skip_jsdoc)]
 pub fn valid_scope(scope: &str) -> bool {
     is_valid_scope(scope)
 }
 
-/// The scopes of a space-separated list ([`client::split_scopes`]).
-#[wasm_bindgen(js_name = splitScopes)]
+// The scopes of a space-separated list ([`client::split_scopes`]).
+#[wasm_bindgen(js_name = splitScopes, skip_jsdoc)]
 pub fn split_scopes(text: &str) -> Vec<String> {
     client::split_scopes(text).map(String::from).collect()
 }
 
-/// Is `value` a valid `acr` value ([`client::is_valid_acr`])?
-#[wasm_bindgen(js_name = isValidAcr)]
-pub fn valid_acr(value: &str) -> bool {
-    client::is_valid_acr(value)
+// An authorization request's query parameters ([`client::authorization_params`]), as
+// JSON `[name, value, …]`.
+// `request` is JSON: `{client_id, redirect_uri, code_challenge}`, and when given
+// `response_type`, `state`, `code_challenge_method` (strings), `scopes`, `resources`,
+// `acr_values`, `extra` (arrays of strings; `extra` is `[name, value, …]`); `max_age` apart, as
+// JSON has no NaN. (`///` lines are copied into the JS glue, which the browser downloads.)
+#[wasm_bindgen(js_name = authorizationParams, skip_jsdoc)]
+pub fn authorization_params(request: &str, max_age: Option<f64>) -> Result<Vec<String>, JsValue> {
+    // from_slice: the instantiation read_denial and the token decoder use.
+    let json: Value = serde_json::from_slice(request.as_bytes()).unwrap_or_default();
+    let text = |name: &str| json.get(name).and_then(Value::as_str);
+    // Plain loops over `Vec::push`: no iterator instantiations in the browser build.
+    let list = |name: &str| -> Option<Vec<&str>> {
+        let mut items = Vec::new();
+        for item in json.get(name)?.as_array()? {
+            items.push(item.as_str().unwrap_or_default());
+        }
+        Some(items)
+    };
+    let (scopes, resources, acr_values) = (list("scopes"), list("resources"), list("acr_values"));
+    let mut extra = Vec::new();
+    for pair in list("extra").unwrap_or_default().chunks_exact(2) {
+        extra.push((pair[0], pair[1]));
+    }
+    let request = client::AuthorizationRequest {
+        response_type: text("response_type"),
+        client_id: text("client_id").unwrap_or_default(),
+        redirect_uri: text("redirect_uri").unwrap_or_default(),
+        scopes: scopes.as_deref().unwrap_or_default(),
+        state: text("state"),
+        code_challenge: text("code_challenge").unwrap_or_default(),
+        code_challenge_method: text("code_challenge_method"),
+        resources: resources.as_deref().unwrap_or_default(),
+        acr_values: acr_values.as_deref(),
+        max_age,
+        extra: &extra,
+    };
+    let params = client::authorization_params(&request)
+        .map_err(|err| error("invalid_argument", &err, Value::Null))?;
+    let mut flat = Vec::new();
+    for (name, value) in params {
+        flat.push(String::from(name));
+        flat.push(value);
+    }
+    Ok(flat)
 }
 
-/// Is `value` an S256 PKCE code challenge ([`client::is_s256_challenge`])?
-#[wasm_bindgen(js_name = isS256Challenge)]
-pub fn s256_challenge(value: &str) -> bool {
-    client::is_s256_challenge(value)
+// The `Authorization` header for an access token ([`client::authorization_header`]).
+#[wasm_bindgen(js_name = authorizationHeader, skip_jsdoc)]
+pub fn authorization_header(access: &str) -> Option<String> {
+    client::authorization_header(Some(access))
 }
 
-/// The scopes held, the access token read by its default scope claims
-/// ([`client::held_scopes`]).
-#[wasm_bindgen(js_name = heldScopes)]
+// Does a denial's body need reading ([`client::wants_denial_body`])?
+#[wasm_bindgen(js_name = wantsDenialBody, skip_jsdoc)]
+pub fn wants_denial_body(status: u16, content_type: &str) -> bool {
+    client::wants_denial_body(status, Some(content_type))
+}
+
+// The scopes held, the access token read by its default scope claims
+// ([`client::held_scopes`]).
+#[wasm_bindgen(js_name = heldScopes, skip_jsdoc)]
 pub fn held_scopes(granted: Vec<String>, access: Option<String>) -> Vec<String> {
     client::held_scopes(None, &strs(&granted), access.as_deref())
 }

@@ -6,7 +6,7 @@ pub mod document;
 mod named;
 mod read;
 pub(crate) mod requirement;
-mod url;
+pub(crate) mod url;
 
 use alloc::boxed::Box;
 use alloc::string::String;

@@ -234,12 +234,13 @@ function authorize(options) {
   });
 }
 
-/** Where `withHeldScopes(provider with tokens, options)` redirects an SDK request for `requested`. */
-async function redirected(tokens, options, requested) {
+/** Where `withHeldScopes(provider with tokens, options)` redirects an SDK request for `requested` (with `prompt`). */
+async function redirected(tokens, options, requested, prompt) {
   let target;
   const provider = withHeldScopes({ tokens: async () => tokens, redirectToAuthorization: async (url) => { target = url; } }, options);
   const url = new URL('https://idp.example/authorize?response_type=code&client_id=mcp');
   if (requested.length > 0) url.searchParams.set('scope', requested.join(' '));
+  if (prompt !== undefined) url.searchParams.set('prompt', prompt);
   await provider.redirectToAuthorization(url);
   return target;
 }
@@ -279,11 +280,12 @@ test('client.json pkce: which code challenges an authorization request may carry
 test('client.json widen: withHeldScopes keeps what is held, with consent for offline_access', async () => {
   for (const c of client.widen) {
     const rules = c.rules && { separator: c.rules.separator, writeSuffix: c.rules.write_suffix, prefixes: c.rules.prefixes };
-    const target = await redirected({ scope: c.held.join(' ') }, { rules }, c.requested);
-    const got = target.searchParams.has('scope') || target.searchParams.has('prompt')
-      ? { scope: target.searchParams.get('scope'), consent: target.searchParams.get('prompt') === 'consent' }
-      : null;
-    assert.deepEqual(got, c.expect, JSON.stringify(c));
+    const target = await redirected({ scope: c.held.join(' ') }, { rules }, c.requested, c.prompt);
+    const got = { scope: target.searchParams.get('scope'), prompt: target.searchParams.getAll('prompt') };
+    // `expect.prompt` is the value set; null leaves the request's own (if any) as it was.
+    const prompt = c.expect?.prompt ?? c.prompt;
+    const expected = { scope: c.expect?.scope ?? null, prompt: prompt === undefined ? [] : [prompt] };
+    assert.deepEqual(got, expected, JSON.stringify(c));
   }
   assert.ok(client.widen.length >= 5);
 });
@@ -315,7 +317,7 @@ test('client.json denials: what scopedFetch does about a server\'s denial', asyn
   for (const c of client.denials) {
     const headers = {};
     if (c.header !== undefined) headers['WWW-Authenticate'] = c.header;
-    if (c.body !== undefined) headers['Content-Type'] = 'application/json';
+    if (c.body !== undefined) headers['Content-Type'] = c.content_type ?? 'application/json';
     const response = new Response(c.body ?? null, { status: c.status, headers });
     let fix = 'none';
     try {
@@ -331,4 +333,62 @@ test('client.json denials: what scopedFetch does about a server\'s denial', asyn
     assert.equal(fix, c.fix, JSON.stringify(c));
   }
   assert.ok(client.denials.length >= 5);
+});
+
+test('client.json denial_body: which responses scopedFetch reads the body of', async () => {
+  const policy = Policy.fromJson(client.policy);
+  const body = JSON.stringify({ error: 'insufficient_scope', scope: 'a' });
+  for (const c of client.denial_body) {
+    let read = false;
+    const headers = new Headers(c.content_type === null ? {} : { 'Content-Type': c.content_type });
+    const response = {
+      status: c.status, ok: c.status >= 200 && c.status < 300, headers,
+      clone: () => ({ text: async () => { read = true; return body; } }),
+    };
+    await scopedFetch('http://127.0.0.1:8080/public/x', {}, { policy, getToken: () => null, fetch: async () => response })
+      .catch((err) => assert.ok(err instanceof ScopegateError, String(err)));
+    assert.equal(read, c.read, JSON.stringify(c));
+  }
+  assert.ok(client.denial_body.length >= 5);
+});
+
+test('client.json bearer: the Authorization header scopedFetch and check send for a token', async () => {
+  const policy = Policy.fromJson(client.policy);
+  for (const c of client.bearer) {
+    let sent;
+    const fetch = async (request) => { sent = request.headers.get('Authorization'); return new Response(null); };
+    await scopedFetch('http://127.0.0.1:8080/public/x', {}, { policy, getToken: () => c.token, fetch });
+    assert.equal(sent, c.header, JSON.stringify(c));
+    const authorization = c.header === null ? [] : [c.header];
+    assert.deepEqual(policy.check('POST', '/mcp', c.token, client.now), policy.checkRequest({ method: 'POST', url: '/mcp', authorization }, client.now));
+  }
+  assert.ok(client.bearer.length >= 3);
+});
+
+test('client.json authorize: what authorizationUrl sends, in order, or why it cannot', () => {
+  for (const c of client.authorize) {
+    const r = { ...client.authorize_base, ...c.request };
+    const got = outcome(() =>
+      authorizationUrl({
+        authorizationEndpoint: 'https://idp.example/authorize',
+        responseType: r.response_type,
+        clientId: r.client_id,
+        redirectUri: r.redirect_uri,
+        scopes: r.scopes ?? [],
+        state: r.state,
+        codeChallenge: r.code_challenge,
+        codeChallengeMethod: r.code_challenge_method,
+        resource: r.resources,
+        acrValues: r.acr_values,
+        maxAge: r.max_age,
+        extraParams: Object.fromEntries(r.extra ?? []),
+      }),
+    );
+    if (c.error !== undefined) {
+      assert.deepEqual([got.err?.code, got.err?.message], ['invalid_argument', c.error], c.name);
+    } else {
+      assert.deepEqual([...new URL(got.ok).searchParams], c.params, c.name);
+    }
+  }
+  assert.ok(client.authorize.length >= 10);
 });
