@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 
 use serde_json::Value;
 
-use crate::policy::{ClaimName, KeySource, KeyStore, Policy};
+use crate::policy::{ClaimName, Issuer, KeySource, KeyStore, Policy};
 use crate::time::UnixTime;
 use crate::token::{claim_value, decode, TokenError};
 
@@ -275,6 +275,20 @@ impl TokenReport {
         self.unread = unread;
     }
 
+    fn algorithm_fault(&self, issuer: Option<&Issuer>) -> Fault {
+        Fault {
+            name: String::from("alg"),
+            got: self.algorithm.as_ref().map(|a| format!("\"{a}\"")),
+            wanted: match issuer {
+                Some(issuer) => {
+                    let names: Vec<&str> = issuer.algorithms.iter().map(|a| a.name()).collect();
+                    format!("one of: {}", names.join(", "))
+                }
+                None => String::from("an asymmetric algorithm the issuer allows"),
+            },
+        }
+    }
+
     fn fault(
         &self,
         policy: &Policy,
@@ -308,24 +322,7 @@ impl TokenReport {
                 got: Some(iat.to_string()),
                 wanted: format!("a time before {} (leeway included)", now.0),
             },
-            TokenError::WrongAudience => {
-                // The audiences of the resource that governs the path, else the issuer's.
-                let resource = path
-                    .and_then(|path| policy.resource_for(path))
-                    .and_then(|index| policy.resources[index].audiences.as_ref());
-                let wanted: Vec<&str> = match resource {
-                    Some(audiences) => audiences.iter().map(|a| &**a).collect(),
-                    None => issuer
-                        .into_iter()
-                        .flat_map(|i| i.audiences.iter().map(|a| &**a))
-                        .collect(),
-                };
-                Fault {
-                    name: String::from("aud"),
-                    got: json("aud"),
-                    wanted: format!("one of: {}", wanted.join(", ")),
-                }
-            }
+            TokenError::WrongAudience => audience_fault(policy, issuer, path, json("aud")),
             TokenError::MissingIssuer | TokenError::UntrustedIssuer(_) => Fault {
                 name: String::from("iss"),
                 got: json("iss"),
@@ -346,17 +343,7 @@ impl TokenReport {
             TokenError::AlgNone
             | TokenError::UnsupportedAlgorithm(_)
             | TokenError::AlgorithmNotAllowed { .. }
-            | TokenError::KeyMismatch { .. } => Fault {
-                name: String::from("alg"),
-                got: self.algorithm.as_ref().map(|a| format!("\"{a}\"")),
-                wanted: match issuer {
-                    Some(issuer) => format!(
-                        "one of: {}",
-                        list(&mut issuer.algorithms.iter().map(|a| a.name()))
-                    ),
-                    None => String::from("an asymmetric algorithm the issuer allows"),
-                },
-            },
+            | TokenError::KeyMismatch { .. } => self.algorithm_fault(issuer),
             TokenError::WrongType => Fault {
                 name: String::from("typ"),
                 got: self.token_type.as_ref().map(|t| format!("\"{t}\"")),
@@ -413,4 +400,28 @@ fn strings(value: Option<&Value>, split: bool) -> Vec<&str> {
 /// RFC 6901: `~` and `/` in a name.
 fn escape_pointer(name: &str) -> String {
     name.replace('~', "~0").replace('/', "~1")
+}
+
+/// The audiences of the resource that governs the path, else the issuer's.
+fn audience_fault(
+    policy: &Policy,
+    issuer: Option<&Issuer>,
+    path: Option<&str>,
+    got: Option<String>,
+) -> Fault {
+    let resource = path
+        .and_then(|path| policy.resource_for(path))
+        .and_then(|index| policy.resources[index].audiences.as_ref());
+    let wanted: Vec<&str> = match resource {
+        Some(audiences) => audiences.iter().map(|a| &**a).collect(),
+        None => issuer
+            .into_iter()
+            .flat_map(|i| i.audiences.iter().map(|a| &**a))
+            .collect(),
+    };
+    Fault {
+        name: String::from("aud"),
+        got,
+        wanted: format!("one of: {}", wanted.join(", ")),
+    }
 }
