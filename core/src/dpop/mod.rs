@@ -173,7 +173,23 @@ impl DpopRules {
             return Err(ProofError::WrongMethod);
         }
         self.check_uri(text("htu")?, context)?;
-        let iat = match claims.get("iat") {
+        let iat = self.check_iat(claims.get("iat"), now)?;
+        let nonce_stale = self.check_nonce(claims.get("nonce"), now)?;
+        let ath = text("ath")?;
+        digest::check_binding(jwk, key.key_type(), context, ath)?;
+        if !digest::signature_verifies(&key, alg, &decoded) {
+            return Err(ProofError::BadSignature);
+        }
+        Ok(ProofId {
+            digest: digest::proof_digest(context.jkt, jti),
+            expires_at: iat.saturating_add(self.max_age),
+            nonce_stale,
+        })
+    }
+
+    /// The proof's `iat`, within the leeway of now and no older than `max_age`.
+    fn check_iat(&self, iat: Option<&Value>, now: UnixTime) -> Result<u64, ProofError> {
+        let iat = match iat {
             Some(Value::Number(n)) => n
                 .as_u64()
                 .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
@@ -186,26 +202,22 @@ impl DpopRules {
         if iat.saturating_add(self.max_age) < now.0 {
             return Err(ProofError::Stale { iat, now: now.0 });
         }
-        let mut nonce_stale = false;
-        if let Some(nonces) = &self.nonce {
-            match claims.get("nonce").and_then(Value::as_str) {
-                Some(nonce) => match nonces.age(nonce, now) {
-                    Some(age) => nonce_stale = age == NonceAge::Previous,
-                    None => return Err(ProofError::UseNonce(nonces.issue(now))),
-                },
-                None => return Err(ProofError::UseNonce(nonces.issue(now))),
-            }
+        Ok(iat)
+    }
+
+    /// Whether the proof's nonce is the previous window's; a missing or unknown nonce asks
+    /// for a fresh one (RFC 9449 §8). No nonce rules: `false`.
+    fn check_nonce(&self, nonce: Option<&Value>, now: UnixTime) -> Result<bool, ProofError> {
+        let Some(nonces) = &self.nonce else {
+            return Ok(false);
+        };
+        match nonce
+            .and_then(Value::as_str)
+            .and_then(|n| nonces.age(n, now))
+        {
+            Some(age) => Ok(age == NonceAge::Previous),
+            None => Err(ProofError::UseNonce(nonces.issue(now))),
         }
-        let ath = text("ath")?;
-        digest::check_binding(jwk, key.key_type(), context, ath)?;
-        if !digest::signature_verifies(&key, alg, &decoded) {
-            return Err(ProofError::BadSignature);
-        }
-        Ok(ProofId {
-            digest: digest::proof_digest(context.jkt, jti),
-            expires_at: iat.saturating_add(self.max_age),
-            nonce_stale,
-        })
     }
 
     fn check_uri(&self, htu: &str, context: &ProofContext<'_>) -> Result<(), ProofError> {

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 
 use super::requirement::compile_requirement;
 use crate::mcp::{target_kind, McpRoute, McpRule, RuleTarget, TargetKind, UriTemplate};
-use crate::policy::document::{McpDocument, DEFAULT_MCP_MAX_BODY_BYTES};
+use crate::policy::document::{McpDocument, McpRuleDocument, DEFAULT_MCP_MAX_BODY_BYTES};
 use crate::policy::requirement::Requirement;
 use crate::policy::PolicyError;
 use crate::route::RouteTemplate;
@@ -39,38 +39,7 @@ pub(super) fn compile_mcp(
                 format!("`{method}` is not a JSON-RPC method name such as `tools/call`"),
             ));
         }
-        let kind = target_kind(method);
-        let target = match (&rule.name, &rule.uri, kind) {
-            (Some(_), Some(_), _) => {
-                return Err(PolicyError::new(at, "a rule has `name` or `uri`, not both"))
-            }
-            (None, None, _) => RuleTarget::Method,
-            (Some(name), None, Some(TargetKind::Name)) => RuleTarget::Name(name.as_str().into()),
-            (None, Some(uri), Some(TargetKind::Uri)) => {
-                let template = UriTemplate::parse(uri)
-                    .map_err(|err| PolicyError::new(format!("{at}.uri"), err.message()))?;
-                RuleTarget::Uri(template)
-            }
-            (Some(_), None, _) => {
-                return Err(PolicyError::new(
-                    format!("{at}.name"),
-                    format!(
-                        "`{method}` names nothing: `name` is for `tools/call` and \
-                         `prompts/get`, `uri` for `resources/read`, `resources/subscribe` \
-                         and `resources/unsubscribe`"
-                    ),
-                ))
-            }
-            (None, Some(_), _) => {
-                return Err(PolicyError::new(
-                    format!("{at}.uri"),
-                    format!(
-                        "`{method}` has no resource URI: `uri` is for `resources/read`, \
-                         `resources/subscribe` and `resources/unsubscribe`"
-                    ),
-                ))
-            }
-        };
+        let target = rule_target(&at, method, rule)?;
         if let Some(earlier) = compiled
             .iter()
             .position(|r| *r.method == *method && r.target == target)
@@ -105,4 +74,33 @@ pub(super) fn compile_mcp(
         default,
         rules: compiled,
     })
+}
+
+/// What a rule's `name` or `uri` selects, given what its method names.
+fn rule_target(at: &str, method: &str, rule: &McpRuleDocument) -> Result<RuleTarget, PolicyError> {
+    match (&rule.name, &rule.uri, target_kind(method)) {
+        (Some(_), Some(_), _) => Err(PolicyError::new(at, "a rule has `name` or `uri`, not both")),
+        (None, None, _) => Ok(RuleTarget::Method),
+        (Some(name), None, Some(TargetKind::Name)) => Ok(RuleTarget::Name(name.as_str().into())),
+        (None, Some(uri), Some(TargetKind::Uri)) => {
+            let template = UriTemplate::parse(uri)
+                .map_err(|err| PolicyError::new(format!("{at}.uri"), err.message()))?;
+            Ok(RuleTarget::Uri(template))
+        }
+        (Some(_), None, _) => Err(PolicyError::new(
+            format!("{at}.name"),
+            format!(
+                "`{method}` names nothing: `name` is for `tools/call` and \
+                 `prompts/get`, `uri` for `resources/read`, `resources/subscribe` \
+                 and `resources/unsubscribe`"
+            ),
+        )),
+        (None, Some(_), _) => Err(PolicyError::new(
+            format!("{at}.uri"),
+            format!(
+                "`{method}` has no resource URI: `uri` is for `resources/read`, \
+                 `resources/subscribe` and `resources/unsubscribe`"
+            ),
+        )),
+    }
 }
