@@ -38,19 +38,7 @@ pub use authorize::{authorization_params, AuthorizationRequest, AuthorizationReq
 
 mod authorize;
 
-/// The scopes of a scope list written as text: space-separated (RFC 6749 §3.3), and any
-/// other ASCII whitespace (a tab, a newline of a pasted list) separates too, since no scope
-/// can contain it. Empty items are skipped. The same rule splits `acr_values`.
-///
-/// ```
-/// use scopegate_core::client::split_scopes;
-/// assert_eq!(split_scopes(" a  b\tc\n").collect::<Vec<_>>(), ["a", "b", "c"]);
-/// assert_eq!(split_scopes("").count(), 0);
-/// ```
-pub fn split_scopes(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| c.is_ascii_whitespace())
-        .filter(|s| !s.is_empty())
-}
+pub use crate::scope::split_scopes;
 
 /// Is `value` an S256 PKCE code challenge (RFC 7636 §4.2): the base64url encoding, without
 /// padding, of a SHA-256 digest, so 43 characters of `A-Z a-z 0-9 - _`?

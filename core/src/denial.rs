@@ -13,8 +13,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::challenge::parse_challenges;
-use crate::client::split_scopes;
 use crate::decision::ErrorCode;
+use crate::scope::split_scopes;
 
 /// What a denial says, read back from the response.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -102,7 +102,7 @@ pub fn read_denial(
         })
     })?;
     let error = fields.error.unwrap_or_else(|| String::from("unauthorized"));
-    // Split as every scope list written as text is (`client::split_scopes`).
+    // Split as every scope list written as text is (`split_scopes`).
     let list = |text: Option<String>| -> Vec<String> {
         split_scopes(&text.unwrap_or_default())
             .map(String::from)

@@ -14,6 +14,20 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+/// The scopes of a scope list written as text: space-separated (RFC 6749 §3.3), and any
+/// other ASCII whitespace (a tab, a newline of a pasted list) separates too, since no scope
+/// can contain it. Empty items are skipped. The same rule splits `acr_values`.
+///
+/// ```
+/// use scopegate_core::client::split_scopes;
+/// assert_eq!(split_scopes(" a  b\tc\n").collect::<Vec<_>>(), ["a", "b", "c"]);
+/// assert_eq!(split_scopes("").count(), 0);
+/// ```
+pub fn split_scopes(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| c.is_ascii_whitespace())
+        .filter(|s| !s.is_empty())
+}
+
 /// Is `scope` a syntactically valid scope token (RFC 6749 §3.3)?
 ///
 /// A scope is one or more characters from `%x21 / %x23-5B / %x5D-7E`: printable ASCII
