@@ -1279,24 +1279,28 @@ fn verify(
     now: UnixTime,
     refetch: &mut Option<usize>,
 ) -> Result<Rc<Principal>, TokenError> {
-    if let Some(principal) = cache.get(token, now) {
-        counts.push(Count::CacheHit);
-        return Ok(principal);
-    }
-    counts.push(Count::CacheMiss);
     let none = || None;
     let metadata: &dyn Fn() -> Option<Vec<u8>> = match &metadata {
         Some(lookup) => lookup,
         None => &none,
     };
-    let principal = policy
-        .authenticate_with_host(token, keys, metadata, now)
-        .inspect_err(|err: &TokenError| *refetch = err.refetch_issuer())?;
-    let principal = Rc::new(principal);
-    // A token jwt_authn verified is never cached: each request brings its own payload.
-    if !policy.verified_by_host(principal.issuer) {
-        cache.insert(token, Rc::clone(&principal), now);
+    if let Some(hit) = cache.get(token, now) {
+        counts.push(Count::CacheHit);
+        // Each request brings its own payload: a token jwt_authn verified once is taken
+        // only with this request's metadata holding it again.
+        if let Some(payload) = &hit.payload {
+            let issuer = policy.issuers.get(hit.principal.issuer);
+            let issuer = issuer.ok_or(TokenError::NotVerifiedByHost)?;
+            crate::token::host_verifies(issuer, payload, metadata)?;
+        }
+        return Ok(hit.principal);
     }
+    counts.push(Count::CacheMiss);
+    let (principal, payload) =
+        crate::token::authenticate_keeping_payload(policy, token, keys, metadata, now)
+            .inspect_err(|err: &TokenError| *refetch = err.refetch_issuer())?;
+    let principal = Rc::new(principal);
+    cache.insert(token, Rc::clone(&principal), payload, now);
     Ok(principal)
 }
 
@@ -1313,4 +1317,78 @@ fn record(counts: &mut Vec<Count>, decision: &Decision<'_>) {
         counts.push(Count::InvalidToken(err.code()));
     }
     counts.extend(denial.missing.iter().cloned().map(Count::MissingScope));
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::format;
+    use alloc::string::ToString;
+    use core::cell::RefCell;
+
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    use serde_json::json;
+
+    use super::*;
+    use crate::token::jwt_authn::{tests::metadata, JWT_AUTHN};
+
+    std::thread_local! {
+        /// What the host's metadata holds for the request being decided.
+        static METADATA: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+    }
+
+    fn lookup() -> Option<Vec<u8>> {
+        METADATA.with(|m| m.borrow().clone())
+    }
+
+    fn holding(payload: Option<&serde_json::Value>) {
+        let bytes = payload.map(|p| metadata(JWT_AUTHN, &json!({ "payload": p })));
+        METADATA.with(|m| *m.borrow_mut() = bytes);
+    }
+
+    /// A token of an issuer jwt_authn verifies, taken from the cache on its second request,
+    /// is still taken only with that request's metadata holding its payload.
+    #[test]
+    fn a_cached_token_jwt_authn_verified_needs_its_payload_in_each_request() {
+        let policy = Policy::from_json(
+            r#"{"version": 1, "realm": "api",
+                "issuers": [{"issuer": "https://idp", "audiences": ["api"], "algorithms": ["ES256"],
+                             "jwt_authn": {"payload_in_metadata": "payload"}}],
+                "routes": [{"path": "/r", "require": "read"}]}"#,
+        )
+        .unwrap();
+        let claims = json!({"iss": "https://idp", "aud": "api", "exp": 2000, "scope": "read"});
+        let encode =
+            |v: &serde_json::Value| Base64UrlUnpadded::encode_string(v.to_string().as_bytes());
+        let token = format!(
+            "{}.{}.c2ln",
+            encode(&json!({"alg": "ES256"})),
+            encode(&claims)
+        );
+        let keys = KeyStore::default();
+        let mut cache = TokenCache::new(8);
+        let mut counts = Vec::new();
+        let now = UnixTime(1000);
+        let mut run = |counts: &mut Vec<Count>| {
+            let host = (&keys, Some(lookup as MetadataLookup));
+            verify(&policy, &mut cache, counts, host, &token, now, &mut None)
+        };
+
+        holding(None);
+        assert_eq!(run(&mut counts).unwrap_err(), TokenError::NotVerifiedByHost);
+        holding(Some(&claims));
+        assert!(
+            run(&mut counts).is_ok(),
+            "verified by the host: taken, and cached"
+        );
+        assert!(run(&mut counts).is_ok(), "again, from the cache");
+        assert_eq!(counts.last(), Some(&Count::CacheHit));
+        // The same token on a request whose metadata lacks its payload, or holds another
+        // token's: refused, cached or not.
+        holding(None);
+        assert_eq!(run(&mut counts).unwrap_err(), TokenError::NotVerifiedByHost);
+        let other = json!({"iss": "https://idp", "aud": "api", "exp": 2000, "scope": "admin"});
+        holding(Some(&other));
+        assert_eq!(run(&mut counts).unwrap_err(), TokenError::NotVerifiedByHost);
+        assert_eq!(counts.last(), Some(&Count::CacheHit));
+    }
 }

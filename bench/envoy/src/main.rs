@@ -10,7 +10,8 @@
 //! 4. the scopegate filter with its token cache (1,024 entries);
 //! 5. Envoy's `jwt_authn` verifying the signature (failures let through) and scopegate
 //!    deciding the rest from the payload it put in the metadata (`issuers[].jwt_authn`),
-//!    and 5c the same with jwt_authn's token cache on (scopegate never caches such tokens).
+//!    both without a token cache, and 5c the same with both caches on (scopegate's keeps
+//!    the payload and checks each request's metadata against it).
 //!
 //! Each is loaded by Debian's `wrk` with RS256, ES256 and EdDSA tokens of the example
 //! issuer (the test keys of seed 1; issuers of the policy without inline keys are left
@@ -170,7 +171,9 @@ impl Setup {
     /// configuration), with its routes and HTTP filters replaced.
     pub(crate) fn config(self, listen: u16, policy: &Value) -> Value {
         let mut policy = policy.clone();
-        let entries = if self == Self::Filter { 0 } else { 1024 };
+        // (3) and (5) see every token as new: no token cache.
+        let uncached = matches!(self, Self::Filter | Self::VerifiedByJwtAuthn);
+        let entries = if uncached { 0 } else { 1024 };
         policy["token_cache"] = json!({"max_entries": entries});
         let policy_text = policy.to_string();
         // The `api` cluster stays unused: every route answers directly.

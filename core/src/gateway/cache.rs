@@ -16,10 +16,16 @@
 //!
 //! A cached token stays accepted until its `exp` even if its key leaves the issuer's JWKS,
 //! as in Envoy's `jwt_authn` cache; keep `exp` short where that matters.
+//!
+//! A token that Envoy's `jwt_authn` verified is cached with its payload: each request with
+//! it is still checked against that request's own metadata, only without decoding the token
+//! and building its principal again.
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::rc::Rc;
+
+use serde_json::Value;
 
 use crate::time::UnixTime;
 use crate::token::fingerprint::{fingerprint, same_token, Fingerprint};
@@ -32,6 +38,16 @@ pub const MAX_CACHED_TOKEN_LEN: usize = 4 * 1024;
 struct Entry {
     token: Box<str>,
     principal: Rc<Principal>,
+    payload: Option<Rc<Value>>,
+}
+
+/// A cached token: its principal, and for a token the host verified, the payload each
+/// request's metadata must hold.
+pub struct Hit {
+    /// The token's principal.
+    pub principal: Rc<Principal>,
+    /// The payload `jwt_authn` verified, for a token of an issuer it verifies.
+    pub payload: Option<Rc<Value>>,
 }
 
 /// Verified tokens, until they expire. Principals are shared ([`Rc`]) so that a hit costs a
@@ -53,7 +69,7 @@ impl TokenCache {
     }
 
     /// The principal of `token` if it was verified and has not expired at `now`.
-    pub fn get(&mut self, token: &str, now: UnixTime) -> Option<Rc<Principal>> {
+    pub fn get(&mut self, token: &str, now: UnixTime) -> Option<Hit> {
         if self.capacity == 0 {
             return None;
         }
@@ -68,12 +84,21 @@ impl TokenCache {
             self.by_expiry.remove(&(expires_at, fingerprint));
             return None;
         }
-        Some(Rc::clone(&entry.principal))
+        Some(Hit {
+            principal: Rc::clone(&entry.principal),
+            payload: entry.payload.clone(),
+        })
     }
 
     /// Remembers a verified token. Expired entries are dropped first; if the cache is still
     /// full, the entry expiring soonest makes room, unless the new one expires sooner still.
-    pub fn insert(&mut self, token: &str, principal: Rc<Principal>, now: UnixTime) {
+    pub fn insert(
+        &mut self,
+        token: &str,
+        principal: Rc<Principal>,
+        payload: Option<Value>,
+        now: UnixTime,
+    ) {
         if self.capacity == 0 || now.0 > principal.expires_at || token.len() > MAX_CACHED_TOKEN_LEN
         {
             return;
@@ -96,7 +121,15 @@ impl TokenCache {
         }
         self.by_expiry.insert((principal.expires_at, fingerprint));
         let token = token.into();
-        self.entries.insert(fingerprint, Entry { token, principal });
+        let payload = payload.map(Rc::new);
+        self.entries.insert(
+            fingerprint,
+            Entry {
+                token,
+                principal,
+                payload,
+            },
+        );
     }
 
     /// How many tokens are cached.
@@ -143,7 +176,7 @@ mod tests {
             confirmation: None,
         };
         let mut cache = TokenCache::new(2);
-        cache.insert("eyJ.a.b", principal.into(), UnixTime(900));
+        cache.insert("eyJ.a.b", principal.into(), None, UnixTime(900));
         assert!(cache.get("eyJ.a.b", UnixTime(1_000)).is_some());
         assert!(cache.get("eyJ.a.c", UnixTime(1_000)).is_none());
         assert!(
@@ -171,16 +204,16 @@ mod tests {
     fn full_cache_drops_the_entry_expiring_soonest() {
         let mut cache = TokenCache::new(3);
         for (token, exp) in [("t1", 500), ("t2", 100), ("t3", 300)] {
-            cache.insert(token, principal(exp), UnixTime(0));
+            cache.insert(token, principal(exp), None, UnixTime(0));
         }
-        cache.insert("t4", principal(400), UnixTime(0));
+        cache.insert("t4", principal(400), None, UnixTime(0));
         assert_eq!(cache.len(), 3);
         assert!(cache.get("t2", UnixTime(0)).is_none());
         for token in ["t1", "t3", "t4"] {
             assert!(cache.get(token, UnixTime(0)).is_some(), "{token}");
         }
         // A token expiring before everything cached does not push anything out.
-        cache.insert("t5", principal(50), UnixTime(0));
+        cache.insert("t5", principal(50), None, UnixTime(0));
         assert!(cache.get("t5", UnixTime(0)).is_none());
         assert_eq!(cache.len(), 3);
     }
@@ -188,9 +221,9 @@ mod tests {
     #[test]
     fn expired_entries_make_room_first() {
         let mut cache = TokenCache::new(2);
-        cache.insert("old", principal(10), UnixTime(0));
-        cache.insert("new", principal(1000), UnixTime(0));
-        cache.insert("newer", principal(900), UnixTime(11));
+        cache.insert("old", principal(10), None, UnixTime(0));
+        cache.insert("new", principal(1000), None, UnixTime(0));
+        cache.insert("newer", principal(900), None, UnixTime(11));
         assert!(cache.get("new", UnixTime(11)).is_some());
         assert!(cache.get("newer", UnixTime(11)).is_some());
     }
@@ -198,10 +231,10 @@ mod tests {
     #[test]
     fn capacity_zero_and_expired_tokens_are_never_cached() {
         let mut off = TokenCache::new(0);
-        off.insert("t", principal(100), UnixTime(0));
+        off.insert("t", principal(100), None, UnixTime(0));
         assert!(off.get("t", UnixTime(0)).is_none());
         let mut cache = TokenCache::new(4);
-        cache.insert("t", principal(100), UnixTime(101));
+        cache.insert("t", principal(100), None, UnixTime(101));
         assert!(cache.is_empty());
     }
 
@@ -212,6 +245,7 @@ mod tests {
             cache.insert(
                 &format!("token-{i}"),
                 principal(i % 97 + 10),
+                None,
                 UnixTime(i / 100),
             );
             assert!(cache.len() <= 16);
@@ -222,11 +256,14 @@ mod tests {
     #[test]
     fn reinserting_a_token_replaces_its_entry() {
         let mut cache = TokenCache::new(2);
-        cache.insert("t", principal(100), UnixTime(0));
-        cache.insert("t", principal(200), UnixTime(0));
+        cache.insert("t", principal(100), None, UnixTime(0));
+        cache.insert("t", principal(200), None, UnixTime(0));
         assert_eq!(cache.len(), 1);
         assert_eq!(cache.by_expiry.len(), 1);
-        assert_eq!(cache.get("t", UnixTime(150)).unwrap().expires_at, 200);
+        assert_eq!(
+            cache.get("t", UnixTime(150)).unwrap().principal.expires_at,
+            200
+        );
     }
 
     #[test]
@@ -236,19 +273,22 @@ mod tests {
         let forged = "eyJ.forged.0123456789abcdef";
         assert_eq!(fingerprint(genuine), fingerprint(forged));
         let mut cache = TokenCache::new(4);
-        cache.insert(genuine, principal(100), UnixTime(0));
+        cache.insert(genuine, principal(100), None, UnixTime(0));
         assert!(cache.get(forged, UnixTime(0)).is_none());
         assert!(cache.get(genuine, UnixTime(0)).is_some());
         // Two verified tokens sharing a fingerprint push each other out.
-        cache.insert(forged, principal(200), UnixTime(0));
+        cache.insert(forged, principal(200), None, UnixTime(0));
         assert_eq!(cache.len(), 1);
         assert_eq!(cache.by_expiry.len(), 1);
         assert!(cache.get(genuine, UnixTime(0)).is_none());
-        assert_eq!(cache.get(forged, UnixTime(0)).unwrap().expires_at, 200);
+        assert_eq!(
+            cache.get(forged, UnixTime(0)).unwrap().principal.expires_at,
+            200
+        );
         // A forgery of the same length that differs in one byte anywhere misses too.
         let same_length = "eyJ.genuinf.0123456789abcdef";
         assert_eq!(same_length.len(), genuine.len());
-        cache.insert(genuine, principal(100), UnixTime(0));
+        cache.insert(genuine, principal(100), None, UnixTime(0));
         assert!(cache.get(same_length, UnixTime(0)).is_none());
         assert!(same_token(genuine, genuine));
         assert!(!same_token(genuine, &genuine[..genuine.len() - 1]));
@@ -258,10 +298,10 @@ mod tests {
     fn long_tokens_are_not_cached() {
         let mut cache = TokenCache::new(4);
         let long = "a".repeat(MAX_CACHED_TOKEN_LEN + 1);
-        cache.insert(&long, principal(100), UnixTime(0));
+        cache.insert(&long, principal(100), None, UnixTime(0));
         assert!(cache.is_empty());
         let longest = "a".repeat(MAX_CACHED_TOKEN_LEN);
-        cache.insert(&longest, principal(100), UnixTime(0));
+        cache.insert(&longest, principal(100), None, UnixTime(0));
         assert!(cache.get(&longest, UnixTime(0)).is_some());
     }
 }

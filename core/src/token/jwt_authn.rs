@@ -201,7 +201,7 @@ impl<'b> Reader<'b> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Protobuf writing, for the tests.
@@ -257,7 +257,7 @@ mod tests {
             .collect()
     }
 
-    fn metadata(filter: &str, payloads: &Value) -> Vec<u8> {
+    pub(crate) fn metadata(filter: &str, payloads: &Value) -> Vec<u8> {
         field(1, 2, &entry(filter, &structure(payloads)))
     }
 

@@ -198,6 +198,47 @@ fn validate(
     Ok(principal)
 }
 
+/// [`authenticate`] asking the host, with the payload of a token that Envoy's `jwt_authn`
+/// verified: what the gateway's token cache keeps, so that a later request with the same
+/// token is checked against its own metadata ([`host_verifies`]) without decoding it again.
+#[cfg(feature = "gateway")]
+pub(crate) fn authenticate_keeping_payload(
+    policy: &Policy,
+    token: &str,
+    keys: &crate::policy::KeyStore,
+    metadata: &dyn Fn() -> Option<Vec<u8>>,
+    now: UnixTime,
+) -> Result<(Principal, Option<Value>), TokenError> {
+    let mut payload = None;
+    let principal = validate(policy, token, now, |decoded, alg, issuer_index, issuer| {
+        let signature = Signature::VerifyOrAskHost(keys, metadata);
+        check_signature(policy, decoded, alg, issuer_index, issuer, signature)?;
+        if matches!(issuer.keys, KeySource::JwtAuthn(_)) {
+            payload = Some(decoded.claims.clone());
+        }
+        Ok(())
+    })?;
+    Ok((principal, payload))
+}
+
+/// Whether the request's metadata (asked for only now) holds `claims` as the payload the
+/// issuer's `jwt_authn` provider verified: its payload in the metadata is the signature
+/// check; no metadata, or another token's, is no check (never a pass).
+pub(crate) fn host_verifies(
+    issuer: &Issuer,
+    claims: &Value,
+    metadata: &dyn Fn() -> Option<Vec<u8>>,
+) -> Result<(), TokenError> {
+    let KeySource::JwtAuthn(key) = &issuer.keys else {
+        return Err(TokenError::NotVerifiedByHost);
+    };
+    if metadata().is_some_and(|bytes| jwt_authn::verified(&bytes, key, claims)) {
+        Ok(())
+    } else {
+        Err(TokenError::NotVerifiedByHost)
+    }
+}
+
 /// The signature check of [`authenticate`].
 fn check_signature(
     policy: &Policy,
@@ -211,11 +252,8 @@ fn check_signature(
     match (signature, &issuer.keys) {
         // Its payload in the metadata is the signature check; no metadata, or another
         // token's, is no check (never a pass).
-        (Signature::VerifyOrAskHost(_, metadata), KeySource::JwtAuthn(key)) => {
-            let verified = metadata().is_some_and(|bytes| jwt_authn::verified(&bytes, key, claims));
-            if !verified {
-                return Err(TokenError::NotVerifiedByHost);
-            }
+        (Signature::VerifyOrAskHost(_, metadata), KeySource::JwtAuthn(_)) => {
+            host_verifies(issuer, claims, metadata)?;
         }
         (Signature::Verify(_), KeySource::JwtAuthn(_)) => {
             return Err(TokenError::NotVerifiedByHost)
