@@ -1288,10 +1288,17 @@ fn verify(
         counts.push(Count::CacheHit);
         // Each request brings its own payload: a token jwt_authn verified once is taken
         // only with this request's metadata holding it again.
-        if let Some(payload) = &hit.payload {
-            let issuer = policy.issuers.get(hit.principal.issuer);
-            let issuer = issuer.ok_or(TokenError::NotVerifiedByHost)?;
-            crate::token::host_verifies(issuer, payload, metadata)?;
+        match &hit.payload {
+            Some(payload) => {
+                let issuer = policy.issuers.get(hit.principal.issuer);
+                let issuer = issuer.ok_or(TokenError::NotVerifiedByHost)?;
+                crate::token::host_verifies(issuer, payload, metadata)?;
+            }
+            // Never stored so; refused rather than taken unchecked should it ever be.
+            None if policy.verified_by_host(hit.principal.issuer) => {
+                return Err(TokenError::NotVerifiedByHost)
+            }
+            None => {}
         }
         return Ok(hit.principal);
     }

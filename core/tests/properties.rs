@@ -1,5 +1,5 @@
 //! Property tests: the scope algebra, progressive requests, challenge round trips, path
-//! normalization and and the parsers never panicking (route order independence: src/route.rs).
+//! normalization and the parsers never panicking (route order independence: src/route.rs).
 
 // A test: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -130,8 +130,8 @@ impl Policy {
         token::authenticate(self, token, Signature::VerifyOrAskHost(keys, metadata), now)
     }
 
-    /// Whether the issuer at `issuer` is verified by Envoy's `jwt_authn`, so that its
-    /// principals are never cached: each request needs its own verified payload.
+    /// Whether the issuer at `issuer` is verified by Envoy's `jwt_authn`: each request with
+    /// one of its tokens needs its own verified payload in the metadata, cached token or not.
     pub fn verified_by_host(&self, issuer: usize) -> bool {
         self.issuers
             .get(issuer)

@@ -16,8 +16,8 @@ use crate::policy::document::{env_name, IntrospectionDocument, Secret};
 use crate::policy::url::split_url;
 use crate::policy::PolicyError;
 
-/// An answer is a credential for as long as it is kept: at most a day.
-/// Each bounded member's default, least and greatest value.
+/// Each bounded member's default, least and greatest value. An answer is a credential for
+/// as long as it is kept: at most a day.
 type Bounds = (u64, u64, u64);
 const CACHE_SECONDS: Bounds = (DEFAULT_CACHE_SECONDS, 1, 86_400);
 const INACTIVE_CACHE_SECONDS: Bounds = (DEFAULT_INACTIVE_CACHE_SECONDS, 0, 3_600);
