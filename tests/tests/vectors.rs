@@ -358,6 +358,7 @@ fn authorization_params_of(base: &Value, request: &Value) -> Value {
             .collect()
     });
     let request = AuthorizationRequest {
+        authorization_endpoint: text("authorization_endpoint"),
         response_type: text("response_type"),
         client_id: text("client_id").expect("client_id"),
         redirect_uri: text("redirect_uri").expect("redirect_uri"),

@@ -483,6 +483,7 @@ export function createApi(raw, ready = () => {}) {
     if (maxAge !== undefined && typeof maxAge !== 'number') throw invalidArgument('maxAge must be a number of seconds');
     if (extraParams === null || typeof extraParams !== 'object') throw invalidArgument('extraParams must be an object of strings');
     const request = {
+      authorization_endpoint: authorizationEndpoint,
       response_type: optional(responseType, 'responseType'),
       client_id: requireString(clientId, 'clientId'),
       redirect_uri: requireString(redirectUri, 'redirectUri'),

@@ -381,7 +381,7 @@ pub fn split_scopes(text: &str) -> Vec<String> {
 // An authorization request's query parameters ([`client::authorization_params`]), as
 // JSON `[name, value, …]`.
 // `request` is JSON: `{client_id, redirect_uri, code_challenge}`, and when given
-// `response_type`, `state`, `code_challenge_method` (strings), `scopes`, `resources`,
+// `authorization_endpoint`, `response_type`, `state`, `code_challenge_method` (strings), `scopes`, `resources`,
 // `acr_values`, `extra` (arrays of strings; `extra` is `[name, value, …]`); `max_age` apart, as
 // JSON has no NaN. (`///` lines are copied into the JS glue, which the browser downloads.)
 #[wasm_bindgen(js_name = authorizationParams, skip_jsdoc)]
@@ -403,6 +403,7 @@ pub fn authorization_params(request: &str, max_age: Option<f64>) -> Result<Vec<S
         extra.push((pair[0], pair[1]));
     }
     let request = client::AuthorizationRequest {
+        authorization_endpoint: text("authorization_endpoint"),
         response_type: text("response_type"),
         client_id: text("client_id").unwrap_or_default(),
         redirect_uri: text("redirect_uri").unwrap_or_default(),

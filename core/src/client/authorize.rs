@@ -33,6 +33,9 @@ const MAX_AGE: f64 = 9_007_199_254_740_991.0;
 /// with nothing in it.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct AuthorizationRequest<'a> {
+    /// The authorization endpoint the parameters are set on, when the host hands it over:
+    /// an absolute URI without a fragment (RFC 6749 §3.1).
+    pub authorization_endpoint: Option<&'a str>,
     /// `response_type`; `code` when `None`.
     pub response_type: Option<&'a str>,
     /// `client_id`: not empty.
@@ -64,6 +67,8 @@ pub struct AuthorizationRequest<'a> {
 /// Why an authorization request cannot be made. Its `Display` is the message for the user.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthorizationRequestError {
+    /// The authorization endpoint (given) is not an absolute URI without a fragment.
+    Endpoint(String),
     /// `client_id` is empty.
     EmptyClientId,
     /// `redirect_uri` (given) is not an absolute URI without a fragment.
@@ -89,6 +94,12 @@ impl fmt::Display for AuthorizationRequestError {
         // Each message is a text, the value given (quoted as JSON, as JS's JSON.stringify
         // writes it) if any, and a text after it: one copy of the code for all of them.
         let (before, value, after) = match self {
+            Self::Endpoint(uri) => (
+                "the authorization endpoint must be an absolute URI without a fragment (RFC \
+                 6749 section 3.1), got ",
+                Some(uri),
+                "",
+            ),
             Self::EmptyClientId => ("client_id must not be empty", None, ""),
             Self::RedirectUri(uri) => (
                 "redirect_uri must be an absolute URI without a fragment (RFC 6749 section \
@@ -169,6 +180,8 @@ impl std::error::Error for AuthorizationRequestError {}
 ///     authorization_params(&fragment).unwrap_err().to_string(),
 ///     r#"resource must be an absolute URI without a fragment (RFC 8707), got "https://api.example/#x""#
 /// );
+/// let endpoint = AuthorizationRequest { authorization_endpoint: Some("https://idp.example/a#b"), ..request };
+/// assert!(matches!(authorization_params(&endpoint), Err(AuthorizationRequestError::Endpoint(_))));
 /// let extra = AuthorizationRequest { extra: &[("scope", "admin")], ..request };
 /// assert_eq!(authorization_params(&extra), Err(AuthorizationRequestError::Reserved("scope".into())));
 /// # Ok::<(), AuthorizationRequestError>(())
@@ -178,6 +191,9 @@ pub fn authorization_params<'a>(
 ) -> Result<Vec<(&'a str, String)>, AuthorizationRequestError> {
     use AuthorizationRequestError as E;
     let r = request;
+    if let Some(endpoint) = r.authorization_endpoint.filter(|uri| !is_absolute_uri(uri)) {
+        return Err(E::Endpoint(endpoint.into()));
+    }
     if r.client_id.is_empty() {
         return Err(E::EmptyClientId);
     }

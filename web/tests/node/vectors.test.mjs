@@ -370,7 +370,7 @@ test('client.json authorize: what authorizationUrl sends, in order, or why it ca
     const r = { ...client.authorize_base, ...c.request };
     const got = outcome(() =>
       authorizationUrl({
-        authorizationEndpoint: 'https://idp.example/authorize',
+        authorizationEndpoint: r.authorization_endpoint,
         responseType: r.response_type,
         clientId: r.client_id,
         redirectUri: r.redirect_uri,
