@@ -250,7 +250,41 @@ pub(crate) fn parse_key(key: &Value) -> Result<Jwk, String> {
                 .ok_or_else(|| alloc::format!("algorithm `{name}` is not supported"))?,
         ),
     };
-    let key_type = key_type_of(object, text("kty")?, text("crv")?)?;
+    let key_type = match (text("kty")?, text("crv")?) {
+        (Some("RSA"), _) => {
+            let n = base64_member(object, "n")?;
+            base64_member(object, "e")?;
+            let bits = significant_bits(&n);
+            if bits < 2048 {
+                return Err(alloc::format!(
+                    "RSA modulus has {bits} bits; at least 2048 are required"
+                ));
+            }
+            KeyType::Rsa
+        }
+        (Some("EC"), Some("P-256")) => {
+            for member in ["x", "y"] {
+                if base64_member(object, member)?.len() != 32 {
+                    return Err(alloc::format!("`{member}` is not 32 bytes"));
+                }
+            }
+            KeyType::EcP256
+        }
+        (Some("OKP"), Some("Ed25519")) => {
+            if base64_member(object, "x")?.len() != 32 {
+                return Err(String::from("`x` is not 32 bytes"));
+            }
+            KeyType::Ed25519
+        }
+        (Some(kty @ ("EC" | "OKP")), crv) => {
+            return Err(alloc::format!(
+                "curve `{}` of key type `{kty}` is not supported",
+                crv.unwrap_or("(none)")
+            ))
+        }
+        (Some(kty), _) => return Err(alloc::format!("key type `{kty}` is not supported")),
+        (None, _) => return Err(String::from("`kty` is missing")),
+    };
     if let Some(alg) = alg {
         if alg.key_type() != key_type {
             return Err(alloc::format!(
@@ -264,47 +298,6 @@ pub(crate) fn parse_key(key: &Value) -> Result<Jwk, String> {
         key_type,
         material: material(key, key_type)?,
     })
-}
-
-/// The key type of a JWK's `kty` and `crv`, with its public members' sizes checked.
-fn key_type_of(
-    object: &serde_json::Map<String, Value>,
-    kty: Option<&str>,
-    crv: Option<&str>,
-) -> Result<KeyType, String> {
-    match (kty, crv) {
-        (Some("RSA"), _) => {
-            let n = base64_member(object, "n")?;
-            base64_member(object, "e")?;
-            let bits = significant_bits(&n);
-            if bits < 2048 {
-                return Err(alloc::format!(
-                    "RSA modulus has {bits} bits; at least 2048 are required"
-                ));
-            }
-            Ok(KeyType::Rsa)
-        }
-        (Some("EC"), Some("P-256")) => {
-            for member in ["x", "y"] {
-                if base64_member(object, member)?.len() != 32 {
-                    return Err(alloc::format!("`{member}` is not 32 bytes"));
-                }
-            }
-            Ok(KeyType::EcP256)
-        }
-        (Some("OKP"), Some("Ed25519")) => {
-            if base64_member(object, "x")?.len() != 32 {
-                return Err(String::from("`x` is not 32 bytes"));
-            }
-            Ok(KeyType::Ed25519)
-        }
-        (Some(kty @ ("EC" | "OKP")), crv) => Err(alloc::format!(
-            "curve `{}` of key type `{kty}` is not supported",
-            crv.unwrap_or("(none)")
-        )),
-        (Some(kty), _) => Err(alloc::format!("key type `{kty}` is not supported")),
-        (None, _) => Err(String::from("`kty` is missing")),
-    }
 }
 
 fn base64_member(object: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String> {

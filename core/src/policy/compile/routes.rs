@@ -2,7 +2,6 @@
 
 use alloc::boxed::Box;
 use alloc::format;
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::policy::document::RouteDocument;
@@ -22,7 +21,31 @@ pub(super) fn compile_route(
     let path = format!("routes[{index}]");
     let template = RouteTemplate::parse(&route.path)
         .map_err(|e| PolicyError::new(format!("{path}.path"), format!("{e}")))?;
-    let methods = route_methods(&path, route.methods.as_deref())?;
+    let methods = match &route.methods {
+        None => Methods::Any,
+        Some(list) if list.is_empty() => {
+            return Err(PolicyError::new(
+                format!("{path}.methods"),
+                "unreachable route: an empty list matches no request; remove `methods` to \
+                 match every method",
+            ))
+        }
+        Some(list) => {
+            let mut methods: Vec<Box<str>> = Vec::with_capacity(list.len());
+            for (at, method) in list.iter().enumerate() {
+                if !is_method_token(method) {
+                    return Err(PolicyError::new(
+                        format!("{path}.methods[{at}]"),
+                        format!("`{method}` is not an upper-case HTTP method such as GET"),
+                    ));
+                }
+                if !methods.iter().any(|m| **m == **method) {
+                    methods.push(method.as_str().into());
+                }
+            }
+            Methods::Only(methods)
+        }
+    };
     if route.authenticated && (route.public || route.require.is_some() || route.mcp.is_some()) {
         return Err(PolicyError::new(
             format!("{path}.authenticated"),
@@ -74,31 +97,4 @@ pub(super) fn compile_route(
             )?),
         };
     Ok((template, methods, access))
-}
-
-/// A route's `methods`: upper-case method tokens, each once; every method when absent.
-fn route_methods(path: &str, methods: Option<&[String]>) -> Result<Methods, PolicyError> {
-    let Some(list) = methods else {
-        return Ok(Methods::Any);
-    };
-    if list.is_empty() {
-        return Err(PolicyError::new(
-            format!("{path}.methods"),
-            "unreachable route: an empty list matches no request; remove `methods` to \
-             match every method",
-        ));
-    }
-    let mut methods: Vec<Box<str>> = Vec::with_capacity(list.len());
-    for (at, method) in list.iter().enumerate() {
-        if !is_method_token(method) {
-            return Err(PolicyError::new(
-                format!("{path}.methods[{at}]"),
-                format!("`{method}` is not an upper-case HTTP method such as GET"),
-            ));
-        }
-        if !methods.iter().any(|m| **m == **method) {
-            methods.push(method.as_str().into());
-        }
-    }
-    Ok(Methods::Only(methods))
 }
