@@ -25,8 +25,10 @@ use std::time::{Duration, Instant};
 use base64ct::{Base64UrlUnpadded, Encoding};
 use jwt_compact::jwk::JsonWebKey;
 use jwt_compact::AlgorithmSignature as _;
-use scopegate_core::gateway::Gateway;
-use scopegate_core::{Algorithm, Decision, KeySet, KeyStore, TokenError};
+use scopegate_core::fuzzing::jwt_authn;
+use scopegate_core::gateway::{Exchange, Gateway};
+use scopegate_core::{Algorithm, Decision, KeySet, KeyStore, Policy, TokenError, UnixTime};
+use serde_json::{json, Value};
 
 /// Time `f` per call: warm up for `warm_up`, size batches of about 20 ms, return the median
 /// batch's nanoseconds per call.
@@ -95,6 +97,7 @@ fn main() {
             println!("{name} {ns:.0}");
         }
     }
+    jwt_authn_mode(&input, &example.tokens, now, &wanted);
     for (alg, token) in &example.tokens {
         verify_side_by_side(&input, alg, token, &wanted);
     }
@@ -115,6 +118,60 @@ fn main() {
                 Ok::<_, TokenError>(black_box(&holder))
             });
             black_box(decision);
+        });
+        println!("{name} {ns:.0}");
+    }
+}
+
+thread_local! {
+    /// The metadata the host hands over for the request being timed.
+    static METADATA: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Setup (5) of the Envoy benchmark minus its host calls (`gateway_jwt_authn/…`): the
+/// example issuer verified by jwt_authn, no token cache, so that every request decodes its
+/// token and compares its claims with the payload in the metadata, as Envoy serializes it
+/// (the lookup copies the bytes, as the host call does into the filter's memory).
+fn jwt_authn_mode(
+    input: &str,
+    tokens: &[(&str, String)],
+    now: UnixTime,
+    wanted: &impl Fn(&str) -> bool,
+) {
+    let mut document: Value =
+        serde_json::from_str(&support::example_policy_text(input)).expect("the policy");
+    for issuer in document["issuers"].as_array_mut().expect("issuers") {
+        let issuer = issuer.as_object_mut().expect("an issuer");
+        issuer.retain(|key, _| !key.starts_with("jwks"));
+        issuer.insert(
+            "jwt_authn".into(),
+            json!({"payload_in_metadata": "payload"}),
+        );
+    }
+    document["token_cache"] = json!({"max_entries": 0});
+    for (alg, token) in tokens {
+        let name = format!("gateway_jwt_authn/{alg}");
+        if !wanted(&name) {
+            continue;
+        }
+        let payload = token.split('.').nth(1).expect("a JWS");
+        let payload = Base64UrlUnpadded::decode_vec(payload).expect("base64url");
+        let payload: Value = serde_json::from_slice(&payload).expect("JSON claims");
+        let metadata =
+            jwt_authn::encode::metadata(jwt_authn::JWT_AUTHN, &json!({"payload": payload}));
+        METADATA.with(|bytes| *bytes.borrow_mut() = metadata);
+        let lookup = || Some(METADATA.with(|bytes| bytes.borrow().clone()));
+        let policy = Policy::from_json(&document.to_string()).expect("the jwt_authn policy");
+        let mut gateway = Gateway::new(policy);
+        let pairs = support::header_pairs("/api/resources", &format!("Bearer {token}"));
+        let pairs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+        let mut through = |pairs: &[(&[u8], &[u8])]| {
+            let mut exchange = Exchange::default().with_metadata_lookup(lookup);
+            support::through_gateway_with(&mut gateway, &mut exchange, pairs, now)
+        };
+        assert!(through(&pairs), "{alg}");
+        let ns = measure(Duration::from_millis(300), || {
+            black_box(through(black_box(&pairs)));
         });
         println!("{name} {ns:.0}");
     }

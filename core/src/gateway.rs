@@ -1336,7 +1336,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::token::jwt_authn::{tests::metadata, JWT_AUTHN};
+    use crate::token::jwt_authn::{encode::metadata, JWT_AUTHN};
 
     std::thread_local! {
         /// What the host's metadata holds for the request being decided.

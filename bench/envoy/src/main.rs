@@ -11,7 +11,10 @@
 //! 5. Envoy's `jwt_authn` verifying the signature (failures let through) and scopegate
 //!    deciding the rest from the payload it put in the metadata (`issuers[].jwt_authn`),
 //!    both without a token cache, and 5c the same with both caches on (scopegate's keeps
-//!    the payload and checks each request's metadata against it).
+//!    the payload and checks each request's metadata against it);
+//!    5e (5)'s jwt_authn followed by the empty filter, and 5h by the empty filter making
+//!    (5)'s two host calls of every request (the header map, the metadata): what (5) costs
+//!    before the scopegate filter does any work of its own.
 //!
 //! Each is loaded by Debian's `wrk` with RS256, ES256 and EdDSA tokens of the example
 //! issuer (the test keys of seed 1; issuers of the policy without inline keys are left
@@ -22,7 +25,7 @@
 //! each setup to (2) and (1).
 //!
 //! Options: `--duration 5` (seconds per run), `--warmup 1`, `--rounds 3`,
-//! `--connections 16`, `--setups 1,0,2,2c,3,4,5,5c` (a subset, for a quick comparison),
+//! `--connections 16`, `--setups 1,0,2,2c,3,4,5,5c,5e,5h` (a subset, for a quick comparison),
 //! `--workers 1` (Envoy's `--concurrency` for every setup), `--distinct N` for many
 //! distinct tokens instead (see `distinct.rs`), `--mcp` for the MCP route's cost
 //! instead (see `mcp.rs`), and `--nginx` for nginx instead of Envoy (see `nginx.rs`).
@@ -106,7 +109,7 @@ pub(crate) fn options() -> Result<Options, String> {
                     .collect();
                 if options.setups.is_empty() {
                     return Err(format!(
-                        "--setups takes a list of 1, 0, 2, 2c, 3, 4, 5, 5c: `{list}`"
+                        "--setups takes a list of 1, 0, 2, 2c, 3, 4, 5, 5c, 5e, 5h: `{list}`"
                     ));
                 }
             }
@@ -127,9 +130,11 @@ pub(crate) enum Setup {
     FilterCached,
     VerifiedByJwtAuthn,
     VerifiedByJwtAuthnCached,
+    JwtAuthnEmpty,
+    JwtAuthnHostCalls,
 }
 
-pub(crate) const SETUPS: [Setup; 8] = [
+pub(crate) const SETUPS: [Setup; 10] = [
     Setup::NoAuth,
     Setup::Empty,
     Setup::Native,
@@ -138,6 +143,8 @@ pub(crate) const SETUPS: [Setup; 8] = [
     Setup::FilterCached,
     Setup::VerifiedByJwtAuthn,
     Setup::VerifiedByJwtAuthnCached,
+    Setup::JwtAuthnEmpty,
+    Setup::JwtAuthnHostCalls,
 ];
 
 impl Setup {
@@ -151,6 +158,8 @@ impl Setup {
             Self::FilterCached => "4",
             Self::VerifiedByJwtAuthn => "5",
             Self::VerifiedByJwtAuthnCached => "5c",
+            Self::JwtAuthnEmpty => "5e",
+            Self::JwtAuthnHostCalls => "5h",
         }
     }
 
@@ -164,6 +173,8 @@ impl Setup {
             Self::FilterCached => "(4) scopegate, cache on",
             Self::VerifiedByJwtAuthn => "(5) jwt_authn verifies, scopegate decides",
             Self::VerifiedByJwtAuthnCached => "(5c) the same, jwt_authn's jwt cache",
+            Self::JwtAuthnEmpty => "(5e) (5)'s jwt_authn + empty Wasm filter",
+            Self::JwtAuthnHostCalls => "(5h) (5)'s jwt_authn + (5)'s two host calls",
         }
     }
 
@@ -193,13 +204,23 @@ impl Setup {
         let direct = json!({"virtual_hosts": [{"name": "api", "domains": ["*"], "routes": [
             {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": OK_BODY}}}
         ]}]});
+        let empty = |calls: &str| {
+            let mut empty = scopegate.clone();
+            let config = &mut empty["typed_config"]["config"];
+            config["vm_config"]["code"]["local"]["filename"] = json!(empty_filter_wasm());
+            config["configuration"]["value"] = json!(calls);
+            empty
+        };
         let (filters, routes) = match self {
             Self::NoAuth => (vec![router], direct),
-            Self::Empty => {
-                let mut empty = scopegate;
-                empty["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] =
-                    json!(empty_filter_wasm());
-                (vec![empty, router], direct)
+            Self::Empty => (vec![empty(""), router], direct),
+            Self::JwtAuthnEmpty | Self::JwtAuthnHostCalls => {
+                let (jwt_authn, _) = native::verify_only(&policy, None);
+                let calls = match self {
+                    Self::JwtAuthnEmpty => "",
+                    _ => "calls: headers metadata",
+                };
+                (vec![jwt_authn, empty(calls), router], direct)
             }
             Self::Native | Self::NativeCached => {
                 let cache = (self == Self::NativeCached).then_some(1024);
@@ -243,7 +264,8 @@ pub(crate) struct Row {
 impl Row {
     fn expected(&self, setup: Setup) -> u16 {
         match setup {
-            Setup::NoAuth | Setup::Empty => 200,
+            // They do not enforce: jwt_authn lets a forged token through to them.
+            Setup::NoAuth | Setup::Empty | Setup::JwtAuthnEmpty | Setup::JwtAuthnHostCalls => 200,
             _ => self.expected_status(),
         }
     }
@@ -312,7 +334,9 @@ pub(crate) fn rows(policy: &Value, keys: &TestKeys) -> Vec<Row> {
 pub(crate) fn run() -> Result<(), String> {
     let options = options()?;
     require_envoy_and_filter();
-    if !options.mcp && options.setups.contains(&Setup::Empty) && !empty_filter_wasm().exists() {
+    let empty_setups = [Setup::Empty, Setup::JwtAuthnEmpty, Setup::JwtAuthnHostCalls];
+    let wants_empty = options.setups.iter().any(|s| empty_setups.contains(s));
+    if !options.mcp && wants_empty && !empty_filter_wasm().exists() {
         return Err(format!(
             "{} is missing: cargo build --profile filter -p scopegate-empty-filter --target \
              wasm32-wasip1 (./scripts/bench does)",

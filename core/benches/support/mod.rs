@@ -154,8 +154,18 @@ pub fn header_pairs(path: &str, authorization: &str) -> Vec<(Vec<u8>, Vec<u8>)> 
 /// One request through the gateway, as the filter runs it: header bytes in, a step out.
 /// Returns whether the request goes on to the upstream.
 pub fn through_gateway(gateway: &mut Gateway, pairs: &[(&[u8], &[u8])], now: UnixTime) -> bool {
+    through_gateway_with(gateway, &mut Exchange::default(), pairs, now)
+}
+
+/// [`through_gateway`] in an exchange the caller set up (a metadata lookup, say).
+pub fn through_gateway_with(
+    gateway: &mut Gateway,
+    exchange: &mut Exchange,
+    pairs: &[(&[u8], &[u8])],
+    now: UnixTime,
+) -> bool {
     let forwards = matches!(
-        gateway.on_request_headers(&mut Exchange::default(), pairs, now),
+        gateway.on_request_headers(exchange, pairs, now),
         Step::Forward(_)
     );
     gateway.drain_counts().for_each(drop);

@@ -200,11 +200,14 @@ impl<'b> Reader<'b> {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
+/// The metadata Envoy hands over, written from JSON payloads: for the tests, the fuzz
+/// targets and the benchmark of this mode in V8 (`bench/`), never for a request.
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod encode {
+    use alloc::vec::Vec;
 
-    /// Protobuf writing, for the tests.
+    use serde_json::Value;
+
     fn field(number: u64, wire: u64, payload: &[u8]) -> Vec<u8> {
         let mut out = varint((number << 3) | wire);
         if wire == 2 {
@@ -227,17 +230,24 @@ pub(crate) mod tests {
         }
     }
 
-    fn entry(key: &str, value: &[u8]) -> Vec<u8> {
+    /// A map entry (key at field 1, value at field 2).
+    pub fn entry(key: &str, value: &[u8]) -> Vec<u8> {
         let mut out = field(1, 2, key.as_bytes());
         out.extend(field(2, 2, value));
         out
     }
 
-    fn value(json: &Value) -> Vec<u8> {
+    /// A length-delimited field of a message.
+    pub fn message_field(number: u64, payload: &[u8]) -> Vec<u8> {
+        field(number, 2, payload)
+    }
+
+    /// A `google.protobuf.Value`.
+    pub fn value(json: &Value) -> Vec<u8> {
         match json {
             Value::Null => field(1, 0, &[0]),
             Value::Bool(b) => field(4, 0, &[u8::from(*b)]),
-            Value::Number(n) => field(2, 1, &n.as_f64().unwrap().to_le_bytes()),
+            Value::Number(n) => field(2, 1, &n.as_f64().unwrap_or(f64::NAN).to_le_bytes()),
             Value::String(s) => field(3, 2, s.as_bytes()),
             Value::Array(items) => {
                 let list: Vec<u8> = items.iter().flat_map(|i| field(1, 2, &value(i))).collect();
@@ -247,9 +257,10 @@ pub(crate) mod tests {
         }
     }
 
-    fn structure(json: &Value) -> Vec<u8> {
+    /// A `google.protobuf.Struct` of an object's members (nothing of anything else).
+    pub fn structure(json: &Value) -> Vec<u8> {
         let Value::Object(members) = json else {
-            unreachable!()
+            return Vec::new();
         };
         members
             .iter()
@@ -257,9 +268,17 @@ pub(crate) mod tests {
             .collect()
     }
 
-    pub(crate) fn metadata(filter: &str, payloads: &Value) -> Vec<u8> {
+    /// An `envoy.config.core.v3.Metadata` whose `filter` holds `payloads` (an object of
+    /// metadata keys to payloads), as Envoy serializes it for `get_property(["metadata"])`.
+    pub fn metadata(filter: &str, payloads: &Value) -> Vec<u8> {
         field(1, 2, &entry(filter, &structure(payloads)))
     }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::encode::*;
+    use super::*;
 
     #[test]
     fn a_payload_is_verified_with_every_type() {
@@ -301,9 +320,9 @@ pub(crate) mod tests {
     #[test]
     fn a_key_twice_does_not_stand_in_for_a_missing_one() {
         let sub = entry("sub", &value(&serde_json::json!("alice")));
-        let twice: Vec<u8> = [field(1, 2, &sub), field(1, 2, &sub)].concat();
-        let payload = entry("payload", &field(5, 2, &twice));
-        let bytes = field(1, 2, &entry(JWT_AUTHN, &field(1, 2, &payload)));
+        let twice: Vec<u8> = [message_field(1, &sub), message_field(1, &sub)].concat();
+        let payload = entry("payload", &message_field(5, &twice));
+        let bytes = message_field(1, &entry(JWT_AUTHN, &message_field(1, &payload)));
         let claims = serde_json::json!({"sub": "alice", "exp": 5});
         assert!(!verified(&bytes, "payload", &claims));
     }
