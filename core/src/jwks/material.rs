@@ -14,7 +14,7 @@ pub(crate) enum Material {
     #[cfg(feature = "ecdsa")]
     EcP256(crate::verify::es256::P256Key),
     #[cfg(feature = "eddsa")]
-    Ed25519(<jwt_compact::alg::Ed25519 as jwt_compact::Algorithm>::VerifyingKey),
+    Ed25519(crate::verify::ed25519::Ed25519Key),
     /// This build has no verifier for the key's type; the key was checked for shape only.
     NotBuilt,
 }
@@ -51,12 +51,9 @@ impl Material {
                 Ok(verify_with(&crate::verify::Es256, key, message, signature))
             }
             #[cfg(feature = "eddsa")]
-            Material::Ed25519(key) if alg == Algorithm::EdDsa => Ok(verify_with(
-                &jwt_compact::alg::Ed25519,
-                key,
-                message,
-                signature,
-            )),
+            Material::Ed25519(key) if alg == Algorithm::EdDsa => {
+                Ok(verify_with(&crate::verify::EdDsa, key, message, signature))
+            }
             Material::NotBuilt => Err(TokenError::VerifierNotBuilt(alg)),
             #[allow(unreachable_patterns)]
             _ => Err(TokenError::KeyMismatch { alg }),

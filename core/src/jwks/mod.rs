@@ -342,9 +342,9 @@ fn material(key: &Value, key_type: KeyType) -> Result<Material, String> {
             let x: [u8; 32] = base64_member(object, "x")?
                 .try_into()
                 .map_err(|_| String::from("`x` is not 32 bytes"))?;
-            ed25519_dalek::VerifyingKey::from_bytes(&x)
+            crate::verify::ed25519::Ed25519Key::new(x)
                 .map(Material::Ed25519)
-                .map_err(|_| String::from("not a valid key: `x` is not an Ed25519 point"))
+                .ok_or_else(|| String::from("not a valid key: `x` is not an Ed25519 point"))
         }
         _ => Ok(Material::NotBuilt),
     }
