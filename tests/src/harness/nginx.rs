@@ -286,8 +286,18 @@ impl Nginx {
         policy: &Value,
         options: &NginxOptions,
     ) -> Result<Self, NginxFailed> {
-        let listen = super::free_port();
-        Self::start(&nginx_config(listen, upstreams, policy, options), listen)
+        let mut attempts = 0;
+        loop {
+            let listen = super::free_port();
+            match Self::start(&nginx_config(listen, upstreams, policy, options), listen) {
+                // The free port was taken before nginx bound it (by a client connection of
+                // a test beside this one): another port.
+                Err(failed) if failed.log.contains("Address already in use") && attempts < 3 => {
+                    attempts += 1
+                }
+                started => return started,
+            }
+        }
     }
 
     /// Starts nginx on a configuration text (its prefix is a new temp dir, so `logs/`
