@@ -3,9 +3,10 @@
 //!
 //! A check recomputes R as s·B − k·A (k = SHA-512(R ‖ A ‖ message) mod ℓ) and compares its
 //! encoding with the signature's R, as ed25519-dalek's `verify` does (the same acceptance:
-//! s must be canonical, A any point that decompresses; the Wycheproof vectors check both).
-//! ed25519-dalek computes the sum with 253 shared doublings; a key that verifies more than
-//! once (a JWKS key, unlike the key a DPoP proof carries) gets tables of its multiples
+//! s must be canonical, A any point that decompresses, of any order; the tests compare both
+//! ways and with ed25519-dalek on Wycheproof's vectors and on a key of mixed order).
+//! ed25519-dalek computes the sum with 253 shared doublings; a key that verified a signature
+//! and is used again (a JWKS key, unlike the key a DPoP proof carries) gets tables of its multiples
 //! instead, `j·16ⁱ·(−A)` for every 4-bit window `i` and `j` in 1..=8, as the base point
 //! does, so that a check is at most 128 additions and no doubling (measured in
 //! `docs/benchmarks.md`, "Signature verification in V8"). Everything here handles public
@@ -40,7 +41,7 @@ pub(crate) struct Ed25519Key {
     tables: Arc<Lazy>,
 }
 
-/// The key's tables, built at its second verification.
+/// The key's tables, built at its first check after a signature verified.
 #[derive(Debug, Default)]
 struct Lazy {
     used: AtomicBool,
@@ -51,7 +52,7 @@ struct Lazy {
 #[derive(Debug)]
 struct Multiples(Vec<EdwardsPoint>);
 
-/// The base point's tables, for every key: built once, at the first key's second check.
+/// The base point's tables, for every key: built once, when the first key gets its own.
 static BASE_POINT: spin::Once<Multiples> = spin::Once::new();
 
 impl Ed25519Key {
@@ -68,6 +69,18 @@ impl Ed25519Key {
 
     /// Whether `signature` (R ‖ s, 32 bytes each) signs `message`.
     pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        // A key used once (a DPoP proof's) would pay more for its tables than it saves, and
+        // one that verified nothing yet gets none: forged tokens without a `kid`, which
+        // every key of the issuer is tried on, build no tables.
+        let tables = self.tables.used.load(Ordering::Relaxed);
+        let valid = self.check(message, signature, tables);
+        if valid && !tables {
+            self.tables.used.store(true, Ordering::Relaxed);
+        }
+        valid
+    }
+
+    fn check(&self, message: &[u8], signature: &[u8], tables: bool) -> bool {
         let Some((r, s)) = signature.split_at_checked(32) else {
             return false;
         };
@@ -82,8 +95,7 @@ impl Ed25519Key {
         hash.update(self.encoded);
         hash.update(message);
         let k = Scalar::from_bytes_mod_order_wide(&hash.finalize().into());
-        // A key used once (a DPoP proof's) would pay more for its tables than it saves.
-        let expected = if self.tables.used.swap(true, Ordering::Relaxed) {
+        let expected = if tables {
             let key = (self.tables.multiples).call_once(|| Multiples::of(self.minus_a));
             let base = BASE_POINT.call_once(|| Multiples::of(ED25519_BASEPOINT_POINT));
             let mut sum = EdwardsPoint::identity();
@@ -94,6 +106,19 @@ impl Ed25519Key {
             EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &self.minus_a, &s)
         };
         expected.compress().as_bytes() == r
+    }
+
+    /// As [`Ed25519Key::verify`] before the key verified a signature, without tables: for
+    /// tests that compare both ways.
+    #[cfg(test)]
+    pub(crate) fn verify_without_tables(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.check(message, signature, false)
+    }
+
+    /// Makes every later check use the tables, as one valid signature does.
+    #[cfg(test)]
+    pub(crate) fn use_tables(&self) {
+        self.tables.used.store(true, Ordering::Relaxed);
     }
 }
 
@@ -118,6 +143,7 @@ impl Multiples {
     fn add_multiple(&self, sum: &mut EdwardsPoint, k: &Scalar) {
         for (window, digit) in signed_digits(k.as_bytes()).into_iter().enumerate() {
             let magnitude = usize::from(digit.unsigned_abs());
+            debug_assert!(magnitude <= MULTIPLES, "signed digits are at most 8");
             let Some(point) = magnitude
                 .checked_sub(1)
                 .and_then(|j| self.0.get(window * MULTIPLES + j))
@@ -162,58 +188,132 @@ fn signed_digits(little_endian: &[u8; 32]) -> [i8; WINDOWS] {
 mod tests {
     use super::*;
 
-    fn scalar(seed: [u8; 32]) -> Scalar {
-        Scalar::from_bytes_mod_order(seed)
+    /// The integer `Σ dᵢ·16ⁱ` as 64 nibbles, least significant first, exactly (no
+    /// reduction mod ℓ): `None` if it does not fit 256 bits.
+    fn nibbles_of(digits: &[i8; WINDOWS]) -> Option<[u8; WINDOWS]> {
+        let mut nibbles = [0u8; WINDOWS];
+        let mut carry = 0i16;
+        for (nibble, digit) in nibbles.iter_mut().zip(digits) {
+            let value = i16::from(*digit) + carry;
+            *nibble = value.rem_euclid(16) as u8;
+            carry = (value - value.rem_euclid(16)) / 16;
+        }
+        (carry == 0).then_some(nibbles)
+    }
+
+    fn nibbles(bytes: &[u8; 32]) -> [u8; WINDOWS] {
+        core::array::from_fn(|i| (bytes[i / 2] >> (4 * (i % 2))) & 0x0f)
     }
 
     #[test]
-    fn signed_digits_sum_to_the_scalar() {
-        let minus_one = -Scalar::ONE;
-        for k in [
-            scalar([0; 32]),
-            scalar([0xff; 32]),
-            scalar([0x88; 32]),
-            scalar([0x77; 32]),
-            minus_one,
-        ] {
-            let mut sum = Scalar::ZERO;
-            let mut power = Scalar::ONE;
-            let digits = signed_digits(k.as_bytes());
-            for digit in digits {
-                let magnitude = Scalar::from(u64::from(digit.unsigned_abs()));
-                if digit >= 0 {
-                    sum += magnitude * power;
-                } else {
-                    sum -= magnitude * power;
-                }
-                power *= Scalar::from(16u64);
-            }
-            assert_eq!(sum, k);
+    fn signed_digits_are_the_scalar_exactly() {
+        let below = |fill: u8, top: u8| {
+            let mut bytes = [fill; 32];
+            bytes[31] = top;
+            bytes
+        };
+        // Carries through every window, the largest values below 2²⁵³ and ℓ, zero, one.
+        let inputs = [
+            [0; 32],
+            below(0, 0),
+            {
+                let mut one = [0; 32];
+                one[0] = 1;
+                one
+            },
+            below(0x88, 0x08),
+            below(0x88, 0x18),
+            below(0xff, 0x1f),
+            below(0x77, 0x17),
+            (-Scalar::ONE).to_bytes(),
+            Scalar::from_bytes_mod_order([0xff; 32]).to_bytes(),
+        ];
+        for bytes in inputs {
+            let digits = signed_digits(&bytes);
+            assert_eq!(nibbles_of(&digits), Some(nibbles(&bytes)), "{bytes:02x?}");
             assert!(digits[..WINDOWS - 1].iter().all(|d| (-8..=7).contains(d)));
-            assert!((0..=2).contains(&digits[WINDOWS - 1]));
+            assert!((0..=2).contains(&digits[WINDOWS - 1]), "{bytes:02x?}");
         }
     }
 
     #[test]
     fn the_tables_multiply_as_the_curve_does() {
-        let tables = Multiples::of(ED25519_BASEPOINT_POINT);
-        for k in [
-            scalar([1; 32]),
-            scalar([0xff; 32]),
-            scalar([0x80; 32]),
-            -Scalar::ONE,
-        ] {
-            let mut sum = EdwardsPoint::identity();
-            tables.add_multiple(&mut sum, &k);
-            assert_eq!(sum, ED25519_BASEPOINT_POINT * k);
+        let mixed = mixed_order_point();
+        for point in [ED25519_BASEPOINT_POINT, -ED25519_BASEPOINT_POINT, mixed] {
+            let tables = Multiples::of(point);
+            for k in [
+                Scalar::from_bytes_mod_order([1; 32]),
+                Scalar::from_bytes_mod_order([0xff; 32]),
+                Scalar::from_bytes_mod_order([0x80; 32]),
+                -Scalar::ONE,
+                Scalar::ZERO,
+            ] {
+                let mut sum = EdwardsPoint::identity();
+                tables.add_multiple(&mut sum, &k);
+                // `Scalar * point` multiplies by the integer k, which is what matters for a
+                // point with a torsion part.
+                assert_eq!(sum, point * k);
+            }
         }
-        let mut zero = EdwardsPoint::identity();
-        tables.add_multiple(&mut zero, &Scalar::ZERO);
-        assert_eq!(zero, EdwardsPoint::identity());
     }
 
-    /// RFC 8032 section 7.1, TEST 2: checked the first time (without tables) and after
-    /// (with them), and refused with one bit of the message or signature changed.
+    /// 7·B plus a point of order 8: a key of mixed order.
+    fn mixed_order_point() -> EdwardsPoint {
+        let torsion = curve25519_dalek::constants::EIGHT_TORSION[1];
+        ED25519_BASEPOINT_POINT * Scalar::from(7u64) + torsion
+    }
+
+    /// A key of mixed order (which RFC 8032 keys never are, and Wycheproof's are not):
+    /// both ways agree with ed25519-dalek on signatures made to verify and on others.
+    #[test]
+    fn a_key_of_mixed_order_is_judged_as_ed25519_dalek_judges_it() {
+        let encoded = mixed_order_point().compress().to_bytes();
+        let key = Ed25519Key::new(encoded).unwrap();
+        use ed25519_dalek::Verifier as _;
+        let dalek = ed25519_dalek::VerifyingKey::from_bytes(&encoded).unwrap();
+        key.use_tables();
+        let mut accepted = 0;
+        for seed in 0u8..=255 {
+            let message = [seed; 7];
+            // With R = r·B and s = r + 7k, s·B − k·A = R − k·T: it verifies when k is a
+            // multiple of 8 (T's order), about one even seed in eight. Odd seeds take s at
+            // random.
+            let r_scalar = Scalar::from_bytes_mod_order([seed.wrapping_mul(31) | 1; 32]);
+            let r = (ED25519_BASEPOINT_POINT * r_scalar).compress().to_bytes();
+            let mut hash = Sha512::new();
+            hash.update(r);
+            hash.update(encoded);
+            hash.update(message);
+            let k = Scalar::from_bytes_mod_order_wide(&hash.finalize().into());
+            let s = if seed % 2 == 0 {
+                r_scalar + k * Scalar::from(7u64)
+            } else {
+                Scalar::from_bytes_mod_order([seed; 32])
+            };
+            let signature: Vec<u8> = r.iter().chain(s.as_bytes()).copied().collect();
+            let by_dalek = dalek
+                .verify(
+                    &message,
+                    &ed25519_dalek::Signature::from_slice(&signature).unwrap(),
+                )
+                .is_ok();
+            assert_eq!(
+                key.check(&message, &signature, true),
+                by_dalek,
+                "seed {seed}"
+            );
+            assert_eq!(
+                key.check(&message, &signature, false),
+                by_dalek,
+                "seed {seed}"
+            );
+            accepted += usize::from(by_dalek);
+        }
+        assert!(accepted > 0 && accepted < 128, "{accepted}");
+    }
+
+    /// RFC 8032 section 7.1, TEST 2: the first check without tables, every later one with
+    /// them; refused with the message, a bit of R or of s changed, or a byte short.
     #[test]
     fn rfc_8032_test_2_verifies_with_and_without_tables() {
         let hex = |text: &str| -> Vec<u8> {
@@ -229,14 +329,25 @@ mod tests {
         ));
         let message = [0x72];
         let key = Ed25519Key::new(public.try_into().unwrap()).unwrap();
-        for _ in 0..3 {
+        let refused = |key: &Ed25519Key| {
+            let mut bad_r = signature.clone();
+            bad_r[5] ^= 1;
+            let mut bad_s = signature.clone();
+            bad_s[40] ^= 1;
+            !key.verify(&[0x73], &signature)
+                && !key.verify(&message, &bad_r)
+                && !key.verify(&message, &bad_s)
+                && !key.verify(&message, &signature[..63])
+        };
+        // Refusals build no tables; the first valid signature is checked without them.
+        assert!(refused(&key));
+        assert!(!key.tables.used.load(Ordering::Relaxed));
+        assert!(key.verify(&message, &signature));
+        assert!(!key.tables.multiples.is_completed());
+        for _ in 0..2 {
             assert!(key.verify(&message, &signature));
-            assert!(!key.verify(&[0x73], &signature));
-            let mut forged = signature.clone();
-            forged[5] ^= 1;
-            assert!(!key.verify(&message, &forged));
-            assert!(!key.verify(&message, &signature[..63]));
+            assert!(key.tables.multiples.is_completed());
+            assert!(refused(&key));
         }
-        assert!(key.tables.multiples.is_completed());
     }
 }

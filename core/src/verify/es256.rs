@@ -2,8 +2,8 @@
 //! V8 than the 0.13 that jwt-compact pins.
 //!
 //! A signature check is one double scalar multiplication, u₁·G + u₂·Q. p256 computes it with
-//! 256 shared doublings; a key that verifies more than once (a JWKS key, unlike the key a
-//! DPoP proof carries) gets tables of its multiples instead, `j·16ⁱ·Q` for every 4-bit
+//! 256 shared doublings; a key that verified a signature and is used again (a JWKS key,
+//! unlike the key a DPoP proof carries) gets tables of its multiples instead, `j·16ⁱ·Q` for every 4-bit
 //! window `i` and `j` in 1..=8, as the generator does, so that a check is at most 130
 //! additions and no doubling (measured in `docs/benchmarks.md`, "Signature verification in
 //! V8"). Everything here handles public data (keys, signatures, digests), so it runs in
@@ -36,7 +36,7 @@ pub(crate) struct P256Key {
     tables: Arc<Lazy>,
 }
 
-/// The key's tables, built at its second verification.
+/// The key's tables, built at its first check after a signature verified.
 #[derive(Debug, Default)]
 struct Lazy {
     used: AtomicBool,
@@ -47,7 +47,7 @@ struct Lazy {
 #[derive(Debug)]
 struct Multiples(Vec<AffinePoint>);
 
-/// The generator's tables, for every key: built once, at the first key's second check.
+/// The generator's tables, for every key: built once, when the first key gets its own.
 static GENERATOR: spin::Once<Multiples> = spin::Once::new();
 
 impl P256Key {
@@ -71,19 +71,27 @@ impl P256Key {
             return false;
         };
         let digest = Sha256::digest(message);
-        // A key used once (a DPoP proof's) would pay more for its tables than it saves.
-        if !self.tables.used.swap(true, Ordering::Relaxed) {
-            return self.key.verify_prehash(&digest, &signature).is_ok();
+        // A key used once (a DPoP proof's) would pay more for its tables than it saves, and
+        // one that verified nothing yet gets none: forged tokens without a `kid`, which
+        // every key of the issuer is tried on, build no tables.
+        let tables = self.tables.used.load(Ordering::Relaxed);
+        let valid = if tables {
+            let multiples = self
+                .tables
+                .multiples
+                .call_once(|| Multiples::of(ProjectivePoint::from(*self.key.as_affine())));
+            verify_with(multiples, &digest, &signature)
+        } else {
+            self.key.verify_prehash(&digest, &signature).is_ok()
+        };
+        if valid && !tables {
+            self.tables.used.store(true, Ordering::Relaxed);
         }
-        let multiples = self
-            .tables
-            .multiples
-            .call_once(|| Multiples::of(ProjectivePoint::from(*self.key.as_affine())));
-        verify_with(multiples, &digest, &signature)
+        valid
     }
 
-    /// As [`P256Key::verify`] on a key's first check, without tables: for tests that
-    /// compare both ways.
+    /// As [`P256Key::verify`] before the key verified a signature, without tables: for
+    /// tests that compare both ways.
     #[cfg(test)]
     pub(crate) fn verify_without_tables(&self, message: &[u8], signature: &[u8]) -> bool {
         let Ok(signature) = ecdsa::Signature::<p256::NistP256>::from_slice(signature) else {
@@ -92,6 +100,12 @@ impl P256Key {
         self.key
             .verify_prehash(&Sha256::digest(message), &signature)
             .is_ok()
+    }
+
+    /// Makes every later check use the tables, as one valid signature does.
+    #[cfg(test)]
+    pub(crate) fn use_tables(&self) {
+        self.tables.used.store(true, Ordering::Relaxed);
     }
 }
 
