@@ -93,7 +93,8 @@ mod token;
 #[cfg(feature = "gateway")]
 mod verify;
 
-/// Internals that the fuzz targets (`fuzz/`) drive directly; not part of the API.
+/// Internals that the fuzz targets (`fuzz/`) and the V8 benchmark (`bench/`) drive directly;
+/// not part of the API.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {

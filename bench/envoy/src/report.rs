@@ -168,8 +168,8 @@ pub(crate) fn report(
     if anomalies.is_empty() {
         let _ = writeln!(
             out,
-            "\nEvery run answered as expected (allowed rows all 2xx, denied rows all 403, forged rows all 401) \
-             without socket errors."
+            "\nEvery run answered as each setup should (allowed rows all 2xx, denied rows all 403, \
+             forged rows all 401, where the setup enforces) without socket errors."
         );
     } else {
         let _ = writeln!(out, "\nAnomalies:");

@@ -100,6 +100,42 @@ mod tests {
         }
     }
 
+    /// Refused signatures build no tables; the first valid one is checked without them,
+    /// every later check with them, and they judge as the check without them does.
+    #[test]
+    fn a_key_builds_its_tables_only_after_a_signature_verified() {
+        let mut one = [0u8; 32];
+        one[31] = 7;
+        let signer = P256Signer::new(&one).unwrap();
+        let generator = P256Key::new(
+            &bytes("6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296"),
+            &bytes("4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5"),
+        )
+        .unwrap();
+        // Signatures of d = 7 under the key of d = 1: all refused.
+        let signature = signer.sign(b"scopegate").unwrap();
+        for _ in 0..3 {
+            assert!(!generator.verify(b"scopegate", &signature));
+        }
+        assert_eq!(generator.tables_state(), (false, false));
+        let valid = P256Signer::new(&{
+            let mut d = [0u8; 32];
+            d[31] = 1;
+            d
+        })
+        .unwrap()
+        .sign(b"scopegate")
+        .unwrap();
+        assert!(generator.verify(b"scopegate", &valid));
+        assert_eq!(generator.tables_state(), (true, false));
+        for _ in 0..2 {
+            assert!(generator.verify(b"scopegate", &valid));
+            assert!(!generator.verify(b"scopegate", &signature));
+            assert!(!generator.verify(b"other", &valid));
+        }
+        assert_eq!(generator.tables_state(), (true, true));
+    }
+
     #[test]
     fn a_key_is_a_scalar_below_the_order() {
         assert!(P256Signer::new(&[0; 32]).is_none());

@@ -200,8 +200,8 @@ impl<'b> Reader<'b> {
     }
 }
 
-/// The metadata Envoy hands over, written from JSON payloads: for the tests, the fuzz
-/// targets and the benchmark of this mode in V8 (`bench/`), never for a request.
+/// The metadata Envoy hands over, written from JSON payloads: for the tests and the
+/// benchmark of this mode in V8 (`bench/`), never for a request.
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod encode {
     use alloc::vec::Vec;

@@ -107,6 +107,13 @@ impl P256Key {
     pub(crate) fn use_tables(&self) {
         self.tables.used.store(true, Ordering::Relaxed);
     }
+
+    /// Whether later checks use the tables, and whether they are built.
+    #[cfg(test)]
+    pub(crate) fn tables_state(&self) -> (bool, bool) {
+        let used = self.tables.used.load(Ordering::Relaxed);
+        (used, self.tables.multiples.is_completed())
+    }
 }
 
 /// SEC 1 section 4.1.4 with both products read from tables: R = u₁·G + u₂·Q, valid when R
