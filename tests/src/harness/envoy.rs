@@ -105,9 +105,8 @@ pub struct EnvoyFailed {
     pub log: String,
 }
 
-impl EnvoyFailed {
-    /// Whether it could not bind its listener because the port was taken.
-    pub fn lost_its_port(&self) -> bool {
+impl crate::harness::StartFailure for EnvoyFailed {
+    fn lost_its_port(&self) -> bool {
         self.log.contains("Address already in use")
     }
 }
@@ -122,18 +121,11 @@ impl Envoy {
     /// As [`Envoy::with_filter`], with `workers` worker threads (`--concurrency`): one VM of
     /// the filter per worker, besides the main thread's.
     pub fn with_filter_on_workers(upstreams: &Upstreams, policy: &Value, workers: u32) -> Self {
-        let mut attempts = 0;
-        loop {
-            let listen = crate::harness::free_port();
+        crate::harness::on_a_free_port(|listen| {
             let config = envoy_config(listen, upstreams, &policy.to_string());
-            match Self::start_on_workers(&config, listen, workers) {
-                Ok(envoy) => return envoy,
-                // The free port was taken between `free_port` and Envoy's bind (by a
-                // client connection of a test beside this one): another port.
-                Err(failed) if failed.lost_its_port() && attempts < 3 => attempts += 1,
-                Err(failed) => panic!("Envoy did not start: {failed:?}"),
-            }
-        }
+            Self::start_on_workers(&config, listen, workers)
+        })
+        .unwrap_or_else(|failed| panic!("Envoy did not start: {failed:?}"))
     }
 
     /// Starts Envoy on `config` with one worker and waits until its admin says LIVE and its

@@ -95,6 +95,27 @@ pub fn free_port() -> u16 {
         .expect("a free port on 127.0.0.1")
 }
 
+/// A failed start of a host process.
+pub trait StartFailure {
+    /// Whether it could not bind its listener because the port was taken.
+    fn lost_its_port(&self) -> bool;
+}
+
+/// `start` on a free port, again on another (three more times at most) when the port was
+/// taken between [`free_port`] and the process's bind, by a client connection of a test
+/// beside this one; any other failure is returned as it is.
+pub fn on_a_free_port<T, E: StartFailure>(
+    mut start: impl FnMut(u16) -> Result<T, E>,
+) -> Result<T, E> {
+    let mut attempts = 0;
+    loop {
+        match start(free_port()) {
+            Err(failed) if failed.lost_its_port() && attempts < 3 => attempts += 1,
+            done => return done,
+        }
+    }
+}
+
 /// A scratch directory removed on drop.
 pub struct TempDir(PathBuf);
 

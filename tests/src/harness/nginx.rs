@@ -279,6 +279,12 @@ pub struct NginxFailed {
     pub log: String,
 }
 
+impl super::StartFailure for NginxFailed {
+    fn lost_its_port(&self) -> bool {
+        self.log.contains("Address already in use")
+    }
+}
+
 impl Nginx {
     /// nginx with the filter enforcing `policy` on a free port in front of `upstreams`.
     pub fn with_filter(
@@ -286,18 +292,9 @@ impl Nginx {
         policy: &Value,
         options: &NginxOptions,
     ) -> Result<Self, NginxFailed> {
-        let mut attempts = 0;
-        loop {
-            let listen = super::free_port();
-            match Self::start(&nginx_config(listen, upstreams, policy, options), listen) {
-                // The free port was taken before nginx bound it (by a client connection of
-                // a test beside this one): another port.
-                Err(failed) if failed.log.contains("Address already in use") && attempts < 3 => {
-                    attempts += 1
-                }
-                started => return started,
-            }
-        }
+        super::on_a_free_port(|listen| {
+            Self::start(&nginx_config(listen, upstreams, policy, options), listen)
+        })
     }
 
     /// Starts nginx on a configuration text (its prefix is a new temp dir, so `logs/`

@@ -118,28 +118,32 @@ impl Host {
         policy: &Value,
         env: &[(&str, &str)],
     ) -> Result<Proxy, String> {
-        let listen = super::free_port();
         let running = match self {
-            Self::Envoy => {
-                let mut config = super::envoy_config(listen, upstreams, &policy.to_string());
-                let vm = find_member(&mut config, "vm_config").expect("a vm_config");
-                let values: serde_json::Map<String, Value> = env
-                    .iter()
-                    .map(|(name, value)| (String::from(*name), Value::from(*value)))
-                    .collect();
-                vm["environment_variables"] = serde_json::json!({"key_values": values});
-                Running::Envoy(Envoy::start(&config, listen).map_err(|failed| failed.log)?)
-            }
-            Self::Nginx => {
-                let config =
-                    super::nginx_config(listen, upstreams, policy, &NginxOptions::default());
-                let lines: String = env
-                    .iter()
-                    .map(|(name, value)| format!("env {name}={value};\n"))
-                    .collect();
-                let config = format!("{lines}{config}");
-                Running::Nginx(Nginx::start(&config, listen).map_err(|failed| failed.log)?)
-            }
+            Self::Envoy => Running::Envoy(
+                super::on_a_free_port(|listen| {
+                    let mut config = super::envoy_config(listen, upstreams, &policy.to_string());
+                    let vm = find_member(&mut config, "vm_config").expect("a vm_config");
+                    let values: serde_json::Map<String, Value> = env
+                        .iter()
+                        .map(|(name, value)| (String::from(*name), Value::from(*value)))
+                        .collect();
+                    vm["environment_variables"] = serde_json::json!({"key_values": values});
+                    Envoy::start(&config, listen)
+                })
+                .map_err(|failed| failed.log)?,
+            ),
+            Self::Nginx => Running::Nginx(
+                super::on_a_free_port(|listen| {
+                    let config =
+                        super::nginx_config(listen, upstreams, policy, &NginxOptions::default());
+                    let lines: String = env
+                        .iter()
+                        .map(|(name, value)| format!("env {name}={value};\n"))
+                        .collect();
+                    Nginx::start(&format!("{lines}{config}"), listen)
+                })
+                .map_err(|failed| failed.log)?,
+            ),
         };
         Ok(Proxy {
             host: self,
