@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use scopegate_tests::harness::{
-    envoy_config, eventually, free_port, request, Envoy, HttpServer, Upstreams,
+    envoy_config, eventually, on_a_free_port, request, Envoy, HttpServer, Upstreams,
 };
 use scopegate_tests::repo_root;
 use serde_json::json;
@@ -32,25 +32,27 @@ fn trap_filter() -> PathBuf {
 /// Envoy with the trapping filter under `failure_policy` (and the example's reload backoff)
 /// in front of an echo upstream: the harness's configuration with the filter swapped.
 fn envoy(failure_policy: &str, api: &HttpServer) -> Envoy {
-    let listen = free_port();
-    let upstreams = Upstreams {
-        api: api.port,
-        jwks: None,
-    };
-    let mut config = envoy_config(listen, &upstreams, "{}");
-    let filter = &mut config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-        ["typed_config"]["http_filters"][0]["typed_config"]["config"];
-    *filter = json!({
-        "name": "trap",
-        "failure_policy": failure_policy,
-        "reload_config": {"backoff": {"base_interval": "0.5s", "max_interval": "10s"}},
-        "vm_config": {
-            "vm_id": "trap",
-            "runtime": "envoy.wasm.runtime.v8",
-            "code": {"local": {"filename": trap_filter()}}
-        }
-    });
-    Envoy::start(&config, listen).unwrap_or_else(|failed| panic!("Envoy did not start: {failed:?}"))
+    on_a_free_port(|listen| {
+        let upstreams = Upstreams {
+            api: api.port,
+            jwks: None,
+        };
+        let mut config = envoy_config(listen, &upstreams, "{}");
+        let filter = &mut config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+            [0]["typed_config"]["http_filters"][0]["typed_config"]["config"];
+        *filter = json!({
+            "name": "trap",
+            "failure_policy": failure_policy,
+            "reload_config": {"backoff": {"base_interval": "0.5s", "max_interval": "10s"}},
+            "vm_config": {
+                "vm_id": "trap",
+                "runtime": "envoy.wasm.runtime.v8",
+                "code": {"local": {"filename": trap_filter()}}
+            }
+        });
+        Envoy::start(&config, listen)
+    })
+    .unwrap_or_else(|failed| panic!("Envoy did not start: {failed:?}"))
 }
 
 fn status(envoy: &Envoy, headers: &[(&str, &str)]) -> u16 {

@@ -9,8 +9,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use scopegate_tests::harness::{
-    envoy_config, filter_wasm, free_port, request, require_envoy_and_filter, Envoy, HttpServer,
-    Response, TempDir, Upstreams,
+    envoy_config, filter_wasm, free_port, on_a_free_port, request, require_envoy_and_filter, Envoy,
+    HttpServer, Response, TempDir, Upstreams,
 };
 use scopegate_tests::repo_root;
 use scopegate_tests::{mint, unix_now, TestKeys};
@@ -28,27 +28,28 @@ fn start(policy: &Value, keys: &TestKeys) -> (Envoy, HttpServer) {
         api: api.port,
         jwks: None,
     };
-    let listen = free_port();
-    let mut config = envoy_config(listen, &upstreams, &policy.to_string());
-    let jwt_authn = json!({
-        "name": "envoy.filters.http.jwt_authn",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
-            "providers": {"idp": {
-                "issuer": ISSUER,
-                "audiences": [AUDIENCE],
-                "local_jwks": {"inline_string": keys.jwks("").to_string()},
-                "payload_in_metadata": "payload",
-                "forward": true
-            }},
-            "rules": [{"match": {"prefix": "/"}, "requires": {"requires_any": {"requirements": [
-                {"provider_name": "idp"}, {"allow_missing_or_failed": {}}
-            ]}}}]
-        }
-    });
-    let filters = http_filters(&mut config).expect("the http filters");
-    filters.insert(0, jwt_authn);
-    let envoy = Envoy::start(&config, listen).unwrap_or_else(|e| panic!("{e:?}"));
+    let envoy = on_a_free_port(|listen| {
+        let mut config = envoy_config(listen, &upstreams, &policy.to_string());
+        let jwt_authn = json!({
+            "name": "envoy.filters.http.jwt_authn",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+                "providers": {"idp": {
+                    "issuer": ISSUER,
+                    "audiences": [AUDIENCE],
+                    "local_jwks": {"inline_string": keys.jwks("").to_string()},
+                    "payload_in_metadata": "payload",
+                    "forward": true
+                }},
+                "rules": [{"match": {"prefix": "/"}, "requires": {"requires_any": {"requirements": [
+                    {"provider_name": "idp"}, {"allow_missing_or_failed": {}}
+                ]}}}]
+            }
+        });
+        let filters = http_filters(&mut config).expect("the http filters");
+        filters.insert(0, jwt_authn);
+        Envoy::start(&config, listen)
+    }).unwrap_or_else(|e| panic!("{e:?}"));
     (envoy, api)
 }
 

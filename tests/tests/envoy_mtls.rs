@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
-use scopegate_tests::harness::{envoy_config, free_port, Envoy, HttpServer, TempDir, Upstreams};
+use scopegate_tests::harness::{
+    envoy_config, on_a_free_port, Envoy, HttpServer, TempDir, Upstreams,
+};
 use scopegate_tests::{mint, unix_now, TestKeys};
 use serde_json::{json, Map, Value};
 
@@ -220,32 +222,33 @@ fn a_certificate_bound_token_passes_only_with_its_certificate() {
         "routes": [{"path": "/api/**", "require": "api"}]
     });
     let api = HttpServer::echo();
-    let listen = free_port();
-    let mut config = envoy_config(
-        listen,
-        &Upstreams {
-            api: api.port,
-            jwks: None,
-        },
-        &policy.to_string(),
-    );
-    // Mutual TLS on the listener: a client certificate is optional, and verified against
-    // the test CA when one is presented.
-    config["static_resources"]["listeners"][0]["filter_chains"][0]["transport_socket"] = json!({
-        "name": "envoy.transport_sockets.tls",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-            "require_client_certificate": false,
-            "common_tls_context": {
-                "tls_certificates": [{
-                    "certificate_chain": {"filename": pki.path("server.pem")},
-                    "private_key": {"filename": pki.path("server.key")}
-                }],
-                "validation_context": {"trusted_ca": {"filename": pki.path("ca.pem")}}
+    let envoy = on_a_free_port(|listen| {
+        let mut config = envoy_config(
+            listen,
+            &Upstreams {
+                api: api.port,
+                jwks: None,
+            },
+            &policy.to_string(),
+        );
+        // Mutual TLS on the listener: a client certificate is optional, and verified against
+        // the test CA when one is presented.
+        config["static_resources"]["listeners"][0]["filter_chains"][0]["transport_socket"] = json!({
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                "require_client_certificate": false,
+                "common_tls_context": {
+                    "tls_certificates": [{
+                        "certificate_chain": {"filename": pki.path("server.pem")},
+                        "private_key": {"filename": pki.path("server.key")}
+                    }],
+                    "validation_context": {"trusted_ca": {"filename": pki.path("ca.pem")}}
+                }
             }
-        }
-    });
-    let envoy = Envoy::start(&config, listen).unwrap_or_else(|f| panic!("{}", f.log));
+        });
+        Envoy::start(&config, listen)
+    }).unwrap_or_else(|f| panic!("{}", f.log));
     let token = |claims: Value| {
         let mut all = Map::new();
         all.insert("iss".into(), json!(ISSUER));

@@ -14,7 +14,8 @@ use std::time::Duration;
 use base64ct::{Base64, Base64UrlUnpadded, Encoding};
 use scopegate_tests::dpop::{client_key, proof};
 use scopegate_tests::harness::{
-    envoy_config, free_port, request, send_raw, Envoy, HttpServer, Response, Upstreams,
+    envoy_config, free_port, on_a_free_port, request, send_raw, Envoy, HttpServer, Response,
+    Upstreams,
 };
 use scopegate_tests::node::{node_command, NodeProcess};
 use scopegate_tests::repo_root;
@@ -207,9 +208,11 @@ fn the_demo_idps_opaque_and_dpop_bound_tokens_are_judged_through_envoy() {
         "endpoint": format!("{idp}/token/introspection"), "cluster": "jwks",
         "client_id": "scopegate-gateway-jwt", "auth_method": "private_key_jwt",
         "private_key": gateway_key.0, "jwt_response": true});
-    let listen = free_port();
-    let config = envoy_config(listen, &upstreams, &jwt_policy.to_string());
-    let jwt_envoy = Envoy::start(&config, listen).unwrap_or_else(|f| panic!("{}", f.log));
+    let jwt_envoy = on_a_free_port(|listen| {
+        let config = envoy_config(listen, &upstreams, &jwt_policy.to_string());
+        Envoy::start(&config, listen)
+    })
+    .unwrap_or_else(|f| panic!("{}", f.log));
     let (access, _) = token(idp_port, &opaque, "resource:read", None);
     let ok = call(jwt_envoy.port, "GET", "/api/items", "Bearer", &access, None);
     assert_eq!(ok.status, 200, "{ok:?}\n{}", jwt_envoy.log());
@@ -229,9 +232,11 @@ fn the_demo_idps_opaque_and_dpop_bound_tokens_are_judged_through_envoy() {
         policy["issuers"][0]["introspection"]["client_id"] =
             json!(format!("scopegate-gateway-jwt-{}", alg.to_lowercase()));
         policy["issuers"][0]["introspection"]["private_key"] = private_key.clone();
-        let listen = free_port();
-        let config = envoy_config(listen, &upstreams, &policy.to_string());
-        let envoy = Envoy::start(&config, listen).unwrap_or_else(|f| panic!("{}", f.log));
+        let envoy = on_a_free_port(|listen| {
+            let config = envoy_config(listen, &upstreams, &policy.to_string());
+            Envoy::start(&config, listen)
+        })
+        .unwrap_or_else(|f| panic!("{}", f.log));
         let (access, _) = token(idp_port, &opaque, "resource:read", None);
         let ok = call(envoy.port, "GET", "/api/items", "Bearer", &access, None);
         assert_eq!(ok.status, 200, "{alg}: {ok:?}\n{}", envoy.log());

@@ -23,8 +23,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use scopegate_tests::harness::{
-    envoy_config, eventually, filter_wasm, free_port, request, require_envoy_and_filter, skopeo,
-    Envoy, EnvoyFailed, HttpServer, Registry, TempDir, Upstreams,
+    envoy_config, eventually, filter_wasm, on_a_free_port, request, require_envoy_and_filter,
+    skopeo, Envoy, EnvoyFailed, HttpServer, Registry, TempDir, Upstreams,
 };
 use scopegate_tests::oci::{
     istio_extract, sha256_digest, sha256_hex, Fetched, LayoutDir, OCI_CONFIG, OCI_LAYER_GZIP,
@@ -332,37 +332,38 @@ fn remote_envoy(
     failure_policy: Option<&str>,
     policy: &Value,
 ) -> Result<Envoy, EnvoyFailed> {
-    let listen = free_port();
-    let upstreams = Upstreams {
-        api: api.port,
-        jwks: None,
-    };
-    let mut config = envoy_config(listen, &upstreams, &policy.to_string());
-    let filter = &mut config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-        ["typed_config"]["http_filters"][0]["typed_config"]["config"];
-    filter["vm_config"]["code"] = json!({"remote": {
-        "http_uri": {
-            "uri": format!("http://127.0.0.1:{}/scopegate.wasm", wasm.port),
-            "cluster": "wasm",
-            "timeout": "10s"
-        },
-        "sha256": sha256
-    }});
-    if let Some(failure_policy) = failure_policy {
-        filter["failure_policy"] = json!(failure_policy);
-    }
-    config["static_resources"]["clusters"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({
-            "name": "wasm",
-            "type": "STATIC",
-            "connect_timeout": "1s",
-            "load_assignment": {"cluster_name": "wasm", "endpoints": [{"lb_endpoints": [
-                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": wasm.port}}}}
-            ]}]}
-        }));
-    Envoy::start(&config, listen)
+    on_a_free_port(|listen| {
+        let upstreams = Upstreams {
+            api: api.port,
+            jwks: None,
+        };
+        let mut config = envoy_config(listen, &upstreams, &policy.to_string());
+        let filter = &mut config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+            [0]["typed_config"]["http_filters"][0]["typed_config"]["config"];
+        filter["vm_config"]["code"] = json!({"remote": {
+            "http_uri": {
+                "uri": format!("http://127.0.0.1:{}/scopegate.wasm", wasm.port),
+                "cluster": "wasm",
+                "timeout": "10s"
+            },
+            "sha256": sha256
+        }});
+        if let Some(failure_policy) = failure_policy {
+            filter["failure_policy"] = json!(failure_policy);
+        }
+        config["static_resources"]["clusters"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({
+                "name": "wasm",
+                "type": "STATIC",
+                "connect_timeout": "1s",
+                "load_assignment": {"cluster_name": "wasm", "endpoints": [{"lb_endpoints": [
+                    {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": wasm.port}}}}
+                ]}]}
+            }));
+        Envoy::start(&config, listen)
+    })
 }
 
 /// An image whose only layer is the module (config `application/vnd.module.wasm.config.v1+json`)
