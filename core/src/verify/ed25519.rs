@@ -15,13 +15,14 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::Identity;
 use sha2::{Digest, Sha512};
+
+use super::key_tables::KeyTables;
 
 /// 64 windows of 4 bits: scalars are below ℓ < 2²⁵³, so the last signed digit (with the
 /// carry) is at most 2.
@@ -36,16 +37,7 @@ pub(crate) struct Ed25519Key {
     encoded: [u8; 32],
     /// −A, so that the check is a sum.
     minus_a: EdwardsPoint,
-    /// Shared by the key's clones, so that a clone does not build them again. A key read
-    /// again (at every JWKS refresh, and by each worker) starts without them.
-    tables: Arc<Lazy>,
-}
-
-/// The key's tables, built at its first check after a signature verified.
-#[derive(Debug, Default)]
-struct Lazy {
-    used: AtomicBool,
-    multiples: spin::Once<Multiples>,
+    tables: Arc<KeyTables<Multiples>>,
 }
 
 /// `j·16ⁱ·P` at `i·MULTIPLES + j - 1`.
@@ -69,18 +61,13 @@ impl Ed25519Key {
 
     /// Whether `signature` (R ‖ s, 32 bytes each) signs `message`.
     pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        // A key used once (a DPoP proof's) would pay more for its tables than it saves, and
-        // one that verified nothing yet gets none: forged tokens without a `kid`, which
-        // every key of the issuer is tried on, build no tables.
-        let tables = self.tables.used.load(Ordering::Relaxed);
-        let valid = self.check(message, signature, tables);
-        if valid && !tables {
-            self.tables.used.store(true, Ordering::Relaxed);
-        }
-        valid
+        self.tables.check(
+            || Multiples::of(self.minus_a),
+            |tables| self.check(message, signature, tables),
+        )
     }
 
-    fn check(&self, message: &[u8], signature: &[u8], tables: bool) -> bool {
+    fn check(&self, message: &[u8], signature: &[u8], tables: Option<&Multiples>) -> bool {
         let Some((r, s)) = signature.split_at_checked(32) else {
             return false;
         };
@@ -95,8 +82,7 @@ impl Ed25519Key {
         hash.update(self.encoded);
         hash.update(message);
         let k = Scalar::from_bytes_mod_order_wide(&hash.finalize().into());
-        let expected = if tables {
-            let key = (self.tables.multiples).call_once(|| Multiples::of(self.minus_a));
+        let expected = if let Some(key) = tables {
             let base = BASE_POINT.call_once(|| Multiples::of(ED25519_BASEPOINT_POINT));
             let mut sum = EdwardsPoint::identity();
             base.add_multiple(&mut sum, &s);
@@ -112,13 +98,13 @@ impl Ed25519Key {
     /// tests that compare both ways.
     #[cfg(test)]
     pub(crate) fn verify_without_tables(&self, message: &[u8], signature: &[u8]) -> bool {
-        self.check(message, signature, false)
+        self.check(message, signature, None)
     }
 
     /// Makes every later check use the tables, as one valid signature does.
     #[cfg(test)]
     pub(crate) fn use_tables(&self) {
-        self.tables.used.store(true, Ordering::Relaxed);
+        self.tables.use_tables();
     }
 }
 
@@ -297,13 +283,9 @@ mod tests {
                     &ed25519_dalek::Signature::from_slice(&signature).unwrap(),
                 )
                 .is_ok();
+            assert_eq!(key.verify(&message, &signature), by_dalek, "seed {seed}");
             assert_eq!(
-                key.check(&message, &signature, true),
-                by_dalek,
-                "seed {seed}"
-            );
-            assert_eq!(
-                key.check(&message, &signature, false),
+                key.verify_without_tables(&message, &signature),
                 by_dalek,
                 "seed {seed}"
             );
@@ -341,12 +323,12 @@ mod tests {
         };
         // Refusals build no tables; the first valid signature is checked without them.
         assert!(refused(&key));
-        assert!(!key.tables.used.load(Ordering::Relaxed));
+        assert_eq!(key.tables.state(), (false, false));
         assert!(key.verify(&message, &signature));
-        assert!(!key.tables.multiples.is_completed());
+        assert_eq!(key.tables.state(), (true, false));
         for _ in 0..2 {
             assert!(key.verify(&message, &signature));
-            assert!(key.tables.multiples.is_completed());
+            assert_eq!(key.tables.state(), (true, true));
             assert!(refused(&key));
         }
     }

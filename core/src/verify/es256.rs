@@ -11,7 +11,6 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 use ecdsa::signature::hazmat::PrehashVerifier;
 use p256::elliptic_curve::ff::PrimeField;
@@ -22,6 +21,8 @@ use p256::elliptic_curve::BatchNormalize;
 use p256::{AffinePoint, FieldBytes, ProjectivePoint, Scalar};
 use sha2::{Digest, Sha256};
 
+use super::key_tables::KeyTables;
+
 /// 64 windows of 4 bits, and one for the carry that signed digits leave.
 const WINDOWS: usize = 65;
 /// The multiples per window: signed digits are in -8..=7, and `-d·P` is `d·P` negated.
@@ -31,16 +32,7 @@ const MULTIPLES: usize = 8;
 #[derive(Clone, Debug)]
 pub(crate) struct P256Key {
     key: ecdsa::VerifyingKey<p256::NistP256>,
-    /// Shared by the key's clones, so that a clone does not build them again. A key read
-    /// again (at every JWKS refresh, and by each worker) starts without them.
-    tables: Arc<Lazy>,
-}
-
-/// The key's tables, built at its first check after a signature verified.
-#[derive(Debug, Default)]
-struct Lazy {
-    used: AtomicBool,
-    multiples: spin::Once<Multiples>,
+    tables: Arc<KeyTables<Multiples>>,
 }
 
 /// `j·16ⁱ·P` at `i·MULTIPLES + j - 1`, affine, for mixed additions.
@@ -71,23 +63,13 @@ impl P256Key {
             return false;
         };
         let digest = Sha256::digest(message);
-        // A key used once (a DPoP proof's) would pay more for its tables than it saves, and
-        // one that verified nothing yet gets none: forged tokens without a `kid`, which
-        // every key of the issuer is tried on, build no tables.
-        let tables = self.tables.used.load(Ordering::Relaxed);
-        let valid = if tables {
-            let multiples = self
-                .tables
-                .multiples
-                .call_once(|| Multiples::of(ProjectivePoint::from(*self.key.as_affine())));
-            verify_with(multiples, &digest, &signature)
-        } else {
-            self.key.verify_prehash(&digest, &signature).is_ok()
-        };
-        if valid && !tables {
-            self.tables.used.store(true, Ordering::Relaxed);
-        }
-        valid
+        self.tables.check(
+            || Multiples::of(ProjectivePoint::from(*self.key.as_affine())),
+            |tables| match tables {
+                Some(multiples) => verify_with(multiples, &digest, &signature),
+                None => self.key.verify_prehash(&digest, &signature).is_ok(),
+            },
+        )
     }
 
     /// As [`P256Key::verify`] before the key verified a signature, without tables: for
@@ -105,14 +87,13 @@ impl P256Key {
     /// Makes every later check use the tables, as one valid signature does.
     #[cfg(test)]
     pub(crate) fn use_tables(&self) {
-        self.tables.used.store(true, Ordering::Relaxed);
+        self.tables.use_tables();
     }
 
     /// Whether later checks use the tables, and whether they are built.
     #[cfg(test)]
     pub(crate) fn tables_state(&self) -> (bool, bool) {
-        let used = self.tables.used.load(Ordering::Relaxed);
-        (used, self.tables.multiples.is_completed())
+        self.tables.state()
     }
 }
 

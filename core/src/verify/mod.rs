@@ -8,6 +8,8 @@
 pub(crate) mod ed25519;
 #[cfg(feature = "ecdsa")]
 pub(crate) mod es256;
+#[cfg(any(feature = "ecdsa", feature = "eddsa"))]
+mod key_tables;
 #[cfg(feature = "rsa")]
 pub(crate) mod rsa;
 #[cfg(all(test, feature = "rsa", feature = "ecdsa", feature = "eddsa"))]
