@@ -68,6 +68,15 @@ mod tests {
         core::array::from_fn(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
     }
 
+    /// The public key of d = 1: the curve's generator.
+    fn generator_key() -> P256Key {
+        P256Key::new(
+            &bytes("6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296"),
+            &bytes("4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5"),
+        )
+        .unwrap()
+    }
+
     /// RFC 6979 appendix A.2.5: P-256, SHA-256, the messages "sample" and "test".
     #[test]
     fn signatures_are_rfc_6979s() {
@@ -107,11 +116,7 @@ mod tests {
         let mut one = [0u8; 32];
         one[31] = 7;
         let signer = P256Signer::new(&one).unwrap();
-        let generator = P256Key::new(
-            &bytes("6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296"),
-            &bytes("4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5"),
-        )
-        .unwrap();
+        let generator = generator_key();
         // Signatures of d = 7 under the key of d = 1: all refused.
         let signature = signer.sign(b"scopegate").unwrap();
         for _ in 0..3 {
@@ -145,11 +150,7 @@ mod tests {
         one[31] = 1;
         let signer = P256Signer::new(&one).unwrap();
         // d = 1: the public key is the generator.
-        let key = P256Key::new(
-            &bytes("6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296"),
-            &bytes("4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5"),
-        )
-        .unwrap();
+        let key = generator_key();
         let signature = signer.sign(b"scopegate").unwrap();
         assert!(key.verify_without_tables(b"scopegate", &signature));
         assert_eq!(signer.sign(b"scopegate"), Some(signature), "deterministic");

@@ -106,8 +106,8 @@ pub struct EnvoyFailed {
 }
 
 impl crate::harness::StartFailure for EnvoyFailed {
-    fn lost_its_port(&self) -> bool {
-        self.log.contains("Address already in use")
+    fn log(&self) -> &str {
+        &self.log
     }
 }
 

@@ -97,8 +97,14 @@ pub fn free_port() -> u16 {
 
 /// A failed start of a host process.
 pub trait StartFailure {
-    /// Whether it could not bind its listener because the port was taken.
-    fn lost_its_port(&self) -> bool;
+    /// What it logged.
+    fn log(&self) -> &str;
+
+    /// Whether it could not bind its listener because the port was taken (Envoy and nginx
+    /// both log the system's message).
+    fn lost_its_port(&self) -> bool {
+        self.log().contains("Address already in use")
+    }
 }
 
 /// `start` on a free port, again on another (three more times at most) when the port was

@@ -280,8 +280,8 @@ pub struct NginxFailed {
 }
 
 impl super::StartFailure for NginxFailed {
-    fn lost_its_port(&self) -> bool {
-        self.log.contains("Address already in use")
+    fn log(&self) -> &str {
+        &self.log
     }
 }
 
