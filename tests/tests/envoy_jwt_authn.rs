@@ -168,23 +168,27 @@ fn examples_envoy_jwt_authn_yaml_runs_as_written() {
     require_envoy_and_filter();
     let keys = TestKeys::from_seed(1);
     let (api, _) = HttpServer::recording_echo();
-    let (listen, admin) = (free_port(), free_port());
-    let text = std::fs::read_to_string(repo_root().join("examples/envoy-jwt-authn.yaml"))
-        .expect("the example");
-    let filled = text
-        .replace("${ADMIN_PORT}", &admin.to_string())
-        .replace("${LISTEN_PORT}", &listen.to_string())
-        .replace("${API_PORT}", &api.port.to_string())
-        .replace("${ISSUER}", ISSUER)
-        .replace("${AUDIENCE}", AUDIENCE)
-        .replace("${JWKS}", &keys.jwks("").to_string())
-        .replace("${POLICY}", &policy().to_string())
-        .replace("${FILTER_WASM}", &filter_wasm().display().to_string());
-    assert!(!filled.contains("${"), "a placeholder left: {filled}");
-    let dir = TempDir::new("envoy-jwt-authn");
-    let path = dir.path().join("envoy.yaml");
-    std::fs::write(&path, filled).expect("the config");
-    let envoy = Envoy::start_file(&path, listen, dir).unwrap_or_else(|e| panic!("{e:?}"));
+    // Both ports are written into the file: a start that lost either gets two new ones.
+    let envoy = on_a_free_port(|listen| {
+        let admin = free_port();
+        let text = std::fs::read_to_string(repo_root().join("examples/envoy-jwt-authn.yaml"))
+            .expect("the example");
+        let filled = text
+            .replace("${ADMIN_PORT}", &admin.to_string())
+            .replace("${LISTEN_PORT}", &listen.to_string())
+            .replace("${API_PORT}", &api.port.to_string())
+            .replace("${ISSUER}", ISSUER)
+            .replace("${AUDIENCE}", AUDIENCE)
+            .replace("${JWKS}", &keys.jwks("").to_string())
+            .replace("${POLICY}", &policy().to_string())
+            .replace("${FILTER_WASM}", &filter_wasm().display().to_string());
+        assert!(!filled.contains("${"), "a placeholder left: {filled}");
+        let dir = TempDir::new("envoy-jwt-authn");
+        let path = dir.path().join("envoy.yaml");
+        std::fs::write(&path, filled).expect("the config");
+        Envoy::start_file(&path, listen, dir)
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
     let read = token(&keys, "ES256", "resource:read");
     assert_eq!(
         send(envoy.port, "GET", Some(&read), &[]).status,
