@@ -87,12 +87,37 @@ fn newer_filter_source() -> Option<PathBuf> {
     None
 }
 
-/// A port that was free a moment ago.
+/// The ports [`free_port`] hands out: below Linux's default ephemeral range (32768-60999),
+/// where the system never puts the source port of a client connection. Ports asked of the
+/// system (`bind(0)`) come from that range, and a test's client connections, Envoy's
+/// upstream connections and the IdP's took such a port between the test's check and the
+/// proxy's bind often enough to fail the clean-clone CI ("Address already in use").
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port no other [`free_port`] call of this process has returned, free a moment ago.
+///
+/// Each process starts at its own place in [`PORTS`] (from its PID), so test binaries run
+/// side by side rarely meet; [`on_a_free_port`] handles the rest.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(PORTS.end - PORTS.start);
+    // First call: a start derived from the PID (a multiplier coprime with the span spreads
+    // consecutive PIDs apart).
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7_919) % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = PORTS.start + offset as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 in {PORTS:?}")
 }
 
 /// A failed start of a host process.
@@ -108,8 +133,8 @@ pub trait StartFailure {
 }
 
 /// `start` on a free port, again on another (three more times at most) when the port was
-/// taken between [`free_port`] and the process's bind, by a client connection of a test
-/// beside this one; any other failure is returned as it is.
+/// taken between [`free_port`] and the process's bind (by a process outside the tests, or a
+/// test binary run beside this one); any other failure is returned as it is.
 pub fn on_a_free_port<T, E: StartFailure>(
     mut start: impl FnMut(u16) -> Result<T, E>,
 ) -> Result<T, E> {
@@ -161,5 +186,22 @@ pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
             return false;
         }
         thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct_and_outside_the_ephemeral_range() {
+        let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ports.len(), "a port handed out twice");
+        assert!(ports.iter().all(|port| PORTS.contains(port)), "{ports:?}");
+        // Linux's default ephemeral range: what a client connection's source port comes from.
+        assert!(ports.iter().all(|&port| port < 32_768));
     }
 }
