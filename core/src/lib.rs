@@ -90,7 +90,7 @@ pub mod shared_memory;
 mod sign;
 mod time;
 mod token;
-#[cfg(feature = "gateway")]
+#[cfg(any(feature = "rsa", feature = "ecdsa", feature = "eddsa"))]
 mod verify;
 
 /// Internals that the fuzz targets (`fuzz/`) and the V8 benchmark (`bench/`) drive directly;
