@@ -39,6 +39,7 @@ mod mcp;
 mod native;
 mod nginx;
 mod report;
+mod signals;
 mod wrk;
 
 use std::process::ExitCode;
@@ -479,6 +480,7 @@ pub(crate) fn run() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    signals::stop_children_on_signals();
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use scopegate_core::Policy;
 use serde_json::Value;
 
-use super::{filter_wasm, get, TempDir, Upstreams};
+use super::{children_of, filter_wasm, get, signal, TempDir, Upstreams};
 use crate::repo_root;
 
 /// The nginx binary `scripts/setup-nginx` builds.
@@ -377,31 +377,6 @@ impl Nginx {
 }
 
 /// The PIDs whose parent is `parent`, from `/proc`.
-fn children_of(parent: u32) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                // `pid (comm) state ppid …`: comm may hold spaces, so split after `)`.
-                stat.rsplit_once(')')
-                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
-                    == Some(parent)
-            })
-        })
-        .collect()
-}
-
-fn signal(pid: u32, name: &str) {
-    let _ = Command::new("kill")
-        .args([name, &pid.to_string()])
-        .stderr(Stdio::null())
-        .status();
-}
-
 impl Drop for Nginx {
     fn drop(&mut self) {
         let master = self.child.id();
