@@ -662,16 +662,8 @@ impl Gateway {
         let (mut decision, mut used) = decide(&request, exchange.principal.clone());
         // The client certificate is looked up only for a token bound to one, so that other
         // requests make no host call for it.
-        let unproven = |decision: &Decision<'_>| {
-            matches!(decision, Decision::Deny(denial)
-                if denial.reason == DenyReason::InvalidToken(TokenError::CertificateMismatch))
-        };
-        if unproven(&decision) && request.client_certificate_sha256.is_none() {
-            let digest = exchange
-                .certificate_lookup
-                .and_then(|lookup| lookup())
-                .and_then(|hex| crate::request::sha256_from_hex(&hex));
-            if let Some(digest) = digest {
+        if certificate_mismatch(&decision) && request.client_certificate_sha256.is_none() {
+            if let Some(digest) = certificate_digest(exchange.certificate_lookup) {
                 request.client_certificate_sha256 = Some(digest);
                 (decision, used) = decide(&request, used);
             }
@@ -1324,6 +1316,19 @@ fn record(counts: &mut Vec<Count>, decision: &Decision<'_>) {
         counts.push(Count::InvalidToken(err.code()));
     }
     counts.extend(denial.missing.iter().cloned().map(Count::MissingScope));
+}
+
+/// Whether a token bound to a client certificate was refused for want of the right one.
+fn certificate_mismatch(decision: &Decision<'_>) -> bool {
+    matches!(decision, Decision::Deny(denial)
+        if denial.reason == DenyReason::InvalidToken(TokenError::CertificateMismatch))
+}
+
+/// The SHA-256 of the connection's client certificate, asked of the host.
+fn certificate_digest(lookup: Option<fn() -> Option<Vec<u8>>>) -> Option<[u8; 32]> {
+    lookup
+        .and_then(|lookup| lookup())
+        .and_then(|hex| crate::request::sha256_from_hex(&hex))
 }
 
 #[cfg(test)]

@@ -216,14 +216,43 @@ impl KeySet {
 
 pub(crate) fn parse_key(key: &Value) -> Result<Jwk, String> {
     let object = key.as_object().ok_or("not a JSON object")?;
-    let text = |name: &str| -> Result<Option<&str>, String> {
-        match object.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(_) => Err(alloc::format!("`{name}` is not a string")),
-        }
+    for_verifying(object)?;
+    let alg = match text_member(object, "alg")? {
+        None => None,
+        Some(name) => Some(
+            Algorithm::from_name(name)
+                .ok_or_else(|| alloc::format!("algorithm `{name}` is not supported"))?,
+        ),
     };
-    if let Some(use_) = text("use")? {
+    let key_type = key_type(object)?;
+    if let Some(alg) = alg {
+        if alg.key_type() != key_type {
+            return Err(alloc::format!(
+                "its `alg` {alg} does not fit its key type {key_type}"
+            ));
+        }
+    }
+    Ok(Jwk {
+        kid: text_member(object, "kid")?.map(Into::into),
+        alg,
+        key_type,
+        material: material(key, key_type)?,
+    })
+}
+
+/// A string member, if present.
+fn text_member<'v>(object: &'v Map<String, Value>, name: &str) -> Result<Option<&'v str>, String> {
+    match object.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(alloc::format!("`{name}` is not a string")),
+    }
+}
+
+/// Refuses a key published for something other than verifying signatures, and one that
+/// carries private material.
+fn for_verifying(object: &Map<String, Value>) -> Result<(), String> {
+    if let Some(use_) = text_member(object, "use")? {
         if use_ != "sig" {
             return Err(alloc::format!("`use` is `{use_}`, not `sig`"));
         }
@@ -243,61 +272,48 @@ pub(crate) fn parse_key(key: &Value) -> Result<Jwk, String> {
             ));
         }
     }
-    let alg = match text("alg")? {
-        None => None,
-        Some(name) => Some(
-            Algorithm::from_name(name)
-                .ok_or_else(|| alloc::format!("algorithm `{name}` is not supported"))?,
-        ),
-    };
-    let key_type = match (text("kty")?, text("crv")?) {
-        (Some("RSA"), _) => {
-            let n = base64_member(object, "n")?;
-            base64_member(object, "e")?;
-            let bits = significant_bits(&n);
-            if bits < 2048 {
-                return Err(alloc::format!(
-                    "RSA modulus has {bits} bits; at least 2048 are required"
-                ));
-            }
-            KeyType::Rsa
-        }
-        (Some("EC"), Some("P-256")) => {
-            for member in ["x", "y"] {
-                if base64_member(object, member)?.len() != 32 {
-                    return Err(alloc::format!("`{member}` is not 32 bytes"));
+    Ok(())
+}
+
+/// The key's type from `kty` and `crv`, its public members checked for size.
+fn key_type(object: &Map<String, Value>) -> Result<KeyType, String> {
+    Ok(
+        match (text_member(object, "kty")?, text_member(object, "crv")?) {
+            (Some("RSA"), _) => {
+                let n = base64_member(object, "n")?;
+                base64_member(object, "e")?;
+                let bits = significant_bits(&n);
+                if bits < 2048 {
+                    return Err(alloc::format!(
+                        "RSA modulus has {bits} bits; at least 2048 are required"
+                    ));
                 }
+                KeyType::Rsa
             }
-            KeyType::EcP256
-        }
-        (Some("OKP"), Some("Ed25519")) => {
-            if base64_member(object, "x")?.len() != 32 {
-                return Err(String::from("`x` is not 32 bytes"));
+            (Some("EC"), Some("P-256")) => {
+                for member in ["x", "y"] {
+                    if base64_member(object, member)?.len() != 32 {
+                        return Err(alloc::format!("`{member}` is not 32 bytes"));
+                    }
+                }
+                KeyType::EcP256
             }
-            KeyType::Ed25519
-        }
-        (Some(kty @ ("EC" | "OKP")), crv) => {
-            return Err(alloc::format!(
-                "curve `{}` of key type `{kty}` is not supported",
-                crv.unwrap_or("(none)")
-            ))
-        }
-        (Some(kty), _) => return Err(alloc::format!("key type `{kty}` is not supported")),
-        (None, _) => return Err(String::from("`kty` is missing")),
-    };
-    if let Some(alg) = alg {
-        if alg.key_type() != key_type {
-            return Err(alloc::format!(
-                "its `alg` {alg} does not fit its key type {key_type}"
-            ));
-        }
-    }
-    Ok(Jwk {
-        kid: text("kid")?.map(Into::into),
-        alg,
-        key_type,
-        material: material(key, key_type)?,
-    })
+            (Some("OKP"), Some("Ed25519")) => {
+                if base64_member(object, "x")?.len() != 32 {
+                    return Err(String::from("`x` is not 32 bytes"));
+                }
+                KeyType::Ed25519
+            }
+            (Some(kty @ ("EC" | "OKP")), crv) => {
+                return Err(alloc::format!(
+                    "curve `{}` of key type `{kty}` is not supported",
+                    crv.unwrap_or("(none)")
+                ))
+            }
+            (Some(kty), _) => return Err(alloc::format!("key type `{kty}` is not supported")),
+            (None, _) => return Err(String::from("`kty` is missing")),
+        },
+    )
 }
 
 fn base64_member(object: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String> {

@@ -21,36 +21,7 @@ const MAX_PROOF_LEEWAY_SECONDS: u64 = 60;
 const MAX_REPLAY_CACHE_ENTRIES: usize = 1 << 20;
 
 pub(super) fn compile_dpop(doc: &DpopDocument) -> Result<DpopRules, PolicyError> {
-    let algorithms = match &doc.algorithms {
-        None => Vec::from(DEFAULT_PROOF_ALGORITHMS),
-        Some(names) if names.is_empty() => {
-            return Err(PolicyError::new(
-                "dpop.algorithms",
-                "at least one algorithm is required",
-            ))
-        }
-        Some(names) => {
-            let mut algorithms = Vec::with_capacity(names.len());
-            for (index, name) in names.iter().enumerate() {
-                let path = format!("dpop.algorithms[{index}]");
-                let alg = Algorithm::from_name(name).ok_or_else(|| {
-                    PolicyError::new(&*path, format!("unknown algorithm `{name}`"))
-                })?;
-                if alg.key_type() == KeyType::Symmetric {
-                    return Err(PolicyError::new(
-                        path,
-                        format!(
-                            "{alg} is symmetric; a DPoP proof is signed with a public key pair"
-                        ),
-                    ));
-                }
-                if !algorithms.contains(&alg) {
-                    algorithms.push(alg);
-                }
-            }
-            algorithms
-        }
-    };
+    let algorithms = compile_algorithms(doc.algorithms.as_deref())?;
     // `EdDSA` proofs are also accepted under RFC 9864's name for them, and the challenge
     // says so.
     let mut algs: Vec<&str> = Vec::with_capacity(algorithms.len() + 1);
@@ -106,6 +77,38 @@ pub(super) fn compile_dpop(doc: &DpopDocument) -> Result<DpopRules, PolicyError>
         replay_cache_entries,
         required: doc.required,
     })
+}
+
+/// `dpop.algorithms`: asymmetric algorithms only, each once, in the policy's order.
+fn compile_algorithms(names: Option<&[String]>) -> Result<Vec<Algorithm>, PolicyError> {
+    match names {
+        None => Ok(Vec::from(DEFAULT_PROOF_ALGORITHMS)),
+        Some([]) => Err(PolicyError::new(
+            "dpop.algorithms",
+            "at least one algorithm is required",
+        )),
+        Some(names) => {
+            let mut algorithms = Vec::with_capacity(names.len());
+            for (index, name) in names.iter().enumerate() {
+                let path = format!("dpop.algorithms[{index}]");
+                let alg = Algorithm::from_name(name).ok_or_else(|| {
+                    PolicyError::new(&*path, format!("unknown algorithm `{name}`"))
+                })?;
+                if alg.key_type() == KeyType::Symmetric {
+                    return Err(PolicyError::new(
+                        path,
+                        format!(
+                            "{alg} is symmetric; a DPoP proof is signed with a public key pair"
+                        ),
+                    ));
+                }
+                if !algorithms.contains(&alg) {
+                    algorithms.push(alg);
+                }
+            }
+            Ok(algorithms)
+        }
+    }
 }
 
 /// Longest nonce lifetime: a nonce bounds how long a proof made ahead of time is usable.
