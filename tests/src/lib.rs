@@ -265,7 +265,8 @@ pub fn access_token_hash(token: &str) -> String {
 /// (default the `alg`; `none` for no signature), `jwk` (whose public key to embed, by
 /// algorithm: default the signer's; `"other"` for another client's key of that type),
 /// `header` and `claims` merged over the defaults (`typ: dpop+jwt`, the `jwk`; `jti`,
-/// `htm`, `htu`, `iat`, `ath`; `null` removes), `tamper: "signature"`.
+/// `htm`, `htu`, `iat`, `ath`; `null` removes), `tamper: "signature"` (a bit of it flipped)
+/// or `tamper: "small-order-signature"` (R the identity, s = 0).
 pub fn mint_proof(
     client: &TestKeys,
     spec: &Value,
@@ -311,6 +312,14 @@ pub fn mint_proof(
             let (input, signature) = proof.rsplit_once('.').expect("a JWS");
             let mut bytes = Base64UrlUnpadded::decode_vec(signature).expect("base64url");
             bytes[0] ^= 1;
+            format!("{input}.{}", Base64UrlUnpadded::encode_string(&bytes))
+        }
+        // R = the identity's encoding and s = 0: what verifies for every message under the
+        // identity as an Ed25519 key (a point of small order).
+        Some("small-order-signature") => {
+            let (input, _) = proof.rsplit_once('.').expect("a JWS");
+            let mut bytes = [0u8; 64];
+            bytes[0] = 1;
             format!("{input}.{}", Base64UrlUnpadded::encode_string(&bytes))
         }
         Some(other) => panic!("unknown tamper `{other}`"),

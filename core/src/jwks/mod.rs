@@ -360,7 +360,7 @@ fn material(key: &Value, key_type: KeyType) -> Result<Material, String> {
                 .map_err(|_| String::from("`x` is not 32 bytes"))?;
             crate::verify::ed25519::Ed25519Key::new(x)
                 .map(Material::Ed25519)
-                .ok_or_else(|| String::from("not a valid key: `x` is not an Ed25519 point"))
+                .map_err(|refused| String::from(refused.message()))
         }
         _ => Ok(Material::NotBuilt),
     }
@@ -415,6 +415,19 @@ mod tests {
         assert_eq!(set.keys().count(), 1);
         let reason = alloc::format!("{}", set.skipped()[0]);
         assert!(reason.contains("not an Ed25519 point"), "{reason}");
+    }
+
+    #[test]
+    #[cfg(feature = "eddsa")]
+    fn an_ed25519_key_of_small_order_is_skipped() {
+        // The identity (y = 1): R = identity and s = 0 would sign every message with it.
+        let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"weak","x":"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
+            {"kty":"OKP","crv":"Ed25519","kid":"good","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+        let set = KeySet::from_json(jwks).unwrap();
+        assert_eq!(set.keys().count(), 1);
+        assert!(!set.has_kid("weak"));
+        let reason = alloc::format!("{}", set.skipped()[0]);
+        assert!(reason.contains("small order"), "{reason}");
     }
 
     #[test]

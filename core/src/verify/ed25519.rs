@@ -3,8 +3,9 @@
 //!
 //! A check recomputes R as s·B − k·A (k = SHA-512(R ‖ A ‖ message) mod ℓ) and compares its
 //! encoding with the signature's R, as ed25519-dalek's `verify` does (the same acceptance:
-//! s must be canonical, A any point that decompresses, of any order; the tests compare both
-//! ways and with ed25519-dalek on Wycheproof's vectors and on a key of mixed order).
+//! s must be canonical, A any point that decompresses, of mixed order too; the tests compare
+//! both ways and with ed25519-dalek on Wycheproof's vectors and on a key of mixed order),
+//! except that a key of small order, for which anyone can sign, is refused when it is read.
 //! ed25519-dalek computes the sum with 253 shared doublings; a key that verified a signature
 //! and is used again (a JWKS key, unlike the key a DPoP proof carries) gets tables of its multiples
 //! instead, `j·16ⁱ·(−A)` for every 4-bit window `i` and `j` in 1..=8, as the base point
@@ -40,6 +41,25 @@ pub(crate) struct Ed25519Key {
     tables: Arc<KeyTables<Multiples>>,
 }
 
+/// Why an encoding is not an Ed25519 key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeyRefused {
+    NotAPoint,
+    SmallOrder,
+}
+
+impl KeyRefused {
+    /// What a JWKS or a DPoP proof says of the key.
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            Self::NotAPoint => "not a valid key: `x` is not an Ed25519 point",
+            Self::SmallOrder => {
+                "not a valid key: `x` is a point of small order, for which anyone can sign"
+            }
+        }
+    }
+}
+
 /// `j·16ⁱ·P` at `i·MULTIPLES + j - 1`.
 #[derive(Debug)]
 struct Multiples(Vec<EdwardsPoint>);
@@ -48,11 +68,28 @@ struct Multiples(Vec<EdwardsPoint>);
 static BASE_POINT: spin::Once<Multiples> = spin::Once::new();
 
 impl Ed25519Key {
-    /// Reads the key from its encoding (the JWK member `x`, decoded); `None` when it is
-    /// not a point of the curve.
-    pub(crate) fn new(encoded: [u8; 32]) -> Option<Self> {
-        let point = CompressedEdwardsY(encoded).decompress()?;
-        Some(Self {
+    /// Reads the key from its encoding (the JWK member `x`, decoded); refused when it is not
+    /// a point of the curve, or is a point of small order (the identity and the other seven
+    /// points whose 8th multiple is the identity): k·A then takes at most eight values
+    /// whatever the message, so a signature can be made without any private key (with the
+    /// identity, R = identity and s = 0 sign every message). No key generator makes one;
+    /// Web Crypto's Ed25519 refuses them too, where ed25519-dalek's `verify` does not.
+    pub(crate) fn new(encoded: [u8; 32]) -> Result<Self, KeyRefused> {
+        let point = CompressedEdwardsY(encoded)
+            .decompress()
+            .ok_or(KeyRefused::NotAPoint)?;
+        // 8·A is the identity just for these points. Computed as 8·A + 0·B by the
+        // double-base multiplication that `check` links anyway: curve25519-dalek's own
+        // `is_small_order` (three inlined doublings) made the filter 1.1 KB larger.
+        let eight_a = EdwardsPoint::vartime_double_scalar_mul_basepoint(
+            &Scalar::from(8u8),
+            &point,
+            &Scalar::ZERO,
+        );
+        if eight_a.compress() == CompressedEdwardsY::identity() {
+            return Err(KeyRefused::SmallOrder);
+        }
+        Ok(Self {
             encoded,
             minus_a: -point,
             tables: Arc::default(),
@@ -294,8 +331,41 @@ mod tests {
         assert!(accepted > 0 && accepted < 128, "{accepted}");
     }
 
+    /// A key of small order signs for anyone: with the identity as A, R = identity and s = 0
+    /// pass ed25519-dalek's `verify` for every message. All eight such points are refused as
+    /// keys; a key of mixed order is not one of them.
+    #[test]
+    fn a_key_of_small_order_is_refused() {
+        use ed25519_dalek::Verifier as _;
+        let identity = EdwardsPoint::identity().compress().to_bytes();
+        let dalek = ed25519_dalek::VerifyingKey::from_bytes(&identity).unwrap();
+        let forged: Vec<u8> = identity.iter().chain(&[0u8; 32]).copied().collect();
+        let forged = ed25519_dalek::Signature::from_slice(&forged).unwrap();
+        assert!(dalek.verify(b"any message", &forged).is_ok());
+        for point in curve25519_dalek::constants::EIGHT_TORSION {
+            let refused = Ed25519Key::new(point.compress().to_bytes()).err();
+            assert_eq!(refused, Some(KeyRefused::SmallOrder), "{point:?}");
+        }
+        // The refusal is curve25519-dalek's `is_small_order`, on those and on others.
+        let torsion = curve25519_dalek::constants::EIGHT_TORSION;
+        let others = [
+            ED25519_BASEPOINT_POINT,
+            mixed_order_point(),
+            torsion[3] + torsion[6],
+        ];
+        for point in torsion.iter().chain(&others) {
+            let refused = Ed25519Key::new(point.compress().to_bytes()).err();
+            assert_eq!(
+                refused == Some(KeyRefused::SmallOrder),
+                point.is_small_order()
+            );
+        }
+        assert!(Ed25519Key::new(mixed_order_point().compress().to_bytes()).is_ok());
+    }
+
     /// RFC 8032 section 7.1, TEST 2: the first check without tables, every later one with
-    /// them; refused with the message, a bit of R or of s changed, or a byte short.
+    /// them; refused with the message, a bit of R or of s changed, s + ℓ for s, or a byte
+    /// short.
     #[test]
     fn rfc_8032_test_2_verifies_with_and_without_tables() {
         let hex = |text: &str| -> Vec<u8> {
@@ -311,6 +381,16 @@ mod tests {
         ));
         let message = [0x72];
         let key = Ed25519Key::new(public.try_into().unwrap()).unwrap();
+        // s + ℓ: the same point, but not canonical (ℓ little-endian).
+        let order = hex("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010");
+        let mut s_plus_order = signature.clone();
+        let mut carry = 0u16;
+        for (byte, add) in s_plus_order[32..].iter_mut().zip(&order) {
+            let sum = u16::from(*byte) + u16::from(*add) + carry;
+            *byte = sum as u8;
+            carry = sum >> 8;
+        }
+        assert_eq!(carry, 0);
         let refused = |key: &Ed25519Key| {
             let mut bad_r = signature.clone();
             bad_r[5] ^= 1;
@@ -319,6 +399,7 @@ mod tests {
             !key.verify(&[0x73], &signature)
                 && !key.verify(&message, &bad_r)
                 && !key.verify(&message, &bad_s)
+                && !key.verify(&message, &s_plus_order)
                 && !key.verify(&message, &signature[..63])
         };
         // Refusals build no tables; the first valid signature is checked without them.
