@@ -196,6 +196,31 @@ mod tests {
         <Scalar as Reduce<FieldBytes>>::reduce(&FieldBytes::from(bytes))
     }
 
+    /// Only a point of the curve, each coordinate 32 bytes and below p: (5, y) is a point,
+    /// and (5 + p, y), the same point with x not reduced, is refused.
+    #[test]
+    fn a_key_must_be_a_point_with_canonical_coordinates() {
+        let hex = |text: &str| -> Vec<u8> {
+            (0..text.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let x = hex("0000000000000000000000000000000000000000000000000000000000000005");
+        let y = hex("459243b9aa581806fe913bce99817ade11ca503c64d9a3c533415c083248fbcc");
+        let x_plus_p = hex("ffffffff00000001000000000000000000000001000000000000000000000004");
+        assert!(P256Key::new(&x, &y).is_some());
+        assert!(P256Key::new(&x_plus_p, &y).is_none());
+        let mut off_curve = y.clone();
+        off_curve[31] ^= 1;
+        assert!(P256Key::new(&x, &off_curve).is_none());
+        assert!(P256Key::new(&x[1..], &y).is_none());
+        let mut longer = x.clone();
+        longer.insert(0, 0);
+        assert!(P256Key::new(&longer, &y).is_none());
+        assert!(P256Key::new(&[0; 32], &[0; 32]).is_none());
+    }
+
     #[test]
     fn signed_digits_sum_to_the_scalar() {
         for seed in [[0u8; 32], [0xff; 32], [0x88; 32], [0x7f; 32], {

@@ -479,3 +479,92 @@ pub(crate) fn limbs(bytes: &[u8], count: usize) -> Vec<u32> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A modulus of exactly `bits` bits: its top byte all ones down to that bit count, then
+    /// 0x5a bytes, the last one `last` (odd or even).
+    fn modulus(bits: usize, last: u8) -> Vec<u8> {
+        let mut n = alloc::vec![0x5a; bits.div_ceil(8)];
+        n[0] = 0xff >> ((8 - bits % 8) % 8);
+        if let Some(byte) = n.last_mut() {
+            *byte = last;
+        }
+        n
+    }
+
+    const F4: [u8; 3] = [1, 0, 1];
+
+    #[test]
+    fn a_key_that_makes_forging_easy_or_verifying_slow_is_refused() {
+        let n = modulus(2048, 0x5b);
+        assert!(RsaKey::new(&n, &F4).is_ok());
+        // e = 1 makes every message its own signature; 0 and even exponents are no RSA.
+        for e in [
+            &[][..],
+            &[0],
+            &[1],
+            &[2],
+            &[0, 0, 1],
+            &[1, 0, 0],
+            &[0, 1, 0, 0],
+        ] {
+            assert_eq!(
+                RsaKey::new(&n, e).err(),
+                Some(KeyError::Exponent),
+                "e = {e:?}"
+            );
+        }
+        // Odd, from 3 to 2^33 - 1, leading zero bytes ignored.
+        assert!(RsaKey::new(&n, &[3]).is_ok());
+        assert!(RsaKey::new(&n, &[0, 0, 3]).is_ok());
+        assert!(RsaKey::new(&n, &[1, 0xff, 0xff, 0xff, 0xff]).is_ok());
+        assert_eq!(
+            RsaKey::new(&n, &[2, 0, 0, 0, 1]).err(),
+            Some(KeyError::Exponent)
+        );
+        assert_eq!(RsaKey::new(&n, &[1; 9]).err(), Some(KeyError::Exponent));
+        // An even modulus has no Montgomery form (and is no RSA modulus).
+        assert_eq!(
+            RsaKey::new(&modulus(2048, 0x5a), &F4).err(),
+            Some(KeyError::EvenModulus)
+        );
+        // Sizes, counted without leading zero bytes.
+        assert_eq!(
+            RsaKey::new(&modulus(2047, 0x5b), &F4).err(),
+            Some(KeyError::TooSmall(2047))
+        );
+        let mut padded = alloc::vec![0; 4];
+        padded.extend(modulus(2047, 0x5b));
+        assert_eq!(
+            RsaKey::new(&padded, &F4).err(),
+            Some(KeyError::TooSmall(2047))
+        );
+        assert!(RsaKey::new(&modulus(4096, 0x5b), &F4).is_ok());
+        assert_eq!(
+            RsaKey::new(&modulus(4097, 0x5b), &F4).err(),
+            Some(KeyError::TooLarge(4097))
+        );
+        for empty in [&[][..], &[0, 0]] {
+            assert_eq!(RsaKey::new(empty, &F4).err(), Some(KeyError::TooSmall(0)));
+        }
+    }
+
+    #[test]
+    fn a_signature_of_another_length_or_not_below_the_modulus_is_refused() {
+        let n = modulus(2049, 0x5b);
+        let key = RsaKey::new(&n, &F4).unwrap();
+        assert_eq!(key.len(), 257);
+        let digest = [0u8; 32];
+        for signature in [
+            alloc::vec![],
+            alloc::vec![1; 256],
+            alloc::vec![1; 258],
+            n.clone(),
+        ] {
+            assert!(!key.verify_pkcs1v15(Hash::Sha256, &digest, &signature));
+        }
+    }
+}
