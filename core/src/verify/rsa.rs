@@ -103,11 +103,13 @@ impl Modulus {
         for _ in 0..5 {
             inv = inv.wrapping_mul(2u32.wrapping_sub(n[0].wrapping_mul(inv)));
         }
-        Self {
+        let mut modulus = Self {
             n_inv: inv.wrapping_neg(),
-            r_squared: r_squared(&n),
+            r_squared: Vec::new(),
             n,
-        }
+        };
+        modulus.r_squared = r_squared(&modulus);
+        modulus
     }
 }
 
@@ -409,22 +411,39 @@ pub(crate) fn subtract_unless_below(a: &mut [u32], n: &[u32], carry: u32) {
     }
 }
 
-/// R² mod n by doubling 1 modulo n 2·32·limbs times; once per key.
-fn r_squared(n: &[u32]) -> Vec<u32> {
+/// R² mod n, R = 2^(32·limbs), once per key (a DPoP proof's key: once per request). With
+/// 32·limbs = t·2^s, t odd: 2^(bits−1), below n, doubled modulo n up to 2^t·R (at most
+/// 32 + t doublings), which is 2^t in Montgomery form; s Montgomery squarings keep the form
+/// and give 2^(t·2^s) = R in it, that is R·R mod n. Doubling all the way from 1 took
+/// 64·limbs doublings, about twice a signature check.
+fn r_squared(modulus: &Modulus) -> Vec<u32> {
+    let n = &modulus.n;
+    let total = 32 * n.len();
+    let bits = total - n.last().map_or(32, |top| top.leading_zeros() as usize);
+    let (s, t) = (total.trailing_zeros(), total >> total.trailing_zeros());
     let mut value = vec![0u32; n.len()];
-    value[0] = 1;
-    for _ in 0..64 * n.len() {
-        let mut carry = 0u32;
-        for limb in value.iter_mut() {
-            let next = *limb >> 31;
-            *limb = (*limb << 1) | carry;
-            carry = next;
-        }
-        if carry != 0 || !less_than(&value, n) {
-            subtract(&mut value, n);
-        }
+    value[(bits - 1) / 32] = 1 << ((bits - 1) % 32);
+    for _ in 0..(total - (bits - 1) + t) {
+        double_modulo(&mut value, n);
+    }
+    let mut montgomery = Montgomery::new(modulus);
+    for _ in 0..s {
+        montgomery.square(&mut value);
     }
     value
+}
+
+/// value ← 2·value mod n, for value < n.
+fn double_modulo(value: &mut [u32], n: &[u32]) {
+    let mut carry = 0u32;
+    for limb in value.iter_mut() {
+        let next = *limb >> 31;
+        *limb = (*limb << 1) | carry;
+        carry = next;
+    }
+    if carry != 0 || !less_than(value, n) {
+        subtract(value, n);
+    }
 }
 
 /// a < b for little-endian limbs of equal length.
@@ -549,6 +568,40 @@ mod tests {
         );
         for empty in [&[][..], &[0, 0]] {
             assert_eq!(RsaKey::new(empty, &F4).err(), Some(KeyError::TooSmall(0)));
+        }
+    }
+
+    /// R² mod n as it was computed before: 1 doubled modulo n 64·limbs times.
+    fn r_squared_by_doubling(n: &[u32]) -> Vec<u32> {
+        let mut value = alloc::vec![0u32; n.len()];
+        value[0] = 1;
+        for _ in 0..64 * n.len() {
+            double_modulo(&mut value, n);
+        }
+        value
+    }
+
+    #[test]
+    fn r_squared_is_what_doubling_gives_for_every_size() {
+        // Odd moduli of every bit count a key may have at its edges and a few between, the
+        // limbs from a fixed generator (limb counts 64 = 2^6, 65, 96 = 3·2^5, 127, 128).
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u32
+        };
+        for bits in [
+            2048usize, 2049, 2050, 2080, 2081, 3071, 3072, 3073, 4064, 4095, 4096,
+        ] {
+            let limbs = bits.div_ceil(32);
+            let mut n: Vec<u32> = (0..limbs).map(|_| next()).collect();
+            n[0] |= 1;
+            let top_bits = bits - 32 * (limbs - 1);
+            n[limbs - 1] = (n[limbs - 1] >> (32 - top_bits)) | (1 << (top_bits - 1));
+            let modulus = Modulus::new(n.clone());
+            assert_eq!(modulus.r_squared, r_squared_by_doubling(&n), "{bits} bits");
         }
     }
 
