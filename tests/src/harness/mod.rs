@@ -88,21 +88,43 @@ fn newer_filter_source() -> Option<PathBuf> {
     None
 }
 
-/// The ports [`free_port`] hands out: below Linux's default ephemeral range (32768-60999),
-/// where the system never puts the source port of a client connection. Ports asked of the
-/// system (`bind(0)`) come from that range, and a test's client connections, Envoy's
-/// upstream connections and the IdP's took such a port between the test's check and the
-/// proxy's bind often enough to fail the clean-clone CI ("Address already in use").
+/// Where [`free_port`] looks first: below Linux's default ephemeral range (32768-60999).
 const PORTS: std::ops::Range<u16> = 20_000..32_000;
 
-/// A port no other [`free_port`] call of this process has returned, free a moment ago.
+/// The ports [`free_port`] hands out: outside the system's ephemeral range, from which the
+/// system takes the source port of every client connection and the port of a `bind(0)`.
+/// Ports taken that way, by a test's client connections or Envoy's and the IdP's upstream
+/// ones, were taken between the test's check and the host's bind often enough to fail the
+/// clean-clone CI ("Address already in use"). [`PORTS`] when the range starts above it (the
+/// default), else the ports above the range; [`PORTS`] again when the range leaves no room
+/// (then [`on_a_free_port`] is all that helps).
+fn ports() -> std::ops::Range<u16> {
+    match ephemeral_ports() {
+        Some((low, _)) if low >= PORTS.end => PORTS,
+        Some((low, _)) if low > PORTS.start + 1_000 => PORTS.start..low,
+        Some((_, high)) if high < 64_000 => high + 1..u16::MAX,
+        _ => PORTS,
+    }
+}
+
+/// The system's ephemeral port range (`/proc/sys/net/ipv4/ip_local_port_range`).
+fn ephemeral_ports() -> Option<(u16, u16)> {
+    let text = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut bounds = text.split_whitespace().map(str::parse::<u16>);
+    Some((bounds.next()?.ok()?, bounds.next()?.ok()?))
+}
+
+/// A port free a moment ago, outside the system's ephemeral range when there is room, and
+/// not returned by another call of this process before (until the range has been gone
+/// through: 12,000 calls with the default range).
 ///
-/// Each process starts at its own place in [`PORTS`] (from its PID), so test binaries run
+/// Each process starts at its own place in the range (from its PID), so test binaries run
 /// side by side rarely meet; [`on_a_free_port`] handles the rest.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
-    let span = u32::from(PORTS.end - PORTS.start);
+    let ports = ports();
+    let span = u32::from(ports.end - ports.start);
     // First call: a start derived from the PID (a multiplier coprime with the span spreads
     // consecutive PIDs apart).
     let _ = NEXT.compare_exchange(
@@ -113,12 +135,12 @@ pub fn free_port() -> u16 {
     );
     for _ in 0..span {
         let offset = NEXT.fetch_add(1, Ordering::Relaxed) % span;
-        let port = PORTS.start + offset as u16;
+        let port = ports.start + offset as u16;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
-    panic!("no free port on 127.0.0.1 in {PORTS:?}")
+    panic!("no free port on 127.0.0.1 in {ports:?}")
 }
 
 /// A failed start of a host process.
@@ -228,8 +250,12 @@ mod tests {
         distinct.sort_unstable();
         distinct.dedup();
         assert_eq!(distinct.len(), ports.len(), "a port handed out twice");
-        assert!(ports.iter().all(|port| PORTS.contains(port)), "{ports:?}");
-        // Linux's default ephemeral range: what a client connection's source port comes from.
-        assert!(ports.iter().all(|&port| port < 32_768));
+        // The system's range, as it reads it when it starts a client connection.
+        if let Some((low, high)) = ephemeral_ports() {
+            if low > PORTS.start + 1_000 || high < 64_000 {
+                let inside: Vec<_> = ports.iter().filter(|p| (low..=high).contains(p)).collect();
+                assert!(inside.is_empty(), "in {low}-{high}: {inside:?}");
+            }
+        }
     }
 }

@@ -376,7 +376,6 @@ impl Nginx {
     }
 }
 
-/// The PIDs whose parent is `parent`, from `/proc`.
 impl Drop for Nginx {
     fn drop(&mut self) {
         let master = self.child.id();
