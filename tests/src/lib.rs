@@ -12,6 +12,7 @@ pub mod dpop;
 pub mod harness;
 pub mod node;
 pub mod oci;
+pub mod vectors;
 
 use std::path::PathBuf;
 
