@@ -64,8 +64,8 @@ mod tests {
     use super::*;
     use crate::verify::es256::P256Key;
 
-    fn bytes(hex: &str) -> [u8; 32] {
-        core::array::from_fn(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+    fn bytes(text: &str) -> [u8; 32] {
+        crate::verify::hex(text).try_into().unwrap()
     }
 
     /// The public key of d = 1: the curve's generator.

@@ -191,6 +191,7 @@ fn signed_digits(big_endian: &FieldBytes) -> [i8; WINDOWS] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::hex;
 
     fn scalar(bytes: [u8; 32]) -> Scalar {
         <Scalar as Reduce<FieldBytes>>::reduce(&FieldBytes::from(bytes))
@@ -200,12 +201,6 @@ mod tests {
     /// and (5 + p, y), the same point with x not reduced, is refused.
     #[test]
     fn a_key_must_be_a_point_with_canonical_coordinates() {
-        let hex = |text: &str| -> Vec<u8> {
-            (0..text.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-                .collect()
-        };
         let x = hex("0000000000000000000000000000000000000000000000000000000000000005");
         let y = hex("459243b9aa581806fe913bce99817ade11ca503c64d9a3c533415c083248fbcc");
         let x_plus_p = hex("ffffffff00000001000000000000000000000001000000000000000000000004");

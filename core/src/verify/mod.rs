@@ -18,6 +18,15 @@ mod wycheproof;
 use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
+/// The bytes a hex string spells, for the tests' vectors.
+#[cfg(test)]
+pub(crate) fn hex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
 /// The signing key of a verification-only algorithm: there is none.
 #[derive(Debug)]
 pub(crate) enum NoSigningKey {}
