@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use scopegate_tests::harness::{children_of, signal};
+use scopegate_tests::harness::{children_of, running, signal};
 
 /// The write end of the pipe the signal handler writes to.
 static SIGNALLED: AtomicI32 = AtomicI32::new(-1);
@@ -86,14 +86,4 @@ fn stop_children() {
         }
         signal(child, "-KILL");
     }
-}
-
-/// Whether `pid` exists and has not exited (an exited child stays a zombie, state `Z`, until
-/// this process ends).
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z")
-    })
 }

@@ -97,14 +97,17 @@ const PORTS: std::ops::Range<u16> = 20_000..32_000;
 /// ones, were taken between the test's check and the host's bind often enough to fail the
 /// clean-clone CI ("Address already in use"). [`PORTS`] when the range starts above it (the
 /// default), else the ports above the range; [`PORTS`] again when the range leaves no room
-/// (then [`on_a_free_port`] is all that helps).
+/// (then [`on_a_free_port`] is all that helps). Read once per process.
 fn ports() -> std::ops::Range<u16> {
-    match ephemeral_ports() {
-        Some((low, _)) if low >= PORTS.end => PORTS,
-        Some((low, _)) if low > PORTS.start + 1_000 => PORTS.start..low,
-        Some((_, high)) if high < 64_000 => high + 1..u16::MAX,
-        _ => PORTS,
-    }
+    static PORTS_HERE: std::sync::OnceLock<std::ops::Range<u16>> = std::sync::OnceLock::new();
+    PORTS_HERE
+        .get_or_init(|| match ephemeral_ports() {
+            Some((low, _)) if low >= PORTS.end => PORTS,
+            Some((low, _)) if low > PORTS.start + 1_000 => PORTS.start..low,
+            Some((_, high)) if high < 64_000 => high + 1..u16::MAX,
+            _ => PORTS,
+        })
+        .clone()
 }
 
 /// The system's ephemeral port range (`/proc/sys/net/ipv4/ip_local_port_range`).
@@ -178,15 +181,23 @@ pub fn children_of(parent: u32) -> Vec<u32> {
     entries
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                // `pid (comm) state ppid …`: comm may hold spaces, so split after `)`.
-                stat.rsplit_once(')')
-                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
-                    == Some(parent)
-            })
-        })
+        .filter(|&pid| process_stat(pid).is_some_and(|(_, ppid)| ppid == parent))
         .collect()
+}
+
+/// Whether `pid` exists and has not exited (an exited child stays a zombie, state `Z`,
+/// until its parent reaps it).
+pub fn running(pid: u32) -> bool {
+    process_stat(pid).is_some_and(|(state, _)| state != 'Z')
+}
+
+/// The state and parent of `pid`, from `/proc/PID/stat`.
+fn process_stat(pid: u32) -> Option<(char, u32)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid …`: comm may hold spaces, so split after `)`.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.next()?.parse().ok()?))
 }
 
 /// Sends the signal `name` (`-TERM`, `-KILL`) to `pid` with kill(1), ignoring a PID that is gone.
